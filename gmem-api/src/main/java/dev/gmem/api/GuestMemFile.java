@@ -1,0 +1,59 @@
+package dev.gmem.api;
+
+/**
+ * One VM's view of a {@link GuestMemInode}, bound immutably to the VM that created it. Memslots
+ * bind to files. Closing a file never frees memory; any call after close fails with EBADF.
+ */
+@Api(status = Api.Status.STABLE, since = "0.1")
+public interface GuestMemFile extends AutoCloseable {
+
+  Vm vm();
+
+  GuestMemInode inode();
+
+  long size();
+
+  long flags();
+
+  FileStat stat();
+
+  /**
+   * {@code fallocate(2)} with the kernel's rules: mode without KEEP_SIZE or with any bit beyond
+   * KEEP_SIZE|PUNCH_HOLE → EOPNOTSUPP; unaligned offset/len → EINVAL; allocation past EOF →
+   * EINVAL; punching past EOF succeeds. Punching frees the pages, zaps host and guest mappings of
+   * every file of the inode and leaves shareability unchanged.
+   */
+  void fallocate(int mode, long offset, long length);
+
+  /** {@code fallocate(KEEP_SIZE|PUNCH_HOLE, offset, length)}. */
+  default void punchHole(long offset, long length) {
+    fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, length);
+  }
+
+  /** {@code fallocate(KEEP_SIZE, offset, length)}. */
+  default void allocate(long offset, long length) {
+    fallocate(Fallocate.KEEP_SIZE, offset, length);
+  }
+
+  /**
+   * {@code mmap(2)} of the file with the kernel's rules: without MMAP → ENODEV; MAP_PRIVATE →
+   * EINVAL; PROT_EXEC → EPERM; unaligned offset → EINVAL. The mapping may extend beyond EOF.
+   */
+  HostMapping map(long offset, long length, int prot, int mapFlags);
+
+  /** A read-write shared mapping of the whole file. */
+  default HostMapping map() {
+    return map(0, size(), Prot.READ_WRITE, Prot.MAP_SHARED);
+  }
+
+  /** Shareability of the page holding {@code offset}. */
+  default Shareability shareability(long offset) {
+    return inode().shareability(offset >>> Folio.PAGE_SHIFT);
+  }
+
+  boolean isOpen();
+
+  /** Closes this view. Memory stays with the inode. Idempotent. */
+  @Override
+  void close();
+}

@@ -1,0 +1,33 @@
+package dev.gmem.api;
+
+import java.util.List;
+
+/**
+ * The memory and its contents: size, flags, shareability, filemap. It outlives the VM that created
+ * it and lives while any file or mapping references it.
+ */
+@Api(status = Api.Status.STABLE, since = "0.1")
+public interface GuestMemInode {
+
+  /** Inode number, distinct per inode. */
+  long ino();
+
+  long size();
+
+  long flags();
+
+  /** Shareability of the page at {@code index} (the "get" upstream lacks). */
+  Shareability shareability(long index);
+
+  /** Maximal shareability runs intersecting pages {@code [start, end)}, clipped to it. */
+  List<ShareabilityRange> shareabilityRanges(long start, long end);
+
+  /** Folios present in pages {@code [start, end)}, in index order. */
+  List<Folio> folios(long start, long end);
+
+  /** Pages currently allocated (backed by a folio). */
+  long allocatedPages();
+
+  /** The open files viewing this inode. */
+  List<GuestMemFile> files();
+}

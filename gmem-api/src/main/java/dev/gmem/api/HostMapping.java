@@ -1,0 +1,55 @@
+package dev.gmem.api;
+
+import java.nio.ByteBuffer;
+
+/**
+ * A host mapping of a guest_memfd file range ({@code mmap(MAP_SHARED)}). Accessors check the
+ * page's shareability under the inode's invalidate lock: access to a page that is not SHARED, or
+ * beyond EOF, throws {@link GmemException} (EFAULT) where the kernel would raise SIGBUS. Private
+ * pages are really inaccessible in the mapping, so raw access by other means faults too.
+ */
+@Api(status = Api.Status.STABLE, since = "0.1")
+public interface HostMapping extends AutoCloseable {
+
+  GuestMemFile file();
+
+  /** File offset of the first mapped byte. */
+  long offset();
+
+  long length();
+
+  int prot();
+
+  /** Host virtual address of the first byte, for handing to the kernel (memslots, io). */
+  long address();
+
+  byte getByte(long offset);
+
+  void putByte(long offset, byte value);
+
+  long getLong(long offset);
+
+  void putLong(long offset, long value);
+
+  /** Copies {@code length} bytes at mapping offset {@code offset} into {@code dst}. */
+  void read(long offset, byte[] dst, int dstIndex, int length);
+
+  /** Copies {@code length} bytes from {@code src} to mapping offset {@code offset}. */
+  void write(long offset, byte[] src, int srcIndex, int length);
+
+  /** Fills {@code [offset, offset+length)} with {@code value}. */
+  void fill(long offset, long length, byte value);
+
+  /**
+   * A direct view of {@code [offset, offset+length)} after checking it is all SHARED now. The view
+   * does not re-check: after a conversion to private, access through it faults (an
+   * {@link InternalError} from the JVM, as for a truncated mapped file). Never use it after close.
+   */
+  ByteBuffer buffer(long offset, int length);
+
+  boolean isOpen();
+
+  /** Unmaps. Idempotent. */
+  @Override
+  void close();
+}

@@ -1,0 +1,26 @@
+package dev.gmem.api;
+
+/** The KVM capabilities gmem probes ({@code KVM_CHECK_EXTENSION} numbers, {@code include/uapi/linux/kvm.h}). */
+@Api(status = Api.Status.STABLE, since = "0.1")
+public enum KvmCapability {
+  NR_MEMSLOTS(10),
+  READONLY_MEM(81),
+  IMMEDIATE_EXIT(136),
+  USER_MEMORY2(231),
+  MEMORY_FAULT_INFO(232),
+  MEMORY_ATTRIBUTES(233),
+  GUEST_MEMFD(234),
+  VM_TYPES(235),
+  PRE_FAULT_MEMORY(236),
+  GUEST_MEMFD_FLAGS(244);
+
+  private final int number;
+
+  KvmCapability(int number) {
+    this.number = number;
+  }
+
+  public int number() {
+    return number;
+  }
+}
