@@ -12,7 +12,9 @@ public enum KvmCapability {
   GUEST_MEMFD(234),
   VM_TYPES(235),
   PRE_FAULT_MEMORY(236),
-  GUEST_MEMFD_FLAGS(244);
+  GUEST_MEMFD_FLAGS(244),
+  /** In-place conversion series v7 ({@code KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES}); 0 on kernels without it. */
+  GUEST_MEMFD_MEMORY_ATTRIBUTES(249);
 
   private final int number;
 

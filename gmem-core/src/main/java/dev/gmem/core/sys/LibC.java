@@ -1,0 +1,67 @@
+package dev.gmem.core.sys;
+
+import jnr.ffi.Pointer;
+import jnr.ffi.annotations.Out;
+import jnr.ffi.annotations.Variadic;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import jnr.ffi.types.ssize_t;
+
+/**
+ * The one libc binding of gmem-core. An interface so that errno handling in {@link Sys} can be
+ * tested with Mockito. Addresses are {@code long}, except {@code mmap}'s, which is a
+ * {@link Pointer}: a JNR function with six all-primitive parameters receives a corrupted sixth
+ * argument on x86_64 (jnr-ffi #181).
+ */
+public interface LibC {
+
+  @Variadic(fixedCount = 2)
+  int open(String path, int flags, int mode);
+
+  int close(int fd);
+
+  @ssize_t
+  long read(int fd, long buf, @size_t long count);
+
+  @ssize_t
+  long write(int fd, long buf, @size_t long count);
+
+  @Variadic(fixedCount = 2)
+  int ioctl(int fd, long request, long arg);
+
+  @Variadic(fixedCount = 2)
+  int ioctl(int fd, long request, Pointer arg);
+
+  long mmap(Pointer addr, @size_t long length, int prot, int flags, int fd, @off_t long offset);
+
+  int munmap(long addr, @size_t long length);
+
+  int mprotect(long addr, @size_t long length, int prot);
+
+  int madvise(long addr, @size_t long length, int advice);
+
+  int fallocate(int fd, int mode, @off_t long offset, @off_t long length);
+
+  int memfd_create(String name, int flags);
+
+  int ftruncate(int fd, @off_t long length);
+
+  int fstat(int fd, Pointer statbuf);
+
+  int mincore(long addr, @size_t long length, @Out byte[] vec);
+
+  int pipe(@Out int[] fds);
+
+  int dup(int fd);
+
+  @Variadic(fixedCount = 1)
+  long syscall(long number, long a1);
+
+  @Variadic(fixedCount = 1)
+  long syscall(long number, long a1, long a2);
+
+  /** Copies through a native call, so the calling thread is in native state while it may fault. */
+  long memcpy(long dst, long src, @size_t long n);
+
+  long memset(long dst, int c, @size_t long n);
+}

@@ -1,0 +1,226 @@
+package dev.gmem.core.sys;
+
+import com.kenai.jffi.MemoryIO;
+import dev.gmem.api.GmemException;
+import java.nio.ByteBuffer;
+import java.util.function.IntSupplier;
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Pointer;
+import jnr.ffi.Runtime;
+
+/**
+ * Checked syscalls: every failure becomes a {@link GmemException} carrying the kernel's errno,
+ * which is read right after the failing call and never after a success (a saved errno is stale
+ * after success).
+ */
+public final class Sys {
+  public static final int O_RDONLY = 0;
+  public static final int O_RDWR = 2;
+  public static final int O_NONBLOCK = 0x800;
+  public static final int O_CLOEXEC = 0x80000;
+
+  public static final int MFD_CLOEXEC = 0x1;
+  public static final int MFD_ALLOW_SEALING = 0x2;
+  public static final int MFD_HUGETLB = 0x4;
+  public static final int MFD_HUGE_SHIFT = 26;
+
+  public static final int MADV_DONTNEED = 4;
+  public static final int MADV_REMOVE = 9;
+  public static final int MADV_POPULATE_READ = 22;
+  public static final int MADV_POPULATE_WRITE = 23;
+
+  public static final long SYS_USERFAULTFD = 323;
+  public static final long SYS_MEMFD_SECRET = 447;
+
+  public static final long MAP_FAILED = -1L;
+  public static final long PAGE_SIZE = 4096;
+
+  private final LibC libc;
+  private final Runtime runtime;
+  private final IntSupplier lastError;
+
+  public Sys(LibC libc, Runtime runtime, IntSupplier lastError) {
+    this.libc = libc;
+    this.runtime = runtime;
+    this.lastError = lastError;
+  }
+
+  /** Binds libc. One instance per runtime is enough; the binding itself is cached by JNR. */
+  public static Sys load() {
+    LibC libc = LibraryLoader.create(LibC.class).load("c");
+    Runtime rt = Runtime.getRuntime(libc);
+    return new Sys(libc, rt, rt::getLastError);
+  }
+
+  public LibC libc() {
+    return libc;
+  }
+
+  public Runtime runtime() {
+    return runtime;
+  }
+
+  private GmemException fail(String call) {
+    return GmemException.fromSyscall(lastError.getAsInt(), call);
+  }
+
+  public int open(String path, int flags) {
+    int fd = libc.open(path, flags, 0);
+    if (fd < 0) {
+      throw fail("open(" + path + ")");
+    }
+    return fd;
+  }
+
+  /** close(2); errors are not actionable for the fds gmem owns, so they are ignored. */
+  public void closeQuietly(int fd) {
+    libc.close(fd);
+  }
+
+  public int ioctl(int fd, long request, long arg, String name) {
+    int r = libc.ioctl(fd, request, arg);
+    if (r < 0) {
+      throw fail(name);
+    }
+    return r;
+  }
+
+  public int ioctl(int fd, long request, Pointer arg, String name) {
+    int r = libc.ioctl(fd, request, arg);
+    if (r < 0) {
+      throw fail(name);
+    }
+    return r;
+  }
+
+  /** mmap(2); {@code hint} 0 lets the kernel choose, otherwise it is used with the given flags (e.g. MAP_FIXED). */
+  public long mmap(long hint, long length, int prot, int flags, int fd, long offset) {
+    Pointer addr = hint == 0 ? null : runtime.getMemoryManager().newPointer(hint);
+    long r = libc.mmap(addr, length, prot, flags, fd, offset);
+    if (r == MAP_FAILED) {
+      throw fail("mmap");
+    }
+    return r;
+  }
+
+  public void munmap(long addr, long length) {
+    if (libc.munmap(addr, length) != 0) {
+      throw fail("munmap");
+    }
+  }
+
+  public void mprotect(long addr, long length, int prot) {
+    if (libc.mprotect(addr, length, prot) != 0) {
+      throw fail("mprotect");
+    }
+  }
+
+  public void madvise(long addr, long length, int advice) {
+    if (libc.madvise(addr, length, advice) != 0) {
+      throw fail("madvise");
+    }
+  }
+
+  public void fallocate(int fd, int mode, long offset, long length) {
+    if (libc.fallocate(fd, mode, offset, length) != 0) {
+      throw fail("fallocate");
+    }
+  }
+
+  public void ftruncate(int fd, long length) {
+    if (libc.ftruncate(fd, length) != 0) {
+      throw fail("ftruncate");
+    }
+  }
+
+  public int memfdCreate(String name, int flags) {
+    int fd = libc.memfd_create(name, flags);
+    if (fd < 0) {
+      throw fail("memfd_create");
+    }
+    return fd;
+  }
+
+  public int dup(int fd) {
+    int r = libc.dup(fd);
+    if (r < 0) {
+      throw fail("dup");
+    }
+    return r;
+  }
+
+  /** fstat(2) decoded from the x86_64 {@code struct stat} (144 bytes). */
+  public Stat fstat(int fd) {
+    Pointer buf = allocate(144);
+    if (libc.fstat(fd, buf) != 0) {
+      throw fail("fstat");
+    }
+    return new Stat(buf.getLong(0), buf.getLong(8), buf.getLong(16), buf.getInt(24), buf.getLong(48), buf.getLong(56), buf.getLong(64));
+  }
+
+  /** One byte per page, bit 0 = resident. */
+  public byte[] mincore(long addr, long length) {
+    byte[] vec = new byte[(int) ((length + PAGE_SIZE - 1) / PAGE_SIZE)];
+    if (libc.mincore(addr, length, vec) != 0) {
+      throw fail("mincore");
+    }
+    return vec;
+  }
+
+  public int[] pipe() {
+    int[] fds = new int[2];
+    if (libc.pipe(fds) != 0) {
+      throw fail("pipe");
+    }
+    return fds;
+  }
+
+  public long read(int fd, long addr, long count) {
+    long r = libc.read(fd, addr, count);
+    if (r < 0) {
+      throw fail("read");
+    }
+    return r;
+  }
+
+  public long write(int fd, long addr, long count) {
+    long r = libc.write(fd, addr, count);
+    if (r < 0) {
+      throw fail("write");
+    }
+    return r;
+  }
+
+  public long syscall(long number, long a1, String name) {
+    long r = libc.syscall(number, a1);
+    if (r < 0) {
+      throw fail(name);
+    }
+    return r;
+  }
+
+  public void memcpy(long dst, long src, long n) {
+    libc.memcpy(dst, src, n);
+  }
+
+  public void memset(long dst, int value, long n) {
+    libc.memset(dst, value, n);
+  }
+
+  /** Zeroed native memory owned by the JVM (freed when unreachable); for control structures. */
+  public Pointer allocate(int size) {
+    return runtime.getMemoryManager().allocateDirect(size, true);
+  }
+
+  public Pointer pointer(long address) {
+    return runtime.getMemoryManager().newPointer(address);
+  }
+
+  /** A direct view of native memory; not owned: never use it after the memory is unmapped. */
+  public static ByteBuffer buffer(long address, int length) {
+    return MemoryIO.getInstance().newDirectByteBuffer(address, length).order(java.nio.ByteOrder.nativeOrder());
+  }
+
+  /** The fields of {@code struct stat} gmem uses. */
+  public record Stat(long dev, long ino, long nlink, int mode, long size, long blksize, long blocks) {}
+}
