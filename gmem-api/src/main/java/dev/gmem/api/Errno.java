@@ -28,6 +28,7 @@ public enum Errno {
   E2BIG(7, "Argument list too long"),
   ERANGE(34, "Numerical result out of range"),
   ENOSYS(38, "Function not implemented"),
+  EOVERFLOW(75, "Value too large for defined data type"),
   EOPNOTSUPP(95, "Operation not supported"),
   EHWPOISON(133, "Memory page has hardware error"),
   /** An errno gmem has no name for; {@link GmemException#rawErrno()} keeps the number. */

@@ -1,0 +1,37 @@
+package dev.gmem.core.backend;
+
+import dev.gmem.api.BackendInfo;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.HostInfo;
+import java.util.Optional;
+
+/** Chooses kvm when the probe allows it, else memfd; {@code gmem.backend} overrides. */
+public final class BackendSelector {
+  private BackendSelector() {}
+
+  public static BackendInfo choose(HostInfo host, Optional<String> override) {
+    boolean kvmUsable = host.guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+    String kvmWhy = kvmUsable
+        ? "KVM API " + host.kvmApiVersion() + ", guest_memfd flags " + GmemFlags.describe(host.guestMemfdFlags())
+        : host.kvmProblem().orElse("guest_memfd lacks MMAP|INIT_SHARED (flags " + GmemFlags.describe(host.guestMemfdFlags()) + ")");
+    if (override.isPresent()) {
+      String name = override.get().trim();
+      switch (name) {
+        case "memfd":
+          return new BackendInfo("memfd", "selected by gmem.backend=memfd");
+        case "kvm":
+          if (!kvmUsable) {
+            throw new GmemException(Errno.ENODEV, "gmem.backend=kvm but KVM cannot serve guest_memfd here: " + kvmWhy);
+          }
+          return new BackendInfo("kvm", "selected by gmem.backend=kvm; " + kvmWhy);
+        default:
+          throw GmemException.einval("unknown gmem.backend '" + name + "' (expected kvm or memfd)");
+      }
+    }
+    return kvmUsable
+        ? new BackendInfo("kvm", "automatic: /dev/kvm offers guest_memfd (" + kvmWhy + ")")
+        : new BackendInfo("memfd", "automatic: KVM unusable (" + kvmWhy + ")");
+  }
+}

@@ -1,0 +1,26 @@
+package dev.gmem.core.backend;
+
+import dev.gmem.core.sys.Fd;
+
+/** One VM as the backend sees it. */
+public interface BackendVm extends AutoCloseable {
+
+  /**
+   * Memory for a new inode of {@code size} bytes. The kvm backend creates a real guest_memfd with
+   * MMAP|INIT_SHARED: a 6.18 kernel cannot share a non-INIT_SHARED page later, so privacy is
+   * enforced by gmem above this layer.
+   */
+  Fd createMemory(long size);
+
+  /** The real KVM VM fd, or null on the memfd backend. */
+  Fd kvmVmFd();
+
+  /**
+   * Issues the memslot change to the kernel, if there is one ({@code KVM_SET_USER_MEMORY_REGION2});
+   * gmem has validated it already. {@code size} 0 deletes.
+   */
+  void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd);
+
+  @Override
+  void close();
+}

@@ -1,0 +1,310 @@
+package dev.gmem.core.inode;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.Fallocate;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.GuestMemInode;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.ShareabilityRange;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.shareability.ShareabilityStore;
+import dev.gmem.core.sys.Fd;
+import dev.gmem.core.sys.Mapping;
+import dev.gmem.core.sys.Sys;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The memory and its state (upstream {@code struct gmem_inode}): the backing fd, shareability,
+ * filemap, the files viewing it and the invalidate lock. Faults take the lock shared; punch and
+ * conversion take it exclusive. Lives while any file or host mapping references it.
+ */
+public final class GuestMemInodeImpl implements GuestMemInode {
+  private final long ino;
+  private final long size;
+  private final long flags;
+  private final long nrPages;
+  private final Sys sys;
+  private final Fd memory;
+  private final FolioAllocator.Inode allocator;
+  private final int folioOrder;
+  private final ArchHooks arch;
+  private final List<FilemapListener> listeners;
+  private final ShareabilityStore shareability;
+  private final Filemap filemap;
+  private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
+  private final CopyOnWriteArrayList<GuestMemFile> files = new CopyOnWriteArrayList<>();
+  private final CopyOnWriteArrayList<InodeMapping> mappings = new CopyOnWriteArrayList<>();
+  private final AtomicInteger references = new AtomicInteger(1);
+  private final Runnable onEvict;
+  private volatile Mapping guestView;
+
+  public GuestMemInodeImpl(
+      long ino,
+      long size,
+      long flags,
+      Sys sys,
+      Fd memory,
+      FolioAllocator.Inode allocator,
+      ArchHooks arch,
+      List<FilemapListener> listeners,
+      Runnable onEvict) {
+    this.ino = ino;
+    this.size = size;
+    this.flags = flags;
+    this.nrPages = size >>> Folio.PAGE_SHIFT;
+    this.sys = sys;
+    this.memory = memory;
+    this.allocator = allocator;
+    this.folioOrder = allocator.folioOrder();
+    this.arch = arch;
+    this.listeners = List.copyOf(listeners);
+    this.onEvict = onEvict;
+    this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
+    this.filemap = new Filemap();
+  }
+
+  @Override
+  public long ino() {
+    return ino;
+  }
+
+  @Override
+  public long size() {
+    return size;
+  }
+
+  @Override
+  public long flags() {
+    return flags;
+  }
+
+  public long nrPages() {
+    return nrPages;
+  }
+
+  public Fd memory() {
+    return memory;
+  }
+
+  public Sys sys() {
+    return sys;
+  }
+
+  public ArchHooks arch() {
+    return arch;
+  }
+
+  public ShareabilityStore shareabilityStore() {
+    return shareability;
+  }
+
+  public Filemap filemap() {
+    return filemap;
+  }
+
+  public ReentrantReadWriteLock invalidateLock() {
+    return invalidateLock;
+  }
+
+  @Override
+  public Shareability shareability(long index) {
+    checkIndex(index);
+    return shareability.get(index);
+  }
+
+  @Override
+  public List<ShareabilityRange> shareabilityRanges(long start, long end) {
+    if (start < 0 || end > nrPages || start >= end) {
+      throw GmemException.einval("page range [" + start + ", " + end + ") outside [0, " + nrPages + ")");
+    }
+    return shareability.ranges(start, end);
+  }
+
+  @Override
+  public List<Folio> folios(long start, long end) {
+    return filemap.folios(Math.max(0, start), Math.min(end, nrPages));
+  }
+
+  @Override
+  public long allocatedPages() {
+    return filemap.presentPages();
+  }
+
+  @Override
+  public List<GuestMemFile> files() {
+    return List.copyOf(files);
+  }
+
+  private void checkIndex(long index) {
+    if (index < 0 || index >= nrPages) {
+      throw GmemException.einval("page index " + index + " outside [0, " + nrPages + ")");
+    }
+  }
+
+  // ---- references ------------------------------------------------------------------------
+
+  /** A file or mapping starts referencing the inode. */
+  public void acquire() {
+    if (references.getAndIncrement() <= 0) {
+      references.getAndDecrement();
+      throw new GmemException(Errno.EBADF, "inode " + ino + " was evicted");
+    }
+  }
+
+  /** Drops a reference; the last one evicts the inode: memory and reservation go back. */
+  public void release() {
+    if (references.decrementAndGet() == 0) {
+      evict();
+    }
+  }
+
+  public void addFile(GuestMemFile file) {
+    files.add(file);
+  }
+
+  public void removeFile(GuestMemFile file) {
+    files.remove(file);
+  }
+
+  public void addMapping(InodeMapping m) {
+    mappings.add(m);
+  }
+
+  public void removeMapping(InodeMapping m) {
+    mappings.remove(m);
+  }
+
+  public List<InodeMapping> mappings() {
+    return mappings;
+  }
+
+  private void evict() {
+    invalidateLock.writeLock().lock();
+    try {
+      Mapping gv = guestView;
+      guestView = null;
+      if (gv != null) {
+        gv.close();
+      }
+      for (Folio f : filemap.remove(0, nrPages)) {
+        freeFolio(f);
+      }
+      memory.close();
+      allocator.close();
+    } finally {
+      invalidateLock.writeLock().unlock();
+    }
+    onEvict.run();
+  }
+
+  // ---- fault path ------------------------------------------------------------------------
+
+  /**
+   * The whole-file mapping that stands in for the guest's stage-2 view: memslots pass it as
+   * {@code userspace_addr} and the software vCPU reads through it. Never handed to VMM code.
+   */
+  public long guestViewAddress() {
+    Mapping gv = guestView;
+    if (gv == null) {
+      synchronized (this) {
+        gv = guestView;
+        if (gv == null) {
+          long addr = sys.mmap(0, size, 3, 1, memory.get(), 0);
+          gv = new Mapping(sys, addr, size);
+          guestView = gv;
+        }
+      }
+    }
+    return gv.address();
+  }
+
+  /**
+   * Host user fault on page {@code index} (lock held shared): SIGBUS semantics become EACCES for
+   * a page the host may not fault and EFAULT beyond EOF.
+   */
+  public void hostFault(long index) {
+    if (index < 0 || index >= nrPages) {
+      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
+    }
+    Shareability s = shareability.get(index);
+    if (!arch.hostMayFault(index, s)) {
+      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
+    }
+    ensureFolio(index);
+  }
+
+  /** Looks up or allocates the folio holding {@code index} (lock held shared or exclusive). */
+  public void ensureFolio(long index) {
+    if (filemap.isPresent(index)) {
+      return;
+    }
+    long start = index & ~((1L << folioOrder) - 1);
+    allocator.allocFolio(start);
+    if (filemap.add(start, folioOrder)) {
+      for (FilemapListener l : listeners) {
+        l.folioAdded(ino, flags, start, folioOrder);
+      }
+    } else {
+      allocator.freeFolio(start, folioOrder);
+    }
+  }
+
+  private void freeFolio(Folio f) {
+    arch.invalidate(f.index(), f.nrPages());
+    for (FilemapListener l : listeners) {
+      l.folioRemoved(ino, flags, f.index(), f.order());
+    }
+    allocator.freeFolio(f.index(), f.order());
+  }
+
+  // ---- fallocate ---------------------------------------------------------------------------
+
+  /** fallocate after the file layer's checks; {@code offset}/{@code length} are aligned and valid. */
+  public void fallocate(int mode, long offset, long length) {
+    if ((mode & Fallocate.PUNCH_HOLE) != 0) {
+      punch(offset, length);
+    } else {
+      allocate(offset, length);
+    }
+  }
+
+  private void allocate(long offset, long length) {
+    invalidateLock.readLock().lock();
+    try {
+      long first = offset >>> Folio.PAGE_SHIFT;
+      long end = (offset + length) >>> Folio.PAGE_SHIFT;
+      sys.fallocate(memory.get(), Fallocate.KEEP_SIZE, offset, length);
+      for (long i = first; i < end; i++) {
+        ensureFolio(i);
+      }
+    } finally {
+      invalidateLock.readLock().unlock();
+    }
+  }
+
+  private void punch(long offset, long length) {
+    long end = Math.min(size, offset + length < 0 ? Long.MAX_VALUE : offset + length);
+    if (offset >= end) {
+      return; // entirely beyond EOF: the kernel succeeds without doing anything
+    }
+    invalidateLock.writeLock().lock();
+    try {
+      // The kernel zaps every mapping of the real file, host and guest view alike.
+      sys.fallocate(memory.get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
+      for (Folio f : filemap.remove(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
+        freeFolio(f);
+      }
+    } finally {
+      invalidateLock.writeLock().unlock();
+    }
+  }
+}

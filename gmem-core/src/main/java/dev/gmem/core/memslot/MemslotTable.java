@@ -1,0 +1,153 @@
+package dev.gmem.core.memslot;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Vm;
+import dev.gmem.core.file.GuestMemFileImpl;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.TreeMap;
+
+/**
+ * A VM's memslots with the kernel's validation order ({@code kvm_set_memory_region}, then
+ * {@code kvm_gmem_bind}). Lookups by GPA read an immutable snapshot, so the vCPU path takes no lock.
+ */
+public final class MemslotTable {
+  /** {@code KVM_USER_MEM_SLOTS} on x86. */
+  public static final int USER_MEM_SLOTS = 32764;
+  /** {@code KVM_MEM_MAX_NR_PAGES}. */
+  public static final long MAX_NR_PAGES = (1L << 31) - 1;
+
+  private static final int VALID_FLAGS = Memslot.LOG_DIRTY_PAGES | Memslot.READONLY | Memslot.GUEST_MEMFD;
+  private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
+
+  private final Vm vm;
+  private final int addressSpaces;
+  private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
+  private volatile Memslot[] byGpa = new Memslot[0];
+
+  /** {@code addressSpaces}: 2 on x86 VMs without private memory (SMM), 1 with. */
+  public MemslotTable(Vm vm, int addressSpaces) {
+    this.vm = vm;
+    this.addressSpaces = addressSpaces;
+  }
+
+  /** What a validated change does. */
+  public enum Change {
+    CREATE,
+    DELETE
+  }
+
+  /**
+   * Validates a {@code KVM_SET_USER_MEMORY_REGION2} call; returns the change, nothing applied yet.
+   * Call under the VM's memslot lock, then {@link #apply}.
+   */
+  public synchronized Change validate(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
+    if ((flags & ~VALID_FLAGS) != 0) {
+      throw GmemException.einval("unknown memslot flags 0x" + Integer.toHexString(flags));
+    }
+    if ((flags & Memslot.GUEST_MEMFD) != 0 && (flags & (Memslot.LOG_DIRTY_PAGES | Memslot.READONLY)) != 0) {
+      throw GmemException.einval("KVM_MEM_GUEST_MEMFD is incompatible with LOG_DIRTY_PAGES and READONLY");
+    }
+    int as = slot >>> 16;
+    int id = slot & 0xffff;
+    if (as >= addressSpaces || id >= USER_MEM_SLOTS) {
+      throw GmemException.einval("slot id " + id + " in address space " + as + " out of range");
+    }
+    if ((size & PAGE_MASK) != 0 || (gpa & PAGE_MASK) != 0) {
+      throw GmemException.einval("memslot size 0x" + Long.toHexString(size) + " / gpa 0x" + Long.toHexString(gpa) + " not page aligned");
+    }
+    if ((flags & Memslot.GUEST_MEMFD) != 0 && ((offset & PAGE_MASK) != 0 || Long.compareUnsigned(offset + size, offset) < 0)) {
+      throw GmemException.einval("guest_memfd offset 0x" + Long.toHexString(offset) + " unaligned or wraps");
+    }
+    if (Long.compareUnsigned(gpa + size, gpa) < 0) {
+      throw GmemException.einval("GPA range wraps");
+    }
+    if (Long.compareUnsigned(size >>> Folio.PAGE_SHIFT, MAX_NR_PAGES) > 0) {
+      throw GmemException.einval("memslot of " + (size >>> Folio.PAGE_SHIFT) + " pages exceeds KVM_MEM_MAX_NR_PAGES");
+    }
+    Memslot old = slots.get(slot);
+    if (size == 0) {
+      if (old == null) {
+        throw GmemException.einval("deleting slot " + slot + " which does not exist");
+      }
+      return Change.DELETE;
+    }
+    if (old != null) {
+      throw GmemException.einval("guest_memfd memslot " + slot + " is immutable: delete it first");
+    }
+    if ((flags & Memslot.GUEST_MEMFD) == 0) {
+      throw GmemException.einval("gmem binds guest_memfd memslots only (KVM_MEM_GUEST_MEMFD missing)");
+    }
+    for (Memslot m : slots.values()) {
+      if ((m.slot() >>> 16) == as && overlaps(m.gpa(), m.size(), gpa, size)) {
+        throw new GmemException(Errno.EEXIST, "GPA range overlaps slot " + m.slot());
+      }
+    }
+    if (file == null || !file.isOpen()) {
+      throw new GmemException(Errno.EBADF, "guest_memfd is not an open file");
+    }
+    if (!(file instanceof GuestMemFileImpl)) {
+      throw GmemException.einval("not a guest_memfd of this runtime");
+    }
+    if (file.vm() != vm) {
+      throw GmemException.einval("guest_memfd belongs to another VM");
+    }
+    if (offset < 0 || Long.compareUnsigned(offset + size, file.size()) > 0) {
+      throw GmemException.einval("binding [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") beyond the file size 0x" + Long.toHexString(file.size()));
+    }
+    for (Memslot m : slots.values()) {
+      if (m.file() == file && overlaps(m.offset(), m.size(), offset, size)) {
+        throw GmemException.einval("file range already bound to slot " + m.slot());
+      }
+    }
+    return Change.CREATE;
+  }
+
+  private static boolean overlaps(long a, long alen, long b, long blen) {
+    return Long.compareUnsigned(a, b + blen) < 0 && Long.compareUnsigned(b, a + alen) < 0;
+  }
+
+  /** Applies a validated change. */
+  public synchronized Memslot apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
+    Memslot result;
+    if (change == Change.DELETE) {
+      result = slots.remove(slot);
+    } else {
+      result = new Memslot(slot, flags, gpa, size, file, offset);
+      slots.put(slot, result);
+    }
+    Memslot[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0).toArray(Memslot[]::new);
+    Arrays.sort(snap, Comparator.comparingLong(Memslot::gpa));
+    byGpa = snap;
+    return result;
+  }
+
+  /** The slot (address space 0) containing {@code gpa}, or null. Lock-free. */
+  public Memslot lookup(long gpa) {
+    Memslot[] s = byGpa;
+    int lo = 0;
+    int hi = s.length - 1;
+    while (lo <= hi) {
+      int mid = (lo + hi) >>> 1;
+      Memslot m = s[mid];
+      if (Long.compareUnsigned(gpa, m.gpa()) < 0) {
+        hi = mid - 1;
+      } else if (Long.compareUnsigned(gpa - m.gpa(), m.size()) >= 0) {
+        lo = mid + 1;
+      } else {
+        return m;
+      }
+    }
+    return null;
+  }
+
+  public synchronized List<Memslot> all() {
+    return new ArrayList<>(slots.values());
+  }
+}

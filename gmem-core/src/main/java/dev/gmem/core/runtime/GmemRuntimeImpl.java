@@ -1,0 +1,148 @@
+package dev.gmem.core.runtime;
+
+import dev.gmem.api.BackendInfo;
+import dev.gmem.api.DiscoveryReport;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.HostInfo;
+import dev.gmem.api.KvmCapability;
+import dev.gmem.api.Vm;
+import dev.gmem.api.VmType;
+import dev.gmem.api.spi.AllocatorProvider;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.ArchProvider;
+import dev.gmem.api.spi.Feature;
+import dev.gmem.api.spi.FeatureProvider;
+import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.HostMemory;
+import dev.gmem.core.alloc.PageAllocator;
+import dev.gmem.core.backend.Backend;
+import dev.gmem.core.config.GmemConfig;
+import dev.gmem.core.file.GuestMemFileImpl;
+import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.mapping.InaccessibleMemory;
+import dev.gmem.core.plugin.PluginRegistry;
+import dev.gmem.core.sys.Sys;
+import dev.gmem.core.vm.VmContext;
+import dev.gmem.core.vm.VmImpl;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.inject.Inject;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The runtime: owns the backend, the plugins' instances and every VM, file and mapping. */
+final class GmemRuntimeImpl implements GmemRuntime {
+  private static final Logger LOG = LoggerFactory.getLogger(GmemRuntimeImpl.class);
+
+  private final GmemConfig config;
+  private final HostInfo host;
+  private final BackendInfo backendInfo;
+  private final Backend backend;
+  private final PluginRegistry plugins;
+  private final HostMemory hostMemory;
+  private final InaccessibleMemory inaccessible;
+  private final VmContext vmContext;
+  private final AtomicLong nextIno = new AtomicLong(1);
+  private final Map<String, FolioAllocator> allocators = new ConcurrentHashMap<>();
+  private final FolioAllocator pageAllocator = new PageAllocator();
+  private final CopyOnWriteArrayList<VmImpl> vms = new CopyOnWriteArrayList<>();
+  private final AtomicBoolean open = new AtomicBoolean(true);
+
+  @Inject
+  GmemRuntimeImpl(GmemConfig config, HostInfo host, BackendInfo backendInfo, Backend backend, PluginRegistry plugins, HostMemory hostMemory, Sys sys) {
+    this.config = config;
+    this.host = host;
+    this.backendInfo = backendInfo;
+    this.backend = backend;
+    this.plugins = plugins;
+    this.hostMemory = hostMemory;
+    this.inaccessible = new InaccessibleMemory(sys);
+    List<FilemapListener> listeners = new ArrayList<>();
+    for (FeatureProvider fp : plugins.features()) {
+      Feature f = fp.create(hostMemory);
+      if (f.filemapListener() != null) {
+        listeners.add(f.filemapListener());
+      }
+    }
+    long slots = host.capability(KvmCapability.NR_MEMSLOTS);
+    this.vmContext = new VmContext(
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners,
+        slots > 0 ? (int) slots : dev.gmem.core.memslot.MemslotTable.USER_MEM_SLOTS);
+    LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
+  }
+
+  private FolioAllocator allocatorFor(long flags) {
+    Optional<AllocatorProvider> p = plugins.allocatorClaiming(flags).or(plugins::defaultAllocator);
+    if (p.isEmpty()) {
+      return pageAllocator;
+    }
+    return allocators.computeIfAbsent(p.get().id(), id -> p.get().create(hostMemory));
+  }
+
+  @Override
+  public HostInfo host() {
+    return host;
+  }
+
+  @Override
+  public BackendInfo backend() {
+    return backendInfo;
+  }
+
+  @Override
+  public DiscoveryReport plugins() {
+    return plugins.report();
+  }
+
+  @Override
+  public Map<String, String> properties() {
+    return config.properties();
+  }
+
+  @Override
+  public Vm createVm(VmType type) {
+    if (!open.get()) {
+      throw new GmemException(Errno.EBADF, "runtime is closed");
+    }
+    ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
+        "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
+    ArchHooks hooks = arch.create(type, hostMemory);
+    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, () -> {});
+    vms.add(vm);
+    return vm;
+  }
+
+  @Override
+  public void close() {
+    if (!open.compareAndSet(true, false)) {
+      return;
+    }
+    for (VmImpl vm : vms) {
+      for (GuestMemFileImpl f : vm.openFiles()) {
+        for (InodeMapping m : List.copyOf(f.inodeImpl().mappings())) {
+          if (m instanceof AutoCloseable c) {
+            try {
+              c.close();
+            } catch (Exception e) {
+              LOG.warn("closing mapping failed", e);
+            }
+          }
+        }
+        f.close();
+      }
+      vm.close();
+    }
+    vms.clear();
+    backend.close();
+    inaccessible.close();
+  }
+}

@@ -1,0 +1,20 @@
+package dev.gmem.core.runtime;
+
+import dagger.BindsInstance;
+import dagger.Component;
+import dev.gmem.core.config.GmemConfig;
+import dev.gmem.core.plugin.PluginModule;
+import javax.inject.Singleton;
+
+/** One runtime's object graph. */
+@Singleton
+@Component(modules = {CoreModule.class, PluginModule.class})
+interface RuntimeComponent {
+
+  GmemRuntimeImpl runtime();
+
+  @Component.Factory
+  interface Factory {
+    RuntimeComponent create(@BindsInstance GmemConfig config);
+  }
+}

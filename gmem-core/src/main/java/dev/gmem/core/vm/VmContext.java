@@ -1,0 +1,29 @@
+package dev.gmem.core.vm;
+
+import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.mapping.InaccessibleMemory;
+import dev.gmem.core.sys.Sys;
+import java.util.List;
+import java.util.function.LongFunction;
+import java.util.function.LongSupplier;
+
+/**
+ * What a VM needs from its runtime.
+ *
+ * @param sys               syscalls
+ * @param inaccessible      the SIGBUS memory mapped over pages the host may not fault
+ * @param nextIno           inode numbers, unique per runtime
+ * @param allocatorFor      the allocator for a file's creation flags
+ * @param contributedFlags  creation flags present plugins give meaning to
+ * @param listeners         filemap listeners of active features
+ * @param maxMemslots       {@code KVM_CAP_NR_MEMSLOTS}
+ */
+public record VmContext(
+    Sys sys,
+    InaccessibleMemory inaccessible,
+    LongSupplier nextIno,
+    LongFunction<FolioAllocator> allocatorFor,
+    long contributedFlags,
+    List<FilemapListener> listeners,
+    int maxMemslots) {}

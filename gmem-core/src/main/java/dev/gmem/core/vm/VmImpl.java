@@ -1,0 +1,152 @@
+package dev.gmem.core.vm;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Vm;
+import dev.gmem.api.VmType;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.backend.BackendVm;
+import dev.gmem.core.file.GuestMemFileImpl;
+import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.memslot.MemslotTable;
+import dev.gmem.core.sys.Fd;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/** A VM: its backend state, arch hooks, files and memslots. */
+public final class VmImpl implements Vm {
+  private final VmType type;
+  private final VmContext ctx;
+  private final BackendVm backend;
+  private final ArchHooks arch;
+  private final MemslotTable memslots;
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
+  private final AtomicBoolean open = new AtomicBoolean(true);
+  private final Runnable onClose;
+
+  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, Runnable onClose) {
+    this.type = type;
+    this.ctx = ctx;
+    this.backend = backend;
+    this.arch = arch;
+    this.onClose = onClose;
+    this.memslots = new MemslotTable(this, arch.hasPrivateMemory() ? 1 : 2);
+  }
+
+  @Override
+  public VmType type() {
+    return type;
+  }
+
+  public ArchHooks arch() {
+    return arch;
+  }
+
+  public BackendVm backend() {
+    return backend;
+  }
+
+  public MemslotTable memslotTable() {
+    return memslots;
+  }
+
+  private void checkOpen() {
+    if (!open.get()) {
+      throw new GmemException(Errno.EBADF, "VM is closed");
+    }
+  }
+
+  @Override
+  public long supportedGuestMemFlags() {
+    long f = GmemFlags.MMAP;
+    if (arch.supportsInitShared()) {
+      f |= GmemFlags.INIT_SHARED;
+    }
+    long contributed = ctx.contributedFlags();
+    if (!arch.supportsNoDirectMap()) {
+      contributed &= ~GmemFlags.NO_DIRECT_MAP;
+    }
+    return f | contributed;
+  }
+
+  @Override
+  public GuestMemFile createGuestMemFile(long size, long flags) {
+    checkOpen();
+    long unsupported = flags & ~supportedGuestMemFlags();
+    if (unsupported != 0) {
+      throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
+    }
+    if (size <= 0 || (size & (Folio.PAGE_SIZE - 1)) != 0) {
+      throw GmemException.einval("guest_memfd size " + size + " is not a positive multiple of the page size");
+    }
+    FolioAllocator allocator = ctx.allocatorFor().apply(flags);
+    FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
+    Fd memory = null;
+    try {
+      memory = alloc.memory() != null
+          ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
+          : backend.createMemory(size);
+      GuestMemInodeImpl inode = new GuestMemInodeImpl(
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), () -> {});
+      GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
+      files.add(file);
+      return file;
+    } catch (RuntimeException e) {
+      if (memory != null) {
+        memory.close();
+      }
+      alloc.close();
+      throw e;
+    }
+  }
+
+  @Override
+  public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
+    checkOpen();
+    MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
+    if (change == MemslotTable.Change.DELETE) {
+      Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
+      backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
+      return memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
+    }
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
+    long uaddr = inode.guestViewAddress() + offset;
+    backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, true);
+    return memslots.apply(change, slot, flags, gpa, size, file, offset);
+  }
+
+  @Override
+  public List<Memslot> memslots() {
+    return memslots.all();
+  }
+
+  @Override
+  public int maxMemslots() {
+    return ctx.maxMemslots();
+  }
+
+  /** Files this VM created that are still open. */
+  public List<GuestMemFileImpl> openFiles() {
+    files.removeIf(f -> !f.isOpen());
+    return List.copyOf(files);
+  }
+
+  @Override
+  public boolean isOpen() {
+    return open.get();
+  }
+
+  @Override
+  public void close() {
+    if (open.compareAndSet(true, false)) {
+      backend.close();
+      onClose.run();
+    }
+  }
+}
