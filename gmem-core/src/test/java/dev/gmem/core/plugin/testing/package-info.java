@@ -1,0 +1,2 @@
+/** Helpers that build plugin jars at test time and load them in isolation. */
+package dev.gmem.core.plugin.testing;
