@@ -52,6 +52,24 @@ public final class Kvm {
     public static final int INTERNAL_NDATA = 36;
     public static final int INTERNAL_DATA = 40;
     public static final int FAIL_ENTRY_REASON = 32;
+    public static final int SYSTEM_EVENT_TYPE = 32;
+
+    /** {@code io.direction} values. */
+    public static final int IO_IN = 0;
+    public static final int IO_OUT = 1;
+    /** Capacity of {@code internal.data[]}. */
+    public static final int INTERNAL_DATA_MAX = 16;
+
+    /** {@code KVM_EXIT_*} values gmem decodes. */
+    public static final int EXIT_IO = 2;
+    public static final int EXIT_HLT = 5;
+    public static final int EXIT_MMIO = 6;
+    public static final int EXIT_SHUTDOWN = 8;
+    public static final int EXIT_FAIL_ENTRY = 9;
+    public static final int EXIT_INTR = 10;
+    public static final int EXIT_INTERNAL_ERROR = 17;
+    public static final int EXIT_SYSTEM_EVENT = 24;
+    public static final int EXIT_MEMORY_FAULT = 39;
 
     private Run() {}
   }
@@ -114,7 +132,10 @@ public final class Kvm {
     return new Fd(sys, sys.ioctl(vm.get(), CREATE_VCPU, (long) id, "KVM_CREATE_VCPU"), "kvm-vcpu");
   }
 
-  /** KVM_RUN; returns the raw result so that MEMORY_FAULT (-1/EFAULT) can be told from other errors by the caller. */
+  /**
+   * KVM_RUN. A failure throws; the exception's raw errno (EFAULT/EHWPOISON together with exit
+   * reason 39 in kvm_run) is how the caller tells a MEMORY_FAULT exit from a real error.
+   */
   public int run(Fd vcpu) throws GmemException {
     return sys.ioctl(vcpu.get(), RUN, 0L, "KVM_RUN");
   }
