@@ -39,6 +39,15 @@ public interface Vm extends AutoCloseable {
   /** The highest slot id + 1 ({@code KVM_CAP_NR_MEMSLOTS}). */
   int maxMemslots();
 
+  /**
+   * A real vCPU ({@code KVM_CREATE_VCPU}) of this VM's KVM VM; ENODEV on the memfd backend, which
+   * has no KVM. Ids are unique per VM (EEXIST).
+   */
+  Vcpu createVcpu(int id);
+
+  /** The software vCPU access path of this VM (every backend). */
+  SoftwareVcpu softwareVcpu();
+
   boolean isOpen();
 
   @Override

@@ -5,6 +5,12 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Registers;
+import dev.gmem.api.Segment;
+import dev.gmem.api.SoftwareVcpu;
+import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import java.io.PrintWriter;
@@ -15,9 +21,24 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
 /** {@code gmem demo}: the main job, on an embedded default configuration. */
-@Command(name = "demo", description = "Create a VM and guest_memfd memory, use it from the host, punch a hole, show a kernel-exact error.")
+@Command(name = "demo", description = "Create a VM and guest_memfd memory, run a guest on it, punch a hole, show a kernel-exact error.")
 final class DemoCommand implements Callable<Integer> {
   private static final long PAGE = 4096;
+  private static final long CODE = 0x1000;
+  private static final long DATA = 0x2000;
+  private static final int REPORT_PORT = 0x10;
+
+  /**
+   * 16-bit real-mode guest: reads the byte at DATA, adds one, stores it at DATA+1, reports it on
+   * port 0x10 and halts.
+   */
+  private static final byte[] GUEST = {
+    (byte) 0xa0, 0x00, 0x20, // mov al, [0x2000]
+    (byte) 0xfe, (byte) 0xc0, // inc al
+    (byte) 0xa2, 0x01, 0x20, // mov [0x2001], al
+    (byte) 0xe6, REPORT_PORT, // out 0x10, al
+    (byte) 0xf4 // hlt
+  };
 
   @Mixin RuntimeOptions options = new RuntimeOptions();
 
@@ -33,32 +54,80 @@ final class DemoCommand implements Callable<Integer> {
     try (GmemRuntime rt = options.open()) {
       out.printf("backend: %s (%s)%n", rt.backend().name(), rt.backend().reason());
       Vm vm = rt.createVm(VmType.DEFAULT);
-      out.printf("VM of type %s, guest_memfd flags it accepts: %s%n", vm.type(), GmemFlags.describe(vm.supportedGuestMemFlags()));
+      out.printf("VM of type %s; guest_memfd flags it accepts: %s%n", vm.type(), GmemFlags.describe(vm.supportedGuestMemFlags()));
       try (GuestMemFile file = vm.createGuestMemFile(size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
           HostMapping map = file.map()) {
-        out.printf("created %s, inode %d, mapped at 0x%x%n", file, file.stat().ino(), map.address());
-
-        byte[] msg = "hello from the host".getBytes(StandardCharsets.US_ASCII);
-        map.write(0, msg, 0, msg.length);
-        map.fill(PAGE, PAGE, (byte) 0xaa);
-        byte[] back = new byte[msg.length];
-        map.read(0, back, 0, back.length);
-        out.printf("page 0 reads back: \"%s\"; page 1 byte 0 = 0x%02x; %d pages allocated%n",
-            new String(back, StandardCharsets.US_ASCII), map.getByte(PAGE) & 0xff, file.inode().allocatedPages());
-
-        file.punchHole(0, PAGE);
-        out.printf("punched page 0: first long now 0x%x, page 1 still 0x%02x; %d pages allocated%n",
-            map.getLong(0), map.getByte(PAGE) & 0xff, file.inode().allocatedPages());
-
-        try {
-          file.punchHole(1, PAGE);
-        } catch (GmemException e) {
-          out.printf("punchHole(1, 4096) -> %s (errno %d), exactly what fallocate(2) returns on a guest_memfd%n", e.errno(), e.rawErrno());
+        out.printf("guest_memfd: %s, inode %d, host mapping at 0x%x%n", file, file.stat().ino(), map.address());
+        hostAccess(out, file, map);
+        vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, size, file, 0);
+        out.printf("memslot 0: GPA [0, 0x%x) -> file [0, 0x%x)%n", size, size);
+        map.write(CODE, GUEST, 0, GUEST.length);
+        map.putByte(DATA, (byte) 0x41);
+        if (rt.backend().name().equals("kvm")) {
+          realGuest(out, vm, file, map);
+        } else {
+          softwareGuest(out, vm.softwareVcpu(), file, map);
         }
+        badCall(out, file);
       }
       vm.close();
     }
     out.flush();
     return 0;
+  }
+
+  private static void hostAccess(PrintWriter out, GuestMemFile file, HostMapping map) {
+    byte[] msg = "hello from the host".getBytes(StandardCharsets.US_ASCII);
+    map.write(0, msg, 0, msg.length);
+    map.fill(PAGE, PAGE, (byte) 0xaa);
+    byte[] back = new byte[msg.length];
+    map.read(0, back, 0, back.length);
+    out.printf("host wrote and read back \"%s\"; page 1 filled with 0x%02x; %d pages allocated%n",
+        new String(back, StandardCharsets.US_ASCII), map.getByte(PAGE) & 0xff, file.inode().allocatedPages());
+    file.punchHole(0, PAGE);
+    long allocated = file.inode().allocatedPages();
+    out.printf("punched page 0: %d page(s) allocated; page 0 now reads 0x%x, page 1 still 0x%02x%n",
+        allocated, map.getLong(0), map.getByte(PAGE) & 0xff);
+  }
+
+  private static void realGuest(PrintWriter out, Vm vm, GuestMemFile file, HostMapping map) {
+    try (Vcpu vcpu = vm.createVcpu(0)) {
+      vcpu.setSpecialRegisters(vcpu.specialRegisters()
+          .withCodeSegment(Segment.realMode(0, true))
+          .withDataSegments(Segment.realMode(0, false)));
+      out.printf("real vCPU %d, real mode at 0x%x: %s%n", vcpu.id(), CODE, runOnce(vcpu));
+      out.printf("host reads the guest's result at 0x%x: 0x%02x%n", DATA + 1, map.getByte(DATA + 1) & 0xff);
+      file.punchHole(DATA, PAGE);
+      out.printf("punched the data page; guest runs again: %s%n", runOnce(vcpu));
+    }
+  }
+
+  private static String runOnce(Vcpu vcpu) {
+    vcpu.setRegisters(Registers.initial().withRip(CODE));
+    VcpuExit exit = vcpu.run();
+    String report = exit instanceof VcpuExit.Io io && io.out() && io.port() == REPORT_PORT
+        ? String.format("guest reported 0x%02x on port 0x%x", io.value(), io.port())
+        : "unexpected exit " + exit;
+    return report + ", then " + vcpu.run();
+  }
+
+  /** The memfd backend has no KVM: the same story through the software vCPU. */
+  private static void softwareGuest(PrintWriter out, SoftwareVcpu cpu, GuestMemFile file, HostMapping map) {
+    byte[] b = new byte[1];
+    cpu.read(DATA, b, 0, 1, false);
+    b[0]++;
+    cpu.write(DATA + 1, b, 0, 1, false);
+    out.printf("software vCPU read 0x41 at GPA 0x%x and stored 0x%02x; host sees 0x%02x%n", DATA, b[0], map.getByte(DATA + 1) & 0xff);
+    file.punchHole(DATA, PAGE);
+    cpu.read(DATA, b, 0, 1, false);
+    out.printf("punched the data page; software vCPU now reads 0x%02x%n", b[0]);
+  }
+
+  private static void badCall(PrintWriter out, GuestMemFile file) {
+    try {
+      file.punchHole(1, PAGE);
+    } catch (GmemException e) {
+      out.printf("punchHole(1, 4096) -> %s (errno %d), exactly what fallocate(2) returns on a guest_memfd%n", e.errno(), e.rawErrno());
+    }
   }
 }

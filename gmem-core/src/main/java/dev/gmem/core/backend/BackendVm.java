@@ -1,5 +1,6 @@
 package dev.gmem.core.backend;
 
+import dev.gmem.api.Vcpu;
 import dev.gmem.core.sys.Fd;
 
 /** One VM as the backend sees it. */
@@ -20,6 +21,9 @@ public interface BackendVm extends AutoCloseable {
    * gmem has validated it already. {@code size} 0 deletes.
    */
   void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd);
+
+  /** A real vCPU; ENODEV where there is no KVM. */
+  Vcpu createVcpu(int id);
 
   @Override
   void close();

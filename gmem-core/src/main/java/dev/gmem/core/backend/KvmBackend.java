@@ -2,9 +2,11 @@ package dev.gmem.core.backend;
 
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.HostInfo;
+import dev.gmem.api.Vcpu;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
+import dev.gmem.core.vcpu.KvmVcpu;
 
 /**
  * A real KVM VM fd per VM and a real guest_memfd per inode. A VM type the kernel does not offer
@@ -51,6 +53,11 @@ public final class KvmBackend implements Backend {
       public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd) {
         kvm.setUserMemoryRegion2(
             vm, slot, guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0, gpa, size, userspaceAddr, guestMemfd ? memory.get() : 0, guestMemfd ? offset : 0);
+      }
+
+      @Override
+      public Vcpu createVcpu(int id) {
+        return KvmVcpu.create(kvm, device, vm, id);
       }
 
       @Override

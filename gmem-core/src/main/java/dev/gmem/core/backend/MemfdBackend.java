@@ -1,5 +1,8 @@
 package dev.gmem.core.backend;
 
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Vcpu;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
@@ -39,6 +42,11 @@ public final class MemfdBackend implements Backend {
 
       @Override
       public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd) {}
+
+      @Override
+      public Vcpu createVcpu(int id) {
+        throw new GmemException(Errno.ENODEV, "the memfd backend has no KVM: use Vm.softwareVcpu() or the kvm backend");
+      }
 
       @Override
       public void close() {}

@@ -24,7 +24,9 @@ public final class GuestMemFileImpl implements GuestMemFile {
   /** {@code S_IFREG | 0600}, what fstat reports for a guest_memfd. */
   public static final int MODE = 0100600;
 
-  private static final int VFS_MODE_MASK = 0xff;
+  /** {@code FALLOC_FL_SUPPORTED_MASK}: every mode bit the VFS knows (NO_HIDE_STALE is not one of them). */
+  private static final int VFS_VALID_MODES = Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE | Fallocate.COLLAPSE_RANGE
+      | Fallocate.ZERO_RANGE | Fallocate.INSERT_RANGE | Fallocate.UNSHARE_RANGE | Fallocate.WRITE_ZEROES;
 
   private final Vm vm;
   private final GuestMemInodeImpl inode;
@@ -82,12 +84,29 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if (offset < 0 || length <= 0) {
       throw GmemException.einval("fallocate offset " + offset + " / length " + length);
     }
-    if ((mode & ~VFS_MODE_MASK) != 0) {
+    if ((mode & ~VFS_VALID_MODES) != 0) {
       throw new GmemException(Errno.EOPNOTSUPP, "fallocate mode 0x" + Integer.toHexString(mode));
     }
-    int op = mode & ~(Fallocate.KEEP_SIZE | Fallocate.NO_HIDE_STALE);
-    if (op == Fallocate.PUNCH_HOLE && (mode & Fallocate.KEEP_SIZE) == 0) {
-      throw new GmemException(Errno.EOPNOTSUPP, "PUNCH_HOLE requires KEEP_SIZE");
+    boolean keep = (mode & Fallocate.KEEP_SIZE) != 0;
+    switch (mode & ~Fallocate.KEEP_SIZE) {
+      case 0:
+      case Fallocate.UNSHARE_RANGE:
+      case Fallocate.ZERO_RANGE:
+        break;
+      case Fallocate.PUNCH_HOLE:
+        if (!keep) {
+          throw new GmemException(Errno.EOPNOTSUPP, "PUNCH_HOLE requires KEEP_SIZE");
+        }
+        break;
+      case Fallocate.COLLAPSE_RANGE:
+      case Fallocate.INSERT_RANGE:
+      case Fallocate.WRITE_ZEROES:
+        if (keep) {
+          throw new GmemException(Errno.EOPNOTSUPP, "fallocate mode 0x" + Integer.toHexString(mode) + " cannot keep the size");
+        }
+        break;
+      default:
+        throw new GmemException(Errno.EOPNOTSUPP, "fallocate mode 0x" + Integer.toHexString(mode) + " combines exclusive operations");
     }
     if (offset + length < 0) {
       throw new GmemException(Errno.EFBIG, "fallocate range overflows");

@@ -9,7 +9,9 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.GuestMemInode;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
+import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
@@ -38,6 +40,8 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   private final int folioOrder;
   private final ArchHooks arch;
   private final List<FilemapListener> listeners;
+  private final List<FaultInterceptor> interceptors;
+  private final Object prepareLock = new Object();
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
@@ -56,6 +60,7 @@ public final class GuestMemInodeImpl implements GuestMemInode {
       FolioAllocator.Inode allocator,
       ArchHooks arch,
       List<FilemapListener> listeners,
+      List<FaultInterceptor> interceptors,
       Runnable onEvict) {
     this.ino = ino;
     this.size = size;
@@ -67,9 +72,10 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     this.folioOrder = allocator.folioOrder();
     this.arch = arch;
     this.listeners = List.copyOf(listeners);
+    this.interceptors = List.copyOf(interceptors);
     this.onEvict = onEvict;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
-    this.filemap = new Filemap();
+    this.filemap = new Filemap(nrPages);
   }
 
   @Override
@@ -231,7 +237,7 @@ public final class GuestMemInodeImpl implements GuestMemInode {
    * Host user fault on page {@code index} (lock held shared): SIGBUS semantics become EACCES for
    * a page the host may not fault and EFAULT beyond EOF.
    */
-  public void hostFault(long index) {
+  public void hostFault(long index, boolean write) {
     if (index < 0 || index >= nrPages) {
       throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
     }
@@ -239,7 +245,56 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     if (!arch.hostMayFault(index, s)) {
       throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
     }
+    for (FaultInterceptor fi : interceptors) {
+      fi.hostFault(ino, index, write);
+    }
     ensureFolio(index);
+  }
+
+  /** Whether the host may fault page {@code index} now (lock held). */
+  public boolean hostMayFault(long index) {
+    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+  }
+
+  /**
+   * Guest fault on page {@code index} (lock held shared), as {@code kvm_gmem_get_pfn} plus the
+   * MMU's private/shared check. Returns -1 when the access may proceed, else the
+   * {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
+    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+    if (index < 0 || index >= nrPages) {
+      return privateFlag;
+    }
+    Shareability s = shareability.get(index);
+    if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
+      return privateFlag;
+    }
+    for (FaultInterceptor fi : interceptors) {
+      long f = fi.guestFault(ino, index, gpa, write, privateAccess);
+      if (f != 0) {
+        return f | privateFlag;
+      }
+    }
+    ensureFolio(index);
+    if (privateAccess) {
+      prepareOnce(index, gfn);
+    }
+    return -1;
+  }
+
+  /** {@code kvm_arch_gmem_prepare} once per folio, for private use only. */
+  private void prepareOnce(long index, long gfn) {
+    long start = filemap.folioStart(index);
+    if (filemap.isPrepared(start)) {
+      return;
+    }
+    synchronized (prepareLock) {
+      if (!filemap.isPrepared(start)) {
+        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        filemap.markPrepared(start);
+      }
+    }
   }
 
   /** Looks up or allocates the folio holding {@code index} (lock held shared or exclusive). */

@@ -7,9 +7,11 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
 import dev.gmem.api.Prot;
+import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
@@ -33,6 +35,9 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final long length;
   private final int prot;
   private final Mapping mapping;
+  private final long firstPage;
+  /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
+  private final ShareabilityStore mapped;
 
   private HostMappingImpl(
       GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, Mapping mapping) {
@@ -44,6 +49,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.length = length;
     this.prot = prot;
     this.mapping = mapping;
+    this.firstPage = offset >>> Folio.PAGE_SHIFT;
+    this.mapped = new ShareabilityStore((length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, Shareability.SHARED);
   }
 
   /** Maps after the file layer validated the arguments; registers with the inode. */
@@ -81,18 +88,32 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     }
   }
 
+  /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
   private void populate(long startPage, long endPage) {
+    if ((prot & Prot.READ_WRITE) == 0) {
+      return;
+    }
     for (long i = startPage; i < endPage; i++) {
       inode.ensureFolio(i);
     }
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
-    sys.madvise(mapping.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
+    try {
+      sys.madvise(mapping.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
+    } catch (GmemException ignored) {
+      // mm_populate's result is ignored by mmap(MAP_POPULATE) too.
+    }
   }
 
+  /**
+   * Maps the file (accessible) or the SIGBUS memory over file pages {@code [startPage, endPage)}
+   * of this mapping. Called to zap (conversion to private, under the exclusive lock) and to heal
+   * lazily on the next host fault of a page that became shared, as the kernel's fault handler
+   * maps a page only when it is touched.
+   */
   @Override
-  public void setAccessible(long startPage, long endPage, boolean accessible) {
-    long first = Math.max(startPage, offset >>> Folio.PAGE_SHIFT);
+  public synchronized void setAccessible(long startPage, long endPage, boolean accessible) {
+    long first = Math.max(startPage, firstPage);
     long end = Math.min(endPage, (offset + length) >>> Folio.PAGE_SHIFT);
     if (first >= end || !mapping.isOpen()) {
       return;
@@ -104,6 +125,22 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       sys.mmap(mapping.address() + rel, len, prot, flags, inode.memory().get(), first << Folio.PAGE_SHIFT);
     } else {
       sys.mmap(mapping.address() + rel, len, prot, flags, inaccessible.fd(), 0);
+    }
+    mapped.set(first - firstPage, end - firstPage, accessible ? Shareability.SHARED : Shareability.PRIVATE);
+  }
+
+  /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
+  private static final long HEAL_BLOCK = 512;
+
+  /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
+  private void heal(long page) {
+    long blockStart = Math.max(firstPage, page & ~(HEAL_BLOCK - 1));
+    long blockEnd = Math.min(Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT), blockStart + HEAL_BLOCK);
+    for (ShareabilityRange r : inode.shareabilityRanges(blockStart, blockEnd)) {
+      if (r.start() <= page && page < r.end()) {
+        setAccessible(r.start(), r.end(), true);
+        return;
+      }
     }
   }
 
@@ -150,11 +187,16 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /** Host-faults every page of {@code [off, off+len)}; the caller holds the invalidate lock shared. */
-  private void fault(long off, long len) {
+  private void fault(long off, long len, boolean write) {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
     for (long i = first; i <= last; i++) {
-      inode.hostFault(i);
+      inode.hostFault(i, write);
+    }
+    for (long i = first; i <= last; i++) {
+      if (mapped.get(i - firstPage) != Shareability.SHARED) {
+        heal(i);
+      }
     }
   }
 
@@ -164,7 +206,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 1);
+      fault(off, 1, false);
       return IO.getByte(mapping.address() + off);
     } finally {
       l.unlock();
@@ -177,7 +219,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 1);
+      fault(off, 1, true);
       IO.putByte(mapping.address() + off, value);
     } finally {
       l.unlock();
@@ -190,7 +232,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 8);
+      fault(off, 8, false);
       return IO.getLong(mapping.address() + off);
     } finally {
       l.unlock();
@@ -203,7 +245,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 8);
+      fault(off, 8, true);
       IO.putLong(mapping.address() + off, value);
     } finally {
       l.unlock();
@@ -217,7 +259,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len);
+      fault(off, len, false);
       IO.getByteArray(mapping.address() + off, dst, dstIndex, len);
     } finally {
       l.unlock();
@@ -231,7 +273,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len);
+      fault(off, len, true);
       IO.putByteArray(mapping.address() + off, src, srcIndex, len);
     } finally {
       l.unlock();
@@ -244,7 +286,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len);
+      fault(off, len, true);
       IO.setMemory(mapping.address() + off, len, value);
     } finally {
       l.unlock();
@@ -257,7 +299,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len);
+      fault(off, len, (prot & Prot.WRITE) != 0);
       ByteBuffer b = Sys.buffer(mapping.address() + off, len);
       return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
     } finally {

@@ -14,6 +14,7 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FeatureProvider;
+import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.api.spi.HostMemory;
@@ -67,15 +68,19 @@ final class GmemRuntimeImpl implements GmemRuntime {
     this.hostMemory = hostMemory;
     this.inaccessible = new InaccessibleMemory(sys);
     List<FilemapListener> listeners = new ArrayList<>();
+    List<FaultInterceptor> interceptors = new ArrayList<>();
     for (FeatureProvider fp : plugins.features()) {
       Feature f = fp.create(hostMemory);
       if (f.filemapListener() != null) {
         listeners.add(f.filemapListener());
       }
+      if (f.faultInterceptor() != null) {
+        interceptors.add(f.faultInterceptor());
+      }
     }
     long slots = host.capability(KvmCapability.NR_MEMSLOTS);
     this.vmContext = new VmContext(
-        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners,
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors,
         slots > 0 ? (int) slots : dev.gmem.core.memslot.MemslotTable.USER_MEM_SLOTS);
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }

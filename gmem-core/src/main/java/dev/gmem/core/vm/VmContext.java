@@ -1,5 +1,6 @@
 package dev.gmem.core.vm;
 
+import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.mapping.InaccessibleMemory;
@@ -17,6 +18,7 @@ import java.util.function.LongSupplier;
  * @param allocatorFor      the allocator for a file's creation flags
  * @param contributedFlags  creation flags present plugins give meaning to
  * @param listeners         filemap listeners of active features
+ * @param interceptors      fault interceptors of active features
  * @param maxMemslots       {@code KVM_CAP_NR_MEMSLOTS}
  */
 public record VmContext(
@@ -26,4 +28,5 @@ public record VmContext(
     LongFunction<FolioAllocator> allocatorFor,
     long contributedFlags,
     List<FilemapListener> listeners,
+    List<FaultInterceptor> interceptors,
     int maxMemslots) {}

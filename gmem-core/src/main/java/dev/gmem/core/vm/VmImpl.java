@@ -6,11 +6,14 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.SoftwareVcpu;
+import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.backend.BackendVm;
+import dev.gmem.core.fault.SoftwareVcpuImpl;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
@@ -29,6 +32,8 @@ public final class VmImpl implements Vm {
   private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
   private final Runnable onClose;
+  private final SoftwareVcpu softwareVcpu;
+  private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
 
   public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, Runnable onClose) {
     this.type = type;
@@ -37,6 +42,7 @@ public final class VmImpl implements Vm {
     this.arch = arch;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory() ? 1 : 2);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots);
   }
 
   @Override
@@ -93,7 +99,7 @@ public final class VmImpl implements Vm {
           ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
           : backend.createMemory(size);
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), () -> {});
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), () -> {});
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
       files.add(file);
       return file;
@@ -122,6 +128,19 @@ public final class VmImpl implements Vm {
   }
 
   @Override
+  public Vcpu createVcpu(int id) {
+    checkOpen();
+    Vcpu v = backend.createVcpu(id);
+    vcpus.add(v);
+    return v;
+  }
+
+  @Override
+  public SoftwareVcpu softwareVcpu() {
+    return softwareVcpu;
+  }
+
+  @Override
   public List<Memslot> memslots() {
     return memslots.all();
   }
@@ -145,6 +164,9 @@ public final class VmImpl implements Vm {
   @Override
   public void close() {
     if (open.compareAndSet(true, false)) {
+      for (Vcpu v : vcpus) {
+        v.close();
+      }
       backend.close();
       onClose.run();
     }

@@ -106,7 +106,7 @@ class KernelOracleTest {
         }
       }
     }
-    assertEquals(List.of(), mismatches);
+    assertEquals(List.of(), mismatches.subList(0, Math.min(8, mismatches.size())), mismatches.size() + " mismatches");
   }
 
   @Test
@@ -138,7 +138,7 @@ class KernelOracleTest {
         }
       }
     }
-    assertEquals(List.of(), mismatches);
+    assertEquals(List.of(), mismatches.subList(0, Math.min(8, mismatches.size())), mismatches.size() + " mismatches");
   }
 
   @Test

@@ -1,0 +1,27 @@
+package dev.gmem.api;
+
+/**
+ * Guest memory access the way a vCPU makes it, in software: GPA → memslot → file → folio, with
+ * the kernel's guest-fault rules. An access whose kind (private or shared) disagrees with the
+ * page's shareability, or that hits a memslot whose file was closed, does not touch memory and
+ * yields a {@link VcpuExit.MemoryFault} ({@code KVM_EXIT_MEMORY_FAULT}); an access outside every
+ * memslot yields {@link VcpuExit.Mmio}. The VMM resolves the exit (e.g. converts) and retries.
+ *
+ * <p>Works on every backend; it is how gmem runs private-memory VM types whose rules the host
+ * kernel does not implement. Thread-safe.
+ */
+@Api(status = Api.Status.STABLE, since = "0.1")
+public interface SoftwareVcpu {
+
+  /** Reads {@code len} bytes at {@code gpa}; null on success, else the exit the access raised. */
+  VcpuExit read(long gpa, byte[] dst, int dstIndex, int len, boolean privateAccess);
+
+  /** Writes {@code len} bytes at {@code gpa}; null on success, else the exit the access raised. */
+  VcpuExit write(long gpa, byte[] src, int srcIndex, int len, boolean privateAccess);
+
+  /** Reads 8 bytes; an exit is thrown as {@link MemoryExitException}. */
+  long readLong(long gpa, boolean privateAccess);
+
+  /** Writes 8 bytes; an exit is thrown as {@link MemoryExitException}. */
+  void writeLong(long gpa, long value, boolean privateAccess);
+}

@@ -1,0 +1,145 @@
+package dev.gmem.core.fault;
+
+import com.kenai.jffi.MemoryIO;
+import dev.gmem.api.Folio;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.MemoryExitException;
+import dev.gmem.api.SoftwareVcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.core.file.GuestMemFileImpl;
+import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.memslot.MemslotTable;
+import java.util.Objects;
+import java.util.concurrent.locks.Lock;
+
+/**
+ * The guest fault path in software: memslot → file → inode, under the inode's invalidate lock
+ * taken shared, then {@link GuestMemInodeImpl#guestFault} for the shareability check, folio
+ * allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
+ * the first page that exits stops it (earlier pages are done, as on hardware).
+ */
+public final class SoftwareVcpuImpl implements SoftwareVcpu {
+  private static final MemoryIO IO = MemoryIO.getInstance();
+  private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
+
+  private final MemslotTable memslots;
+
+  public SoftwareVcpuImpl(MemslotTable memslots) {
+    this.memslots = memslots;
+  }
+
+  @Override
+  public VcpuExit read(long gpa, byte[] dst, int dstIndex, int len, boolean privateAccess) {
+    Objects.checkFromIndexSize(dstIndex, len, dst.length);
+    return access(gpa, dst, dstIndex, len, false, privateAccess);
+  }
+
+  @Override
+  public VcpuExit write(long gpa, byte[] src, int srcIndex, int len, boolean privateAccess) {
+    Objects.checkFromIndexSize(srcIndex, len, src.length);
+    return access(gpa, src, srcIndex, len, true, privateAccess);
+  }
+
+  private VcpuExit access(long gpa, byte[] buf, int index, int len, boolean write, boolean privateAccess) {
+    int done = 0;
+    while (done < len) {
+      long a = gpa + done;
+      int chunk = (int) Math.min(len - done, Folio.PAGE_SIZE - (a & PAGE_MASK));
+      Memslot slot = memslots.lookup(a);
+      if (slot == null) {
+        return new VcpuExit.Mmio(a, write, chunk, 0);
+      }
+      GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+      long off = slot.fileOffset(a);
+      Lock lock = inode.invalidateLock().readLock();
+      lock.lock();
+      try {
+        VcpuExit exit = fault(slot, inode, a, off, write, privateAccess);
+        if (exit != null) {
+          return exit;
+        }
+        long addr = inode.guestViewAddress() + off;
+        if (write) {
+          IO.putByteArray(addr, buf, index + done, chunk);
+        } else {
+          IO.getByteArray(addr, buf, index + done, chunk);
+        }
+      } finally {
+        lock.unlock();
+      }
+      done += chunk;
+    }
+    return null;
+  }
+
+  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+    if (!slot.file().isOpen()) {
+      // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
+      return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
+    }
+    long flags = inode.guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    return flags < 0 ? null : memoryFault(gpa, flags);
+  }
+
+  private static VcpuExit.MemoryFault memoryFault(long gpa, long flags) {
+    return new VcpuExit.MemoryFault(flags, gpa & ~PAGE_MASK, Folio.PAGE_SIZE);
+  }
+
+  @Override
+  public long readLong(long gpa, boolean privateAccess) {
+    if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {
+      byte[] b = new byte[8];
+      VcpuExit e = read(gpa, b, 0, 8, privateAccess);
+      if (e != null) {
+        throw new MemoryExitException(e);
+      }
+      return java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+    Memslot slot = memslots.lookup(gpa);
+    if (slot == null) {
+      throw new MemoryExitException(new VcpuExit.Mmio(gpa, false, 8, 0));
+    }
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+    long off = slot.fileOffset(gpa);
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    try {
+      VcpuExit exit = fault(slot, inode, gpa, off, false, privateAccess);
+      if (exit != null) {
+        throw new MemoryExitException(exit);
+      }
+      return IO.getLong(inode.guestViewAddress() + off);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public void writeLong(long gpa, long value, boolean privateAccess) {
+    if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {
+      byte[] b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(value).array();
+      VcpuExit e = write(gpa, b, 0, 8, privateAccess);
+      if (e != null) {
+        throw new MemoryExitException(e);
+      }
+      return;
+    }
+    Memslot slot = memslots.lookup(gpa);
+    if (slot == null) {
+      throw new MemoryExitException(new VcpuExit.Mmio(gpa, true, 8, value));
+    }
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+    long off = slot.fileOffset(gpa);
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    try {
+      VcpuExit exit = fault(slot, inode, gpa, off, true, privateAccess);
+      if (exit != null) {
+        throw new MemoryExitException(exit);
+      }
+      IO.putLong(inode.guestViewAddress() + off, value);
+    } finally {
+      lock.unlock();
+    }
+  }
+}
