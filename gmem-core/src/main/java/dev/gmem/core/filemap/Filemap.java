@@ -1,0 +1,606 @@
+package dev.gmem.core.filemap;
+
+import dev.gmem.api.Folio;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Index → folio for one inode (upstream: the page cache's xarray), with per-folio "prepared" state
+ * and per-page reference counts.
+ *
+ * <h2>Representation</h2>
+ * Pages are grouped in 512-page (2 MiB) chunks held in a lazily built radix table. A chunk slot is
+ * empty, a {@link SmallChunk} (one byte per page for folios of order 0..8, copy-on-write) or a
+ * reference to one shared {@link HugeFolio} object (order 9..18) — so there is never a Java object
+ * per 4 KiB page. Full chunks of one order are shared constants: a 1 GiB folio costs one object
+ * plus 2 KiB of table, and the same 1 GiB split to 4 KiB costs nothing more; the worst case (mixed
+ * chunks) is ~1.1 bytes per page. Reference counts are kept sparsely (only pages with a count).
+ *
+ * <h2>Concurrency</h2>
+ * <ul>
+ *   <li>{@link #add}, the lookups ({@link #isPresent}, {@link #orderAt}, {@link #folioStart},
+ *       {@link #folio}, {@link #isPrepared}, {@link #folios}), {@link #markPrepared},
+ *       {@link #clearPrepared} and the reference counts ({@link #get}, {@link #put},
+ *       {@link #refcount}, {@link #firstReferenced}) are thread-safe against each other — the fault
+ *       path runs them under the invalidate lock held <em>shared</em>. Lookups are lock-free and
+ *       allocation-free (except {@link #folio} and {@link #folios}).</li>
+ *   <li>{@code add} is linearizable: of overlapping concurrent adds, the first to take any page
+ *       wins; an add fails only when a folio that was present at that moment overlaps it. A huge
+ *       folio's pages appear at once.</li>
+ *   <li>{@link #remove}, {@link #split} and {@link #merge} are structural: the caller must exclude
+ *       concurrent adds, prepared-flag changes and other structural calls (invalidate lock held
+ *       exclusively). Lookups may still run concurrently; they see every page either before or after,
+ *       with its presence unchanged by split and merge.</li>
+ *   <li>{@link #presentPages()} and {@link #folioCount()} are exact when no add runs concurrently.</li>
+ * </ul>
+ */
+public final class Filemap {
+
+  /** Largest folio order: 1 GiB of 4 KiB pages. */
+  public static final int MAX_ORDER = 18;
+  /** Largest supported size: a 2^64-byte file. */
+  public static final long MAX_PAGES = 1L << 52;
+
+  private static final int CHUNK_SHIFT = ChunkTable.BITS;
+  private static final int CHUNK_MASK = SmallChunk.PAGES - 1;
+  private static final int SPIN_BEFORE_YIELD = 256;
+
+  private final long nrPages;
+  private final ChunkTable table;
+  private final RefCounts refs = new RefCounts();
+  private final LongAdder present = new LongAdder();
+  private final LongAdder folios = new LongAdder();
+
+  /**
+   * An empty filemap for an inode of {@code nrPages} pages.
+   *
+   * @param nrPages {@code 1 .. 2^52}
+   */
+  public Filemap(long nrPages) {
+    if (nrPages <= 0 || nrPages > MAX_PAGES) {
+      throw new IllegalArgumentException("nrPages out of range: " + nrPages);
+    }
+    this.nrPages = nrPages;
+    this.table = new ChunkTable(((nrPages - 1) >>> CHUNK_SHIFT) + 1);
+  }
+
+  /** Number of pages the filemap can index. */
+  public long nrPages() {
+    return nrPages;
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  /** Whether a folio covers page {@code index}. Lock-free, allocation-free. */
+  public boolean isPresent(long index) {
+    return orderAt(index) >= 0;
+  }
+
+  /** Order of the folio covering page {@code index}, or -1 if none. Lock-free, allocation-free. */
+  public int orderAt(long index) {
+    checkIndex(index);
+    Object slot = table.get(index >>> CHUNK_SHIFT);
+    if (slot instanceof SmallChunk c) {
+      return c.orderAt((int) (index & CHUNK_MASK));
+    }
+    if (slot instanceof HugeFolio h && h.isLive()) {
+      return h.order;
+    }
+    return -1;
+  }
+
+  /** First page of the folio covering {@code index}, or -1 if none. Lock-free, allocation-free. */
+  public long folioStart(long index) {
+    int order = orderAt(index);
+    return order < 0 ? -1 : index & -(1L << order);
+  }
+
+  /** A snapshot of the folio covering {@code index}, with its pages' summed reference counts. */
+  public Optional<Folio> folio(long index) {
+    int order = orderAt(index);
+    if (order < 0) {
+      return Optional.empty();
+    }
+    long start = index & -(1L << order);
+    return Optional.of(new Folio(start, order, refs.sum(start, start + (1L << order))));
+  }
+
+  /**
+   * The folios intersecting {@code [start, end)} in index order, including the (at most two) that
+   * straddle its ends. O(chunks populated in the range + folios returned).
+   */
+  public List<Folio> folios(long start, long end) {
+    checkRange(start, end);
+    List<Folio> out = new ArrayList<>();
+    long lastChunk = chunkEnd(end);
+    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
+      Object slot = table.get(c);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive()) {
+          out.add(new Folio(h.start, h.order, refs.sum(h.start, h.start + h.nrPages())));
+        }
+        c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk sc) {
+        long base = c << CHUNK_SHIFT;
+        int lo = (int) (Math.max(start, base) - base);
+        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
+        int o = sc.orderAt(lo);
+        int off = o < 0 ? lo : lo & -(1 << o);
+        while (off < hi) {
+          o = sc.orderAt(off);
+          if (o < 0) {
+            off++;
+            continue;
+          }
+          long fs = base + off;
+          out.add(new Folio(fs, o, refs.sum(fs, fs + (1L << o))));
+          off += 1 << o;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Pages covered by folios. */
+  public long presentPages() {
+    return present.sum();
+  }
+
+  /** Number of folios. */
+  public long folioCount() {
+    return folios.sum();
+  }
+
+  // ---------------------------------------------------------------- add
+
+  /**
+   * Adds a folio of {@code 2^order} pages at {@code index} ({@code filemap_add_folio}), not
+   * prepared and with no references. Thread-safe and linearizable against concurrent adds and
+   * lookups; see the class comment.
+   *
+   * @return {@code false} if any of its pages is already present (nothing changes)
+   * @throws IllegalArgumentException for an order outside 0..18, an index not aligned to the
+   *     order, or a folio reaching past the end
+   */
+  public boolean add(long index, int order) {
+    checkOrder(order, 0);
+    checkIndex(index);
+    long nr = 1L << order;
+    if ((index & (nr - 1)) != 0) {
+      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
+    }
+    if (index + nr > nrPages) {
+      throw new IllegalArgumentException("folio [" + index + ", " + (index + nr) + ") reaches past " + nrPages);
+    }
+    boolean added = order < CHUNK_SHIFT ? addSmall(index, order) : addHuge(index, order);
+    if (added) {
+      present.add(nr);
+      folios.increment();
+    }
+    return added;
+  }
+
+  private boolean addSmall(long index, int order) {
+    long chunk = index >>> CHUNK_SHIFT;
+    int off = (int) (index & CHUNK_MASK);
+    int n = 1 << order;
+    byte value = SmallChunk.encode(order, false);
+    for (;;) {
+      Object slot = table.get(chunk);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive()) {
+          return false;
+        }
+        awaitSettled(chunk, h);
+        continue;
+      }
+      SmallChunk cur = (SmallChunk) slot;
+      if (cur != null && !cur.isFree(off, n)) {
+        return false;
+      }
+      if (table.compareAndSet(chunk, cur, SmallChunk.with(cur, off, n, value, n))) {
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Reserves every covered slot in ascending order (so two huge adds never wait on each other in a
+   * cycle), then goes live in one write; on a conflict, releases what it reserved.
+   */
+  private boolean addHuge(long index, int order) {
+    HugeFolio h = new HugeFolio(index, order, HugeFolio.RESERVING, false);
+    long first = h.firstChunk();
+    long end = h.endChunk();
+    for (long c = first; c < end; c++) {
+      for (;;) {
+        Object slot = table.get(c);
+        if (slot == null) {
+          if (table.compareAndSet(c, null, h)) {
+            break;
+          }
+          continue;
+        }
+        if (slot instanceof HugeFolio other && !other.isLive()) {
+          awaitSettled(c, other);
+          continue;
+        }
+        h.setState(HugeFolio.DEAD);
+        for (long k = first; k < c; k++) {
+          table.compareAndSet(k, h, null);
+        }
+        return false;
+      }
+    }
+    h.setState(HugeFolio.LIVE);
+    return true;
+  }
+
+  /** Waits for another add's reservation of {@code chunk} to go live or be released. */
+  private void awaitSettled(long chunk, HugeFolio h) {
+    for (int spins = 0; table.get(chunk) == h && !h.isLive(); spins++) {
+      if (spins < SPIN_BEFORE_YIELD) {
+        Thread.onSpinWait();
+      } else {
+        Thread.yield();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- structural changes
+
+  /**
+   * Removes every folio lying entirely inside {@code [start, end)} and returns them in index order,
+   * each with the summed reference counts its pages had; those counts leave the filemap with the
+   * folio (the caller now owns the folios and their outstanding references, and frees them).
+   *
+   * <p>A folio straddling either end is <em>left in place, untouched</em> — there are at most two,
+   * and {@link #folios(long, long) folios(start, end)} afterwards returns exactly them (upstream
+   * punch-hole zeroes such partial huge pages instead of freeing them; to free part of one, split
+   * it first). The prepared flag goes with the removed folio. Structural: see the class comment.
+   */
+  public List<Folio> remove(long start, long end) {
+    checkRange(start, end);
+    List<Folio> out = new ArrayList<>();
+    long lastChunk = chunkEnd(end);
+    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
+      Object slot = table.get(c);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive() && h.start >= start && h.start + h.nrPages() <= end) {
+          for (long k = h.firstChunk(); k < h.endChunk(); k++) {
+            table.set(k, null);
+          }
+          account(-h.nrPages(), -1);
+          out.add(new Folio(h.start, h.order, refs.drain(h.start, h.start + h.nrPages())));
+        }
+        c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk) {
+        removeInChunk(c, start, end, out);
+      }
+    }
+    return out;
+  }
+
+  private void removeInChunk(long chunk, long start, long end, List<Folio> out) {
+    long base = chunk << CHUNK_SHIFT;
+    int lo = (int) (Math.max(start, base) - base);
+    int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
+    SmallChunk sc = (SmallChunk) table.get(chunk);
+    int off = lo;
+    while (off < hi) {
+      int o = sc.orderAt(off);
+      if (o < 0) {
+        off++;
+        continue;
+      }
+      int fs = off & -(1 << o);
+      int n = 1 << o;
+      if (fs >= lo && fs + n <= hi) {
+        sc = SmallChunk.with(sc, fs, n, (byte) 0, -n);
+        account(-n, -1);
+        out.add(new Folio(base + fs, o, refs.drain(base + fs, base + fs + n)));
+        if (sc == null) {
+          break;
+        }
+      }
+      off = fs + n;
+    }
+    table.set(chunk, sc);
+  }
+
+  /**
+   * Splits the folio covering {@code index}, of order k, into {@code 2^(k - newOrder)} folios of
+   * {@code newOrder}. Reference counts stay with their pages; every new folio inherits the
+   * prepared flag. Presence of every page is unchanged. Structural: see the class comment.
+   *
+   * @throws IllegalStateException if no folio covers {@code index}, or its order is not above
+   *     {@code newOrder}
+   * @throws IllegalArgumentException if {@code newOrder} is outside 0..18
+   */
+  public void split(long index, int newOrder) {
+    checkOrder(newOrder, 0);
+    checkIndex(index);
+    long chunk = index >>> CHUNK_SHIFT;
+    Object slot = table.get(chunk);
+    if (slot instanceof HugeFolio h && h.isLive()) {
+      requireAbove(h.order, newOrder, index);
+      boolean prepared = h.prepared();
+      if (newOrder >= CHUNK_SHIFT) {
+        long per = 1L << (newOrder - CHUNK_SHIFT);
+        for (long c = h.firstChunk(); c < h.endChunk(); c += per) {
+          HugeFolio part = new HugeFolio(c << CHUNK_SHIFT, newOrder, HugeFolio.LIVE, prepared);
+          for (long k = c; k < c + per; k++) {
+            table.set(k, part);
+          }
+        }
+      } else {
+        SmallChunk full = SmallChunk.full(newOrder, prepared);
+        for (long c = h.firstChunk(); c < h.endChunk(); c++) {
+          table.set(c, full);
+        }
+      }
+      account(0, (1L << (h.order - newOrder)) - 1);
+      return;
+    }
+    int off = (int) (index & CHUNK_MASK);
+    SmallChunk sc = slot instanceof SmallChunk s ? s : null;
+    int order = sc == null ? -1 : sc.orderAt(off);
+    if (order < 0) {
+      throw new IllegalStateException("no folio at page " + index);
+    }
+    requireAbove(order, newOrder, index);
+    int fs = off & -(1 << order);
+    table.set(chunk, SmallChunk.with(sc, fs, 1 << order, SmallChunk.encode(newOrder, sc.prepared(fs)), 0));
+    account(0, (1L << (order - newOrder)) - 1);
+  }
+
+  /**
+   * Merges the pages of the aligned block {@code [index, index + 2^order)}, all present as
+   * smaller folios, into one folio of {@code order}. Reference counts stay with their pages; the
+   * merged folio is prepared only if every part was. Structural: see the class comment.
+   *
+   * @throws IllegalStateException if a page of the block is absent, or already belongs to a folio
+   *     of {@code order} or larger
+   * @throws IllegalArgumentException if {@code order} is outside 1..18, {@code index} is not
+   *     aligned to it, or the block reaches past the end
+   */
+  public void merge(long index, int order) {
+    checkOrder(order, 1);
+    checkIndex(index);
+    long nr = 1L << order;
+    if ((index & (nr - 1)) != 0) {
+      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
+    }
+    if (index + nr > nrPages) {
+      throw new IllegalArgumentException("block [" + index + ", " + (index + nr) + ") reaches past " + nrPages);
+    }
+    if (order >= CHUNK_SHIFT) {
+      mergeChunks(index, order);
+    } else {
+      mergeInChunk(index, order);
+    }
+  }
+
+  private void mergeChunks(long index, int order) {
+    long first = index >>> CHUNK_SHIFT;
+    long end = first + (1L << (order - CHUNK_SHIFT));
+    boolean prepared = true;
+    long parts = 0;
+    for (long c = first; c < end; c++) {
+      Object slot = table.get(c);
+      if (slot instanceof HugeFolio h && h.isLive()) {
+        if (h.order >= order) {
+          throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
+        }
+        prepared &= h.prepared();
+        parts++;
+        c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk sc && sc.present == SmallChunk.PAGES) {
+        for (int off = 0; off < SmallChunk.PAGES; off += 1 << sc.orderAt(off)) {
+          prepared &= sc.prepared(off);
+          parts++;
+        }
+      } else {
+        throw new IllegalStateException("cannot merge: pages of chunk at " + (c << CHUNK_SHIFT) + " are missing");
+      }
+    }
+    HugeFolio merged = new HugeFolio(index, order, HugeFolio.LIVE, prepared);
+    for (long c = first; c < end; c++) {
+      table.set(c, merged);
+    }
+    account(0, 1 - parts);
+  }
+
+  private void mergeInChunk(long index, int order) {
+    long chunk = index >>> CHUNK_SHIFT;
+    Object slot = table.get(chunk);
+    if (slot instanceof HugeFolio h && h.isLive()) {
+      throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
+    }
+    if (!(slot instanceof SmallChunk sc)) {
+      throw new IllegalStateException("cannot merge: page " + index + " is missing");
+    }
+    int lo = (int) (index & CHUNK_MASK);
+    int n = 1 << order;
+    boolean prepared = true;
+    long parts = 0;
+    for (int off = lo; off < lo + n; ) {
+      int o = sc.orderAt(off);
+      if (o < 0) {
+        throw new IllegalStateException("cannot merge: page " + (index + off - lo) + " is missing");
+      }
+      if (o >= order) {
+        throw new IllegalStateException("page " + index + " already in a folio of order " + o);
+      }
+      prepared &= sc.prepared(off);
+      parts++;
+      off += 1 << o;
+    }
+    table.set(chunk, SmallChunk.with(sc, lo, n, SmallChunk.encode(order, prepared), 0));
+    account(0, 1 - parts);
+  }
+
+  // ---------------------------------------------------------------- prepared flag
+
+  /** Whether the folio covering {@code index} is prepared; false if there is none. */
+  public boolean isPrepared(long index) {
+    checkIndex(index);
+    Object slot = table.get(index >>> CHUNK_SHIFT);
+    if (slot instanceof SmallChunk c) {
+      return c.prepared((int) (index & CHUNK_MASK));
+    }
+    return slot instanceof HugeFolio h && h.isLive() && h.prepared();
+  }
+
+  /**
+   * Marks the folio covering {@code index} prepared (arch {@code prepare} has run for it).
+   * Atomic: of concurrent callers exactly one gets {@code true}.
+   *
+   * @return whether this call changed the flag
+   * @throws IllegalStateException if no folio covers {@code index}
+   */
+  public boolean markPrepared(long index) {
+    return setPrepared(index, true);
+  }
+
+  /**
+   * Clears the prepared flag of the folio covering {@code index} (e.g. after converting it to
+   * shared, which undoes the preparation).
+   *
+   * @return whether this call changed the flag
+   * @throws IllegalStateException if no folio covers {@code index}
+   */
+  public boolean clearPrepared(long index) {
+    return setPrepared(index, false);
+  }
+
+  private boolean setPrepared(long index, boolean value) {
+    checkIndex(index);
+    long chunk = index >>> CHUNK_SHIFT;
+    int off = (int) (index & CHUNK_MASK);
+    for (;;) {
+      Object slot = table.get(chunk);
+      if (slot instanceof HugeFolio h && h.isLive()) {
+        return h.casPrepared(value);
+      }
+      SmallChunk sc = slot instanceof SmallChunk s ? s : null;
+      int order = sc == null ? -1 : sc.orderAt(off);
+      if (order < 0) {
+        throw new IllegalStateException("no folio at page " + index);
+      }
+      if (sc.prepared(off) == value) {
+        return false;
+      }
+      int fs = off & -(1 << order);
+      if (table.compareAndSet(chunk, sc, SmallChunk.with(sc, fs, 1 << order, SmallChunk.encode(order, value), 0))) {
+        return true;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- references
+
+  /** References held on page {@code index} beyond the filemap's own. */
+  public int refcount(long index) {
+    checkIndex(index);
+    return refs.get(index);
+  }
+
+  /**
+   * Takes a reference on page {@code index} (a pin or an in-use mapping). Atomic.
+   *
+   * @throws IllegalStateException if no folio covers the page
+   */
+  public void get(long index) {
+    if (!isPresent(index)) {
+      throw new IllegalStateException("no folio at page " + index);
+    }
+    refs.increment(index);
+  }
+
+  /**
+   * Drops a reference taken by {@link #get}. Atomic.
+   *
+   * @throws IllegalStateException if the page holds no reference (also after {@link #remove}
+   *     handed its references to the caller)
+   */
+  public void put(long index) {
+    checkIndex(index);
+    refs.decrement(index);
+  }
+
+  /**
+   * First page in {@code [start, end)} with a reference count above zero, or -1: where a
+   * conversion to private stops with {@code EAGAIN}. O(log referenced pages).
+   */
+  public long firstReferenced(long start, long end) {
+    checkRange(start, end);
+    return refs.first(start, end);
+  }
+
+  // ---------------------------------------------------------------- accounting
+
+  /**
+   * Approximate heap footprint (compressed-oops layout): the chunk table, chunks that are not
+   * shared constants, huge folio objects, and reference-count entries. Walks the populated
+   * table: meant for diagnostics and reports.
+   */
+  public long estimatedBytes() {
+    long bytes = 160 + table.directoryBytes() + 80L * refs.size();
+    long chunks = ((nrPages - 1) >>> CHUNK_SHIFT) + 1;
+    for (long c = table.next(0, chunks); c >= 0; c = table.next(c + 1, chunks)) {
+      Object slot = table.get(c);
+      if (slot instanceof SmallChunk sc) {
+        bytes += sc.bytes();
+      } else if (slot instanceof HugeFolio h) {
+        bytes += 32;
+        c = Math.max(c, h.endChunk() - 1);
+      }
+    }
+    return bytes;
+  }
+
+  /** Test support: the slot table, to stage another add's reservation deterministically. */
+  ChunkTable table() {
+    return table;
+  }
+
+  private void account(long pages, long folioDelta) {
+    if (pages != 0) {
+      present.add(pages);
+    }
+    if (folioDelta != 0) {
+      folios.add(folioDelta);
+    }
+  }
+
+  private static void requireAbove(int order, int newOrder, long index) {
+    if (newOrder >= order) {
+      throw new IllegalStateException("folio at page " + index + " has order " + order + ", cannot split to " + newOrder);
+    }
+  }
+
+  private static long chunkEnd(long end) {
+    return ((end - 1) >>> CHUNK_SHIFT) + 1;
+  }
+
+  private static void checkOrder(int order, int min) {
+    if (order < min || order > MAX_ORDER) {
+      throw new IllegalArgumentException("order " + order + " outside " + min + ".." + MAX_ORDER);
+    }
+  }
+
+  private void checkIndex(long index) {
+    if (index < 0 || index >= nrPages) {
+      throw new IndexOutOfBoundsException("page " + index + " outside [0, " + nrPages + ")");
+    }
+  }
+
+  private void checkRange(long start, long end) {
+    if (start < 0 || end <= start || end > nrPages) {
+      throw new IllegalArgumentException("range [" + start + ", " + end + ") not a non-empty part of [0, " + nrPages + ")");
+    }
+  }
+}
