@@ -17,14 +17,12 @@ import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
-import net.jqwik.api.Tag;
 import net.jqwik.api.constraints.Size;
 
 /**
  * The same random call sequence on the kvm backend (real guest_memfd, real memslots) and on the
  * memfd backend gives identical results and errnos.
  */
-@Tag("kvm")
 class DifferentialTest {
   static final long PAGE = 4096;
 
