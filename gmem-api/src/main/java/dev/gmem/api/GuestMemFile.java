@@ -51,6 +51,24 @@ public interface GuestMemFile extends AutoCloseable {
     return inode().shareability(offset >>> Folio.PAGE_SHIFT);
   }
 
+  /**
+   * In-place conversion of {@code [offset, offset+size)} to {@code target} (SHARED or PRIVATE),
+   * with the semantics of upstream {@code KVM_SET_MEMORY_ATTRIBUTES2} on a guest_memfd: EINVAL for
+   * an unsupported target, a zero, unaligned, overflowing or out-of-range range; nothing happens
+   * when the range already has the target; ENOMEM when tracking memory cannot be had; for
+   * to-private, EAGAIN when a page still has unexpected references (pins), with
+   * {@link GmemException#errorOffset()} at the first offending page. All or nothing: a failed call
+   * leaves shareability, folio structure and shared contents as they were.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+  void setShareability(long offset, long size, Shareability target);
+
+  /**
+   * Takes long-term references on {@code [offset, offset+size)} like a DMA pin: faults the pages
+   * in (they must be host-faultable, else EFAULT) and holds them until the pin is closed.
+   */
+  Pin pin(long offset, long size);
+
   boolean isOpen();
 
   /** Closes this view. Memory stays with the inode. Idempotent. */

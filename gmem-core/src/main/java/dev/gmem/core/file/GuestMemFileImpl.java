@@ -9,7 +9,9 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.GuestMemInode;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.Pin;
 import dev.gmem.api.Prot;
+import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.HostMappingImpl;
@@ -159,6 +161,24 @@ public final class GuestMemFileImpl implements GuestMemFile {
       throw GmemException.einval("guest_memfd mappings must be MAP_SHARED (copy-on-write is refused)");
     }
     return HostMappingImpl.create(this, inode, inaccessible, offset, length, prot, mapFlags);
+  }
+
+  @Override
+  public void setShareability(long offset, long size, Shareability target) {
+    checkOpen();
+    inode.convert(offset, size, target);
+  }
+
+  @Override
+  public Pin pin(long offset, long size) {
+    checkOpen();
+    if (size <= 0 || offset < 0 || ((offset | size) & (Folio.PAGE_SIZE - 1)) != 0 || offset + size < 0) {
+      throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") empty or unaligned");
+    }
+    if (offset + size > inode.size()) {
+      throw new GmemException(Errno.EFAULT, "pin range beyond EOF");
+    }
+    return inode.pin(offset >>> Folio.PAGE_SHIFT, size >>> Folio.PAGE_SHIFT);
   }
 
   @Override

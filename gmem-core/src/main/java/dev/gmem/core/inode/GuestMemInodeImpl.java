@@ -42,14 +42,18 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
   private final Object prepareLock = new Object();
+  private final Object[] allocationStripes = newStripes(64);
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
   private final CopyOnWriteArrayList<GuestMemFile> files = new CopyOnWriteArrayList<>();
   private final CopyOnWriteArrayList<InodeMapping> mappings = new CopyOnWriteArrayList<>();
   private final AtomicInteger references = new AtomicInteger(1);
+  private final LruBatch lruBatch = new LruBatch();
+  private final java.util.Set<PinImpl> pins = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private final Runnable onEvict;
   private volatile Mapping guestView;
+  private volatile dev.gmem.core.convert.FaultInjector conversionFaults = dev.gmem.core.convert.FaultInjector.NONE;
 
   public GuestMemInodeImpl(
       long ino,
@@ -76,6 +80,14 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     this.onEvict = onEvict;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
+  }
+
+  private static Object[] newStripes(int n) {
+    Object[] o = new Object[n];
+    for (int i = 0; i < n; i++) {
+      o[i] = new Object();
+    }
+    return o;
   }
 
   @Override
@@ -119,6 +131,24 @@ public final class GuestMemInodeImpl implements GuestMemInode {
 
   public ReentrantReadWriteLock invalidateLock() {
     return invalidateLock;
+  }
+
+  public FolioAllocator.Inode allocator() {
+    return allocator;
+  }
+
+  /** Order of the folios this inode's allocator hands out. */
+  public int folioOrder() {
+    return folioOrder;
+  }
+
+  public LruBatch lruBatch() {
+    return lruBatch;
+  }
+
+  /** Files viewing this inode, for fan-out (punch, conversion). */
+  public List<GuestMemFile> fileList() {
+    return files;
   }
 
   @Override
@@ -302,14 +332,50 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     if (filemap.isPresent(index)) {
       return;
     }
-    long start = index & ~((1L << folioOrder) - 1);
-    allocator.allocFolio(start);
-    if (filemap.add(start, folioOrder)) {
-      for (FilemapListener l : listeners) {
-        l.folioAdded(ino, flags, start, folioOrder);
+    if (folioOrder == 0) {
+      allocator.allocFolio(index);
+      if (filemap.add(index, 0)) {
+        added(index, 0);
+      } else {
+        allocator.freeFolio(index, 0);
       }
-    } else {
-      allocator.freeFolio(start, folioOrder);
+      return;
+    }
+    long start = index & ~((1L << folioOrder) - 1);
+    // Faults on different pages of one huge page race for the same allocation: serialise per block.
+    synchronized (allocationStripes[(int) ((start >>> folioOrder) & (allocationStripes.length - 1))]) {
+      if (filemap.isPresent(index)) {
+        return;
+      }
+      allocator.allocFolio(start);
+      long end = start + (1L << folioOrder);
+      if (shareability.isUniform(start, end, Shareability.PRIVATE)) {
+        filemap.add(start, folioOrder);
+        added(start, folioOrder);
+        return;
+      }
+      // Page size follows shareability: a huge page holding shared pages is handed out split.
+      FolioAllocator.Restructure split;
+      try {
+        split = allocator.prepareSplit(start, folioOrder, 0);
+      } catch (RuntimeException e) {
+        allocator.freeFolio(start, folioOrder);
+        throw e;
+      }
+      for (long i = start; i < end; i++) {
+        filemap.add(i, 0);
+      }
+      split.commit();
+      for (long i = start; i < end; i++) {
+        added(i, 0);
+      }
+    }
+  }
+
+  private void added(long index, int order) {
+    lruBatch.add(index);
+    for (FilemapListener l : listeners) {
+      l.folioAdded(ino, flags, index, order);
     }
   }
 
@@ -356,10 +422,66 @@ public final class GuestMemInodeImpl implements GuestMemInode {
       // The kernel zaps every mapping of the real file, host and guest view alike.
       sys.fallocate(memory.get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
       for (Folio f : filemap.remove(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
+        if (f.refcount() > 0) {
+          for (PinImpl p : pins) {
+            p.forget(f.index(), f.index() + f.nrPages());
+          }
+        }
+        lruBatch.forget(f.index(), f.index() + f.nrPages());
         freeFolio(f);
       }
     } finally {
       invalidateLock.writeLock().unlock();
     }
+  }
+
+  // ---- conversion ------------------------------------------------------------------------
+
+  /** In-place conversion; see {@link dev.gmem.core.convert.ConversionEngine}. */
+  public void convert(long offset, long size, Shareability target) {
+    new dev.gmem.core.convert.ConversionEngine(this, conversionFaults).convert(offset, size, target);
+  }
+
+  /** Test hook: failures injected at the fallible steps of later conversions. */
+  public void conversionFaultInjector(dev.gmem.core.convert.FaultInjector injector) {
+    this.conversionFaults = injector;
+  }
+
+  // ---- pins ------------------------------------------------------------------------------
+
+  /** Faults {@code [start, start+nrPages)} in as the host and takes a long-term reference on each page. */
+  public dev.gmem.api.Pin pin(long start, long nrPages) {
+    if (nrPages > Integer.MAX_VALUE) {
+      throw GmemException.einval("cannot pin more than 2^31 pages at once");
+    }
+    invalidateLock.readLock().lock();
+    try {
+      for (long i = start; i < start + nrPages; i++) {
+        if (!hostMayFault(i)) {
+          throw new GmemException(Errno.EFAULT, "cannot pin page " + i + ": the host may not fault it (" + shareability.get(i) + ")");
+        }
+      }
+      long taken = start;
+      try {
+        for (; taken < start + nrPages; taken++) {
+          ensureFolio(taken);
+          filemap.get(taken);
+        }
+      } catch (RuntimeException e) {
+        for (long i = start; i < taken; i++) {
+          filemap.put(i);
+        }
+        throw e;
+      }
+      PinImpl p = new PinImpl(this, start, nrPages);
+      pins.add(p);
+      return p;
+    } finally {
+      invalidateLock.readLock().unlock();
+    }
+  }
+
+  void removePin(PinImpl p) {
+    pins.remove(p);
   }
 }

@@ -1,0 +1,294 @@
+package dev.gmem.core.convert;
+
+import com.kenai.jffi.MemoryIO;
+import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.ShareabilityRange;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.shareability.ShareabilityStore;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.Lock;
+
+/**
+ * In-place shared↔private conversion with the semantics of upstream
+ * {@code KVM_SET_MEMORY_ATTRIBUTES2}: everything that can fail happens first; after the point of
+ * no return nothing can. gmem goes beyond upstream, which WARNs when its rollback fails: the
+ * steps after the point of no return are infallible by construction (a published store version,
+ * committed allocator restructures, arch hooks that may not fail, stores into present pages).
+ *
+ * <p>Host mappings are zapped (covered by SIGBUS memory) before the reference check, as upstream
+ * unmaps before checking; a failed call does not re-map them, exactly as upstream does not
+ * re-populate page tables: the next host access heals them lazily.
+ */
+public final class ConversionEngine {
+  private static final MemoryIO IO = MemoryIO.getInstance();
+
+  private final GuestMemInodeImpl inode;
+  private final FaultInjector injector;
+
+  public ConversionEngine(GuestMemInodeImpl inode, FaultInjector injector) {
+    this.inode = inode;
+    this.injector = injector;
+  }
+
+  /** Validates in the upstream order, then converts under the exclusive invalidate lock. */
+  public void convert(long offset, long size, Shareability target) {
+    if (target == null || target == Shareability.NONE) {
+      throw GmemException.einval("unsupported conversion target " + target);
+    }
+    if (target == Shareability.PRIVATE && !inode.arch().hasPrivateMemory()) {
+      throw GmemException.einval("this VM type has no private memory: PRIVATE is not a supported attribute");
+    }
+    if (size == 0 || offset + size < offset || offset < 0 || size < 0) {
+      throw GmemException.einval("conversion size 0x" + Long.toHexString(size) + " is zero or overflows");
+    }
+    if (((offset | size) & (Folio.PAGE_SIZE - 1)) != 0) {
+      throw GmemException.einval("conversion range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") not page aligned");
+    }
+    if (offset >= inode.size() || offset + size > inode.size()) {
+      throw GmemException.einval("conversion range beyond the file size 0x" + Long.toHexString(inode.size()));
+    }
+    Lock lock = inode.invalidateLock().writeLock();
+    lock.lock();
+    try {
+      convertLocked(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT, target);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void convertLocked(long start, long end, Shareability target) {
+    ShareabilityStore store = inode.shareabilityStore();
+    if (store.isUniform(start, end, target)) {
+      return;
+    }
+    List<ShareabilityRange> before = store.ranges(start, end);
+    injector.at(ConversionStep.STORE_PREPARE, start);
+    ShareabilityStore.Update update = prepareStore(store, start, end, target);
+    List<Restructure> restructures = new ArrayList<>();
+    boolean zapped = false;
+    try {
+      planRestructures(start, end, target, restructures);
+      if (target == Shareability.PRIVATE) {
+        zapped = true;
+        zapHostMappings(start, end);
+        checkReferences(start, end);
+      }
+      if (changesContents(before, target)) {
+        inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
+      }
+    } catch (RuntimeException e) {
+      for (Restructure r : restructures) {
+        r.prepared.abort();
+      }
+      update.abort();
+      if (zapped) {
+        remapShared(before);
+      }
+      throw e;
+    }
+    // ---- point of no return: nothing below can fail ----
+    commit(before, start, end, target, update, restructures);
+    if (target == Shareability.SHARED) {
+      remapShared(before);
+    }
+  }
+
+  /**
+   * Maps the file back over pages that are (again) shared, so raw users of the host mapping's
+   * address see them at once, as they would with the kernel. Best effort: a failure (the kernel
+   * refusing a VMA for want of memory) leaves the pages to be healed by the next host fault,
+   * which reports the ENOMEM itself, as a kernel fault may end in VM_FAULT_OOM.
+   */
+  private void remapShared(List<ShareabilityRange> ranges) {
+    for (ShareabilityRange r : ranges) {
+      if (r.shareability() == Shareability.SHARED || inode.shareabilityStore().isUniform(r.start(), r.end(), Shareability.SHARED)) {
+        for (InodeMapping m : inode.mappings()) {
+          try {
+            m.setAccessible(r.start(), r.end(), true);
+          } catch (GmemException e) {
+            // healed lazily by the next host fault
+          }
+        }
+      }
+    }
+  }
+
+  private static ShareabilityStore.Update prepareStore(ShareabilityStore store, long start, long end, Shareability target) {
+    try {
+      return store.prepare(start, end, target);
+    } catch (GmemException e) {
+      throw rebase(e, start);
+    }
+  }
+
+  private static GmemException rebase(GmemException e, long index) {
+    return e.errorOffset().isPresent() ? e : GmemException.atOffset(e.errno(), index << Folio.PAGE_SHIFT, e.getMessage());
+  }
+
+  /** A prepared folio split or merge, committed after the point of no return. */
+  private record Restructure(long index, int order, boolean split, FolioAllocator.Restructure prepared) {}
+
+  /**
+   * Folio size follows shareability (upstream "restructuring on conversion"): the range is rounded
+   * to the allocator's folio size; private→shared splits every huge folio touched; shared→private
+   * merges a huge page only when all of it will be private.
+   */
+  private void planRestructures(long start, long end, Shareability target, List<Restructure> out) {
+    int order = inode.folioOrder();
+    if (order == 0) {
+      return;
+    }
+    long block = 1L << order;
+    long from = start & ~(block - 1);
+    long to = Math.min(inode.nrPages(), (end + block - 1) & ~(block - 1));
+    Filemap filemap = inode.filemap();
+    ShareabilityStore store = inode.shareabilityStore();
+    for (long i = from; i < to; i += block) {
+      final long b = i;
+      final int current = filemap.orderAt(b);
+      if (target == Shareability.SHARED) {
+        if (current > 0 && filemap.folioStart(b) == b) {
+          injector.at(ConversionStep.SPLIT_PREPARE, b);
+          out.add(new Restructure(b, 0, true, rebaseCall(() -> inode.allocator().prepareSplit(b, current, 0), b)));
+        }
+      } else if (current >= 0 && current < order && allPresent(filemap, b, block)
+          && privateOrEmpty(store, b, Math.max(b, start))
+          && privateOrEmpty(store, Math.min(b + block, Math.max(end, b)), b + block)) {
+        injector.at(ConversionStep.MERGE_PREPARE, b);
+        out.add(new Restructure(b, order, false, rebaseCall(() -> inode.allocator().prepareMerge(b, order), b)));
+      }
+    }
+  }
+
+  private static boolean privateOrEmpty(ShareabilityStore store, long s, long e) {
+    return s >= e || store.isUniform(s, e, Shareability.PRIVATE);
+  }
+
+  private static boolean allPresent(Filemap filemap, long start, long n) {
+    for (long i = start; i < start + n; ) {
+      int o = filemap.orderAt(i);
+      if (o < 0) {
+        return false;
+      }
+      i = filemap.folioStart(i) + (1L << o);
+    }
+    return true;
+  }
+
+  private interface Prep {
+    FolioAllocator.Restructure get();
+  }
+
+  private static FolioAllocator.Restructure rebaseCall(Prep p, long index) {
+    try {
+      return p.get();
+    } catch (GmemException e) {
+      throw rebase(e, index);
+    }
+  }
+
+  private void zapHostMappings(long start, long end) {
+    injector.at(ConversionStep.UNMAP, start);
+    for (InodeMapping m : inode.mappings()) {
+      try {
+        m.setAccessible(start, end, false);
+      } catch (GmemException e) {
+        throw rebase(e, start);
+      }
+    }
+  }
+
+  /**
+   * Upstream requires {@code refcount == nr_pages + 1}: no pins, no transient references. A
+   * transient reference may be a fresh folio still in an LRU batch, so drain once and look again.
+   */
+  private void checkReferences(long start, long end) {
+    Filemap filemap = inode.filemap();
+    long offending = firstReferenced(filemap, start, end);
+    if (offending >= 0 && inode.lruBatch().first(start, end) >= 0) {
+      inode.lruBatch().drain();
+      offending = firstReferenced(filemap, start, end);
+    }
+    injector.at(ConversionStep.REFCHECK, offending >= 0 ? offending : start);
+    if (offending >= 0) {
+      throw GmemException.atOffset(Errno.EAGAIN, offending << Folio.PAGE_SHIFT,
+          "page " + offending + " still has unexpected references (pinned?); release them and retry");
+    }
+  }
+
+  private long firstReferenced(Filemap filemap, long start, long end) {
+    long pinned = filemap.firstReferenced(start, end);
+    long batched = inode.lruBatch().first(start, end);
+    if (pinned < 0) {
+      return batched;
+    }
+    return batched < 0 ? pinned : Math.min(pinned, batched);
+  }
+
+  private boolean changesContents(List<ShareabilityRange> before, Shareability target) {
+    for (ShareabilityRange r : before) {
+      if (r.shareability() != target && inode.arch().contentEffect(r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
+  private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
+      ShareabilityStore.Update update, List<Restructure> restructures) {
+    ArchHooks arch = inode.arch();
+    Filemap filemap = inode.filemap();
+    for (ShareabilityRange r : before) {
+      if (r.shareability() == target) {
+        continue;
+      }
+      ArchHooks.ContentEffect effect = arch.contentEffect(r.shareability(), target);
+      for (Folio f : filemap.folios(r.start(), r.end())) {
+        long s = Math.max(f.index(), r.start());
+        long e = Math.min(f.index() + f.nrPages(), r.end());
+        if (r.shareability() == Shareability.PRIVATE) {
+          arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
+        }
+        applyContentEffect(effect, s, e);
+      }
+    }
+    update.commit();
+    for (Restructure r : restructures) {
+      if (r.split) {
+        filemap.split(r.index, r.order);
+      } else {
+        filemap.merge(r.index, r.order);
+      }
+      r.prepared.commit();
+    }
+    // Prepare is undone for pages that left private use; the next private fault prepares again.
+    for (ShareabilityRange r : before) {
+      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE) {
+        for (Folio f : filemap.folios(r.start(), r.end())) {
+          if (f.index() >= r.start() && f.index() + f.nrPages() <= r.end()) {
+            filemap.clearPrepared(f.index());
+          }
+        }
+      }
+    }
+  }
+
+  /** Stores into present pages through the guest view: no allocation, no fault, cannot fail. */
+  private void applyContentEffect(ArchHooks.ContentEffect effect, long start, long end) {
+    if (effect == ArchHooks.ContentEffect.PRESERVE) {
+      return;
+    }
+    long addr = inode.guestViewAddress() + (start << Folio.PAGE_SHIFT);
+    long len = (end - start) << Folio.PAGE_SHIFT;
+    IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : (byte) 0xa5);
+  }
+}
