@@ -1,0 +1,31 @@
+package dev.gmem.core.convert;
+
+import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.spi.ArchProvider;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Runtimes whose plugin discovery sees extra test providers, without registering them for every test. */
+final class TestRuntimes {
+  private TestRuntimes() {}
+
+  static GmemRuntime withZeroingArch(String backend) {
+    try {
+      Path dir = Files.createTempDirectory("gmem-test-services");
+      Path services = Files.createDirectories(dir.resolve("META-INF/services"));
+      Files.writeString(services.resolve(ArchProvider.class.getName()), ZeroingArchProvider.class.getName() + "\n");
+      ClassLoader loader = new URLClassLoader(new URL[] {dir.toUri().toURL()}, TestRuntimes.class.getClassLoader());
+      return GmemRuntime.builder()
+          .classLoader(loader)
+          .property("gmem.backend", backend)
+          .property("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID)
+          .build();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
