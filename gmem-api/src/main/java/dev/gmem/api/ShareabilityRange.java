@@ -14,4 +14,9 @@ public record ShareabilityRange(long start, long end, Shareability shareability)
   public long nrPages() {
     return end - start;
   }
+
+  @Override
+  public String toString() {
+    return "[" + start + ", " + end + ") " + shareability;
+  }
 }

@@ -6,8 +6,10 @@ import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Pin;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
+import dev.gmem.api.Shareability;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
@@ -71,6 +73,7 @@ final class DemoCommand implements Callable<Integer> {
         badCall(out, file);
       }
       vm.close();
+      conversion(out, rt);
     }
     out.flush();
     return 0;
@@ -121,6 +124,43 @@ final class DemoCommand implements Callable<Integer> {
     file.punchHole(DATA, PAGE);
     cpu.read(DATA, b, 0, 1, false);
     out.printf("punched the data page; software vCPU now reads 0x%02x%n", b[0]);
+  }
+
+  /** In-place conversion on a VM type with private memory, driven by memory-fault exits. */
+  private void conversion(PrintWriter out, GmemRuntime rt) {
+    Vm vm = rt.createVm(VmType.SW_PROTECTED);
+    out.printf("%nVM of type %s (private memory, enforced by gmem in user space)%n", vm.type());
+    try (GuestMemFile file = vm.createGuestMemFile(size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+        HostMapping map = file.map()) {
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, size, file, 0);
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      long secret = 3 * PAGE;
+      map.putLong(secret, 0x5ec12e7L);
+      file.setShareability(secret, PAGE, Shareability.PRIVATE);
+      out.printf("page 3 converted to private: %s%n", file.inode().shareabilityRanges(0, size / PAGE));
+      try {
+        map.getLong(secret);
+      } catch (GmemException e) {
+        out.printf("host read of page 3 -> %s (the kernel raises SIGBUS; the mapping really faults)%n", e.errno());
+      }
+      out.printf("guest private read of page 3: 0x%x (contents kept in place)%n", cpu.readLong(secret, true));
+      VcpuExit exit = cpu.read(secret, new byte[8], 0, 8, false);
+      out.printf("guest shared read of page 3 -> %s%n", exit);
+      if (exit instanceof VcpuExit.MemoryFault mf) {
+        file.setShareability(mf.gpa(), mf.size(), Shareability.SHARED);
+        out.printf("VMM converted [0x%x, +0x%x) to shared and retried: %s, host reads 0x%x%n",
+            mf.gpa(), mf.size(), cpu.read(secret, new byte[8], 0, 8, false) == null ? "ok" : "exit", map.getLong(secret));
+      }
+      try (Pin pin = file.pin(4 * PAGE, PAGE)) {
+        file.setShareability(0, size, Shareability.PRIVATE);
+      } catch (GmemException e) {
+        out.printf("to-private with page 4 pinned -> %s at offset 0x%x; nothing changed: %s%n",
+            e.errno(), e.errorOffset().orElse(-1), file.inode().shareabilityRanges(0, size / PAGE));
+      }
+      file.setShareability(0, size, Shareability.PRIVATE);
+      out.printf("after the pin is released the same call succeeds: %s%n", file.inode().shareabilityRanges(0, size / PAGE));
+    }
+    vm.close();
   }
 
   private static void badCall(PrintWriter out, GuestMemFile file) {
