@@ -5,6 +5,8 @@ package dev.gmem.api;
 public enum KvmCapability {
   NR_MEMSLOTS(10),
   READONLY_MEM(81),
+  /** Memslot address spaces of a VM when more than one (x86 SMM); 0 means one. */
+  MULTI_ADDRESS_SPACE(118),
   IMMEDIATE_EXIT(136),
   USER_MEMORY2(231),
   MEMORY_FAULT_INFO(232),

@@ -29,7 +29,9 @@ public interface Vm extends AutoCloseable {
   /**
    * {@code KVM_SET_USER_MEMORY_REGION2} with {@code KVM_MEM_GUEST_MEMFD}: binds
    * {@code [gpa, gpa+size)} to {@code [offset, offset+size)} of {@code file}; size 0 deletes the slot.
-   * Errors follow the kernel's binding table (EINVAL, EEXIST for GPA overlap, EBADF for a closed file).
+   * Errors follow the kernel's binding table (EINVAL, EEXIST for GPA overlap, EBADF for a closed file)
+   * and this host kernel's limits (slot ids, address spaces, largest GPA). A slot keeps its file's
+   * memory alive until it is deleted or the VM closes, even after the file is closed.
    */
   Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset);
 

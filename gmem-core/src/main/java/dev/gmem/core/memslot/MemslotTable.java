@@ -28,13 +28,20 @@ public final class MemslotTable {
 
   private final Vm vm;
   private final int addressSpaces;
+  private final int slotIds;
+  private final long maxGfn;
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
   private volatile Memslot[] byGpa = new Memslot[0];
 
-  /** {@code addressSpaces}: 2 on x86 VMs without private memory (SMM), 1 with. */
-  public MemslotTable(Vm vm, int addressSpaces) {
+  /**
+   * {@code privateMemory}: VMs with private memory have one address space
+   * ({@code kvm_arch_nr_memslot_as_ids}); others have {@link MemslotLimits#addressSpaces()}.
+   */
+  public MemslotTable(Vm vm, boolean privateMemory, MemslotLimits limits) {
     this.vm = vm;
-    this.addressSpaces = addressSpaces;
+    this.addressSpaces = privateMemory ? 1 : limits.addressSpaces();
+    this.slotIds = limits.slots();
+    this.maxGfn = (1L << (limits.maxGpaBits() - Folio.PAGE_SHIFT)) - 1;
   }
 
   /** What a validated change does. */
@@ -56,11 +63,16 @@ public final class MemslotTable {
     }
     int as = slot >>> 16;
     int id = slot & 0xffff;
-    if (as >= addressSpaces || id >= USER_MEM_SLOTS) {
+    if (as >= addressSpaces || id >= slotIds) {
       throw GmemException.einval("slot id " + id + " in address space " + as + " out of range");
     }
     if ((size & PAGE_MASK) != 0 || (gpa & PAGE_MASK) != 0) {
       throw GmemException.einval("memslot size 0x" + Long.toHexString(size) + " / gpa 0x" + Long.toHexString(gpa) + " not page aligned");
+    }
+    // gmem passes its own mapping + offset as userspace_addr when binding (0 when deleting): an
+    // unaligned offset is an unaligned userspace_addr, which the kernel refuses whatever the flags.
+    if (size != 0 && (offset & PAGE_MASK) != 0) {
+      throw GmemException.einval("userspace_addr (gmem mapping + offset 0x" + Long.toHexString(offset) + ") not page aligned");
     }
     if ((flags & Memslot.GUEST_MEMFD) != 0 && ((offset & PAGE_MASK) != 0 || Long.compareUnsigned(offset + size, offset) < 0)) {
       throw GmemException.einval("guest_memfd offset 0x" + Long.toHexString(offset) + " unaligned or wraps");
@@ -81,13 +93,15 @@ public final class MemslotTable {
     if (old != null) {
       throw GmemException.einval("guest_memfd memslot " + slot + " is immutable: delete it first");
     }
-    if ((flags & Memslot.GUEST_MEMFD) == 0) {
-      throw GmemException.einval("gmem binds guest_memfd memslots only (KVM_MEM_GUEST_MEMFD missing)");
-    }
     for (Memslot m : slots.values()) {
       if ((m.slot() >>> 16) == as && overlaps(m.gpa(), m.size(), gpa, size)) {
         throw new GmemException(Errno.EEXIST, "GPA range overlaps slot " + m.slot());
       }
+    }
+    // Where the kernel would now create a plain userspace-memory slot; the GPA overlap (EEXIST)
+    // came first there, so it does here.
+    if ((flags & Memslot.GUEST_MEMFD) == 0) {
+      throw GmemException.einval("gmem binds guest_memfd memslots only (KVM_MEM_GUEST_MEMFD missing)");
     }
     if (file == null || !file.isOpen()) {
       throw new GmemException(Errno.EBADF, "guest_memfd is not an open file");
@@ -105,6 +119,10 @@ public final class MemslotTable {
       if (m.file() == file && overlaps(m.offset(), m.size(), offset, size)) {
         throw GmemException.einval("file range already bound to slot " + m.slot());
       }
+    }
+    // kvm_arch_prepare_memory_region, after kvm_gmem_bind: the last GFN must be one the MMU maps.
+    if (Long.compareUnsigned((gpa >>> Folio.PAGE_SHIFT) + (size >>> Folio.PAGE_SHIFT) - 1, maxGfn) > 0) {
+      throw GmemException.einval("memslot [0x" + Long.toHexString(gpa) + ", +0x" + Long.toHexString(size) + ") ends beyond the largest GFN 0x" + Long.toHexString(maxGfn));
     }
     return Change.CREATE;
   }

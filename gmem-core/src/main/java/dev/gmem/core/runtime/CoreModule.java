@@ -12,6 +12,7 @@ import dev.gmem.core.backend.MemfdBackend;
 import dev.gmem.core.config.GmemConfig;
 import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.hostmem.HostMemoryImpl;
+import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
 import javax.inject.Singleton;
@@ -42,6 +43,13 @@ abstract class CoreModule {
   @Singleton
   static HostInfo host(Sys sys, Kvm kvm) {
     return new HostProbe(sys, kvm).probe();
+  }
+
+  /** Probed once per runtime, for every backend: the memfd backend rejects what this host's KVM rejects. */
+  @Provides
+  @Singleton
+  static MemslotLimits memslotLimits(HostInfo host, Kvm kvm) {
+    return MemslotLimits.probe(host, kvm);
   }
 
   @Provides

@@ -6,7 +6,6 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.HostInfo;
-import dev.gmem.api.KvmCapability;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.AllocatorProvider;
@@ -24,6 +23,7 @@ import dev.gmem.core.config.GmemConfig;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.InodeMapping;
 import dev.gmem.core.mapping.InaccessibleMemory;
+import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.plugin.PluginRegistry;
 import dev.gmem.core.sys.Sys;
 import dev.gmem.core.vm.VmContext;
@@ -59,7 +59,9 @@ final class GmemRuntimeImpl implements GmemRuntime {
   private final AtomicBoolean open = new AtomicBoolean(true);
 
   @Inject
-  GmemRuntimeImpl(GmemConfig config, HostInfo host, BackendInfo backendInfo, Backend backend, PluginRegistry plugins, HostMemory hostMemory, Sys sys) {
+  GmemRuntimeImpl(
+      GmemConfig config, HostInfo host, BackendInfo backendInfo, Backend backend, PluginRegistry plugins, HostMemory hostMemory, Sys sys,
+      MemslotLimits memslotLimits) {
     this.config = config;
     this.host = host;
     this.backendInfo = backendInfo;
@@ -78,10 +80,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
         interceptors.add(f.faultInterceptor());
       }
     }
-    long slots = host.capability(KvmCapability.NR_MEMSLOTS);
     this.vmContext = new VmContext(
-        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors,
-        slots > 0 ? (int) slots : dev.gmem.core.memslot.MemslotTable.USER_MEM_SLOTS);
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits);
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 

@@ -4,6 +4,7 @@ import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.mapping.InaccessibleMemory;
+import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.function.LongFunction;
@@ -19,7 +20,7 @@ import java.util.function.LongSupplier;
  * @param contributedFlags  creation flags present plugins give meaning to
  * @param listeners         filemap listeners of active features
  * @param interceptors      fault interceptors of active features
- * @param maxMemslots       {@code KVM_CAP_NR_MEMSLOTS}
+ * @param memslotLimits     the host kernel's memslot limits
  */
 public record VmContext(
     Sys sys,
@@ -29,4 +30,4 @@ public record VmContext(
     long contributedFlags,
     List<FilemapListener> listeners,
     List<FaultInterceptor> interceptors,
-    int maxMemslots) {}
+    MemslotLimits memslotLimits) {}

@@ -41,7 +41,7 @@ public final class VmImpl implements Vm {
     this.backend = backend;
     this.arch = arch;
     this.onClose = onClose;
-    this.memslots = new MemslotTable(this, arch.hasPrivateMemory() ? 1 : 2);
+    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
     this.softwareVcpu = new SoftwareVcpuImpl(memslots);
   }
 
@@ -112,6 +112,12 @@ public final class VmImpl implements Vm {
     }
   }
 
+  /**
+   * A memslot holds a reference on its file's inode, like a host mapping does: its
+   * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
+   * through {@code userspace_addr} (kernel-uapi §4.9) an unmapped view could be reused by another
+   * file's mapping and the guest would reach that file's memory. The reference goes with the slot.
+   */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
     checkOpen();
@@ -119,11 +125,19 @@ public final class VmImpl implements Vm {
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
-      return memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
+      Memslot deleted = memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
+      ((GuestMemFileImpl) old.file()).inodeImpl().release();
+      return deleted;
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
-    long uaddr = inode.guestViewAddress() + offset;
-    backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, true);
+    inode.acquire();
+    try {
+      long uaddr = inode.guestViewAddress() + offset;
+      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, true);
+    } catch (RuntimeException e) {
+      inode.release();
+      throw e;
+    }
     return memslots.apply(change, slot, flags, gpa, size, file, offset);
   }
 
@@ -147,7 +161,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public int maxMemslots() {
-    return ctx.maxMemslots();
+    return ctx.memslotLimits().slots();
   }
 
   /** Files this VM created that are still open. */
@@ -168,6 +182,12 @@ public final class VmImpl implements Vm {
         v.close();
       }
       backend.close();
+      synchronized (this) {
+        for (Memslot m : memslots.all()) {
+          memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset());
+          ((GuestMemFileImpl) m.file()).inodeImpl().release();
+        }
+      }
       onClose.run();
     }
   }

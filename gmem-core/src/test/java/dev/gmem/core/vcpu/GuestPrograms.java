@@ -1,14 +1,22 @@
 package dev.gmem.core.vcpu;
 
+import dev.gmem.api.Segment;
+import dev.gmem.api.SpecialRegisters;
+
 /**
  * Hand-assembled guest programs for the vCPU tests, one instruction per line with its bytes. Data
  * lives at {@link #DATA} (0x2000), code at {@link #CODE} (0x1000); page tables for long mode at
- * 0x3000..0x5fff. Nothing here is mapped above 64 KiB, so 0x100000 and up is MMIO.
+ * 0x3000..0x6fff. Nothing here is mapped above 64 KiB, so 0x100000 and up is MMIO (except
+ * {@link #HIGH_GPA} for the guest_memfd guest test, which binds a page there).
  */
-final class GuestPrograms {
-  static final long CODE = 0x1000;
-  static final long DATA = 0x2000;
-  static final long PML4 = 0x3000;
+public final class GuestPrograms {
+  public static final long CODE = 0x1000;
+  public static final long DATA = 0x2000;
+  public static final long PML4 = 0x3000;
+  /** GPA 4 GiB, where {@code guest_memfd_test}'s guest test binds its page. */
+  public static final long HIGH_GPA = 1L << 32;
+  /** Port {@link #LONG_MODE_CHECK_AA_FILL_FF} reports a mismatch on. */
+  public static final int MISMATCH_PORT = 0x11;
 
   private GuestPrograms() {}
 
@@ -50,6 +58,14 @@ final class GuestPrograms {
       0xE6, 0x10, //                               out 0x10, al
       0xF4); //                                    hlt
 
+  /** 16-bit: reports the byte at GPA 0x10000 (DS = 0x1000) on port 0x10. */
+  public static final byte[] REAL_MODE_REPORT_BYTE_AT_64K = bytes(
+      0xB8, 0x00, 0x10, //       mov ax, 0x1000
+      0x8E, 0xD8, //             mov ds, ax
+      0xA0, 0x00, 0x00, //       mov al, [0x0000]          ; gpa 0x10000
+      0xE6, 0x10, //             out 0x10, al
+      0xF4); //                  hlt
+
   /** 16-bit: sets the byte at 0x2001 to say it runs, spins while the byte at 0x2000 is zero, then halts. */
   static final byte[] REAL_MODE_WAIT_FOR_FLAG = bytes(
       0xC6, 0x06, 0x01, 0x20, 0x01, //        mov byte [0x2001], 1
@@ -77,6 +93,29 @@ final class GuestPrograms {
       0xE7, 0x10, //                                     out 0x10, eax
       0xF4); //                                          hlt
 
+  /**
+   * 64-bit long mode, {@code guest_memfd_test}'s guest_code: checks that every byte of the page at
+   * {@link #HIGH_GPA} is 0xaa, then fills it with 0xff and halts. On the first mismatch it sends
+   * the count of bytes not yet checked (0x1000 - offset) on port {@link #MISMATCH_PORT} and halts.
+   */
+  public static final byte[] LONG_MODE_CHECK_AA_FILL_FF = bytes(
+      0x48, 0xBF, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, //        mov rdi, 0x100000000
+      0xB9, 0x00, 0x10, 0x00, 0x00, //                                     mov ecx, 0x1000
+      0x80, 0x3F, 0xAA, //                                           loop: cmp byte [rdi], 0xaa
+      0x75, 0x1C, //                                                       jne fail          ; +28
+      0x48, 0xFF, 0xC7, //                                                 inc rdi
+      0xFF, 0xC9, //                                                       dec ecx
+      0x75, 0xF4, //                                                       jnz loop          ; -12
+      0x48, 0xBF, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, //        mov rdi, 0x100000000
+      0xB9, 0x00, 0x10, 0x00, 0x00, //                                     mov ecx, 0x1000
+      0xB0, 0xFF, //                                                       mov al, 0xff
+      0xFC, //                                                             cld
+      0xF3, 0xAA, //                                                       rep stosb
+      0xF4, //                                                             hlt
+      0x89, 0xC8, //                                                 fail: mov eax, ecx
+      0xE7, MISMATCH_PORT, //                                              out 0x11, eax
+      0xF4); //                                                            hlt
+
   /** Raises #UD; with an empty IDT that escalates to a triple fault. */
   static final byte[] UD2 = bytes(
       0x0F, 0x0B); //            ud2
@@ -85,7 +124,7 @@ final class GuestPrograms {
    * Identity map of the first 2 MiB for long mode: PML4 at 0x3000 → PDPT at 0x4000 → PD at 0x5000
    * whose entry 0 is a 2 MiB page at 0. Returns (gpa, entry) pairs.
    */
-  static long[][] identityPageTables() {
+  public static long[][] identityPageTables() {
     long presentWritable = 0x3;
     long largePage = 0x80;
     return new long[][] {
@@ -93,6 +132,34 @@ final class GuestPrograms {
       {0x4000, 0x5000 | presentWritable},
       {0x5000, largePage | presentWritable},
     };
+  }
+
+  /**
+   * {@link #identityPageTables()} plus the 2 MiB at {@link #HIGH_GPA}: PDPT entry 4 (the fifth
+   * GiB) → PD at 0x6000 whose entry 0 is a 2 MiB page at 4 GiB.
+   */
+  public static long[][] identityPageTablesWithHighGpa() {
+    long presentWritable = 0x3;
+    long largePage = 0x80;
+    long[][] low = identityPageTables();
+    long[][] all = java.util.Arrays.copyOf(low, low.length + 2);
+    all[low.length] = new long[] {0x4000 + 4 * 8, 0x6000 | presentWritable};
+    all[low.length + 1] = new long[] {0x6000, HIGH_GPA | largePage | presentWritable};
+    return all;
+  }
+
+  /**
+   * The special registers for 64-bit long mode over page tables at {@link #PML4}, derived from the
+   * vCPU's current ones: paging, PAE, EFER.LME/LMA, caches on, flat 64-bit code and flat data.
+   */
+  public static SpecialRegisters longMode(SpecialRegisters s) {
+    long cr0 = (s.cr0() & ~0x6000_0000L) | SpecialRegisters.CR0_PE | SpecialRegisters.CR0_PG; // caches on (clear CD, NW)
+    return s.withCr3(PML4)
+        .withCr4(s.cr4() | SpecialRegisters.CR4_PAE)
+        .withEfer(s.efer() | SpecialRegisters.EFER_LME | SpecialRegisters.EFER_LMA)
+        .withCr0(cr0)
+        .withCodeSegment(Segment.flat64Code(0x08))
+        .withDataSegments(Segment.flat32Data(0x10));
   }
 
   private static byte[] bytes(int... values) {

@@ -86,14 +86,7 @@ final class TestGuest implements AutoCloseable {
     for (long[] entry : GuestPrograms.identityPageTables()) {
       ram.putLong((int) entry[0], entry[1]);
     }
-    SpecialRegisters s = vcpu.specialRegisters();
-    long cr0 = (s.cr0() & ~0x6000_0000L) | SpecialRegisters.CR0_PE | SpecialRegisters.CR0_PG; // caches on (clear CD, NW)
-    vcpu.setSpecialRegisters(s.withCr3(GuestPrograms.PML4)
-        .withCr4(s.cr4() | SpecialRegisters.CR4_PAE)
-        .withEfer(s.efer() | SpecialRegisters.EFER_LME | SpecialRegisters.EFER_LMA)
-        .withCr0(cr0)
-        .withCodeSegment(Segment.flat64Code(0x08))
-        .withDataSegments(Segment.flat32Data(0x10)));
+    vcpu.setSpecialRegisters(GuestPrograms.longMode(vcpu.specialRegisters()));
     vcpu.setRegisters(Registers.initial().withRip(rip));
   }
 
