@@ -143,6 +143,84 @@ public final class Filemap {
     return out;
   }
 
+  /** Receives folios without allocating a {@link Folio} per folio. */
+  @FunctionalInterface
+  public interface FolioVisitor {
+    void visit(long index, int order);
+  }
+
+  /**
+   * Visits the folios intersecting {@code [start, end)} in index order, like {@link #folios} but
+   * without allocation, for whole-range passes over millions of 4 KiB folios (conversion).
+   */
+  public void forEachFolio(long start, long end, FolioVisitor visitor) {
+    checkRange(start, end);
+    long lastChunk = chunkEnd(end);
+    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
+      Object slot = table.get(c);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive()) {
+          visitor.visit(h.start, h.order);
+        }
+        c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk sc) {
+        long base = c << CHUNK_SHIFT;
+        int lo = (int) (Math.max(start, base) - base);
+        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
+        int o = sc.orderAt(lo);
+        int off = o < 0 ? lo : lo & -(1 << o);
+        while (off < hi) {
+          o = sc.orderAt(off);
+          if (o < 0) {
+            off++;
+            continue;
+          }
+          visitor.visit(base + off, o);
+          off += 1 << o;
+        }
+      }
+    }
+  }
+
+  /**
+   * Clears the prepared flag of every folio lying wholly inside {@code [start, end)}, one chunk
+   * copy per chunk rather than one per folio. Needs the exclusive lock, like {@link #split}.
+   */
+  public void clearPrepared(long start, long end) {
+    checkRange(start, end);
+    long lastChunk = chunkEnd(end);
+    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
+      Object slot = table.get(c);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive() && h.start >= start && h.start + h.nrPages() <= end) {
+          h.casPrepared(false);
+        }
+        c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk sc) {
+        long base = c << CHUNK_SHIFT;
+        int lo = (int) (Math.max(start, base) - base);
+        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
+        // Only folios wholly inside: round lo up and hi down to the folio boundaries found there.
+        int o = sc.orderAt(lo);
+        if (o > 0 && (lo & ((1 << o) - 1)) != 0) {
+          lo = (lo | ((1 << o) - 1)) + 1;
+        }
+        if (hi < SmallChunk.PAGES && hi > lo) {
+          int oh = sc.orderAt(hi - 1);
+          if (oh > 0 && (hi & ((1 << oh) - 1)) != 0) {
+            hi = hi & -(1 << oh);
+          }
+        }
+        if (lo < hi) {
+          SmallChunk next = sc.withoutPrepared(lo, hi - lo);
+          if (next != sc) {
+            table.set(c, next);
+          }
+        }
+      }
+    }
+  }
+
   /** Pages covered by folios. */
   public long presentPages() {
     return present.sum();

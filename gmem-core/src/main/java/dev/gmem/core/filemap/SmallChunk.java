@@ -91,6 +91,28 @@ final class SmallChunk {
     return new SmallChunk(p, present);
   }
 
+  /** A copy with the prepared flag cleared on {@code [off, off + n)}, or this chunk if none was set. */
+  SmallChunk withoutPrepared(int off, int n) {
+    boolean any = false;
+    for (int i = off; i < off + n && !any; i++) {
+      any = (pages[i] & PREPARED) != 0;
+    }
+    if (!any) {
+      return this;
+    }
+    byte[] p = pages.clone();
+    for (int i = off; i < off + n; i++) {
+      p[i] &= (byte) ~PREPARED;
+    }
+    if (present == PAGES) {
+      SmallChunk canon = FULL[(p[0] & ORDER_BITS) - 1][0];
+      if (Arrays.equals(p, canon.pages)) {
+        return canon;
+      }
+    }
+    return new SmallChunk(p, present);
+  }
+
   /** Heap bytes of this chunk if it is not a shared constant. */
   long bytes() {
     return isCanonical() ? 0 : 24 + ((16 + PAGES + 7) & ~7L);
