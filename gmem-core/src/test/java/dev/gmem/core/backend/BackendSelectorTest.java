@@ -1,0 +1,47 @@
+package dev.gmem.core.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gmem.api.BackendInfo;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.HostInfo;
+import dev.gmem.api.KvmCapability;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+class BackendSelectorTest {
+  private static HostInfo host(boolean kvm, long gmemFlags) {
+    return new HostInfo("6.18", kvm, kvm ? Optional.empty() : Optional.of("open(/dev/kvm) failed: ENOENT"), kvm ? 12 : 0,
+        Map.of(KvmCapability.GUEST_MEMFD, kvm ? 1L : 0L), gmemFlags, 1, true, true, List.of());
+  }
+
+  @Test
+  void kvmWhenGuestMemfdOffersMmapAndInitShared() {
+    BackendInfo b = BackendSelector.choose(host(true, 3), Optional.empty());
+    assertEquals("kvm", b.name());
+    assertTrue(b.reason().contains("MMAP|INIT_SHARED"), b.reason());
+  }
+
+  @Test
+  void memfdWhenKvmIsMissingOrLacksFlags() {
+    assertEquals("memfd", BackendSelector.choose(host(false, 0), Optional.empty()).name());
+    BackendInfo b = BackendSelector.choose(host(true, 1), Optional.empty());
+    assertEquals("memfd", b.name());
+    assertTrue(b.reason().contains("lacks MMAP|INIT_SHARED"), b.reason());
+  }
+
+  @Test
+  void overrideWinsAndIsChecked() {
+    assertEquals("memfd", BackendSelector.choose(host(true, 3), Optional.of("memfd")).name());
+    GmemException noKvm = assertThrows(GmemException.class, () -> BackendSelector.choose(host(false, 0), Optional.of("kvm")));
+    assertEquals(Errno.ENODEV, noKvm.errno());
+    GmemException bad = assertThrows(GmemException.class, () -> BackendSelector.choose(host(true, 3), Optional.of("xen")));
+    assertEquals(Errno.EINVAL, bad.errno());
+    assertTrue(bad.getMessage().contains("expected kvm or memfd"), bad.getMessage());
+  }
+}
