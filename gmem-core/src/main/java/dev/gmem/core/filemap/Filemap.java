@@ -112,34 +112,8 @@ public final class Filemap {
    * straddle its ends. O(chunks populated in the range + folios returned).
    */
   public List<Folio> folios(long start, long end) {
-    checkRange(start, end);
     List<Folio> out = new ArrayList<>();
-    long lastChunk = chunkEnd(end);
-    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
-      Object slot = table.get(c);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          out.add(new Folio(h.start, h.order, refs.sum(h.start, h.start + h.nrPages())));
-        }
-        c = h.endChunk() - 1;
-      } else if (slot instanceof SmallChunk sc) {
-        long base = c << CHUNK_SHIFT;
-        int lo = (int) (Math.max(start, base) - base);
-        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-        int o = sc.orderAt(lo);
-        int off = o < 0 ? lo : lo & -(1 << o);
-        while (off < hi) {
-          o = sc.orderAt(off);
-          if (o < 0) {
-            off++;
-            continue;
-          }
-          long fs = base + off;
-          out.add(new Folio(fs, o, refs.sum(fs, fs + (1L << o))));
-          off += 1 << o;
-        }
-      }
-    }
+    forEachFolio(start, end, (index, order) -> out.add(new Folio(index, order, refs.sum(index, index + (1L << order)))));
     return out;
   }
 
