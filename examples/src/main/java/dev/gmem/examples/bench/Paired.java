@@ -1,0 +1,32 @@
+package dev.gmem.examples.bench;
+
+import java.lang.annotation.Documented;
+import java.lang.annotation.ElementType;
+import java.lang.annotation.Retention;
+import java.lang.annotation.RetentionPolicy;
+import java.lang.annotation.Target;
+
+/**
+ * Declares a gmem benchmark's baseline: the raw syscall or C-level access it stands on, a
+ * benchmark method of the same class run in the same JMH run with the same parameters.
+ * {@link BenchMain} pairs the two results and prints {@code gmem ns/op ÷ baseline ns/op}.
+ *
+ * <p>Targets are optional; a pair without one is reported for information only.
+ */
+@Documented
+@Retention(RetentionPolicy.RUNTIME)
+@Target(ElementType.METHOD)
+public @interface Paired {
+
+  /** Name of the baseline {@code @Benchmark} method in the same class. */
+  String baseline();
+
+  /**
+   * Largest acceptable {@code gmem ns/op ÷ baseline ns/op}; 0 = no ratio target. 1.25 means gmem
+   * keeps at least 0.8× of the baseline's throughput.
+   */
+  double maxRatio() default 0;
+
+  /** Largest acceptable gmem ns/op; 0 = no absolute target. */
+  double maxNanos() default 0;
+}

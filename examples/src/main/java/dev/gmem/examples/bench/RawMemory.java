@@ -1,0 +1,117 @@
+package dev.gmem.examples.bench;
+
+import dev.gmem.api.Fallocate;
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.Prot;
+import dev.gmem.api.VmType;
+import dev.gmem.core.sys.Fd;
+import dev.gmem.core.sys.Kvm;
+import dev.gmem.core.sys.LibC;
+import dev.gmem.core.sys.Sys;
+
+/**
+ * The baseline side of a pair: the bare kernel object gmem's backend stands on, with no gmem code
+ * in between. {@code kvm}: a real guest_memfd made by {@code KVM_CREATE_GUEST_MEMFD} on a real VM
+ * fd with {@code MMAP|INIT_SHARED} (what gmem's kvm backend creates); {@code memfd}: a memfd
+ * truncated to the size (what gmem's memfd backend creates). Mapped {@code MAP_SHARED} read-write.
+ */
+final class RawMemory implements AutoCloseable {
+  static final Sys SYS = Sys.load();
+
+  private final Fd device;
+  private final Fd vm;
+  private final Fd memory;
+  final long size;
+  /** The fd number, read once so the measured loops do not go through {@link Fd#get()}. */
+  final int fd;
+
+  private RawMemory(Fd device, Fd vm, Fd memory, long size) {
+    this.device = device;
+    this.vm = vm;
+    this.memory = memory;
+    this.size = size;
+    this.fd = memory.get();
+  }
+
+  static RawMemory open(String backend, long size) {
+    switch (backend) {
+      case "kvm": {
+        Kvm kvm = new Kvm(SYS);
+        Fd device = kvm.openDevice();
+        Fd vm = null;
+        try {
+          vm = kvm.createVm(device, VmType.DEFAULT.kvmType());
+          return new RawMemory(device, vm, kvm.createGuestMemfd(vm, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED), size);
+        } catch (RuntimeException e) {
+          if (vm != null) {
+            vm.close();
+          }
+          device.close();
+          throw e;
+        }
+      }
+      case "memfd": {
+        Fd memory = new Fd(SYS, SYS.memfdCreate("gmem-bench-raw", Sys.MFD_CLOEXEC), "memfd");
+        try {
+          SYS.ftruncate(memory.get(), size);
+        } catch (RuntimeException e) {
+          memory.close();
+          throw e;
+        }
+        return new RawMemory(null, null, memory, size);
+      }
+      default:
+        throw new IllegalArgumentException("unknown backend " + backend + " (kvm or memfd)");
+    }
+  }
+
+  static LibC libc() {
+    return SYS.libc();
+  }
+
+  /** {@code mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)}. */
+  long map() {
+    return SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd, 0);
+  }
+
+  void unmap(long address) {
+    SYS.munmap(address, size);
+  }
+
+  /** {@code fallocate(KEEP_SIZE|PUNCH_HOLE)} over the whole file: every page becomes absent. */
+  void punchAll() {
+    SYS.fallocate(fd, Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 0, size);
+  }
+
+  /** {@code fallocate(KEEP_SIZE)} over the whole file: every page allocated, none mapped. */
+  void allocateAll() {
+    SYS.fallocate(fd, Fallocate.KEEP_SIZE, 0, size);
+  }
+
+  /** Pages of {@code [address, address+length)} present in the file's page cache ({@code mincore}). */
+  static int residentPages(long address, long length) {
+    int n = 0;
+    for (byte b : SYS.mincore(address, length)) {
+      n += b & 1;
+    }
+    return n;
+  }
+
+  /** Fails the benchmark when the memory is not in the state the measurement assumes. */
+  static void expect(String what, long expected, long actual) {
+    if (expected != actual) {
+      throw new IllegalStateException(what + ": expected " + expected + ", found " + actual);
+    }
+  }
+
+  @Override
+  public void close() {
+    memory.close();
+    if (vm != null) {
+      vm.close();
+    }
+    if (device != null) {
+      device.close();
+    }
+  }
+}
