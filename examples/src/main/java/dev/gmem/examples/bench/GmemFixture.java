@@ -23,12 +23,16 @@ final class GmemFixture implements AutoCloseable {
   }
 
   static GmemFixture open(String backend, long size) {
+    return open(backend, size, VmType.DEFAULT);
+  }
+
+  static GmemFixture open(String backend, long size, VmType type) {
     GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).build();
     try {
       if (!rt.backend().name().equals(backend)) {
         throw new IllegalStateException("gmem chose backend " + rt.backend().name() + " (" + rt.backend().reason() + "), not " + backend);
       }
-      Vm vm = rt.createVm(VmType.DEFAULT);
+      Vm vm = rt.createVm(type);
       return new GmemFixture(rt, vm, vm.createGuestMemFile(size, GmemFlags.MMAP | GmemFlags.INIT_SHARED));
     } catch (RuntimeException e) {
       rt.close();

@@ -256,9 +256,7 @@ public final class ConversionEngine {
       if (!leavesPrivate && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
       }
-      filemap.forEachFolio(r.start(), r.end(), (index, order) -> {
-        long s = Math.max(index, r.start());
-        long e = Math.min(index + (1L << order), r.end());
+      filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
         if (leavesPrivate) {
           arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
         }

@@ -156,6 +156,87 @@ public final class Filemap {
     }
   }
 
+  /** Receives maximal runs of present pages. */
+  @FunctionalInterface
+  public interface RunVisitor {
+    void visit(long start, long end);
+  }
+
+  /**
+   * Visits the maximal runs of present pages in {@code [start, end)} (clipped), whatever their
+   * folio structure: a fully populated 512-page chunk costs one step, not 512, so whole-range
+   * passes over gigabytes of 4 KiB folios stay cheap.
+   */
+  public void forEachPresentRun(long start, long end, RunVisitor visitor) {
+    checkRange(start, end);
+    long runStart = -1;
+    long runEnd = -1;
+    long lastChunk = chunkEnd(end);
+    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
+      Object slot = table.get(c);
+      long base = c << CHUNK_SHIFT;
+      long s;
+      long e;
+      if (slot instanceof HugeFolio h) {
+        c = h.endChunk() - 1;
+        if (!h.isLive()) {
+          continue;
+        }
+        s = Math.max(start, h.start);
+        e = Math.min(end, h.start + h.nrPages());
+        if (s < e) {
+          if (s == runEnd) {
+            runEnd = e;
+          } else {
+            if (runStart >= 0) {
+              visitor.visit(runStart, runEnd);
+            }
+            runStart = s;
+            runEnd = e;
+          }
+        }
+        continue;
+      }
+      if (!(slot instanceof SmallChunk sc)) {
+        continue;
+      }
+      int lo = (int) (Math.max(start, base) - base);
+      int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
+      int off = lo;
+      while (off < hi) {
+        if (sc.isFull()) {
+          s = base + off;
+          e = base + hi;
+          off = hi;
+        } else {
+          while (off < hi && sc.orderAt(off) < 0) {
+            off++;
+          }
+          if (off == hi) {
+            break;
+          }
+          s = base + off;
+          while (off < hi && sc.orderAt(off) >= 0) {
+            off++;
+          }
+          e = base + off;
+        }
+        if (s == runEnd) {
+          runEnd = e;
+        } else {
+          if (runStart >= 0) {
+            visitor.visit(runStart, runEnd);
+          }
+          runStart = s;
+          runEnd = e;
+        }
+      }
+    }
+    if (runStart >= 0) {
+      visitor.visit(runStart, runEnd);
+    }
+  }
+
   /**
    * Clears the prepared flag of every folio lying wholly inside {@code [start, end)}, one chunk
    * copy per chunk rather than one per folio. Needs the exclusive lock, like {@link #split}.

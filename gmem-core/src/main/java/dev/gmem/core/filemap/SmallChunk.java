@@ -93,6 +93,9 @@ final class SmallChunk {
 
   /** A copy with the prepared flag cleared on {@code [off, off + n)}, or this chunk if none was set. */
   SmallChunk withoutPrepared(int off, int n) {
+    if (this == FULL[(pages[0] & ORDER_BITS) - 1 < 0 ? 0 : (pages[0] & ORDER_BITS) - 1][0]) {
+      return this;
+    }
     boolean any = false;
     for (int i = off; i < off + n && !any; i++) {
       any = (pages[i] & PREPARED) != 0;
@@ -111,6 +114,11 @@ final class SmallChunk {
       }
     }
     return new SmallChunk(p, present);
+  }
+
+  /** Whether every page is present (the chunk is one of the shared constants or equivalent). */
+  boolean isFull() {
+    return present == PAGES;
   }
 
   /** Heap bytes of this chunk if it is not a shared constant. */

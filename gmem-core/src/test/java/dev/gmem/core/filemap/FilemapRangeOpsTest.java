@@ -24,6 +24,25 @@ class FilemapRangeOpsTest {
     assertEquals(expected, visited);
   }
 
+  @Property(tries = 300)
+  void presentRunsAreTheMaximalRunsOfPresentPages(@ForAll @IntRange(min = 0, max = 4000) int start, @ForAll @IntRange(min = 1, max = 4096) int len) {
+    Filemap m = populated();
+    long end = Math.min(4096, start + len);
+    List<long[]> runs = new ArrayList<>();
+    m.forEachPresentRun(start, end, (s, e) -> runs.add(new long[] {s, e}));
+    List<long[]> expected = new ArrayList<>();
+    for (long i = start; i < end; i++) {
+      if (m.isPresent(i)) {
+        if (!expected.isEmpty() && expected.get(expected.size() - 1)[1] == i) {
+          expected.get(expected.size() - 1)[1] = i + 1;
+        } else {
+          expected.add(new long[] {i, i + 1});
+        }
+      }
+    }
+    assertEquals(expected.stream().map(java.util.Arrays::toString).toList(), runs.stream().map(java.util.Arrays::toString).toList());
+  }
+
   @Test
   void clearPreparedTouchesOnlyFoliosWhollyInside() {
     Filemap m = populated();
