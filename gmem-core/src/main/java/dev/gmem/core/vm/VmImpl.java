@@ -123,7 +123,10 @@ public final class VmImpl implements Vm {
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     long uaddr = inode.guestViewAddress() + offset;
-    backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, true);
+    // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
+    // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
+    boolean kernelGuestMemfd = inode.allocator().memory() == null;
+    backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
     return memslots.apply(change, slot, flags, gpa, size, file, offset);
   }
 
