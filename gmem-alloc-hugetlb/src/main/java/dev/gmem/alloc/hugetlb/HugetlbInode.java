@@ -71,6 +71,7 @@ final class HugetlbInode implements FolioAllocator.Inode {
     }
     long offset = start << Folio.PAGE_SHIFT;
     try {
+      // Core's punch has freed the page already (a no-op here); at eviction it has not.
       file.fallocate(KEEP_SIZE | PUNCH_HOLE, offset, size.bytes());
       PoolReservation.reserve(file, offset, size.bytes());
     } catch (GmemException e) {

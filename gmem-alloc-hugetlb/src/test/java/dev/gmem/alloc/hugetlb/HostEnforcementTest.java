@@ -1,13 +1,14 @@
 package dev.gmem.alloc.hugetlb;
 
+import static dev.gmem.alloc.hugetlb.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.HugePagePool;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
@@ -17,7 +18,6 @@ import dev.gmem.api.VmType;
 import dev.gmem.core.conformance.Backends;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -35,12 +35,6 @@ class HostEnforcementTest {
 
   static Stream<String> backends() {
     return Backends.names();
-  }
-
-  private static GmemException expect(Errno errno, Executable call) {
-    GmemException e = assertThrows(GmemException.class, call);
-    assertEquals(errno, e.errno(), e.getMessage());
-    return e;
   }
 
   @ParameterizedTest
@@ -89,7 +83,7 @@ class HostEnforcementTest {
     try (GmemRuntime rt = Backends.open(backend);
         GuestMemFile f = rt.createVm(VmType.SW_PROTECTED).createGuestMemFile(2 * HUGE, FLAGS)) {
       expect(Errno.EINVAL, () -> f.map(PAGE, PAGE, Prot.READ_WRITE, Prot.MAP_SHARED));
-      HugePool.Counters before = HugePool.counters(HUGE);
+      HugePagePool before = HugePool.counters(HUGE);
       try (HostMapping m = f.map(HUGE, 3 * HUGE + PAGE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
         assertEquals(before, HugePool.counters(HUGE), "no pool page reserved for the part beyond EOF");
         m.putLong(8, 1);

@@ -2,6 +2,8 @@ package dev.gmem.alloc.hugetlb;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.gmem.api.HugePagePool;
+import dev.gmem.core.host.HostProbe;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -25,22 +27,14 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * <pre>{@code @RegisterExtension static final HugePool POOL = HugePool.of(16, 1);}</pre>
  */
 final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEachCallback, AfterAllCallback {
-  static final Path SYSFS = Path.of("/sys/kernel/mm/hugepages");
+  static final Path SYSFS = HostProbe.SYSFS_HUGEPAGES;
   static final long MIB2 = 2L << 20;
   static final long GIB1 = 1L << 30;
 
   private final Map<Long, Long> wanted = new LinkedHashMap<>();
   private final Map<Long, Long> original = new LinkedHashMap<>();
-  private final Map<Long, Counters> beforeEach = new LinkedHashMap<>();
+  private final Map<Long, HugePagePool> beforeEach = new LinkedHashMap<>();
   private String oneGiBUnavailable = "the test class asked for no 1 GiB page";
-
-  /** Counters of one pool. */
-  record Counters(long total, long free, long reserved, long surplus) {
-    @Override
-    public String toString() {
-      return "total " + total + ", free " + free + ", reserved " + reserved + ", surplus " + surplus;
-    }
-  }
 
   private HugePool(long twoMiB, long oneGiB) {
     wanted.put(MIB2, twoMiB);
@@ -57,10 +51,14 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
     Assumptions.assumeTrue(oneGiBUnavailable == null, () -> "no 1 GiB huge page: " + oneGiBUnavailable);
   }
 
-  static Counters counters(long pageSize) {
-    Path d = dir(pageSize);
-    return new Counters(read(d.resolve("nr_hugepages")), read(d.resolve("free_hugepages")), read(d.resolve("resv_hugepages")),
-        read(d.resolve("surplus_hugepages")));
+  /** The pool's counters now, as core reads them from sysfs. */
+  static HugePagePool counters(long pageSize) {
+    return HostProbe.hugePagePools(SYSFS).stream().filter(p -> p.pageSize() == pageSize).findFirst().orElseThrow();
+  }
+
+  /** The same pool with {@code free}, {@code reserved} changed by the deltas. */
+  static HugePagePool plus(HugePagePool p, long free, long reserved) {
+    return new HugePagePool(p.pageSize(), p.total(), p.free() + free, p.reserved() + reserved, p.surplus());
   }
 
   static long overcommit(long pageSize) {
@@ -85,7 +83,7 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
 
   @Override
   public void afterEach(ExtensionContext context) {
-    for (Map.Entry<Long, Counters> e : beforeEach.entrySet()) {
+    for (Map.Entry<Long, HugePagePool> e : beforeEach.entrySet()) {
       assertEquals(e.getValue(), counters(e.getKey()), HugePageSize.describe(e.getKey()) + " pool after " + context.getDisplayName());
     }
   }

@@ -1,7 +1,7 @@
 package dev.gmem.alloc.hugetlb;
 
+import static dev.gmem.alloc.hugetlb.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gmem.api.Errno;
@@ -10,10 +10,9 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.api.spi.HostMemory;
 import dev.gmem.api.spi.Support;
-import dev.gmem.alloc.hugetlb.HugePool.Counters;
+import dev.gmem.api.HugePagePool;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.function.Executable;
 
 /** The allocator on its own, against the real 2 MiB pool: validation, reservation, alloc/free accounting. */
 class HugetlbAllocatorTest {
@@ -23,12 +22,6 @@ class HugetlbAllocatorTest {
   static final long FLAGS_2M = GmemFlags.MMAP | GmemFlags.hugePageSize(21);
 
   private final HostMemory host = TestHost.memory();
-
-  private static GmemException expect(Errno errno, Executable call) {
-    GmemException e = assertThrows(GmemException.class, call);
-    assertEquals(errno, e.errno(), e.getMessage());
-    return e;
-  }
 
   @Test
   void claimsTheHugePageSizeFieldAndReportsThePools() {
@@ -45,7 +38,7 @@ class HugetlbAllocatorTest {
   @Test
   void sizesThePoolHasNotOrTheFileIsNotAMultipleOfAreEinval() {
     HugetlbAllocator a = new HugetlbAllocator(host);
-    Counters before = HugePool.counters(MIB2);
+    HugePagePool before = HugePool.counters(MIB2);
     expect(Errno.EINVAL, () -> a.setupInode(MIB2 + 4096, FLAGS_2M));
     expect(Errno.EINVAL, () -> a.setupInode(MIB2 / 2, FLAGS_2M));
     expect(Errno.EINVAL, () -> a.setupInode(4L << 20, GmemFlags.hugePageSize(22))); // no 4 MiB pool on x86
@@ -56,20 +49,20 @@ class HugetlbAllocatorTest {
   @Test
   void theWholeInodeIsReservedAtCreationAndEnomemWhenThePoolCannotCoverIt() {
     HugetlbAllocator a = new HugetlbAllocator(host);
-    Counters before = HugePool.counters(MIB2);
+    HugePagePool before = HugePool.counters(MIB2);
     GmemException e = expect(Errno.ENOMEM, () -> a.setupInode((before.free() - before.reserved() + 1) * MIB2, FLAGS_2M));
     assertTrue(e.getMessage().contains("needs"), e.getMessage());
     assertEquals(before, HugePool.counters(MIB2));
 
     try (FolioAllocator.Inode inode = a.setupInode(4 * MIB2, FLAGS_2M)) {
       assertEquals(9, inode.folioOrder());
-      assertEquals(new Counters(before.total(), before.free(), before.reserved() + 4, 0), HugePool.counters(MIB2),
+      assertEquals(HugePool.plus(before, 0, 4), HugePool.counters(MIB2),
           "all four pages reserved, none taken yet");
       inode.allocFolio(512);
-      assertEquals(new Counters(before.total(), before.free() - 1, before.reserved() + 3, 0), HugePool.counters(MIB2),
+      assertEquals(HugePool.plus(before, -1, 3), HugePool.counters(MIB2),
           "the page came out of the inode's reservation");
       inode.freeFolio(512, 9);
-      assertEquals(new Counters(before.total(), before.free(), before.reserved() + 4, 0), HugePool.counters(MIB2),
+      assertEquals(HugePool.plus(before, 0, 4), HugePool.counters(MIB2),
           "a freed page goes back to the pool and stays reserved for the inode, as in a subpool");
     }
     assertEquals(before, HugePool.counters(MIB2), "teardown gives the reservation back");
@@ -80,7 +73,7 @@ class HugetlbAllocatorTest {
     long overcommit = HugePool.overcommit(MIB2);
     HugePool.setOvercommit(MIB2, 64);
     try {
-      Counters before = HugePool.counters(MIB2);
+      HugePagePool before = HugePool.counters(MIB2);
       long more = before.free() - before.reserved() + 2;
       expect(Errno.ENOMEM, () -> new HugetlbAllocator(host).setupInode(more * MIB2, FLAGS_2M));
       assertEquals(before, HugePool.counters(MIB2), "no surplus page was allocated");

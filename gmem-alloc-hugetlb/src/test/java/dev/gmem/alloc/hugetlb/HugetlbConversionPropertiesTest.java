@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.HugePagePool;
 import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.convert.ConversionProperties;
 import dev.gmem.core.convert.ConversionProperties.Case;
@@ -29,7 +30,7 @@ class HugetlbConversionPropertiesTest {
   static final HugePool POOL = HugePool.of(8, 0);
 
   private static HostMemory host;
-  private HugePool.Counters beforeTry;
+  private HugePagePool beforeTry;
 
   @BeforeContainer
   static void reservePool() {

@@ -1,8 +1,8 @@
 package dev.gmem.alloc.hugetlb;
 
+import static dev.gmem.alloc.hugetlb.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
@@ -21,7 +21,7 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
-import dev.gmem.alloc.hugetlb.HugePool.Counters;
+import dev.gmem.api.HugePagePool;
 import dev.gmem.core.conformance.Backends;
 import java.util.List;
 import java.util.function.BiConsumer;
@@ -29,7 +29,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -57,12 +56,6 @@ class HugetlbFileTest {
     }
   }
 
-  private static GmemException expect(Errno errno, Executable call) {
-    GmemException e = assertThrows(GmemException.class, call);
-    assertEquals(errno, e.errno(), e.getMessage());
-    return e;
-  }
-
   private static List<Folio> folios(GuestMemFile f, long start, long end) {
     return f.inode().folios(start, end);
   }
@@ -70,7 +63,7 @@ class HugetlbFileTest {
   @ParameterizedTest
   @MethodSource("backends")
   void folioSizeFollowsShareabilityAndTheGuestMapsAtIt(String backend) {
-    Counters before = HugePool.counters(HUGE);
+    HugePagePool before = HugePool.counters(HUGE);
     withFile(backend, HUGE_2M, (vm, f) -> {
       assertEquals(before.reserved() + 4, HugePool.counters(HUGE).reserved(), "the file reserved its four pages");
       SoftwareVcpu cpu = vm.softwareVcpu();
@@ -123,7 +116,7 @@ class HugetlbFileTest {
           m.putLong(p * PAGE, p + 1);
         }
         f.setShareability(0, 256 * PAGE, Shareability.PRIVATE);
-        Counters afterFault = HugePool.counters(HUGE);
+        HugePagePool afterFault = HugePool.counters(HUGE);
         List<Folio> folios = folios(f, 0, BLOCK);
 
         f.punchHole(10 * PAGE, 300 * PAGE);
