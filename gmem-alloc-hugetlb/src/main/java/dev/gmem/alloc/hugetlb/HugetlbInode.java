@@ -41,7 +41,8 @@ final class HugetlbInode implements FolioAllocator.Inode {
   /**
    * {@code alloc_folio}: instantiates the huge page in the file from the inode's reservation
    * ({@code fallocate} zeroes it). The reservation is renewed first, in case a page the kernel
-   * instantiated behind gmem's back (a raw host access) was punched without {@link #freeFolio}.
+   * instantiated behind gmem's back (a raw host access, or a real KVM guest through its memslot)
+   * was punched without {@link #freeFolio}; where it is intact that costs an mmap and a munmap.
    */
   @Override
   public void allocFolio(long index) {
