@@ -21,7 +21,10 @@ public interface GuestMemFile extends AutoCloseable {
    * {@code fallocate(2)} with the kernel's rules: mode without KEEP_SIZE or with any bit beyond
    * KEEP_SIZE|PUNCH_HOLE → EOPNOTSUPP; unaligned offset/len → EINVAL; allocation past EOF →
    * EINVAL; punching past EOF succeeds. Punching frees the pages, zaps host and guest mappings of
-   * every file of the inode and leaves shareability unchanged.
+   * every file of the inode and leaves shareability unchanged. With huge folios (upstream's
+   * hugetlb rules) pages of a partly punched huge page are zeroed only, and a wholly punched huge
+   * page is freed — or, when a page of it is pinned, the call fails with EAGAIN at that page's
+   * offset and changes nothing.
    */
   void fallocate(int mode, long offset, long length);
 

@@ -25,6 +25,17 @@ public interface GuestMemInode {
   /** Folios present in pages {@code [start, end)}, in index order. */
   List<Folio> folios(long start, long end);
 
+  /**
+   * The largest page order the guest may map page {@code index} at now
+   * ({@code kvm_gmem_mapping_order}): the order of the folio holding it, capped by the arch's
+   * {@link dev.gmem.api.spi.ArchHooks#maxMappingOrder}; 0 (4 KiB) where a huge page is split and
+   * where no folio is present yet.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+  default int mappingOrder(long index) {
+    return 0;
+  }
+
   /** Pages currently allocated (backed by a folio). */
   long allocatedPages();
 

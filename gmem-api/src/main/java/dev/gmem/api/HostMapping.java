@@ -7,6 +7,10 @@ import java.nio.ByteBuffer;
  * page's shareability under the inode's invalidate lock: access to a page that is not SHARED, or
  * beyond EOF, throws {@link GmemException} (EFAULT) where the kernel would raise SIGBUS. Private
  * pages are really inaccessible in the mapping, so raw access by other means faults too.
+ *
+ * <p>On huge-page memory (hugetlb), whose mappings change only in whole huge pages, a huge page
+ * that holds any private page is inaccessible to raw access as a whole; the accessors still reach
+ * its shared pages, and {@link #buffer} refuses them.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface HostMapping extends AutoCloseable {
@@ -44,6 +48,8 @@ public interface HostMapping extends AutoCloseable {
    * A direct view of {@code [offset, offset+length)} after checking it is all SHARED now. The view
    * does not re-check: after a conversion to private, access through it faults (an
    * {@link InternalError} from the JVM, as for a truncated mapped file). Never use it after close.
+   * EFAULT where the range lies in a huge page that also holds pages the host may not fault (the
+   * mapping covers such a huge page whole).
    */
   ByteBuffer buffer(long offset, int length);
 

@@ -24,4 +24,16 @@ public interface SoftwareVcpu {
 
   /** Writes 8 bytes; an exit is thrown as {@link MemoryExitException}. */
   void writeLong(long gpa, long value, boolean privateAccess);
+
+  /**
+   * The page order a guest fault at {@code gpa} would map with now, as the MMU asks
+   * {@code kvm_gmem_mapping_order} and then checks the memslot: the inode's
+   * {@link GuestMemInode#mappingOrder mapping order}, lowered until the block is aligned alike in
+   * GPA and file offset and lies inside the memslot ({@code disallow_lpage}). -1 outside every
+   * memslot.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+  default int mappingOrder(long gpa, boolean privateAccess) {
+    return 0;
+  }
 }

@@ -36,8 +36,24 @@ public interface FolioAllocator {
     /** {@code alloc_folio}: take a folio of {@link #folioOrder()} for the aligned index. ENOMEM when the reservation is exhausted. */
     void allocFolio(long index) throws GmemException;
 
-    /** {@code free_folio}: give back the folio of {@code order} at {@code index}. Never fails. */
+    /**
+     * {@code free_folio}: give back the folio of {@code order} at {@code index}. Never fails. Core
+     * merges a split huge page before freeing it (punch); only when an inode is torn down while a
+     * huge page is split does it free the pieces one by one, and the allocator returns the huge
+     * page with the last of them.
+     */
     void freeFolio(long index, int order);
+
+    /**
+     * The order a folio of {@code order} splits to when only part of it must become smaller. 0
+     * (straight to 4 KiB pages) unless the allocator splits in stages, as hugetlb does for
+     * 1 GiB: 18 → 9 → 0, so a 1 GiB page with one shared 4 KiB page keeps 511 of its 2 MiB
+     * pieces mappable at 2 MiB. Must be below {@code order} for {@code order > 0}.
+     */
+    @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+    default int splitOrder(int order) {
+      return 0;
+    }
 
     /** Prepare splitting the folio at {@code index} from {@code order} to {@code newOrder}. ENOMEM allowed. */
     default Restructure prepareSplit(long index, int order, int newOrder) throws GmemException {

@@ -3,7 +3,9 @@ package dev.gmem.api.spi;
 import dev.gmem.api.Api;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.HostInfo;
+import dev.gmem.api.HugePagePool;
 import java.nio.ByteBuffer;
+import java.util.List;
 
 /**
  * Host-memory services gmem-core hands to plugins so they need not bind libc themselves: memfds
@@ -17,6 +19,16 @@ public interface HostMemory {
 
   /** {@code memfd_create(name, flags)} sized with {@code ftruncate}; flags are the kernel's MFD_* bits. */
   MemoryFile createMemfd(String name, int flags, long size) throws GmemException;
+
+  /**
+   * The host's hugetlb pools as they are now, ascending by page size. {@link HostInfo#hugePagePools()}
+   * is a snapshot from runtime start; an allocator that reserves pages needs the current counters.
+   * The default answers with that snapshot.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+  default List<HugePagePool> hugePagePools() {
+    return host().hugePagePools();
+  }
 
   /** {@code memfd_secret(0)} sized with {@code ftruncate}: memory removed from the kernel direct map. */
   MemoryFile createSecretMemory(long size) throws GmemException;

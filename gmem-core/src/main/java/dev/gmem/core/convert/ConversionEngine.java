@@ -9,6 +9,7 @@ import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.inode.FolioShape;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.InodeMapping;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -133,13 +134,15 @@ public final class ConversionEngine {
     return e.errorOffset().isPresent() ? e : GmemException.atOffset(e.errno(), index << Folio.PAGE_SHIFT, e.getMessage());
   }
 
-  /** A prepared folio split or merge, committed after the point of no return. */
+  /** A prepared folio split (to {@code order}) or merge (into {@code order}), committed after the point of no return. */
   private record Restructure(long index, int order, boolean split, FolioAllocator.Restructure prepared) {}
 
   /**
-   * Folio size follows shareability (upstream "restructuring on conversion"): the range is rounded
-   * to the allocator's folio size; private→shared splits every huge folio touched; shared→private
-   * merges a huge page only when all of it will be private.
+   * Folio size follows shareability (upstream "restructuring on conversion"), keeping every block
+   * in {@link FolioShape normal form}: the range is rounded to the allocator's folio size;
+   * private→shared splits each huge folio it touches along the allocator's split chain, only the
+   * pieces holding now-shared pages further (1 GiB → 2 MiB → 4 KiB); shared→private merges a block
+   * of some chain order when all of it will be private, the largest such block first.
    */
   private void planRestructures(long start, long end, Shareability target, List<Restructure> out) {
     int order = inode.folioOrder();
@@ -149,38 +152,47 @@ public final class ConversionEngine {
     long block = 1L << order;
     long from = start & ~(block - 1);
     long to = Math.min(inode.nrPages(), (end + block - 1) & ~(block - 1));
-    Filemap filemap = inode.filemap();
-    ShareabilityStore store = inode.shareabilityStore();
-    for (long i = from; i < to; i += block) {
-      final long b = i;
-      final int current = filemap.orderAt(b);
-      if (target == Shareability.SHARED) {
-        if (current > 0 && filemap.folioStart(b) == b) {
-          injector.at(ConversionStep.SPLIT_PREPARE, b);
-          out.add(new Restructure(b, 0, true, rebaseCall(() -> inode.allocator().prepareSplit(b, current, 0), b)));
+    if (target == Shareability.SHARED) {
+      // A huge folio holds only private pages; after the call the ones in [start, end) are shared.
+      FolioShape.PrivateRange privateAfter = (s, e) -> e <= start || s >= end;
+      for (Folio f : inode.filemap().folios(from, to)) {
+        if (f.order() > 0 && f.index() < end && f.index() + f.nrPages() > start) {
+          FolioShape.splits(inode.allocator(), privateAfter, f.index(), f.order(), (b, o, n) -> {
+            injector.at(ConversionStep.SPLIT_PREPARE, b);
+            out.add(new Restructure(b, n, true, rebaseCall(() -> inode.allocator().prepareSplit(b, o, n), b)));
+          });
         }
-      } else if (current >= 0 && current < order && allPresent(filemap, b, block)
-          && privateOrEmpty(store, b, Math.max(b, start))
-          && privateOrEmpty(store, Math.min(b + block, Math.max(end, b)), b + block)) {
-        injector.at(ConversionStep.MERGE_PREPARE, b);
-        out.add(new Restructure(b, order, false, rebaseCall(() -> inode.allocator().prepareMerge(b, order), b)));
       }
+    } else {
+      for (long b = from; b < to; b += block) {
+        planMerges(b, order, start, end, out);
+      }
+    }
+  }
+
+  /** Merges block {@code [b, b + 2^order)} if it will be all private, else looks at its pieces that the call touches. */
+  private void planMerges(long b, int order, long start, long end, List<Restructure> out) {
+    Filemap filemap = inode.filemap();
+    long n = 1L << order;
+    int current = filemap.orderAt(b);
+    if (current >= order) {
+      return;
+    }
+    ShareabilityStore store = inode.shareabilityStore();
+    boolean privateAfter = privateOrEmpty(store, b, Math.max(b, start)) && privateOrEmpty(store, Math.min(b + n, Math.max(end, b)), b + n);
+    if (current >= 0 && privateAfter && filemap.allPresent(b, b + n)) {
+      injector.at(ConversionStep.MERGE_PREPARE, b);
+      out.add(new Restructure(b, order, false, rebaseCall(() -> inode.allocator().prepareMerge(b, order), b)));
+      return;
+    }
+    int next = FolioShape.splitOrder(inode.allocator(), order);
+    for (long p = Math.max(b, start & -(1L << next)); next > 0 && p < Math.min(b + n, end); p += 1L << next) {
+      planMerges(p, next, start, end, out);
     }
   }
 
   private static boolean privateOrEmpty(ShareabilityStore store, long s, long e) {
     return s >= e || store.isUniform(s, e, Shareability.PRIVATE);
-  }
-
-  private static boolean allPresent(Filemap filemap, long start, long n) {
-    for (long i = start; i < start + n; ) {
-      int o = filemap.orderAt(i);
-      if (o < 0) {
-        return false;
-      }
-      i = filemap.folioStart(i) + (1L << o);
-    }
-    return true;
   }
 
   private interface Prep {

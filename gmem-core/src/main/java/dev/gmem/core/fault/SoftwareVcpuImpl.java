@@ -85,6 +85,30 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     return new VcpuExit.MemoryFault(flags, gpa & ~PAGE_MASK, Folio.PAGE_SIZE);
   }
 
+  /** The page-table levels the MMU maps with (x86: 4 KiB, 2 MiB, 1 GiB), largest first. */
+  private static final int[] LEVELS = {18, 9, 0};
+
+  @Override
+  public int mappingOrder(long gpa, boolean privateAccess) {
+    Memslot slot = memslots.lookup(gpa);
+    if (slot == null) {
+      return -1;
+    }
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+    long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
+    long gfn = gpa >>> Folio.PAGE_SHIFT;
+    int max = inode.mappingOrder(index, gfn, privateAccess);
+    for (int level : LEVELS) {
+      long n = 1L << level;
+      long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;
+      // disallow_lpage: the block must be aligned alike in GPA and file, and lie inside the slot.
+      if (level <= max && ((gfn ^ index) & (n - 1)) == 0 && slot.containsGpa(blockGpa) && slot.containsGpa(blockGpa + (n << Folio.PAGE_SHIFT) - 1)) {
+        return level;
+      }
+    }
+    return 0;
+  }
+
   @Override
   public long readLong(long gpa, boolean privateAccess) {
     if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {

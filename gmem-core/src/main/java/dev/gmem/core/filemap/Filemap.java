@@ -276,6 +276,19 @@ public final class Filemap {
     }
   }
 
+  /** Whether folios cover every page of {@code [start, end)}. Lock-free, allocation-free. */
+  public boolean allPresent(long start, long end) {
+    checkRange(start, end);
+    for (long i = start; i < end; ) {
+      int o = orderAt(i);
+      if (o < 0) {
+        return false;
+      }
+      i = (i & -(1L << o)) + (1L << o);
+    }
+    return true;
+  }
+
   /** Pages covered by folios. */
   public long presentPages() {
     return present.sum();

@@ -27,13 +27,15 @@ import java.util.stream.Stream;
  */
 public final class HostProbe {
   private static final Pattern POOL_DIR = Pattern.compile("hugepages-(\\d+)kB");
+  /** Where the kernel publishes its hugetlb pools. */
+  public static final Path SYSFS_HUGEPAGES = Path.of("/sys/kernel/mm/hugepages");
 
   private final Sys sys;
   private final Kvm kvm;
   private final Path sysfsHugepages;
 
   public HostProbe(Sys sys, Kvm kvm) {
-    this(sys, kvm, Path.of("/sys/kernel/mm/hugepages"));
+    this(sys, kvm, SYSFS_HUGEPAGES);
   }
 
   HostProbe(Sys sys, Kvm kvm, Path sysfsHugepages) {
@@ -90,6 +92,11 @@ public final class HostProbe {
 
   /** Every pool under sysfs, ascending by page size; empty when sysfs is not readable. */
   public List<HugePagePool> hugePagePools() {
+    return hugePagePools(sysfsHugepages);
+  }
+
+  /** The pools under {@code sysfsHugepages} as they are now (a hugetlb allocator's live view). */
+  public static List<HugePagePool> hugePagePools(Path sysfsHugepages) {
     List<HugePagePool> pools = new ArrayList<>();
     if (!Files.isDirectory(sysfsHugepages)) {
       return pools;

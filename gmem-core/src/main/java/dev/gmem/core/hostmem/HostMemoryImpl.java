@@ -1,10 +1,13 @@
 package dev.gmem.core.hostmem;
 
 import dev.gmem.api.HostInfo;
+import dev.gmem.api.HugePagePool;
 import dev.gmem.api.spi.HostMemory;
+import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
+import java.util.List;
 
 /** Core's implementation of the host-memory services plugins receive. */
 public final class HostMemoryImpl implements HostMemory {
@@ -19,6 +22,12 @@ public final class HostMemoryImpl implements HostMemory {
   @Override
   public HostInfo host() {
     return host;
+  }
+
+  /** Read from sysfs on every call: reservations need the counters as they are now. */
+  @Override
+  public List<HugePagePool> hugePagePools() {
+    return HostProbe.hugePagePools(HostProbe.SYSFS_HUGEPAGES);
   }
 
   @Override

@@ -19,6 +19,7 @@ import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -38,6 +39,7 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   private final Fd memory;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
+  private final int hostBlockOrder;
   private final ArchHooks arch;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
@@ -74,12 +76,23 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     this.memory = memory;
     this.allocator = allocator;
     this.folioOrder = allocator.folioOrder();
+    this.hostBlockOrder = blockOrder(sys, memory);
     this.arch = arch;
     this.listeners = List.copyOf(listeners);
     this.interceptors = List.copyOf(interceptors);
     this.onEvict = onEvict;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
+  }
+
+  /**
+   * The kernel's page size for the memory ({@code st_blksize}: the huge page size on hugetlbfs,
+   * 4 KiB on shmem and guest_memfd), as an order: mappings of it can be replaced or protected
+   * only in whole blocks of that size.
+   */
+  private static int blockOrder(Sys sys, Fd memory) {
+    long blksize = sys.fstat(memory.get()).blksize();
+    return blksize > Folio.PAGE_SIZE && Long.bitCount(blksize) == 1 ? Long.numberOfTrailingZeros(blksize) - Folio.PAGE_SHIFT : 0;
   }
 
   private static Object[] newStripes(int n) {
@@ -140,6 +153,14 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   /** Order of the folios this inode's allocator hands out. */
   public int folioOrder() {
     return folioOrder;
+  }
+
+  /**
+   * Order of the blocks in which host mappings of the memory can be changed: 0 for shmem and
+   * guest_memfd, the huge page order for hugetlbfs, whose VMAs split only at huge-page boundaries.
+   */
+  public int hostBlockOrder() {
+    return hostBlockOrder;
   }
 
   public LruBatch lruBatch() {
@@ -348,28 +369,42 @@ public final class GuestMemInodeImpl implements GuestMemInode {
         return;
       }
       allocator.allocFolio(start);
-      long end = start + (1L << folioOrder);
-      if (shareability.isUniform(start, end, Shareability.PRIVATE)) {
-        filemap.add(start, folioOrder);
-        added(start, folioOrder);
-        return;
-      }
-      // Page size follows shareability: a huge page holding shared pages is handed out split.
-      FolioAllocator.Restructure split;
+      // Page size follows shareability: a huge page holding shared pages is handed out split,
+      // in stages where the allocator has them. The store cannot change: we hold the lock shared.
+      FolioShape.PrivateRange pages = (s, e) -> shareability.isUniform(s, e, Shareability.PRIVATE);
+      List<FolioAllocator.Restructure> splits = new ArrayList<>();
       try {
-        split = allocator.prepareSplit(start, folioOrder, 0);
+        FolioShape.splits(allocator, pages, start, folioOrder, (i, o, n) -> splits.add(allocator.prepareSplit(i, o, n)));
       } catch (RuntimeException e) {
+        for (FolioAllocator.Restructure r : splits) {
+          r.abort();
+        }
         allocator.freeFolio(start, folioOrder);
         throw e;
       }
-      for (long i = start; i < end; i++) {
-        filemap.add(i, 0);
+      FolioShape.folios(allocator, pages, start, folioOrder, filemap::add);
+      for (FolioAllocator.Restructure r : splits) {
+        r.commit();
       }
-      split.commit();
-      for (long i = start; i < end; i++) {
-        added(i, 0);
-      }
+      FolioShape.folios(allocator, pages, start, folioOrder, this::added);
     }
+  }
+
+  /**
+   * The largest page order the guest may map page {@code index} at ({@code kvm_gmem_mapping_order}):
+   * the folio's order capped by the arch; 0 where the page is in a 4 KiB folio or absent.
+   * Lock-free; like the kernel's answer it may be stale by the time it is used.
+   */
+  public int mappingOrder(long index, long gfn, boolean isPrivate) {
+    int order = filemap.orderAt(index);
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+  }
+
+  /** As seen by a memslot binding the file at GPA 0 (gfn = index). */
+  @Override
+  public int mappingOrder(long index) {
+    checkIndex(index);
+    return mappingOrder(index, index, shareability.get(index) == Shareability.PRIVATE);
   }
 
   private void added(long index, int order) {
@@ -412,6 +447,13 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     }
   }
 
+  /**
+   * Punch with upstream's huge-page rules (driven by the allocator's folio order): pages of a
+   * partly punched huge page are only zeroed — no folio leaves, no reference check; a wholly
+   * punched huge page is merged back if it was split and freed, which fails with EAGAIN at the
+   * first pinned page. Everything that can fail happens before the file is touched, so a failed
+   * punch changes nothing. With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   */
   private void punch(long offset, long length) {
     long end = Math.min(size, offset + length < 0 ? Long.MAX_VALUE : offset + length);
     if (offset >= end) {
@@ -419,9 +461,28 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     }
     invalidateLock.writeLock().lock();
     try {
-      // The kernel zaps every mapping of the real file, host and guest view alike.
-      sys.fallocate(memory.get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
-      for (Folio f : filemap.remove(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
+      long first = offset >>> Folio.PAGE_SHIFT;
+      long last = end >>> Folio.PAGE_SHIFT;
+      long block = 1L << folioOrder;
+      long wholeStart = Math.min(last, (first + block - 1) & -block);
+      long wholeEnd = Math.max(wholeStart, last & -block);
+      List<BlockMerge> merges = folioOrder > 0 && wholeStart < wholeEnd ? prepareFree(wholeStart, wholeEnd) : List.of();
+      try {
+        // The kernel zaps every mapping of the real file, host and guest view alike; hugetlbfs
+        // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
+        sys.fallocate(memory.get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
+      } catch (RuntimeException e) {
+        merges.forEach(m -> m.prepared().abort());
+        throw e;
+      }
+      for (BlockMerge m : merges) {
+        filemap.merge(m.index(), folioOrder);
+        m.prepared().commit();
+      }
+      if (wholeStart == wholeEnd) {
+        return;
+      }
+      for (Folio f : filemap.remove(wholeStart, wholeEnd)) {
         if (f.refcount() > 0) {
           for (PinImpl p : pins) {
             p.forget(f.index(), f.index() + f.nrPages());
@@ -433,6 +494,40 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     } finally {
       invalidateLock.writeLock().unlock();
     }
+  }
+
+  /** A split huge page prepared for merging before it is freed. */
+  private record BlockMerge(long index, FolioAllocator.Restructure prepared) {}
+
+  /**
+   * The fallible part of freeing whole huge pages {@code [start, end)}: no page may be pinned, and
+   * split ones are prepared for merging (upstream merges before truncating).
+   */
+  private List<BlockMerge> prepareFree(long start, long end) {
+    long pinned = filemap.firstReferenced(start, end);
+    if (pinned >= 0) {
+      throw GmemException.atOffset(Errno.EAGAIN, pinned << Folio.PAGE_SHIFT,
+          "page " + pinned + " of a huge page being punched is pinned; release it and retry");
+    }
+    List<BlockMerge> merges = new ArrayList<>();
+    long b = start;
+    try {
+      for (; b < end; b += 1L << folioOrder) {
+        if (isSplitBlock(b)) {
+          merges.add(new BlockMerge(b, allocator.prepareMerge(b, folioOrder)));
+        }
+      }
+    } catch (GmemException e) {
+      merges.forEach(m -> m.prepared().abort());
+      throw e.errorOffset().isPresent() ? e : GmemException.atOffset(e.errno(), b << Folio.PAGE_SHIFT, e.getMessage());
+    }
+    return merges;
+  }
+
+  /** Whether the huge block at {@code b} is held in smaller folios that cover every page of it. */
+  private boolean isSplitBlock(long b) {
+    int order = filemap.orderAt(b);
+    return order >= 0 && order < folioOrder && filemap.allPresent(b, b + (1L << folioOrder));
   }
 
   // ---- conversion ------------------------------------------------------------------------

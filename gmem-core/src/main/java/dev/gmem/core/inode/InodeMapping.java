@@ -8,6 +8,9 @@ public interface InodeMapping {
 
   long length();
 
-  /** Makes file pages {@code [start, end)} inaccessible (true) or accessible (false) in this mapping. */
+  /**
+   * Makes file pages {@code [startPage, endPage)} accessible or inaccessible in this mapping; on
+   * huge-page memory in whole huge pages (see {@link dev.gmem.core.mapping.HostMappingImpl}).
+   */
   void setAccessible(long startPage, long endPage, boolean accessible);
 }

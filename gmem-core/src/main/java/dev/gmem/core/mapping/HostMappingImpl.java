@@ -23,6 +23,16 @@ import java.util.concurrent.locks.Lock;
  * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
  * an unsafe access). gmem's accessors check shareability under the inode's invalidate lock first,
  * so through them the host gets a {@link GmemException} instead.
+ *
+ * <h2>Huge-page memory</h2>
+ * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
+ * boundaries only), so where the memory's block is larger than a page the covering works per
+ * block: a block is mapped only while every page of it is host-faultable; a block holding any
+ * private page is covered whole. The accessors copy through the inode's guest view after the
+ * per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
+ * access to the mapping's address faults for the whole block and {@link #buffer} refuses it.
+ * The part of the mapping beyond EOF is covered too: hugetlbfs would reserve pool pages for it
+ * and instantiate pages there on a fault.
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -36,11 +46,15 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final int prot;
   private final Mapping mapping;
   private final long firstPage;
+  /** Pages per block in which the mapping can be changed (1 but for huge-page memory). */
+  private final long blockPages;
   /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
   private final ShareabilityStore mapped;
+  /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
+  private final long view;
 
-  private HostMappingImpl(
-      GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, Mapping mapping) {
+  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
+      int prot, Mapping mapping, Shareability initiallyMapped, long guestView) {
     this.file = file;
     this.inode = inode;
     this.inaccessible = inaccessible;
@@ -50,7 +64,9 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.prot = prot;
     this.mapping = mapping;
     this.firstPage = offset >>> Folio.PAGE_SHIFT;
-    this.mapped = new ShareabilityStore((length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, Shareability.SHARED);
+    this.blockPages = 1L << inode.hostBlockOrder();
+    this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
+    this.view = guestView + offset;
   }
 
   /** Maps after the file layer validated the arguments; registers with the inode. */
@@ -62,15 +78,23 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     lock.lock();
     HostMappingImpl m = null;
     try {
-      long addr = sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset);
-      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, new Mapping(sys, addr, length));
+      long guestView = inode.guestViewAddress();
+      boolean huge = inode.hostBlockOrder() > 0;
+      Mapping region = huge
+          ? coveredRegion(inode, inaccessible, offset, length, prot)
+          : new Mapping(sys, sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset), length);
+      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, guestView);
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          if (!inode.arch().hostMayFault(r.start(), r.shareability())) {
+          boolean faultable = inode.arch().hostMayFault(r.start(), r.shareability());
+          if (faultable && huge) {
+            m.setAccessible(r.start(), r.end(), true);
+          } else if (!faultable && !huge) {
             m.setAccessible(r.start(), r.end(), false);
-          } else if ((mapFlags & Prot.MAP_POPULATE) != 0) {
+          }
+          if (faultable && (mapFlags & Prot.MAP_POPULATE) != 0) {
             m.populate(r.start(), r.end());
           }
         }
@@ -86,6 +110,29 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * For huge-page memory: a block-aligned region of whole blocks, all SIGBUS memory at first
+   * (the file's blocks are mapped over it as they become faultable). Mapped with a block of slack
+   * and trimmed, since the kernel aligns only hugetlbfs mappings to the huge page size. MAP_LOCKED
+   * is moot: hugetlb pages are never swapped.
+   */
+  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot) {
+    Sys sys = inode.sys();
+    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
+    if ((offset & (block - 1)) != 0) {
+      // hugetlbfs_file_mmap's rule: the offset must be huge-page aligned.
+      throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
+    }
+    long regionLength = (length + block - 1) & -block;
+    long raw = sys.mmap(0, regionLength + block, prot, Prot.MAP_SHARED, inaccessible.fd(), 0);
+    long start = (raw + block - 1) & -block;
+    if (start > raw) {
+      sys.munmap(raw, start - raw);
+    }
+    sys.munmap(start + regionLength, raw + block - start);
+    return new Mapping(sys, start, regionLength);
   }
 
   /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
@@ -109,24 +156,56 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
    * Maps the file (accessible) or the SIGBUS memory over file pages {@code [startPage, endPage)}
    * of this mapping. Called to zap (conversion to private, under the exclusive lock) and to heal
    * lazily on the next host fault of a page that became shared, as the kernel's fault handler
-   * maps a page only when it is touched.
+   * maps a page only when it is touched. On huge-page memory the change widens to whole blocks:
+   * a zap covers every block it touches, and only blocks the host may fault entirely are mapped.
    */
   @Override
   public synchronized void setAccessible(long startPage, long endPage, boolean accessible) {
-    long first = Math.max(startPage, firstPage);
-    long end = Math.min(endPage, (offset + length) >>> Folio.PAGE_SHIFT);
+    long mappedEnd = firstPage + mapped.nrPages();
+    long first = Math.max(firstPage, startPage & -blockPages);
+    long end = Math.min(mappedEnd, (endPage + blockPages - 1) & -blockPages);
     if (first >= end || !mapping.isOpen()) {
       return;
     }
-    long rel = (first << Folio.PAGE_SHIFT) - offset;
-    long len = (end - first) << Folio.PAGE_SHIFT;
-    int flags = Prot.MAP_SHARED | Prot.MAP_FIXED;
-    if (accessible) {
-      sys.mmap(mapping.address() + rel, len, prot, flags, inode.memory().get(), first << Folio.PAGE_SHIFT);
+    if (!accessible) {
+      cover(first, end);
+    } else if (blockPages == 1) {
+      mapFile(first, end);
     } else {
-      sys.mmap(mapping.address() + rel, len, prot, flags, inaccessible.fd(), 0);
+      for (long b = first; b < end; ) {
+        long runEnd = b;
+        while (runEnd < end && blockFaultable(runEnd)) {
+          runEnd += blockPages;
+        }
+        if (runEnd > b) {
+          mapFile(b, runEnd);
+        }
+        b = Math.max(runEnd, b + blockPages);
+      }
     }
-    mapped.set(first - firstPage, end - firstPage, accessible ? Shareability.SHARED : Shareability.PRIVATE);
+  }
+
+  private void cover(long first, long end) {
+    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
+        Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0);
+    mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
+  }
+
+  private void mapFile(long first, long end) {
+    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
+        Prot.MAP_SHARED | Prot.MAP_FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
+    mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
+  }
+
+  /**
+   * Whether the host may fault every page of the block at {@code b}, which lies inside EOF. Asks
+   * the arch once per block (like {@link #create} once per run) and allocates nothing: accessors
+   * ask it on every access to a mixed block.
+   */
+  private boolean blockFaultable(long b) {
+    return b + blockPages <= inode.nrPages()
+        && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
+        && inode.arch().hostMayFault(b, Shareability.SHARED);
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
@@ -134,8 +213,12 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
   private void heal(long page) {
+    if (blockPages > 1) {
+      setAccessible(page, page + 1, true);
+      return;
+    }
     long blockStart = Math.max(firstPage, page & ~(HEAL_BLOCK - 1));
-    long blockEnd = Math.min(Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT), blockStart + HEAL_BLOCK);
+    long blockEnd = Math.min(Math.min(inode.nrPages(), firstPage + mapped.nrPages()), blockStart + HEAL_BLOCK);
     for (ShareabilityRange r : inode.shareabilityRanges(blockStart, blockEnd)) {
       if (r.start() <= page && page < r.end()) {
         setAccessible(r.start(), r.end(), true);
@@ -186,18 +269,26 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     }
   }
 
-  /** Host-faults every page of {@code [off, off+len)}; the caller holds the invalidate lock shared. */
-  private void fault(long off, long len, boolean write) {
+  /**
+   * Host-faults every page of {@code [off, off+len)} and returns where to copy: the inode's guest
+   * view, so that shared pages of a huge page that also holds private ones, which the mapping
+   * itself must cover, stay reachable. The caller holds the invalidate lock shared.
+   */
+  private long fault(long off, long len, boolean write) {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
     for (long i = first; i <= last; i++) {
       inode.hostFault(i, write);
     }
-    for (long i = first; i <= last; i++) {
-      if (mapped.get(i - firstPage) != Shareability.SHARED) {
-        heal(i);
+    if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+      // Heals the mapping for raw users (the accessors do not need it); a block at a time.
+      for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
+        if (mapped.get(i - firstPage) != Shareability.SHARED) {
+          heal(i);
+        }
       }
     }
+    return view + off;
   }
 
   @Override
@@ -206,8 +297,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 1, false);
-      return IO.getByte(mapping.address() + off);
+      return IO.getByte(fault(off, 1, false));
     } finally {
       l.unlock();
     }
@@ -219,8 +309,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 1, true);
-      IO.putByte(mapping.address() + off, value);
+      IO.putByte(fault(off, 1, true), value);
     } finally {
       l.unlock();
     }
@@ -232,8 +321,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 8, false);
-      return IO.getLong(mapping.address() + off);
+      return IO.getLong(fault(off, 8, false));
     } finally {
       l.unlock();
     }
@@ -245,8 +333,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, 8, true);
-      IO.putLong(mapping.address() + off, value);
+      IO.putLong(fault(off, 8, true), value);
     } finally {
       l.unlock();
     }
@@ -259,8 +346,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len, false);
-      IO.getByteArray(mapping.address() + off, dst, dstIndex, len);
+      IO.getByteArray(fault(off, len, false), dst, dstIndex, len);
     } finally {
       l.unlock();
     }
@@ -273,8 +359,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len, true);
-      IO.putByteArray(mapping.address() + off, src, srcIndex, len);
+      IO.putByteArray(fault(off, len, true), src, srcIndex, len);
     } finally {
       l.unlock();
     }
@@ -286,8 +371,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      fault(off, len, true);
-      IO.setMemory(mapping.address() + off, len, value);
+      IO.setMemory(fault(off, len, true), len, value);
     } finally {
       l.unlock();
     }
@@ -300,6 +384,12 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     l.lock();
     try {
       fault(off, len, (prot & Prot.WRITE) != 0);
+      long first = (offset + off) >>> Folio.PAGE_SHIFT;
+      long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
+      if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+        throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
+            + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
+      }
       ByteBuffer b = Sys.buffer(mapping.address() + off, len);
       return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
     } finally {

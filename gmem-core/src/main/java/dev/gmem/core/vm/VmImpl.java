@@ -133,7 +133,10 @@ public final class VmImpl implements Vm {
     inode.acquire();
     try {
       long uaddr = inode.guestViewAddress() + offset;
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, true);
+      // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
+      // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
+      boolean kernelGuestMemfd = inode.allocator().memory() == null;
+      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
     } catch (RuntimeException e) {
       inode.release();
       throw e;

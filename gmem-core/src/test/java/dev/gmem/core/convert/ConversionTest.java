@@ -94,6 +94,21 @@ class ConversionTest {
 
   @ParameterizedTest
   @MethodSource("backends")
+  void aPartlyMappedLastPageIsHiddenAndHealedLikeAnyOther(String backend) {
+    withFile(backend, (vm, f) -> {
+      try (HostMapping m = f.map(0, PAGE + 100, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
+        m.putLong(PAGE, 7);
+        f.setShareability(PAGE, PAGE, Shareability.PRIVATE);
+        assertEquals("EFAULT", kernelRead(m.address() + PAGE), "the mapping's partial last page is covered too");
+        f.setShareability(PAGE, PAGE, Shareability.SHARED);
+        assertEquals("ok", kernelRead(m.address() + PAGE));
+        assertEquals(7, m.getLong(PAGE));
+      }
+    });
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
   void aPinnedPageMakesToPrivateFailWithItsOffsetAndChangesNothing(String backend) {
     withFile(backend, (vm, f) -> {
       try (HostMapping m = f.map()) {

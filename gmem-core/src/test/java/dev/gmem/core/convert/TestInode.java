@@ -9,10 +9,14 @@ import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
 
-/** A real inode over a real memfd, without a runtime: cheap enough for thousands of property cases. */
-final class TestInode implements AutoCloseable {
-  static final Sys SYS = Sys.load();
-  static final ArchHooks SW_PROTECTED = new ArchHooks() {
+/**
+ * A real inode without a runtime, cheap enough for thousands of property cases: over the memory
+ * the allocator supplies (dup'ed, as {@code VmImpl} does), else over a fresh memfd. Public so that
+ * allocator plugins can run core's harnesses on their own memory (gmem-core's test jar).
+ */
+public final class TestInode implements AutoCloseable {
+  public static final Sys SYS = Sys.load();
+  public static final ArchHooks SW_PROTECTED = new ArchHooks() {
     @Override
     public boolean hasPrivateMemory() {
       return true;
@@ -24,17 +28,32 @@ final class TestInode implements AutoCloseable {
     }
   };
 
-  final GuestMemInodeImpl inode;
+  public final GuestMemInodeImpl inode;
 
-  TestInode(long pages, boolean initShared, ArchHooks arch, FolioAllocator allocator) {
+  /** An inode of {@code pages} pages created with {@code flags}; fails as {@code setupInode} does. */
+  public TestInode(long pages, long flags, ArchHooks arch, FolioAllocator allocator) {
     long size = pages * 4096;
-    Fd memory = new Fd(SYS, SYS.memfdCreate("gmem-test", Sys.MFD_CLOEXEC), "memfd");
-    SYS.ftruncate(memory.get(), size);
-    long flags = GmemFlags.MMAP | (initShared ? GmemFlags.INIT_SHARED : 0);
-    inode = new GuestMemInodeImpl(1, size, flags, SYS, memory, allocator.setupInode(size, flags), arch, List.of(), List.of(), () -> {});
+    FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
+    Fd memory;
+    try {
+      if (alloc.memory() != null) {
+        memory = new Fd(SYS, SYS.dup(alloc.memory().fd()), "allocator-memory");
+      } else {
+        memory = new Fd(SYS, SYS.memfdCreate("gmem-test", Sys.MFD_CLOEXEC), "memfd");
+        SYS.ftruncate(memory.get(), size);
+      }
+    } catch (RuntimeException e) {
+      alloc.close();
+      throw e;
+    }
+    inode = new GuestMemInodeImpl(1, size, flags, SYS, memory, alloc, arch, List.of(), List.of(), () -> {});
   }
 
-  TestInode(long pages, boolean initShared) {
+  public TestInode(long pages, boolean initShared, ArchHooks arch, FolioAllocator allocator) {
+    this(pages, GmemFlags.MMAP | (initShared ? GmemFlags.INIT_SHARED : 0), arch, allocator);
+  }
+
+  public TestInode(long pages, boolean initShared) {
     this(pages, initShared, SW_PROTECTED, new PageAllocator());
   }
 

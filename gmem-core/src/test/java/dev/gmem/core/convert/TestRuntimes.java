@@ -10,10 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Runtimes whose plugin discovery sees extra test providers, without registering them for every test. */
-final class TestRuntimes {
+public final class TestRuntimes {
   private TestRuntimes() {}
 
-  static GmemRuntime withZeroingArch(String backend) {
+  public static GmemRuntime withZeroingArch(String backend) {
     try {
       Path dir = Files.createTempDirectory("gmem-test-services");
       Path services = Files.createDirectories(dir.resolve("META-INF/services"));
