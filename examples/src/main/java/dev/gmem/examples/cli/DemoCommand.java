@@ -7,6 +7,7 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Pin;
+import dev.gmem.api.PluginDescriptor;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
 import dev.gmem.api.Shareability;
@@ -74,6 +75,7 @@ final class DemoCommand implements Callable<Integer> {
       }
       vm.close();
       conversion(out, rt);
+      hugePages(out, rt);
     }
     out.flush();
     return 0;
@@ -159,6 +161,32 @@ final class DemoCommand implements Callable<Integer> {
       }
       file.setShareability(0, size, Shareability.PRIVATE);
       out.printf("after the pin is released the same call succeeds: %s%n", file.inode().shareabilityRanges(0, size / PAGE));
+    }
+    vm.close();
+  }
+
+  /** 2 MiB folios from the real hugetlb pool, when the pool has pages and the plugin is present. */
+  private static void hugePages(PrintWriter out, GmemRuntime rt) {
+    long huge = 2L << 20;
+    long free = rt.host().hugePagePool(huge).map(p -> p.available()).orElse(0L);
+    boolean plugin = rt.plugins().plugins().stream().anyMatch(d -> d.id().equals("hugetlb") && d.status() == PluginDescriptor.Status.ACTIVE);
+    if (!plugin || free < 1) {
+      out.printf("%nhugetlb: skipped (%s)%n", !plugin ? "gmem-alloc-hugetlb is not on the class path"
+          : "no free 2 MiB page in the pool; as root: echo 2 > /proc/sys/vm/nr_hugepages");
+      return;
+    }
+    Vm vm = rt.createVm(VmType.SW_PROTECTED);
+    try (GuestMemFile file = vm.createGuestMemFile(huge, GmemFlags.MMAP | GmemFlags.hugePageSize(21))) {
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, huge, file, 0);
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      cpu.writeLong(0, 1, true);
+      out.printf("%nhugetlb: 2 MiB private file from the real pool; guest fault maps order %d; folios %s%n",
+          cpu.mappingOrder(0, true), file.inode().folios(0, 1));
+      file.setShareability(PAGE, PAGE, Shareability.SHARED);
+      out.printf("page 1 shared: the huge folio is split (%d folios), guest maps order %d%n",
+          file.inode().folios(0, huge / PAGE).size(), cpu.mappingOrder(0, true));
+      file.setShareability(PAGE, PAGE, Shareability.PRIVATE);
+      out.printf("page 1 private again: merged back, folios %s%n", file.inode().folios(0, 1));
     }
     vm.close();
   }
