@@ -154,6 +154,7 @@ final class DemoCommand implements Callable<Integer> {
             mf.gpa(), mf.size(), cpu.read(secret, new byte[8], 0, 8, false) == null ? "ok" : "exit", map.getLong(secret));
       }
       try (Pin pin = file.pin(4 * PAGE, PAGE)) {
+        out.printf("pinned [0x%x, +0x%x) as a device would for DMA%n", pin.offset(), pin.size());
         file.setShareability(0, size, Shareability.PRIVATE);
       } catch (GmemException e) {
         out.printf("to-private with page 4 pinned -> %s at offset 0x%x; nothing changed: %s%n",

@@ -121,7 +121,12 @@ final class GmemRuntimeImpl implements GmemRuntime {
     ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
         "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
     ArchHooks hooks = arch.create(type, hostMemory);
-    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, () -> {});
+    // A closed VM is forgotten unless files it made are still open: those stay the runtime's to close.
+    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, v -> {
+      if (v.openFiles().isEmpty()) {
+        vms.remove(v);
+      }
+    });
     vms.add(vm);
     return vm;
   }

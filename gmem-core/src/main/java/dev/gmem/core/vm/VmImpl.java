@@ -31,11 +31,11 @@ public final class VmImpl implements Vm {
   private final MemslotTable memslots;
   private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
-  private final Runnable onClose;
+  private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
 
-  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, Runnable onClose) {
+  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
     this.ctx = ctx;
     this.backend = backend;
@@ -191,7 +191,7 @@ public final class VmImpl implements Vm {
           ((GuestMemFileImpl) m.file()).inodeImpl().release();
         }
       }
-      onClose.run();
+      onClose.accept(this);
     }
   }
 }

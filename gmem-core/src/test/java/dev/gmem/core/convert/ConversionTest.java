@@ -186,6 +186,7 @@ class ConversionTest {
       try (Pin pin = f.pin(0, PAGE)) {
         f.setShareability(0, SIZE, Shareability.SHARED);
         assertEquals(1, f.inode().folios(0, 1).get(0).refcount());
+        assertEquals(true, pin.isHeld());
       }
       assertEquals(0, f.inode().folios(0, 1).get(0).refcount());
     });
