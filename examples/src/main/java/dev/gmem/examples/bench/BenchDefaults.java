@@ -3,7 +3,7 @@ package dev.gmem.examples.bench;
 /**
  * Run settings every benchmark family declares through JMH's annotations, so that the same defaults
  * apply through {@link BenchMain}, {@code gmem bench} and plain {@code org.openjdk.jmh.Main}.
- * Sized so a full run of the suite stays under ~10 minutes on a 2-core VM; every value is
+ * Sized so a full run of the suite stays around 13 minutes on a 2-core VM; every value is
  * overridable on the command line ({@code -f}, {@code -wi}, {@code -w}, {@code -i}, {@code -r}).
  */
 final class BenchDefaults {

@@ -9,7 +9,7 @@ import dev.gmem.api.VmType;
 /**
  * The gmem side of a pair: a runtime forced onto one backend, a DEFAULT VM and one
  * {@code MMAP|INIT_SHARED} guest_memfd file — the same flags the raw side passes to
- * {@code KVM_CREATE_GUEST_MEMFD}.
+ * {@code KVM_CREATE_GUEST_MEMFD} (other VM types and creation flags where a family needs them).
  */
 final class GmemFixture implements AutoCloseable {
   final GmemRuntime runtime;
@@ -27,13 +27,22 @@ final class GmemFixture implements AutoCloseable {
   }
 
   static GmemFixture open(String backend, long size, VmType type) {
+    return open(backend, size, type, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+  }
+
+  static GmemFixture open(String backend, long size, VmType type, long flags) {
     GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).build();
     try {
       if (!rt.backend().name().equals(backend)) {
         throw new IllegalStateException("gmem chose backend " + rt.backend().name() + " (" + rt.backend().reason() + "), not " + backend);
       }
       Vm vm = rt.createVm(type);
-      return new GmemFixture(rt, vm, vm.createGuestMemFile(size, GmemFlags.MMAP | GmemFlags.INIT_SHARED));
+      try {
+        return new GmemFixture(rt, vm, vm.createGuestMemFile(size, flags));
+      } catch (RuntimeException e) {
+        vm.close();
+        throw e;
+      }
     } catch (RuntimeException e) {
       rt.close();
       throw e;

@@ -10,6 +10,8 @@ import java.util.StringJoiner;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.results.BenchmarkResult;
+import org.openjdk.jmh.results.IterationResult;
 import org.openjdk.jmh.results.Result;
 import org.openjdk.jmh.results.RunResult;
 
@@ -19,6 +21,9 @@ import org.openjdk.jmh.results.RunResult;
  * verdict against the declared target.
  */
 final class RatioTable {
+
+  /** A gmem benchmark's own secondary result ({@code @AuxCounters}), e.g. bytes of metadata per page. */
+  record Secondary(String family, String gmem, String params, String name, double score, String unit) {}
 
   /** One measured pair. */
   record Row(String family, String gmem, String baseline, String params, Score gmemScore, Score baselineScore, Paired spec) {
@@ -62,10 +67,12 @@ final class RatioTable {
   }
 
   private final List<Row> rows;
+  private final List<Secondary> secondaries;
   private final List<String> unpaired;
 
-  private RatioTable(List<Row> rows, List<String> unpaired) {
+  private RatioTable(List<Row> rows, List<Secondary> secondaries, List<String> unpaired) {
     this.rows = rows;
+    this.secondaries = secondaries;
     this.unpaired = unpaired;
   }
 
@@ -80,6 +87,7 @@ final class RatioTable {
    */
   static RatioTable of(Collection<RunResult> results, Collection<String> selected) {
     List<Row> rows = new ArrayList<>();
+    List<Secondary> secondaries = new ArrayList<>();
     List<String> unpaired = new ArrayList<>();
     for (String name : selected) {
       if (pairing(name) != null && results.stream().noneMatch(r -> r.getParams().getBenchmark().equals(name))) {
@@ -98,10 +106,15 @@ final class RatioTable {
         unpaired.add(p.getBenchmark() + " " + params(p) + ": baseline " + spec.baseline() + " has no result for these params");
         continue;
       }
-      rows.add(new Row(
-          cls.substring(cls.lastIndexOf('.') + 1), methodName(p.getBenchmark()), spec.baseline(), params(p), score(r), score(base), spec));
+      String family = cls.substring(cls.lastIndexOf('.') + 1);
+      rows.add(new Row(family, methodName(p.getBenchmark()), spec.baseline(), params(p), score(r), score(base), spec));
+      r.getSecondaryResults().forEach((name, res) -> {
+        if (!name.startsWith("\u00b7")) { // profilers' results (·gc.alloc.rate, ...) are JMH's to print
+          secondaries.add(new Secondary(family, methodName(p.getBenchmark()), params(p), name, perIteration(r, name), res.getScoreUnit()));
+        }
+      });
     }
-    return new RatioTable(rows, unpaired);
+    return new RatioTable(rows, secondaries, unpaired);
   }
 
   /** The {@link Paired} declaration of benchmark method {@code fqn} (class.method), or null. */
@@ -153,6 +166,26 @@ final class RatioTable {
     return j.toString();
   }
 
+  /**
+   * The mean per measurement iteration of secondary result {@code name} over every fork: the
+   * value an {@code @AuxCounters(EVENTS)} gauge (bytes per page, say) was set to, where JMH's own
+   * summary adds the iterations up.
+   */
+  static double perIteration(RunResult r, String name) {
+    double sum = 0;
+    int n = 0;
+    for (BenchmarkResult b : r.getBenchmarkResults()) {
+      for (IterationResult i : b.getIterationResults()) {
+        Result<?> res = i.getSecondaryResults().get(name);
+        if (res != null) {
+          sum += res.getScore();
+          n++;
+        }
+      }
+    }
+    return n == 0 ? Double.NaN : sum / n;
+  }
+
   /** The primary score as ns/op, whatever mode and time unit the run used. */
   static Score score(RunResult r) {
     Result<?> res = r.getPrimaryResult();
@@ -198,6 +231,13 @@ final class RatioTable {
     }
     if (rows.isEmpty()) {
       out.println("(no gmem benchmark ran together with its baseline)");
+    }
+    if (!secondaries.isEmpty()) {
+      out.println();
+      out.println("gmem secondary results (mean per iteration)");
+    }
+    for (Secondary sec : secondaries) {
+      out.printf(Locale.ROOT, "%s  %s  %s: %s = %.4f %s%n", sec.family(), sec.gmem(), sec.params(), sec.name(), sec.score(), sec.unit());
     }
     for (String u : unpaired) {
       out.println("unpaired: " + u);

@@ -65,6 +65,22 @@ final class RawMemory implements AutoCloseable {
     }
   }
 
+  /**
+   * A hugetlbfs memfd ({@code MFD_HUGETLB | log2 << MFD_HUGE_SHIFT}) truncated to {@code size}: what
+   * gmem's hugetlb allocator backs a file with, without gmem. Mapping it {@code MAP_SHARED} reserves
+   * its pages in the pool.
+   */
+  static RawMemory openHugetlb(int log2, long size) {
+    Fd memory = new Fd(SYS, SYS.memfdCreate("gmem-bench-raw-hugetlb", Sys.MFD_CLOEXEC | Sys.MFD_HUGETLB | (log2 << Sys.MFD_HUGE_SHIFT)), "memfd");
+    try {
+      SYS.ftruncate(memory.get(), size);
+    } catch (RuntimeException e) {
+      memory.close();
+      throw e;
+    }
+    return new RawMemory(null, null, memory, size);
+  }
+
   static LibC libc() {
     return SYS.libc();
   }

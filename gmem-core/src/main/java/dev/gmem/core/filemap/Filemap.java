@@ -20,8 +20,8 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <h2>Concurrency</h2>
  * <ul>
- *   <li>{@link #add}, the lookups ({@link #isPresent}, {@link #orderAt}, {@link #folioStart},
- *       {@link #folio}, {@link #isPrepared}, {@link #folios}), {@link #markPrepared},
+ *   <li>{@link #add}, {@link #addAll}, the lookups ({@link #isPresent}, {@link #orderAt},
+ *       {@link #folioStart}, {@link #folio}, {@link #isPrepared}, {@link #folios}), {@link #markPrepared},
  *       {@link #clearPrepared} and the reference counts ({@link #get}, {@link #put},
  *       {@link #refcount}, {@link #firstReferenced}) are thread-safe against each other — the fault
  *       path runs them under the invalidate lock held <em>shared</em>. Lookups are lock-free and
@@ -276,10 +276,18 @@ public final class Filemap {
     }
   }
 
-  /** Whether folios cover every page of {@code [start, end)}. Lock-free, allocation-free. */
+  /**
+   * Whether folios cover every page of {@code [start, end)}. Lock-free, allocation-free; a full
+   * 512-page chunk of small folios costs one step, so a split gigabyte is checked in 512.
+   */
   public boolean allPresent(long start, long end) {
     checkRange(start, end);
     for (long i = start; i < end; ) {
+      if ((i & CHUNK_MASK) == 0 && end - i >= SmallChunk.PAGES
+          && table.get(i >>> CHUNK_SHIFT) instanceof SmallChunk sc && sc.isFull()) {
+        i += SmallChunk.PAGES;
+        continue;
+      }
       int o = orderAt(i);
       if (o < 0) {
         return false;
@@ -326,6 +334,71 @@ public final class Filemap {
       folios.increment();
     }
     return added;
+  }
+
+  /**
+   * Adds {@code count} consecutive folios of {@code 2^order} pages from {@code index}, as that many
+   * {@link #add} calls in index order would — a folio overlapping a present page is left out — but
+   * with one update per 512-page chunk instead of one per folio: the fault path hands out a huge
+   * page split to 4 KiB folios this way. The folios of one chunk appear at once. Thread-safe like
+   * {@link #add}.
+   *
+   * @return the number of folios added
+   * @throws IllegalArgumentException as {@link #add} for the first and the last folio, or for a
+   *     count below 1
+   */
+  public long addAll(long index, int order, long count) {
+    checkOrder(order, 0);
+    checkIndex(index);
+    long nr = 1L << order;
+    if ((index & (nr - 1)) != 0) {
+      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
+    }
+    if (count < 1 || count > (nrPages - index) >>> order) {
+      throw new IllegalArgumentException(count + " folios of order " + order + " from " + index + " do not fit in " + nrPages + " pages");
+    }
+    long end = index + (count << order);
+    long added = 0;
+    if (order >= CHUNK_SHIFT) {
+      for (long i = index; i < end; i += nr) {
+        added += add(i, order) ? 1 : 0;
+      }
+      return added;
+    }
+    for (long s = index; s < end; ) {
+      long chunk = s >>> CHUNK_SHIFT;
+      long chunkEnd = Math.min(end, (chunk + 1) << CHUNK_SHIFT);
+      int pages = addSmallRun(chunk, (int) (s & CHUNK_MASK), (int) (chunkEnd - s), order);
+      if (pages > 0) {
+        present.add(pages);
+        folios.add(pages >>> order);
+        added += pages >>> order;
+      }
+      s = chunkEnd;
+    }
+    return added;
+  }
+
+  /** Adds the free folios of {@code order} in {@code [off, off + n)} of one chunk in one CAS; returns the pages added. */
+  private int addSmallRun(long chunk, int off, int n, int order) {
+    for (;;) {
+      Object slot = table.get(chunk);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive()) {
+          return 0;
+        }
+        awaitSettled(chunk, h);
+        continue;
+      }
+      SmallChunk cur = (SmallChunk) slot;
+      SmallChunk next = SmallChunk.withFolios(cur, off, n, order);
+      if (next == cur) {
+        return 0;
+      }
+      if (table.compareAndSet(chunk, cur, next)) {
+        return next.present - (cur == null ? 0 : cur.present);
+      }
+    }
   }
 
   private boolean addSmall(long index, int order) {
@@ -543,6 +616,10 @@ public final class Filemap {
         prepared &= h.prepared();
         parts++;
         c = h.endChunk() - 1;
+      } else if (slot instanceof SmallChunk sc && sc.isCanonical()) {
+        // One of the shared full chunks: folios of one order, one prepared state (a split gigabyte's).
+        prepared &= sc.prepared(0);
+        parts += SmallChunk.PAGES >> sc.orderAt(0);
       } else if (slot instanceof SmallChunk sc && sc.present == SmallChunk.PAGES) {
         for (int off = 0; off < SmallChunk.PAGES; off += 1 << sc.orderAt(off)) {
           prepared &= sc.prepared(off);

@@ -91,6 +91,39 @@ final class SmallChunk {
     return new SmallChunk(p, present);
   }
 
+  /**
+   * A copy with every folio of {@code order} in {@code [off, off + n)} ({@code off} and {@code n}
+   * aligned to it) set whose pages are all free in {@code base} — a folio overlapping a present
+   * page is left out — or {@code base} itself when none is free. One copy for all of them: the
+   * pages added are {@code result.present - base.present}.
+   */
+  static SmallChunk withFolios(SmallChunk base, int off, int n, int order) {
+    int size = 1 << order;
+    byte value = encode(order, false);
+    byte[] p = null;
+    int added = 0;
+    for (int f = off; f < off + n; f += size) {
+      if (base == null || base.isFree(f, size)) {
+        if (p == null) {
+          p = base == null ? new byte[PAGES] : base.pages.clone();
+        }
+        Arrays.fill(p, f, f + size, value);
+        added += size;
+      }
+    }
+    if (p == null) {
+      return base;
+    }
+    int present = (base == null ? 0 : base.present) + added;
+    if (present == PAGES) {
+      SmallChunk canon = FULL[(p[0] & ORDER_BITS) - 1][(p[0] & PREPARED) != 0 ? 1 : 0];
+      if (Arrays.equals(p, canon.pages)) {
+        return canon;
+      }
+    }
+    return new SmallChunk(p, present);
+  }
+
   /** A copy with the prepared flag cleared on {@code [off, off + n)}, or this chunk if none was set. */
   SmallChunk withoutPrepared(int off, int n) {
     if (this == FULL[(pages[0] & ORDER_BITS) - 1 < 0 ? 0 : (pages[0] & ORDER_BITS) - 1][0]) {

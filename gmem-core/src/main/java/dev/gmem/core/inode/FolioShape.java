@@ -54,6 +54,34 @@ public final class FolioShape {
     }
   }
 
+  /** Receives a run of consecutive folios of one order. */
+  @FunctionalInterface
+  public interface RunVisitor {
+    void run(long index, int order, long count);
+  }
+
+  /**
+   * Visits the folios of the normal form of block {@code [start, start + 2^order)} as maximal runs
+   * of consecutive folios of one order, in index order: a huge page handed out as 512 4 KiB
+   * folios is one run.
+   */
+  public static void folioRuns(FolioAllocator.Inode allocator, PrivateRange pages, long start, int order, RunVisitor out) {
+    long[] run = {start, -1, 0}; // index, order, count of the pending run
+    folios(allocator, pages, start, order, (index, o) -> {
+      if (o == run[1] && index == run[0] + (run[2] << o)) {
+        run[2]++;
+        return;
+      }
+      if (run[2] > 0) {
+        out.run(run[0], (int) run[1], run[2]);
+      }
+      run[0] = index;
+      run[1] = o;
+      run[2] = 1;
+    });
+    out.run(run[0], (int) run[1], run[2]);
+  }
+
   /** Visits the splits that turn one folio of {@code order} at {@code start} into its normal form. */
   public static void splits(FolioAllocator.Inode allocator, PrivateRange pages, long start, int order, SplitVisitor out) {
     long n = 1L << order;

@@ -382,11 +382,12 @@ public final class GuestMemInodeImpl implements GuestMemInode {
         allocator.freeFolio(start, folioOrder);
         throw e;
       }
-      FolioShape.folios(allocator, pages, start, folioOrder, filemap::add);
+      // One filemap update per run of like folios (a block handed out as 512 4 KiB folios is one).
+      FolioShape.folioRuns(allocator, pages, start, folioOrder, filemap::addAll);
       for (FolioAllocator.Restructure r : splits) {
         r.commit();
       }
-      FolioShape.folios(allocator, pages, start, folioOrder, this::added);
+      FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
     }
   }
 
@@ -411,6 +412,16 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     lruBatch.add(index);
     for (FilemapListener l : listeners) {
       l.folioAdded(ino, flags, index, order);
+    }
+  }
+
+  /** {@link #added} for a run of {@code count} folios of {@code order}, with one LRU-batch update. */
+  private void addedAll(long index, int order, long count) {
+    lruBatch.addAll(index, order, count);
+    for (FilemapListener l : listeners) {
+      for (long i = 0; i < count; i++) {
+        l.folioAdded(ino, flags, index + (i << order), order);
+      }
     }
   }
 

@@ -22,6 +22,24 @@ public final class LruBatch {
     indices[size++] = index;
   }
 
+  /**
+   * Holds the {@code count} new folios of {@code 2^order} pages from {@code start}, as that many
+   * {@link #add} calls would (the batch then holds the last of them), in one critical section.
+   */
+  public synchronized void addAll(long start, int order, long count) {
+    long i = 0;
+    if (size + count > CAPACITY) {
+      // The batch fills, then drains every CAPACITY adds: only the last `keep` folios stay.
+      long rest = count - (CAPACITY - size);
+      long keep = rest % CAPACITY == 0 ? CAPACITY : rest % CAPACITY;
+      size = 0;
+      i = count - keep;
+    }
+    for (; i < count; i++) {
+      indices[size++] = start + (i << order);
+    }
+  }
+
   /** The first held folio index in {@code [start, end)}, or -1. */
   public synchronized long first(long start, long end) {
     long best = -1;

@@ -19,7 +19,7 @@ import net.jqwik.api.statistics.Statistics;
 /** Random add/remove/split/merge/get/put/prepare sequences against a per-page model. */
 class FilemapPropertiesTest {
 
-  enum Kind { ADD, REMOVE, SPLIT, MERGE, GET, PUT, MARK, CLEAR }
+  enum Kind { ADD, ADD_ALL, REMOVE, SPLIT, MERGE, GET, PUT, MARK, CLEAR }
 
   /** Raw draws; reduced against the current model when applied. */
   record Op(Kind kind, int a, int b, int order, boolean pickPresent) {}
@@ -28,6 +28,7 @@ class FilemapPropertiesTest {
   Arbitrary<List<Op>> ops() {
     Arbitrary<Kind> kind = Arbitraries.frequencyOf(
         Tuple.of(6, Arbitraries.just(Kind.ADD)),
+        Tuple.of(2, Arbitraries.just(Kind.ADD_ALL)),
         Tuple.of(2, Arbitraries.just(Kind.REMOVE)),
         Tuple.of(3, Arbitraries.just(Kind.SPLIT)),
         Tuple.of(3, Arbitraries.just(Kind.MERGE)),
@@ -78,6 +79,16 @@ class FilemapPropertiesTest {
           boolean added = m.add(index, o);
           assertEquals(added, fm.add(index, o), "add " + index + "/" + o);
           collect(op.kind(), added, o);
+        }
+        case ADD_ALL -> {
+          int index = (op.a() % (n >> o)) << o;
+          int count = 1 + op.b() % ((n - index) >> o);
+          long added = 0;
+          for (int i = 0; i < count; i++) {
+            added += m.add(index + (i << o), o) ? 1 : 0;
+          }
+          assertEquals(added, fm.addAll(index, o, count), "addAll " + index + "/" + o + " x" + count);
+          collect(op.kind(), added > 0, o);
         }
         case REMOVE -> {
           int s = op.a() % n;

@@ -173,6 +173,25 @@ class FilemapTest {
   }
 
   @Test
+  void addAllAddsARunOfFoliosAsAddsOneByOneWould() {
+    Filemap fm = new Filemap(2048);
+    assertEquals(512, fm.addAll(0, 0, 512));
+    assertTrue(fm.add(600, 2));
+    assertEquals(63, fm.addAll(512, 2, 64), "the folio at 600 is present already");
+    assertEquals(List.of(new Folio(0, 0, 0), new Folio(1, 0, 0)), fm.folios(0, 2));
+    assertEquals(List.of(new Folio(596, 2, 0), new Folio(600, 2, 0), new Folio(604, 2, 0)), fm.folios(599, 605));
+    assertEquals(-1, fm.orderAt(768));
+    assertEquals(2, fm.addAll(1024, 9, 2));
+    assertEquals(9, fm.orderAt(2047));
+    assertEquals(0, fm.addAll(1024, 0, 3), "inside a present huge folio");
+    assertEquals(512 + 1 + 63 + 2, fm.folioCount());
+    assertEquals(512 + 256 + 1024, fm.presentPages());
+    assertThrows(IllegalArgumentException.class, () -> fm.addAll(2, 2, 1), "unaligned");
+    assertThrows(IllegalArgumentException.class, () -> fm.addAll(2040, 2, 3), "past the end");
+    assertThrows(IllegalArgumentException.class, () -> fm.addAll(0, 0, 0), "no folio");
+  }
+
+  @Test
   void gigabyteSplitToTwoMegabytesAndBack() {
     Filemap fm = new Filemap(2L * GIB_PAGES);
     fm.add(GIB_PAGES, 18);
