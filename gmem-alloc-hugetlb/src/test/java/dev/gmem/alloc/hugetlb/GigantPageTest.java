@@ -1,5 +1,6 @@
 package dev.gmem.alloc.hugetlb;
 
+import dev.gmem.core.conformance.KernelCopy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,5 +1,6 @@
 package dev.gmem.alloc.hugetlb;
 
+import dev.gmem.core.conformance.KernelCopy;
 import static dev.gmem.alloc.hugetlb.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;

@@ -19,6 +19,7 @@ import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.core.conformance.Backends;
+import dev.gmem.core.conformance.KernelCopy;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.function.BiConsumer;
@@ -52,19 +53,6 @@ class ConversionTest {
     return e;
   }
 
-  private static String kernelRead(long address) {
-    int[] p = SYS.pipe();
-    try {
-      SYS.write(p[1], address, 8);
-      return "ok";
-    } catch (GmemException e) {
-      return e.errno().name();
-    } finally {
-      SYS.closeQuietly(p[0]);
-      SYS.closeQuietly(p[1]);
-    }
-  }
-
   @ParameterizedTest
   @MethodSource("backends")
   void toPrivateHidesThePageFromTheHostAndToSharedGivesItBack(String backend) {
@@ -74,7 +62,7 @@ class ConversionTest {
         f.setShareability(2 * PAGE, PAGE, Shareability.PRIVATE);
         assertEquals(Shareability.PRIVATE, f.shareability(2 * PAGE));
         assertEquals(Errno.EACCES, assertThrows(GmemException.class, () -> m.getLong(2 * PAGE)).errno());
-        assertEquals("EFAULT", kernelRead(m.address() + 2 * PAGE), "the host mapping really faults");
+        assertEquals(Errno.EFAULT, KernelCopy.read(m.address() + 2 * PAGE, 8), "the host mapping really faults");
         assertEquals(0, m.getLong(3 * PAGE), "neighbours stay accessible");
 
         SoftwareVcpu cpu = vm.softwareVcpu();
@@ -84,7 +72,7 @@ class ConversionTest {
         assertEquals(new VcpuExit.MemoryFault(0, 2 * PAGE, PAGE), exit);
 
         f.setShareability(2 * PAGE, PAGE, Shareability.SHARED);
-        assertEquals("ok", kernelRead(m.address() + 2 * PAGE), "healed on the next host access");
+        assertEquals(null, KernelCopy.read(m.address() + 2 * PAGE, 8), "healed on the next host access");
         assertEquals(0x2222, m.getLong(2 * PAGE));
         assertNull(cpu.read(2 * PAGE, new byte[8], 0, 8, false));
         assertEquals(1, f.inode().shareabilityRanges(0, SIZE / PAGE).size(), "neighbours merged again");
@@ -99,9 +87,9 @@ class ConversionTest {
       try (HostMapping m = f.map(0, PAGE + 100, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
         m.putLong(PAGE, 7);
         f.setShareability(PAGE, PAGE, Shareability.PRIVATE);
-        assertEquals("EFAULT", kernelRead(m.address() + PAGE), "the mapping's partial last page is covered too");
+        assertEquals(Errno.EFAULT, KernelCopy.read(m.address() + PAGE, 8), "the mapping's partial last page is covered too");
         f.setShareability(PAGE, PAGE, Shareability.SHARED);
-        assertEquals("ok", kernelRead(m.address() + PAGE));
+        assertEquals(null, KernelCopy.read(m.address() + PAGE, 8));
         assertEquals(7, m.getLong(PAGE));
       }
     });

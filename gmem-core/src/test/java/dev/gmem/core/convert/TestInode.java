@@ -16,17 +16,8 @@ import java.util.List;
  */
 public final class TestInode implements AutoCloseable {
   public static final Sys SYS = Sys.load();
-  public static final ArchHooks SW_PROTECTED = new ArchHooks() {
-    @Override
-    public boolean hasPrivateMemory() {
-      return true;
-    }
-
-    @Override
-    public boolean supportsInitShared() {
-      return true;
-    }
-  };
+  /** Core's own SW_PROTECTED hooks: private memory in software, contents kept on conversion. */
+  public static final ArchHooks SW_PROTECTED = new dev.gmem.core.arch.DefaultArchProvider().create(dev.gmem.api.VmType.SW_PROTECTED, null);
 
   public final GuestMemInodeImpl inode;
 

@@ -1,4 +1,4 @@
-package dev.gmem.alloc.hugetlb;
+package dev.gmem.core.conformance;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
@@ -9,13 +9,13 @@ import dev.gmem.core.sys.Sys;
  * An OS-level probe: the kernel copies from an address ({@code write(pipe, addr, n)}), and answers
  * EFAULT where a user access would SIGBUS — without risking the JVM.
  */
-final class KernelCopy {
+public final class KernelCopy {
   private static final Sys SYS = TestInode.SYS;
 
   private KernelCopy() {}
 
   /** null when the kernel could read {@code n} bytes at {@code address}, else the errno. */
-  static Errno read(long address, int n) {
+  public static Errno read(long address, int n) {
     int[] p = SYS.pipe();
     try {
       SYS.write(p[1], address, n);
