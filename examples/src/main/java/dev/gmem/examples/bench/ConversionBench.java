@@ -138,7 +138,6 @@ public class ConversionBench {
 
     @TearDown(Level.Trial)
     public void close() {
-      raw.unmap(address);
       raw.close();
     }
   }
@@ -215,7 +214,6 @@ public class ConversionBench {
 
     @TearDown(Level.Trial)
     public void close() {
-      raw.unmap(rawAddress);
       raw.close();
       gmem.close();
     }

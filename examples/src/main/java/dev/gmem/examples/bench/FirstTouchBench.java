@@ -114,9 +114,6 @@ public class FirstTouchBench {
 
     @TearDown(Level.Trial)
     public void close() {
-      if (address != 0) {
-        raw.unmap(address);
-      }
       raw.close();
     }
   }

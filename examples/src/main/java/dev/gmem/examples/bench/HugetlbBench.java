@@ -298,9 +298,6 @@ public class HugetlbBench {
     @TearDown(Level.Trial)
     public void close() {
       try {
-        if (address != 0) {
-          raw.unmap(address);
-        }
         if (raw != null) {
           raw.close();
         }
@@ -345,7 +342,6 @@ public class HugetlbBench {
 
     @TearDown(Level.Trial)
     public void close() {
-      raw.unmap(address);
       raw.close();
     }
   }
@@ -453,9 +449,6 @@ public class HugetlbBench {
     public void close() {
       try {
         buffer = null;
-        if (address != 0) {
-          raw.unmap(address);
-        }
         if (raw != null) {
           raw.close();
         }

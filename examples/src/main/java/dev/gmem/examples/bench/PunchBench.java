@@ -146,7 +146,6 @@ public class PunchBench {
     @TearDown(Level.Trial)
     public void close() {
       buffer = null;
-      raw.unmap(address);
       raw.close();
     }
   }

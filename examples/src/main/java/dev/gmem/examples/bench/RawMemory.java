@@ -24,6 +24,8 @@ final class RawMemory implements AutoCloseable {
   final long size;
   /** The fd number, read once so the measured loops do not go through {@link Fd#get()}. */
   final int fd;
+  /** Mappings handed out and not yet unmapped: {@link #close()} unmaps them, so teardowns need not. */
+  private final java.util.Set<Long> mappings = new java.util.HashSet<>();
 
   private RawMemory(Fd device, Fd vm, Fd memory, long size) {
     this.device = device;
@@ -87,11 +89,15 @@ final class RawMemory implements AutoCloseable {
 
   /** {@code mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)}. */
   long map() {
-    return SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd, 0);
+    long address = SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd, 0);
+    mappings.add(address);
+    return address;
   }
 
   void unmap(long address) {
-    SYS.munmap(address, size);
+    if (mappings.remove(address)) {
+      SYS.munmap(address, size);
+    }
   }
 
   /** {@code fallocate(KEEP_SIZE|PUNCH_HOLE)} over the whole file: every page becomes absent. */
@@ -122,6 +128,9 @@ final class RawMemory implements AutoCloseable {
 
   @Override
   public void close() {
+    for (long address : java.util.List.copyOf(mappings)) {
+      unmap(address);
+    }
     memory.close();
     if (vm != null) {
       vm.close();

@@ -111,57 +111,46 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
 
   @Override
   public long readLong(long gpa, boolean privateAccess) {
-    if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {
-      byte[] b = new byte[8];
-      VcpuExit e = read(gpa, b, 0, 8, privateAccess);
-      if (e != null) {
-        throw new MemoryExitException(e);
-      }
-      return java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
-    }
-    Memslot slot = memslots.lookup(gpa);
-    if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, false, 8, 0));
-    }
-    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
-    long off = slot.fileOffset(gpa);
-    Lock lock = inode.invalidateLock().readLock();
-    lock.lock();
-    try {
-      VcpuExit exit = fault(slot, inode, gpa, off, false, privateAccess);
-      if (exit != null) {
-        throw new MemoryExitException(exit);
-      }
-      return IO.getLong(inode.guestViewAddress() + off);
-    } finally {
-      lock.unlock();
-    }
+    return accessLong(gpa, false, 0, privateAccess);
   }
 
   @Override
   public void writeLong(long gpa, long value, boolean privateAccess) {
+    accessLong(gpa, true, value, privateAccess);
+  }
+
+  /**
+   * The 8-byte fast path: one page, one lookup, no buffer. An access crossing a page goes the
+   * general way. Returns the loaded value (0 for a store); an exit is thrown.
+   */
+  private long accessLong(long gpa, boolean write, long value, boolean privateAccess) {
     if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {
-      byte[] b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(value).array();
-      VcpuExit e = write(gpa, b, 0, 8, privateAccess);
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(0, value);
+      VcpuExit e = access(gpa, b.array(), 0, 8, write, privateAccess);
       if (e != null) {
         throw new MemoryExitException(e);
       }
-      return;
+      return write ? 0 : b.getLong(0);
     }
     Memslot slot = memslots.lookup(gpa);
     if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, true, 8, value));
+      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, 8, write ? value : 0));
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long off = slot.fileOffset(gpa);
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     try {
-      VcpuExit exit = fault(slot, inode, gpa, off, true, privateAccess);
+      VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
       if (exit != null) {
         throw new MemoryExitException(exit);
       }
-      IO.putLong(inode.guestViewAddress() + off, value);
+      long addr = inode.guestViewAddress() + off;
+      if (write) {
+        IO.putLong(addr, value);
+        return 0;
+      }
+      return IO.getLong(addr);
     } finally {
       lock.unlock();
     }

@@ -319,18 +319,10 @@ public final class Filemap {
    *     order, or a folio reaching past the end
    */
   public boolean add(long index, int order) {
-    checkOrder(order, 0);
-    checkIndex(index);
-    long nr = 1L << order;
-    if ((index & (nr - 1)) != 0) {
-      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
-    }
-    if (index + nr > nrPages) {
-      throw new IllegalArgumentException("folio [" + index + ", " + (index + nr) + ") reaches past " + nrPages);
-    }
+    checkBlock(index, order, 0, 1);
     boolean added = order < CHUNK_SHIFT ? addSmall(index, order) : addHuge(index, order);
     if (added) {
-      present.add(nr);
+      present.add(1L << order);
       folios.increment();
     }
     return added;
@@ -348,15 +340,8 @@ public final class Filemap {
    *     count below 1
    */
   public long addAll(long index, int order, long count) {
-    checkOrder(order, 0);
-    checkIndex(index);
+    checkBlock(index, order, 0, count);
     long nr = 1L << order;
-    if ((index & (nr - 1)) != 0) {
-      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
-    }
-    if (count < 1 || count > (nrPages - index) >>> order) {
-      throw new IllegalArgumentException(count + " folios of order " + order + " from " + index + " do not fit in " + nrPages + " pages");
-    }
     long end = index + (count << order);
     long added = 0;
     if (order >= CHUNK_SHIFT) {
@@ -586,15 +571,7 @@ public final class Filemap {
    *     aligned to it, or the block reaches past the end
    */
   public void merge(long index, int order) {
-    checkOrder(order, 1);
-    checkIndex(index);
-    long nr = 1L << order;
-    if ((index & (nr - 1)) != 0) {
-      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
-    }
-    if (index + nr > nrPages) {
-      throw new IllegalArgumentException("block [" + index + ", " + (index + nr) + ") reaches past " + nrPages);
-    }
+    checkBlock(index, order, 1, 1);
     if (order >= CHUNK_SHIFT) {
       mergeChunks(index, order);
     } else {
@@ -812,6 +789,18 @@ public final class Filemap {
   private static void checkOrder(int order, int min) {
     if (order < min || order > MAX_ORDER) {
       throw new IllegalArgumentException("order " + order + " outside " + min + ".." + MAX_ORDER);
+    }
+  }
+
+  /** {@code count} naturally aligned blocks of {@code 2^order} pages from {@code index} lie inside the file. */
+  private void checkBlock(long index, int order, int minOrder, long count) {
+    checkOrder(order, minOrder);
+    checkIndex(index);
+    if ((index & ((1L << order) - 1)) != 0) {
+      throw new IllegalArgumentException("index " + index + " not aligned to order " + order);
+    }
+    if (count < 1 || count > (nrPages - index) >>> order) {
+      throw new IllegalArgumentException(count + " block(s) of order " + order + " from " + index + " do not fit in " + nrPages + " pages");
     }
   }
 

@@ -53,7 +53,6 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   private final AtomicInteger references = new AtomicInteger(1);
   private final LruBatch lruBatch = new LruBatch();
   private final java.util.Set<PinImpl> pins = java.util.concurrent.ConcurrentHashMap.newKeySet();
-  private final Runnable onEvict;
   private volatile Mapping guestView;
   private volatile dev.gmem.core.convert.FaultInjector conversionFaults = dev.gmem.core.convert.FaultInjector.NONE;
 
@@ -66,8 +65,7 @@ public final class GuestMemInodeImpl implements GuestMemInode {
       FolioAllocator.Inode allocator,
       ArchHooks arch,
       List<FilemapListener> listeners,
-      List<FaultInterceptor> interceptors,
-      Runnable onEvict) {
+      List<FaultInterceptor> interceptors) {
     this.ino = ino;
     this.size = size;
     this.flags = flags;
@@ -80,7 +78,6 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     this.arch = arch;
     this.listeners = List.copyOf(listeners);
     this.interceptors = List.copyOf(interceptors);
-    this.onEvict = onEvict;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
   }
@@ -165,11 +162,6 @@ public final class GuestMemInodeImpl implements GuestMemInode {
 
   public LruBatch lruBatch() {
     return lruBatch;
-  }
-
-  /** Files viewing this inode, for fan-out (punch, conversion). */
-  public List<GuestMemFile> fileList() {
-    return files;
   }
 
   @Override
@@ -260,7 +252,6 @@ public final class GuestMemInodeImpl implements GuestMemInode {
     } finally {
       invalidateLock.writeLock().unlock();
     }
-    onEvict.run();
   }
 
   // ---- fault path ------------------------------------------------------------------------

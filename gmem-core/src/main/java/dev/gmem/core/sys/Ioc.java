@@ -42,7 +42,4 @@ public final class Ioc {
     return (int) ((request >>> SIZESHIFT) & SIZEMASK);
   }
 
-  public static int dirOf(long request) {
-    return (int) ((request >>> DIRSHIFT) & 3);
-  }
 }

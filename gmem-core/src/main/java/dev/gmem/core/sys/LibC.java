@@ -56,12 +56,4 @@ public interface LibC {
 
   @Variadic(fixedCount = 1)
   long syscall(long number, long a1);
-
-  @Variadic(fixedCount = 1)
-  long syscall(long number, long a1, long a2);
-
-  /** Copies through a native call, so the calling thread is in native state while it may fault. */
-  long memcpy(long dst, long src, @size_t long n);
-
-  long memset(long dst, int c, @size_t long n);
 }

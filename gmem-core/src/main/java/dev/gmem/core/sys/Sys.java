@@ -199,14 +199,6 @@ public final class Sys {
     return r;
   }
 
-  public void memcpy(long dst, long src, long n) {
-    libc.memcpy(dst, src, n);
-  }
-
-  public void memset(long dst, int value, long n) {
-    libc.memset(dst, value, n);
-  }
-
   /** Zeroed native memory owned by the JVM (freed when unreachable); for control structures. */
   public Pointer allocate(int size) {
     return runtime.getMemoryManager().allocateDirect(size, true);

@@ -99,7 +99,7 @@ public final class VmImpl implements Vm {
           ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
           : backend.createMemory(size);
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), () -> {});
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
       files.add(file);
       return file;

@@ -1,14 +1,13 @@
 package dev.gmem.core.conformance;
 
+import static dev.gmem.core.conformance.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.FileStat;
-import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
@@ -17,7 +16,6 @@ import dev.gmem.api.Prot;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import java.util.function.Consumer;
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -40,11 +38,6 @@ class GuestMemfdConformanceTest {
         test.accept(f);
       }
     }
-  }
-
-  private static void expect(Errno errno, Executable call) {
-    GmemException e = assertThrows(GmemException.class, call);
-    assertEquals(errno, e.errno(), e.getMessage());
   }
 
   @ParameterizedTest

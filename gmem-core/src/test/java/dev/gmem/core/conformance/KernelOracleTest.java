@@ -1,10 +1,10 @@
 package dev.gmem.core.conformance;
 
+import static dev.gmem.core.conformance.Errnos.outcome;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.Errno;
-import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
@@ -46,19 +46,6 @@ class KernelOracleTest {
     if (vmFd != null) {
       vmFd.close();
       device.close();
-    }
-  }
-
-  private interface Call {
-    void run();
-  }
-
-  private static String outcome(Call c) {
-    try {
-      c.run();
-      return "ok";
-    } catch (GmemException e) {
-      return e.errno().name();
     }
   }
 

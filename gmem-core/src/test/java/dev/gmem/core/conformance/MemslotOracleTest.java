@@ -1,11 +1,11 @@
 package dev.gmem.core.conformance;
 
+import static dev.gmem.core.conformance.Errnos.outcome;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
@@ -113,19 +113,6 @@ class MemslotOracleTest {
       otherVmFd.close();
       vmFd.close();
       device.close();
-    }
-  }
-
-  private interface Call {
-    void run();
-  }
-
-  private static String outcome(Call c) {
-    try {
-      c.run();
-      return "ok";
-    } catch (GmemException e) {
-      return e.errno().name();
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.gmem.core.convert;
 
+import static dev.gmem.core.conformance.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -23,7 +24,6 @@ import dev.gmem.core.conformance.KernelCopy;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.function.BiConsumer;
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -45,12 +45,6 @@ class ConversionTest {
         test.accept(vm, f);
       }
     }
-  }
-
-  private static GmemException expect(Errno errno, Executable call) {
-    GmemException e = assertThrows(GmemException.class, call);
-    assertEquals(errno, e.errno(), e.getMessage());
-    return e;
   }
 
   @ParameterizedTest
