@@ -12,6 +12,7 @@ import dev.gmem.api.VmType;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.host.HugePages;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.LibC;
 import dev.gmem.core.sys.Sys;
