@@ -9,6 +9,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.GuestMemInode;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Pin;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
@@ -151,7 +152,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not page aligned");
     }
     checkOpen();
-    if ((mapFlags & Prot.MAP_HUGETLB) != 0) {
+    if ((mapFlags & MapFlags.HUGETLB) != 0) {
       throw GmemException.einval("MAP_HUGETLB is not valid for a guest_memfd mapping");
     }
     long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
@@ -166,10 +167,10 @@ public final class GuestMemFileImpl implements GuestMemFile {
         throw new GmemException(Errno.EOVERFLOW, "mmap range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") beyond the largest file offset");
       }
       int type = mapFlags & MAP_TYPE;
-      if (type != Prot.MAP_SHARED && type != Prot.MAP_PRIVATE && type != Prot.MAP_SHARED_VALIDATE) {
+      if (type != MapFlags.SHARED && type != MapFlags.PRIVATE && type != MapFlags.SHARED_VALIDATE) {
         throw GmemException.einval("mmap sharing type 0x" + Integer.toHexString(type) + ": MAP_SHARED, MAP_SHARED_VALIDATE or MAP_PRIVATE");
       }
-      if (type == Prot.MAP_SHARED_VALIDATE && (mapFlags & ~LEGACY_MAP_MASK) != 0) {
+      if (type == MapFlags.SHARED_VALIDATE && (mapFlags & ~LEGACY_MAP_MASK) != 0) {
         throw new GmemException(Errno.EOPNOTSUPP, "MAP_SHARED_VALIDATE: guest_memfd does not know flags 0x" + Integer.toHexString(mapFlags & ~LEGACY_MAP_MASK));
       }
       if ((prot & Prot.EXEC) != 0) {
@@ -181,7 +182,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
       if ((inode.flags() & GmemFlags.MMAP) == 0) {
         throw new GmemException(Errno.ENODEV, "file was created without GUEST_MEMFD_FLAG_MMAP");
       }
-      if (type == Prot.MAP_PRIVATE) {
+      if (type == MapFlags.PRIVATE) {
         throw GmemException.einval("guest_memfd mappings must be MAP_SHARED (copy-on-write is refused)");
       }
     } catch (RuntimeException e) {
@@ -192,21 +193,21 @@ public final class GuestMemFileImpl implements GuestMemFile {
   }
 
   @Override
-  public void setShareability(long offset, long size, Shareability target) {
+  public void setShareability(long offset, long length, Shareability target) {
     checkOpen();
-    inode.convert(offset, size, target);
+    inode.convert(offset, length, target);
   }
 
   @Override
-  public Pin pin(long offset, long size) {
+  public Pin pin(long offset, long length) {
     checkOpen();
-    if (size <= 0 || offset < 0 || ((offset | size) & (Folio.PAGE_SIZE - 1)) != 0 || offset + size < 0) {
-      throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") empty or unaligned");
+    if (length <= 0 || offset < 0 || ((offset | length) & (Folio.PAGE_SIZE - 1)) != 0 || offset + length < 0) {
+      throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") empty or unaligned");
     }
-    if (offset + size > inode.size()) {
+    if (offset + length > inode.size()) {
       throw new GmemException(Errno.EFAULT, "pin range beyond EOF");
     }
-    return inode.pins().pin(offset >>> Folio.PAGE_SHIFT, size >>> Folio.PAGE_SHIFT);
+    return inode.pins().pin(offset >>> Folio.PAGE_SHIFT, length >>> Folio.PAGE_SHIFT);
   }
 
   @Override

@@ -6,6 +6,7 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
@@ -37,7 +38,6 @@ import java.util.concurrent.locks.Lock;
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
-  private static final int MAP_NONBLOCK = 0x10000;
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
@@ -93,18 +93,18 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     try {
       long guestView = inode.guestViewAddress();
       boolean huge = inode.hostBlockOrder() > 0;
-      boolean locked = (mapFlags & Prot.MAP_LOCKED) != 0 && !huge;
+      boolean locked = (mapFlags & MapFlags.LOCKED) != 0 && !huge;
       boolean covered = huge || locked;
       if (huge) {
         region = coveredRegion(inode, inaccessible, where, offset, length, prot);
       } else if (locked) {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, Prot.MAP_SHARED | Prot.MAP_FIXED | Prot.MAP_LOCKED, inaccessible.fd(), 0), length);
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED, inaccessible.fd(), 0), length);
       } else {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, Prot.MAP_SHARED | Prot.MAP_FIXED, inode.memory().get(), offset), length);
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), offset), length);
       }
       HostMappingImpl m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, covered ? Shareability.PRIVATE : Shareability.SHARED, guestView);
       // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
-      boolean populate = (mapFlags & Prot.MAP_LOCKED) != 0 || (mapFlags & (Prot.MAP_POPULATE | MAP_NONBLOCK)) == Prot.MAP_POPULATE;
+      boolean populate = (mapFlags & MapFlags.LOCKED) != 0 || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
@@ -114,7 +114,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
             m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
           }
           if (faultable && locked) {
-            m.mapFile(r.start(), r.end(), Prot.MAP_LOCKED); // the kernel faults them in here
+            m.mapFile(r.start(), r.end(), MapFlags.LOCKED); // the kernel faults them in here
           } else if (faultable && huge) {
             m.setAccessible(r.start(), r.end(), true);
           } else if (!faultable && !covered) {
@@ -152,7 +152,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
     long regionLength = (length + block - 1) & -block;
-    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0), regionLength);
+    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0), regionLength);
   }
 
   /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
@@ -214,7 +214,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   private void cover(long first, long end) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0);
+        MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0);
     mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
   }
 
@@ -225,7 +225,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   /** Maps the file over pages {@code [first, end)}; {@code extraFlags} MAP_LOCKED also faults them in. */
   private void mapFile(long first, long end, int extraFlags) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
+        MapFlags.SHARED | MapFlags.FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
     mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
   }
 
@@ -241,7 +241,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 512;
+  private static final long HEAL_BLOCK = 1L << Folio.PMD_ORDER;
 
   /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
   private void heal(long page) {

@@ -3,6 +3,7 @@ package dev.gmem.core.mapping;
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.core.sys.Sys;
 import java.io.IOException;
@@ -21,7 +22,7 @@ import java.nio.file.Path;
 public final class Placement {
   private static final int MAP_ANONYMOUS = 0x20;
   private static final int MAP_NORESERVE = 0x4000;
-  private static final int RESERVE = Prot.MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  private static final int RESERVE = MapFlags.PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   /** {@code vm.mmap_min_addr}; below it the JVM relies on faults (implicit null checks). */
   private static final long MIN_ADDRESS = minAddress();
 
@@ -48,8 +49,8 @@ public final class Placement {
    * page 0 would silently break the JVM's null checks.
    */
   public static Placement reserve(Sys sys, long address, long length, int mapFlags, long align) {
-    boolean noReplace = (mapFlags & Prot.MAP_FIXED_NOREPLACE) != 0;
-    if (!noReplace && (mapFlags & Prot.MAP_FIXED) == 0) {
+    boolean noReplace = (mapFlags & MapFlags.FIXED_NOREPLACE) != 0;
+    if (!noReplace && (mapFlags & MapFlags.FIXED) == 0) {
       if (align == Folio.PAGE_SIZE) {
         return new Placement(sys, sys.mmap(address, length, Prot.NONE, RESERVE, -1, 0), length, true);
       }
@@ -70,7 +71,7 @@ public final class Placement {
     }
     long r;
     try {
-      r = sys.mmap(address, length, Prot.NONE, RESERVE | Prot.MAP_FIXED_NOREPLACE, -1, 0);
+      r = sys.mmap(address, length, Prot.NONE, RESERVE | MapFlags.FIXED_NOREPLACE, -1, 0);
     } catch (GmemException e) {
       if (e.errno() == Errno.EEXIST && !noReplace) {
         return new Placement(sys, address, length, false); // MAP_FIXED: the caller's memory is replaced by the mapping
