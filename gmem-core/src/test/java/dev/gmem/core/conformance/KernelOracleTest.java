@@ -52,6 +52,28 @@ class KernelOracleTest {
     }
   }
 
+  /** One case of a matrix: the same kind of file on both sides. */
+  interface FileCase {
+    void run(String backend, long flags, int raw, GuestMemFile gmem);
+  }
+
+  /** Runs {@code body} for each backend and each creation-flag set, on a raw guest_memfd and a gmem file of {@link #SIZE}. */
+  private void eachFileKind(FileCase body) {
+    for (String backend : Backends.names().toList()) {
+      try (GmemRuntime rt = Backends.open(backend)) {
+        Vm vm = rt.createVm(VmType.DEFAULT);
+        for (long flags : FLAGS) {
+          int raw = RawKernel.createGuestMemfd(rawVm, SIZE, flags);
+          try (GuestMemFile f = vm.createGuestMemFile(SIZE, flags)) {
+            body.run(backend, flags, raw, f);
+          } finally {
+            RawKernel.close(raw);
+          }
+        }
+      }
+    }
+  }
+
   private static final long[] FLAGS = {0, GmemFlags.MMAP, GmemFlags.INIT_SHARED, GmemFlags.MMAP | GmemFlags.INIT_SHARED};
 
   @Test
@@ -116,29 +138,24 @@ class KernelOracleTest {
     long[] offsets = {0, 1, PAGE, SIZE, 8 * SIZE, -PAGE, Long.MAX_VALUE & -PAGE};
     long[] lengths = {1, PAGE, SIZE, 4 * SIZE, -PAGE, 1L << 47};
     List<String> mismatches = new ArrayList<>();
+    eachFileKind((backend, flags, raw, f) -> {
+      for (int prot : prots) {
+        for (int mf : mapFlags) {
+          for (long off : offsets) {
+            for (long len : lengths) {
+              String kernel = RawKernel.outcome(() -> RawKernel.munmap(RawKernel.mmap(0, len, prot, mf, raw, off), len));
+              String gmem = outcome(() -> f.map(off, len, prot, mf).close());
+              if (!kernel.equals(gmem)) {
+                mismatches.add(backend + ": flags " + flags + " mmap(prot " + prot + ", flags 0x" + Integer.toHexString(mf) + ", off " + off + ", len " + len + ") kernel " + kernel + " gmem " + gmem);
+              }
+            }
+          }
+        }
+      }
+    });
     for (String backend : Backends.names().toList()) {
       try (GmemRuntime rt = Backends.open(backend)) {
         Vm vm = rt.createVm(VmType.DEFAULT);
-        for (long flags : FLAGS) {
-          int raw = RawKernel.createGuestMemfd(rawVm, SIZE, flags);
-          try (GuestMemFile f = vm.createGuestMemFile(SIZE, flags)) {
-            for (int prot : prots) {
-              for (int mf : mapFlags) {
-                for (long off : offsets) {
-                  for (long len : lengths) {
-                    String kernel = RawKernel.outcome(() -> RawKernel.munmap(RawKernel.mmap(0, len, prot, mf, raw, off), len));
-                    String gmem = outcome(() -> f.map(off, len, prot, mf).close());
-                    if (!kernel.equals(gmem)) {
-                      mismatches.add(backend + ": flags " + flags + " mmap(prot " + prot + ", flags 0x" + Integer.toHexString(mf) + ", off " + off + ", len " + len + ") kernel " + kernel + " gmem " + gmem);
-                    }
-                  }
-                }
-              }
-            }
-          } finally {
-            RawKernel.close(raw);
-          }
-        }
         GuestMemFile closed = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
         closed.close();
         for (long off : new long[] {0, 1}) {
@@ -215,65 +232,55 @@ class KernelOracleTest {
     long[] lengths = {PAGE, SIZE, 4 * SIZE};
     long arena = RawKernel.mmap(ARENA_HINT, ARENA, 0, RawKernel.MAP_PRIVATE | RawKernel.MAP_ANONYMOUS | RawKernel.MAP_NORESERVE, -1, 0);
     List<String> mismatches = new ArrayList<>();
-    int mapped = 0;
+    int[] mapped = {0};
     try {
       resetArena(arena);
       String before = layout(arena);
-      for (String backend : Backends.names().toList()) {
-        try (GmemRuntime rt = Backends.open(backend)) {
-          Vm vm = rt.createVm(VmType.DEFAULT);
-          for (long flags : FLAGS) {
-            int raw = RawKernel.createGuestMemfd(rawVm, SIZE, flags);
-            try (GuestMemFile f = vm.createGuestMemFile(SIZE, flags)) {
-              for (Target target : Target.values()) {
-                long address = target.address(arena);
-                for (int mf : mapFlags) {
-                  for (int prot : prots) {
-                    for (long off : offsets) {
-                      for (long len : lengths) {
-                        String what = backend + ": flags " + flags + " mmap(" + target + ", prot " + prot + ", flags 0x" + Integer.toHexString(mf) + ", off " + off + ", len " + len + ")";
-                        String kernel;
-                        String kernelRead = "";
-                        try {
-                          long at = RawKernel.mmap(address, len, prot, mf, raw, off);
-                          kernel = at == address ? "ok" : "ok elsewhere";
-                          kernelRead = RawKernel.outcome(() -> RawKernel.kernelRead(at));
-                        } catch (RawKernel.Failure e) {
-                          kernel = e.errno;
-                        }
-                        resetArena(arena);
-                        String gmem;
-                        String gmemRead = "";
-                        try (HostMapping m = f.map(address, off, len, prot, mf)) {
-                          gmem = m.address() == address ? "ok" : "ok elsewhere";
-                          gmemRead = RawKernel.outcome(() -> RawKernel.kernelRead(m.address()));
-                          mapped++;
-                        } catch (GmemException e) {
-                          gmem = e.errno().name();
-                          if (!before.equals(layout(arena))) {
-                            mismatches.add(what + " failed with " + gmem + " but changed the arena: " + layout(arena));
-                          }
-                        }
-                        resetArena(arena);
-                        if (!kernel.equals(gmem) || !kernelRead.equals(gmemRead)) {
-                          mismatches.add(what + " kernel " + kernel + " " + kernelRead + ", gmem " + gmem + " " + gmemRead);
-                        }
-                      }
+      eachFileKind((backend, flags, raw, f) -> {
+        for (Target target : Target.values()) {
+          long address = target.address(arena);
+          for (int mf : mapFlags) {
+            for (int prot : prots) {
+              for (long off : offsets) {
+                for (long len : lengths) {
+                  String what = backend + ": flags " + flags + " mmap(" + target + ", prot " + prot + ", flags 0x" + Integer.toHexString(mf) + ", off " + off + ", len " + len + ")";
+                  String kernel;
+                  String kernelRead = "";
+                  try {
+                    long at = RawKernel.mmap(address, len, prot, mf, raw, off);
+                    kernel = at == address ? "ok" : "ok elsewhere";
+                    kernelRead = RawKernel.outcome(() -> RawKernel.kernelRead(at));
+                  } catch (RawKernel.Failure e) {
+                    kernel = e.errno;
+                  }
+                  resetArena(arena);
+                  String gmem;
+                  String gmemRead = "";
+                  try (HostMapping m = f.map(address, off, len, prot, mf)) {
+                    gmem = m.address() == address ? "ok" : "ok elsewhere";
+                    gmemRead = RawKernel.outcome(() -> RawKernel.kernelRead(m.address()));
+                    mapped[0]++;
+                  } catch (GmemException e) {
+                    gmem = e.errno().name();
+                    if (!before.equals(layout(arena))) {
+                      mismatches.add(what + " failed with " + gmem + " but changed the arena: " + layout(arena));
                     }
+                  }
+                  resetArena(arena);
+                  if (!kernel.equals(gmem) || !kernelRead.equals(gmemRead)) {
+                    mismatches.add(what + " kernel " + kernel + " " + kernelRead + ", gmem " + gmem + " " + gmemRead);
                   }
                 }
               }
-            } finally {
-              RawKernel.close(raw);
             }
           }
         }
-      }
+      });
     } finally {
       RawKernel.munmap(arena, ARENA);
     }
     assertEquals(List.of(), mismatches.subList(0, Math.min(8, mismatches.size())), mismatches.size() + " mismatches");
-    assertTrue(mapped > 100, "the matrix must map at fixed addresses too, mapped " + mapped);
+    assertTrue(mapped[0] > 100, "the matrix must map at fixed addresses too, mapped " + mapped[0]);
   }
 
   /**
