@@ -86,9 +86,12 @@ final class RawKernel {
     }
 
     private Failure(String call, int code) {
-      super(call + ": " + C.strerrorname_np(code), null, false, false);
-      String name = C.strerrorname_np(code);
-      this.errno = name == null ? "errno " + code : name;
+      this(call, C.strerrorname_np(code) == null ? "errno " + code : C.strerrorname_np(code));
+    }
+
+    Failure(String call, String errno) {
+      super(call + ": " + errno, null, false, false);
+      this.errno = errno;
     }
   }
 
@@ -182,24 +185,34 @@ final class RawKernel {
   }
 
   /**
-   * A host read of 8 bytes as the kernel does it ({@code write(pipe, address, 8)}): the value, or
-   * EFAULT where a user access would SIGBUS or the mapping forbids it. Safe for the JVM.
+   * {@code n} bytes (at most a pipe's 64 KiB) at {@code address} as the kernel reads them
+   * ({@code write(pipe, address, n)}), into {@code into}: EFAULT where a user access to any of
+   * them would SIGBUS or the mapping forbids reading. Safe for the JVM.
    */
-  static long kernelRead(long address) {
+  static void copyOut(long address, int n, byte[] into) {
     int[] p = pipe();
     try {
-      if (C.write(p[1], address, 8) < 0) {
+      long copied = C.write(p[1], address, n);
+      if (copied < 0) {
         throw new Failure("write(pipe)");
       }
-      byte[] b = new byte[8];
-      if (C.read(p[0], b, 8) != 8) {
+      if (copied < n) {
+        throw new Failure("write(pipe) stopped at byte " + copied, "EFAULT"); // a later byte faulted
+      }
+      if (C.read(p[0], into, n) != n) {
         throw new Failure("read(pipe)");
       }
-      return ByteBuffer.wrap(b).order(ByteOrder.nativeOrder()).getLong();
     } finally {
       close(p[0]);
       close(p[1]);
     }
+  }
+
+  /** A host read of 8 bytes as the kernel does it ({@link #copyOut}). */
+  static long kernelRead(long address) {
+    byte[] b = new byte[8];
+    copyOut(address, 8, b);
+    return ByteBuffer.wrap(b).order(ByteOrder.nativeOrder()).getLong();
   }
 
   /** A host write of 8 bytes as the kernel does it ({@code read(pipe, address, 8)}). */
