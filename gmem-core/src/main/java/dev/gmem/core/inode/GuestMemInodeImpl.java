@@ -40,7 +40,8 @@ public final class GuestMemInodeImpl implements GuestMemInode {
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final int hostBlockOrder;
-  private final ArchHooks arch;
+  /** The hooks of the VM that holds the memory's encryption context; a context move replaces them. */
+  private volatile ArchHooks arch;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
   private final Object prepareLock = new Object();
@@ -129,6 +130,14 @@ public final class GuestMemInodeImpl implements GuestMemInode {
 
   public ArchHooks arch() {
     return arch;
+  }
+
+  /**
+   * A context move committed (invalidate lock held exclusive): from now on every arch call for
+   * this memory goes to {@code hooks}, which took the source VM's state over.
+   */
+  public void adoptArch(ArchHooks hooks) {
+    this.arch = hooks;
   }
 
   public ShareabilityStore shareabilityStore() {

@@ -14,16 +14,21 @@ public final class TestRuntimes {
   private TestRuntimes() {}
 
   public static GmemRuntime withZeroingArch(String backend) {
+    return withArch(backend, ZeroingArchProvider.class, ZeroingArchProvider.ID, dev.gmem.api.VmType.SW_PROTECTED);
+  }
+
+  /** A runtime on {@code backend} whose discovery also sees {@code provider}, selected by {@code id} for {@code types}. */
+  public static GmemRuntime withArch(String backend, Class<? extends ArchProvider> provider, String id, dev.gmem.api.VmType... types) {
     try {
       Path dir = Files.createTempDirectory("gmem-test-services");
       Path services = Files.createDirectories(dir.resolve("META-INF/services"));
-      Files.writeString(services.resolve(ArchProvider.class.getName()), ZeroingArchProvider.class.getName() + "\n");
+      Files.writeString(services.resolve(ArchProvider.class.getName()), provider.getName() + "\n");
       ClassLoader loader = new URLClassLoader(new URL[] {dir.toUri().toURL()}, TestRuntimes.class.getClassLoader());
-      return GmemRuntime.builder()
-          .classLoader(loader)
-          .property("gmem.backend", backend)
-          .property("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID)
-          .build();
+      GmemRuntime.Builder builder = GmemRuntime.builder().classLoader(loader).property("gmem.backend", backend);
+      for (dev.gmem.api.VmType type : types) {
+        builder.property("gmem.arch." + type.name(), id);
+      }
+      return builder.build();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
