@@ -1,6 +1,7 @@
 package dev.gmem.core.vm;
 
 import static dev.gmem.core.conformance.Errnos.expect;
+import static dev.gmem.core.conformance.Errnos.outcome;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -24,8 +25,13 @@ import dev.gmem.core.conformance.Backends;
 import dev.gmem.core.conformance.KernelCopy;
 import dev.gmem.core.convert.TestRuntimes;
 import dev.gmem.core.sys.Sys;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -236,6 +242,48 @@ class LinkTest {
       c.moveEncryptionContextFrom(b); // from its new owner the context moves on
       assertEquals(SECRET, c.softwareVcpu().readLong(GPA, true));
       expect(Errno.EIO, () -> b.softwareVcpu().readLong(GPA, true));
+    }
+  }
+
+  /** Racing moves out of one source: one wins; the others see it in progress (EBUSY) or gone (EINVAL). */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void ofRacingMovesFromOneSourceExactlyOneWins(String backend) throws Exception {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm a = rt.createVm(VmType.SW_PROTECTED);
+      GuestMemFile fa = sourceWithSecret(a);
+      List<Vm> destinations = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        Vm d = rt.createVm(VmType.SW_PROTECTED);
+        d.setMemoryRegion(0, GM, GPA, SIZE, d.linkGuestMemFile(fa, 0), 0);
+        destinations.add(d);
+      }
+      CyclicBarrier start = new CyclicBarrier(destinations.size());
+      ExecutorService pool = Executors.newFixedThreadPool(destinations.size());
+      try {
+        List<Future<String>> outcomes = new ArrayList<>();
+        for (Vm d : destinations) {
+          outcomes.add(pool.submit(() -> {
+            start.await();
+            return outcome(() -> d.moveEncryptionContextFrom(a));
+          }));
+        }
+        int winners = 0;
+        for (int i = 0; i < outcomes.size(); i++) {
+          String outcome = outcomes.get(i).get();
+          assertTrue(Set.of("ok", "EBUSY", "EINVAL").contains(outcome), outcome);
+          if (outcome.equals("ok")) {
+            winners++;
+            assertEquals(SECRET, destinations.get(i).softwareVcpu().readLong(GPA, true));
+          } else {
+            assertEquals(privateFault(GPA), destinations.get(i).softwareVcpu().read(GPA, new byte[8], 0, 8, true), "a loser stays gated");
+          }
+        }
+        assertEquals(1, winners);
+        expect(Errno.EIO, () -> a.softwareVcpu().readLong(GPA, true));
+      } finally {
+        pool.shutdownNow();
+      }
     }
   }
 
