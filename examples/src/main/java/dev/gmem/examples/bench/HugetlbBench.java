@@ -2,6 +2,7 @@ package dev.gmem.examples.bench;
 
 import static dev.gmem.examples.bench.BenchDefaults.PAGE;
 
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
@@ -162,7 +163,7 @@ public class HugetlbBench {
 
     void expectWhole() {
       RawMemory.expect("folios in the gigabyte (whole)", 1, filemap.folioCount());
-      RawMemory.expect("order of its folio", 18, filemap.orderAt(GIB_PAGES - 1));
+      RawMemory.expect("order of its folio", Folio.PUD_ORDER, filemap.orderAt(GIB_PAGES - 1));
     }
 
     void expectSplit() {
@@ -218,7 +219,7 @@ public class HugetlbBench {
     public void check() {
       expectWhole();
       file.setShareability(ONE_PAGE, PAGE, Shareability.SHARED);
-      RawMemory.expect("folios with one shared page (511 x 2 MiB + 512 x 4 KiB)", PIECES - 1 + 512, filemap.folioCount());
+      RawMemory.expect("folios with one shared page (511 x 2 MiB + 512 x 4 KiB)", PIECES - 1 + MIB2 / PAGE, filemap.folioCount());
       RawMemory.expect("order of the shared page's folio", 0, filemap.orderAt(ONE_PAGE / PAGE));
       file.setShareability(ONE_PAGE, PAGE, Shareability.PRIVATE);
       expectWhole();

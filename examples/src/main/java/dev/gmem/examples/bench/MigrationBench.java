@@ -3,6 +3,7 @@ package dev.gmem.examples.bench;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
@@ -186,7 +187,7 @@ public class MigrationBench {
     public void build() {
       vmA = kvm.createVm(device, VmType.DEFAULT.kvmType());
       gmem = kvm.createGuestMemfd(vmA, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      mapping = new Mapping(RawMemory.SYS, RawMemory.SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, gmem.get(), 0), size);
+      mapping = new Mapping(RawMemory.SYS, RawMemory.SYS.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), 0), size);
       kvm.setUserMemoryRegion2(vmA, 0, Kvm.MEM_GUEST_MEMFD, 0, size, mapping.address(), gmem.get(), 0);
       vcpuA = kvm.createVcpu(vmA, 0);
       kvm.getRegs(vcpuA, regs);

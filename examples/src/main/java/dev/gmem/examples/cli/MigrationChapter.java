@@ -5,6 +5,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
@@ -80,7 +81,7 @@ final class MigrationChapter {
   private void migrate(long size) {
     Vm a = rt.createVm(VmType.DEFAULT);
     GuestMemFile fa = a.createGuestMemFile(size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-    try (HostMapping ma = fa.map(0, 4 * PAGE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+    try (HostMapping ma = fa.map(0, 4 * PAGE, Prot.READ_WRITE, MapFlags.SHARED)) {
       a.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, size, fa, 0);
       ma.write(DemoCommand.CODE, PROGRAM, 0, PROGRAM.length);
       ma.putByte(DemoCommand.DATA, (byte) 0x41);

@@ -39,7 +39,7 @@ import java.util.concurrent.atomic.LongAdder;
 public final class Filemap {
 
   /** Largest folio order: 1 GiB of 4 KiB pages. */
-  public static final int MAX_ORDER = 18;
+  public static final int MAX_ORDER = Folio.PUD_ORDER;
   /** Largest supported size: a 2^64-byte file. */
   public static final long MAX_PAGES = 1L << 52;
 
