@@ -44,6 +44,29 @@ public interface GuestMemInode {
   /** Pages currently allocated (backed by a folio). */
   long allocatedPages();
 
+  /** Folios currently present: a huge page split to 4 KiB folios counts each of them. */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long folioCount() {
+    return folios(0, size() >>> Folio.PAGE_SHIFT).size();
+  }
+
+  /** Order of the folio holding page {@code index}, or -1 where no folio is present. */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default int orderAt(long index) {
+    List<Folio> f = folios(index, index + 1);
+    return f.isEmpty() ? -1 : f.get(0).order();
+  }
+
+  /**
+   * Approximate heap bytes spent tracking this inode's folios: gmem's filemap plus the allocator's
+   * own tracking ({@link dev.gmem.api.spi.FolioAllocator.Inode#trackingBytes}). For diagnostics
+   * and reports; 0 where the implementation does not know.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long trackingBytes() {
+    return 0;
+  }
+
   /** The open files viewing this inode. */
   List<GuestMemFile> files();
 }

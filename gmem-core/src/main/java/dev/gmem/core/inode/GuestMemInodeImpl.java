@@ -233,6 +233,22 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   }
 
   @Override
+  public long folioCount() {
+    return filemap.folioCount();
+  }
+
+  @Override
+  public int orderAt(long index) {
+    checkIndex(index);
+    return filemap.orderAt(index);
+  }
+
+  @Override
+  public long trackingBytes() {
+    return filemap.estimatedBytes() + allocator.trackingBytes();
+  }
+
+  @Override
   public List<GuestMemFile> files() {
     return List.copyOf(files);
   }

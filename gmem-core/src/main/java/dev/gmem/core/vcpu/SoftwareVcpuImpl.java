@@ -1,4 +1,4 @@
-package dev.gmem.core.fault;
+package dev.gmem.core.vcpu;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Folio;
