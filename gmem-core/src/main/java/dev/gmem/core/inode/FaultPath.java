@@ -31,7 +31,6 @@ public final class FaultPath {
   private final long ino;
   private final long flags;
   private final long nrPages;
-  private final ArchHooks arch;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final ShareabilityStore shareability;
@@ -46,7 +45,6 @@ public final class FaultPath {
     this.ino = inode.ino();
     this.flags = inode.flags();
     this.nrPages = inode.nrPages();
-    this.arch = inode.arch();
     this.allocator = inode.allocator();
     this.folioOrder = inode.folioOrder();
     this.shareability = inode.shareabilityStore();
@@ -64,7 +62,7 @@ public final class FaultPath {
       throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
     }
     Shareability s = shareability.get(index);
-    if (!arch.hostMayFault(index, s)) {
+    if (!inode.arch().hostMayFault(index, s)) {
       throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
     }
     for (FaultInterceptor fi : interceptors) {
@@ -75,7 +73,7 @@ public final class FaultPath {
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && inode.arch().hostMayFault(index, shareability.get(index));
   }
 
   /**
@@ -113,7 +111,7 @@ public final class FaultPath {
     }
     synchronized (prepareLock) {
       if (!filemap.isPrepared(start)) {
-        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        inode.arch().prepare(gfn - (index - start), start, filemap.orderAt(start));
         filemap.markPrepared(start);
       }
     }
@@ -173,7 +171,7 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(gfn, isPrivate)));
   }
 
   private void added(long index, int order) {

@@ -26,9 +26,12 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final MemslotTable memslots;
+  private final Runnable vmAlive;
 
-  public SoftwareVcpuImpl(MemslotTable memslots) {
+  /** {@code vmAlive} throws what an access on the VM fails with now (EIO once the VM is dead). */
+  public SoftwareVcpuImpl(MemslotTable memslots, Runnable vmAlive) {
     this.memslots = memslots;
+    this.vmAlive = vmAlive;
   }
 
   @Override
@@ -127,8 +130,16 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     }
   }
 
-  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
-    if (!slot.file().isOpen()) {
+  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+    // Under the inode's lock, which a context move holds while it commits: no access of a VM
+    // that just lost its context slips through.
+    vmAlive.run();
+    GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
+    if (privateAccess && file.awaitingContext()) {
+      // A linked file before the context move: the private fault finds no pfn for this VM.
+      return memoryFault(gpa, VcpuExit.MemoryFault.FLAG_PRIVATE);
+    }
+    if (!file.isOpen()) {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
