@@ -59,6 +59,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final PinTable pins;
   private final GuestView guestView;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
+  private volatile boolean evicted;
 
   public GuestMemInodeImpl(
       long ino,
@@ -291,9 +292,29 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return mappings;
   }
 
+  /** Whether the last reference is gone: memory, fd and guest view went back. */
+  public boolean isEvicted() {
+    return evicted;
+  }
+
+  /**
+   * Closes every host mapping, pin and file of the inode (runtime shutdown): each drops its
+   * reference, and the last one evicts. Memslots are deleted by their VMs.
+   */
+  void releaseAll() {
+    for (InodeMapping m : List.copyOf(mappings)) {
+      m.close();
+    }
+    pins.closeAll();
+    for (GuestMemFile f : List.copyOf(files)) {
+      f.close();
+    }
+  }
+
   private void evict() {
     invalidateLock.writeLock().lock();
     try {
+      evicted = true;
       guestView.close();
       holePunch.truncateAll();
       memory.close();
