@@ -7,6 +7,7 @@ import java.lang.invoke.VarHandle;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -43,19 +44,30 @@ public final class Rcu {
   /** The process-wide instance: readers of every inode share their slots. */
   public static final Rcu GLOBAL = new Rcu(probeMembarrier());
 
-  private static final VarHandle CTR;
+  /** Readers indexed by thread id; a thread whose cell another live thread holds uses {@link #readers}. */
+  private static final int CELLS = 4096;
+
+  private static final VarHandle SLOT;
+  private static final VarHandle GP;
 
   static {
     try {
-      CTR = MethodHandles.lookup().findVarHandle(Slot.class, "ctr", long.class);
+      SLOT = MethodHandles.lookup().findVarHandle(Slot.class, "slot", long.class);
+      GP = MethodHandles.lookup().findVarHandle(Rcu.class, "gp", long.class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
   }
 
   private final Sys membarrier;
+  private final AtomicReferenceArray<Reader> byThreadId = new AtomicReferenceArray<>(CELLS);
   private final ThreadLocal<Reader> readers = ThreadLocal.withInitial(this::register);
   private volatile Reader[] registry = new Reader[0];
+  /**
+   * Grace-period counter: a reader's slot holds the value it read on entry (never 0), so a writer
+   * waits only for sections that began before its own increment, never for later ones.
+   */
+  private volatile long gp = 1;
 
   /** {@code membarrier} null: readers fence themselves. */
   Rcu(Sys membarrier) {
@@ -82,13 +94,19 @@ public final class Rcu {
     return membarrier != null;
   }
 
-  /** This thread's reader slot. */
+  /**
+   * This thread's reader slot: the cell of its thread id (a few loads, cheaper than a
+   * {@link ThreadLocal}), else a thread-local one.
+   */
   public Reader reader() {
-    return readers.get();
+    Thread t = Thread.currentThread();
+    Reader r = byThreadId.getPlain((int) t.getId() & (CELLS - 1));
+    return r != null && r.owner.refersTo(t) ? r : readers.get();
   }
 
   private synchronized Reader register() {
-    Reader r = new Reader(this, Thread.currentThread());
+    Thread t = Thread.currentThread();
+    Reader r = new Reader(this, t);
     List<Reader> live = new ArrayList<>();
     for (Reader old : registry) {
       if (old.ownerAlive()) {
@@ -97,6 +115,11 @@ public final class Rcu {
     }
     live.add(r);
     registry = live.toArray(new Reader[0]);
+    int cell = (int) t.getId() & (CELLS - 1);
+    Reader holder = byThreadId.get(cell);
+    if (holder == null || !holder.ownerAlive()) {
+      byThreadId.set(cell, r);
+    }
     return r;
   }
 
@@ -110,19 +133,21 @@ public final class Rcu {
     if (rs.length == 0) {
       return; // a reader registering now fences (volatile write) before its first check
     }
+    long next = (long) GP.getAndAdd(this, 1L) + 1;
     if (membarrier != null) {
       membarrier.membarrier(Sys.MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     }
     for (Reader r : rs) {
-      long c = (long) CTR.getVolatile(r);
-      if ((c & 1) != 0) {
-        awaitExit(r, c);
+      long s = (long) SLOT.getVolatile(r);
+      if (s != 0 && s < next) {
+        awaitExit(r, s);
       }
     }
   }
 
-  private static void awaitExit(Reader r, long c) {
-    for (int spins = 0; (long) CTR.getVolatile(r) == c; spins++) {
+  /** Waits until the reader left the section it entered with {@code s} (it may have entered a later one). */
+  private static void awaitExit(Reader r, long s) {
+    for (int spins = 0; (long) SLOT.getVolatile(r) == s; spins++) {
       if (spins < 1000) {
         Thread.onSpinWait();
       } else if (!r.ownerAlive()) {
@@ -135,14 +160,14 @@ public final class Rcu {
     }
   }
 
-  /** Padding before the counter: slots of different threads never share a cache line. */
+  /** Padding before the slot: slots of different threads never share a cache line. */
   abstract static class PadBefore {
     long p01, p02, p03, p04, p05, p06, p07, p08;
   }
 
-  /** The counter: odd while the owner is inside a section. Written only by the owner. */
+  /** 0 outside a section, else the grace-period counter the owner read on entry. Written only by the owner. */
   abstract static class Slot extends PadBefore {
-    long ctr;
+    long slot;
   }
 
   abstract static class PadAfter extends Slot {
@@ -151,10 +176,12 @@ public final class Rcu {
 
   /** One thread's slot. Use: {@code lock(); try { checks; access } finally { unlock(); }}. */
   public static final class Reader extends PadAfter {
+    private final Rcu rcu;
     private final boolean fence;
     private final WeakReference<Thread> owner;
 
     private Reader(Rcu rcu, Thread owner) {
+      this.rcu = rcu;
       this.fence = rcu.membarrier == null;
       this.owner = new WeakReference<>(owner);
     }
@@ -164,9 +191,12 @@ public final class Rcu {
       return t != null && t.isAlive();
     }
 
-    /** Enters a read-side section. Not reentrant. */
+    /**
+     * Enters a read-side section: a load of the (rarely written) grace-period counter and a store
+     * to this thread's own line. Not reentrant.
+     */
     public void lock() {
-      CTR.setOpaque(this, ctr + 1);
+      SLOT.setOpaque(this, (long) GP.getAcquire(rcu));
       if (fence) {
         VarHandle.fullFence();
       } else {
@@ -174,9 +204,9 @@ public final class Rcu {
       }
     }
 
-    /** Leaves it: every access of the section happens before a writer sees the slot move on. */
+    /** Leaves it: every access of the section happens before a writer sees the slot cleared. */
     public void unlock() {
-      CTR.setRelease(this, ctr + 1);
+      SLOT.setRelease(this, 0L);
     }
   }
 }
