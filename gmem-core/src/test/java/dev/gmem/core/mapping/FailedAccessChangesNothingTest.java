@@ -9,6 +9,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
@@ -41,7 +42,7 @@ class FailedAccessChangesNothingTest {
     try (GmemRuntime rt = Backends.open(backend)) {
       Vm vm = rt.createVm(VmType.DEFAULT);
       GuestMemFile f = vm.createGuestMemFile(16 * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      try (HostMapping m = f.map(0, 8 * PAGE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(0, 8 * PAGE, Prot.READ_WRITE, MapFlags.SHARED)) {
         byte[] buf = new byte[16];
         m.read(8 * PAGE, buf, 0, 0);
         m.write(8 * PAGE, buf, 16, 0);
@@ -86,7 +87,7 @@ class FailedAccessChangesNothingTest {
       Vm vm = rt.createVm(VmType.DEFAULT);
       GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
       // mmap may extend beyond EOF; touching the pages there is SIGBUS in the kernel.
-      try (HostMapping m = f.map(0, 6 * PAGE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(0, 6 * PAGE, Prot.READ_WRITE, MapFlags.SHARED)) {
         byte[] buf = new byte[2 * PAGE];
         assertFailsWith(Errno.EFAULT, () -> m.read(3 * PAGE, buf, 0, 2 * PAGE));
         assertFailsWith(Errno.EFAULT, () -> m.fill(3 * PAGE, 2 * PAGE, (byte) 1));
@@ -101,7 +102,7 @@ class FailedAccessChangesNothingTest {
     try (GmemRuntime rt = Backends.open(backend)) {
       Vm vm = rt.createVm(VmType.DEFAULT);
       GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      try (HostMapping m = f.map(0, 4 * PAGE, Prot.READ, Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(0, 4 * PAGE, Prot.READ, MapFlags.SHARED)) {
         assertFailsWith(Errno.EFAULT, () -> m.putLong(0, 1));
         assertFailsWith(Errno.EFAULT, () -> m.fill(0, 2 * PAGE, (byte) 1));
         assertEquals(0, f.inode().allocatedPages());
