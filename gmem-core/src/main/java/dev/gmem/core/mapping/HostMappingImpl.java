@@ -25,8 +25,11 @@ import java.util.concurrent.locks.Lock;
  * A host mapping of a file range. Pages the host may not fault are covered by a mapping of an
  * empty memfd ({@link InaccessibleMemory}): any access to them raises SIGBUS, exactly as the
  * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
- * an unsafe access). gmem's accessors check shareability under the inode's invalidate lock first,
- * so through them the host gets a {@link GmemException} instead.
+ * an unsafe access). gmem's accessors check shareability first, so through them the host gets a
+ * {@link GmemException} instead: under the inode's invalidate lock, or, for an access within one
+ * page already faulted, lock-free against the inode's fast page table inside an RCU read-side
+ * section that conversion, punch and eviction wait for ({@link #access}). A failed access faults
+ * nothing in; one of zero bytes does nothing.
  *
  * <h2>Huge-page memory</h2>
  * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page

@@ -126,6 +126,17 @@ class TeardownRaceTest {
     }
   }
 
+  /** Maps new files at once, filled with other values: a stale load from freed address space would read these. */
+  private static void reuseFreedAddressSpace(Vm vm, List<HostMapping> next) {
+    for (int i = 0; i < 2; i++) {
+      GuestMemFile g = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      HostMapping gm = g.map();
+      fill(gm, false);
+      next.add(gm);
+      g.close();
+    }
+  }
+
   @ParameterizedTest
   @MethodSource("backends")
   void closingTheLastReferenceWhileHostAccessorsRunIsSafe(String backend) throws Exception {
@@ -140,14 +151,7 @@ class TeardownRaceTest {
         List<HostMapping> next = new ArrayList<>();
         race(out, p -> m.getLong(p * PAGE), () -> {
           m.close();
-          // Reuse the freed address space at once: a stale load would read these.
-          for (int i = 0; i < 2; i++) {
-            GuestMemFile g = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-            HostMapping gm = g.map();
-            fill(gm, false);
-            next.add(gm);
-            g.close();
-          }
+          reuseFreedAddressSpace(vm, next);
         });
         assertEquals(0, out.wrong.get(), "reads of another file's memory (of " + out.reads + ")");
         assertTrue(Set.of("EFAULT", "EBADF").containsAll(out.endings), "readers ended with " + out.endings);
@@ -173,13 +177,7 @@ class TeardownRaceTest {
         race(out, p -> cpu.readLong(p * PAGE, false), () -> {
           f.close(); // guest accesses exit from now on; the memslot holds the last reference
           vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, 0, null, 0);
-          for (int i = 0; i < 2; i++) {
-            GuestMemFile g = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-            HostMapping gm = g.map();
-            fill(gm, false);
-            next.add(gm);
-            g.close();
-          }
+          reuseFreedAddressSpace(vm, next);
         });
         assertEquals(0, out.wrong.get(), "reads of another file's memory (of " + out.reads + ")");
         // A closed file's slot exits as a memory fault; once the slot is gone the access is MMIO.
