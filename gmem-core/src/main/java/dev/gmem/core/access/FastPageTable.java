@@ -12,9 +12,10 @@ import java.lang.invoke.VarHandle;
  * changes anything an installed entry vouched for.
  *
  * <h2>Representation</h2>
- * Three bits per page, in leaves of 4096 pages (three 512-byte planes, allocated on the first
- * install in them) under a radix directory of 512-way levels, like a page table: a 4 GiB file's
- * directory is one 256-slot array, a 2^52-page file has five levels; untouched ranges cost nothing.
+ * Three bits per page. A file of up to 4 GiB has one flat array of three planes (at most 384 KiB,
+ * 0.01% of the file), so a lookup is two dependent loads. A larger one has leaves of 4096 pages
+ * (three 512-byte planes, allocated on the first install in them) under a radix directory of
+ * 512-way levels, like a page table: a 2^52-page file has five levels; untouched ranges cost nothing.
  *
  * <h2>Concurrency</h2>
  * {@link #isMapped} is lock-free and allocation-free and runs inside an {@link Rcu} read-side
@@ -39,21 +40,35 @@ public final class FastPageTable {
   private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
   private static final VarHandle SLOT = MethodHandles.arrayElementVarHandle(Object[].class);
 
+  /** Largest table kept flat: 4 GiB of 4 KiB pages. */
+  private static final long FLAT_MAX_PAGES = 1L << 20;
+
   private final long nrPages;
+  /** Small tables: the three planes, {@link #planeWords} words each; never replaced, zeroed when killed. */
+  private final long[] flat;
+  private final int planeWords;
   private final int levels;
-  /** Null once killed: every lookup misses from then on. */
+  /** Large tables: the radix directory, null once killed: every lookup misses from then on. */
   private Object[] root;
+  /** Set by {@link #kill}; read by installers, which hold the invalidate lock like the killer. */
+  private boolean killed;
 
   public FastPageTable(long nrPages) {
     this.nrPages = nrPages;
+    this.planeWords = nrPages <= FLAT_MAX_PAGES ? (int) ((nrPages + 63) >>> 6) : 0;
+    this.flat = nrPages <= FLAT_MAX_PAGES ? new long[Kind.values().length * planeWords] : null;
     long leaves = ((nrPages - 1) >>> LEAF_SHIFT) + 1;
     int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, leaves - 1));
     this.levels = Math.max(1, (bits + DIR_BITS - 1) / DIR_BITS);
-    this.root = new Object[(int) (((leaves - 1) >>> (DIR_BITS * (levels - 1))) + 1)];
+    this.root = flat != null ? null : new Object[(int) (((leaves - 1) >>> (DIR_BITS * (levels - 1))) + 1)];
   }
 
   /** Whether an access of {@code kind} may reach page {@code page} now. Lock-free; misses are safe. */
   public boolean isMapped(long page, Kind kind) {
+    long[] f = flat;
+    if (f != null) {
+      return Long.compareUnsigned(page, nrPages) < 0 && (f[kind.ordinal() * planeWords + (int) (page >>> 6)] & (1L << page)) != 0;
+    }
     Object[] dir = root;
     if (dir == null || Long.compareUnsigned(page, nrPages) >= 0) {
       return false;
@@ -71,12 +86,11 @@ public final class FastPageTable {
 
   /** Installs the entry for {@code page}: an access of {@code kind} just faulted it successfully. */
   public void install(long page, Kind kind) {
-    Object[] dir = root;
-    if (dir == null || Long.compareUnsigned(page, nrPages) >= 0) {
+    if (killed || Long.compareUnsigned(page, nrPages) >= 0) {
       return;
     }
-    long[] bits = leaf(dir, page >>> LEAF_SHIFT);
-    int w = word(page, kind);
+    long[] bits = flat != null ? flat : leaf(root, page >>> LEAF_SHIFT);
+    int w = flat != null ? kind.ordinal() * planeWords + (int) (page >>> 6) : word(page, kind);
     long bit = 1L << page;
     if ((bits[w] & bit) == 0) {
       WORD.getAndBitwiseOr(bits, w, bit);
@@ -87,7 +101,13 @@ public final class FastPageTable {
   public void zap(long start, long end) {
     Object[] dir = root;
     end = Math.min(end, nrPages);
-    if (dir == null || start >= end) {
+    if (killed || start >= end) {
+      return;
+    }
+    if (flat != null) {
+      for (Kind k : Kind.values()) {
+        clear(flat, k.ordinal() * planeWords, start, end);
+      }
       return;
     }
     for (long leaf = start >>> LEAF_SHIFT; leaf <= (end - 1) >>> LEAF_SHIFT; leaf++) {
@@ -107,7 +127,15 @@ public final class FastPageTable {
 
   /** Removes every entry for good (eviction). Caller then {@link Rcu#synchronize}s. */
   public void kill() {
+    killed = true;
     root = null;
+    if (flat != null) {
+      for (int w = 0; w < flat.length; w++) {
+        if (flat[w] != 0) {
+          WORD.setOpaque(flat, w, 0L);
+        }
+      }
+    }
   }
 
   private static void clear(long[] bits, int plane, long s, long e) {

@@ -7,7 +7,6 @@ import java.lang.invoke.VarHandle;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -60,7 +59,11 @@ public final class Rcu {
   }
 
   private final Sys membarrier;
-  private final AtomicReferenceArray<Reader> byThreadId = new AtomicReferenceArray<>(CELLS);
+  /**
+   * Readers by thread id, written under the registration lock and read racily: a stale or torn-free
+   * read yields another thread's reader (refused by the owner check) or null, and the slow way.
+   */
+  private final Reader[] byThreadId = new Reader[CELLS];
   private final ThreadLocal<Reader> readers = ThreadLocal.withInitial(this::register);
   private volatile Reader[] registry = new Reader[0];
   /**
@@ -100,7 +103,7 @@ public final class Rcu {
    */
   public Reader reader() {
     Thread t = Thread.currentThread();
-    Reader r = byThreadId.getPlain((int) t.getId() & (CELLS - 1));
+    Reader r = byThreadId[(int) t.getId() & (CELLS - 1)];
     return r != null && r.owner.refersTo(t) ? r : readers.get();
   }
 
@@ -116,9 +119,9 @@ public final class Rcu {
     live.add(r);
     registry = live.toArray(new Reader[0]);
     int cell = (int) t.getId() & (CELLS - 1);
-    Reader holder = byThreadId.get(cell);
+    Reader holder = byThreadId[cell];
     if (holder == null || !holder.ownerAlive()) {
-      byThreadId.set(cell, r);
+      byThreadId[cell] = r;
     }
     return r;
   }

@@ -124,23 +124,21 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * that it inlines.
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
-    Memslot slot = memslots.lookup(gpa);
+    MemslotTable.Binding slot = memslots.binding(gpa);
     if (slot == null) {
       throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
     }
-    GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
-    GuestMemInodeImpl inode = file.inodeImpl();
     long off = slot.fileOffset(gpa);
     Rcu.Reader r = Rcu.GLOBAL.reader();
     r.lock();
     try {
-      if (file.isOpen() && inode.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
-        return copy.at(inode.guestViewAddress() + off, value);
+      if (slot.file().isOpen() && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+        return copy.at(slot.inode().guestViewAddress() + off, value);
       }
     } finally {
       r.unlock();
     }
-    return lockedAccessPage(slot, inode, gpa, off, write, privateAccess, value, copy);
+    return lockedAccessPage(slot.slot(), slot.inode(), gpa, off, write, privateAccess, value, copy);
   }
 
   /** The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs the fast-page-table entry), then {@code copy}. */
