@@ -9,6 +9,7 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -54,21 +55,42 @@ public final class FaultPath {
   }
 
   /**
-   * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
-   * not fault and EFAULT beyond EOF.
+   * Host user faults on pages {@code [start, end)}, all or nothing: every page is checked before
+   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF and EACCES for a page the host
+   * may not fault, for the first such page — then the interceptors see every page, then the
+   * folios are looked up or allocated (an allocation failure leaves the earlier pages allocated,
+   * as a kernel fault that ends in VM_FAULT_OOM does). Each page is then installed in the
+   * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
    */
-  public void hostFault(long index, boolean write) {
-    if (index < 0 || index >= nrPages) {
-      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
-    }
-    Shareability s = shareability.get(index);
-    if (!inode.arch().hostMayFault(index, s)) {
-      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
+  public void hostFault(long start, long end, boolean write) {
+    for (long i = start; i < end; i++) {
+      if (i < 0 || i >= nrPages) {
+        throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
+      }
+      Shareability s = shareability.get(i);
+      if (!inode.arch().hostMayFault(i, s)) {
+        throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
+      }
     }
     for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(ino, index, write);
+      for (long i = start; i < end; i++) {
+        fi.hostFault(ino, i, write);
+      }
     }
-    ensureFolio(index);
+    for (long i = start; i < end; i++) {
+      ensureFolio(i);
+      install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /**
+   * Lets later accesses of {@code kind} to page {@code index} take the lock-free path; only while
+   * nothing but the invalidate-locked state decides them, i.e. no interceptor is present.
+   */
+  private void install(long index, FastPageTable.Kind kind) {
+    if (interceptors.isEmpty()) {
+      inode.fastPages().install(index, kind);
+    }
   }
 
   /** Whether the host may fault page {@code index} now. */
@@ -100,6 +122,7 @@ public final class FaultPath {
     if (privateAccess) {
       prepareOnce(index, gfn);
     }
+    install(index, privateAccess ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
     return -1;
   }
 

@@ -29,7 +29,6 @@ public final class VmImpl implements Vm {
   private final BackendVm backend;
   private final ArchHooks arch;
   private final MemslotTable memslots;
-  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
@@ -129,8 +128,8 @@ public final class VmImpl implements Vm {
           : backend.createMemory(size);
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
           ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
+      ctx.inodes().add(inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
-      files.add(file);
       return file;
     } catch (RuntimeException e) {
       if (memory != null) {
@@ -238,12 +237,6 @@ public final class VmImpl implements Vm {
   @Override
   public int maxMemslots() {
     return ctx.memslotLimits().slots();
-  }
-
-  /** Files this VM created that are still open. */
-  public List<GuestMemFileImpl> openFiles() {
-    files.removeIf(f -> !f.isOpen());
-    return List.copyOf(files);
   }
 
   @Override

@@ -59,4 +59,7 @@ public interface LibC {
 
   @Variadic(fixedCount = 1)
   long syscall(long number, long a1);
+
+  @Variadic(fixedCount = 1)
+  long syscall(long number, long a1, long a2, long a3);
 }
