@@ -132,10 +132,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
     }
     long off = slot.fileOffset(gpa);
+    vmAlive.run(); // a dead VM (context moved away) accesses nothing, fast path included
     Rcu.Reader r = Rcu.GLOBAL.reader();
     r.lock();
     try {
-      if (slot.file().isOpen() && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+      // The fast page table is per inode; a linked file awaiting its context move may not take a
+      // private access another VM's fault installed.
+      if (slot.file().isOpen() && !(privateAccess && ((GuestMemFileImpl) slot.file()).awaitingContext()) && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
         return copy.at(slot.inode().guestViewAddress() + off, value);
       }
     } finally {
@@ -145,7 +148,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   }
 
   /** The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs the fast-page-table entry), then {@code copy}. */
-  private static long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
+  private long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
       long value, Copy copy) {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();

@@ -34,6 +34,8 @@ public final class VmImpl implements Vm {
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
   private final EncryptionContext context;
+  /** Files linked into this VM ({@link #linkGuestMemFile}): what a context move must reach. */
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
 
   public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
@@ -81,6 +83,7 @@ public final class VmImpl implements Vm {
 
   /** Whether this VM holds an open linked file no context move has reached yet. */
   private boolean awaitingContext() {
+    files.removeIf(f -> !f.isOpen());
     for (GuestMemFileImpl f : files) {
       if (f.awaitingContext() && f.isOpen()) {
         return true;
