@@ -32,7 +32,6 @@ public final class FaultPath {
   private final long ino;
   private final long flags;
   private final long nrPages;
-  private final ArchHooks arch;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final ShareabilityStore shareability;
@@ -47,7 +46,6 @@ public final class FaultPath {
     this.ino = inode.ino();
     this.flags = inode.flags();
     this.nrPages = inode.nrPages();
-    this.arch = inode.arch();
     this.allocator = inode.allocator();
     this.folioOrder = inode.folioOrder();
     this.shareability = inode.shareabilityStore();
@@ -70,7 +68,7 @@ public final class FaultPath {
         throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
       }
       Shareability s = shareability.get(i);
-      if (!arch.hostMayFault(i, s)) {
+      if (!inode.arch().hostMayFault(i, s)) {
         throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
       }
     }
@@ -97,7 +95,7 @@ public final class FaultPath {
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && inode.arch().hostMayFault(index, shareability.get(index));
   }
 
   /**
@@ -136,7 +134,7 @@ public final class FaultPath {
     }
     synchronized (prepareLock) {
       if (!filemap.isPrepared(start)) {
-        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        inode.arch().prepare(gfn - (index - start), start, filemap.orderAt(start));
         filemap.markPrepared(start);
       }
     }
@@ -196,7 +194,7 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(gfn, isPrivate)));
   }
 
   private void added(long index, int order) {

@@ -48,7 +48,8 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final int hostBlockOrder;
-  private final ArchHooks arch;
+  /** The hooks of the VM that holds the memory's encryption context; a context move replaces them. */
+  private volatile ArchHooks arch;
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
@@ -136,6 +137,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public ArchHooks arch() {
     return arch;
+  }
+
+  /**
+   * A context move committed (invalidate lock held exclusive): from now on every arch call for
+   * this memory goes to {@code hooks}, which took the source VM's state over.
+   */
+  public void adoptArch(ArchHooks hooks) {
+    this.arch = hooks;
   }
 
   @Override

@@ -82,6 +82,14 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.fastPages = inode.fastPages();
   }
 
+  /** {@link #create(GuestMemFile, GuestMemInodeImpl, InaccessibleMemory, Placement, long, long, int, int)} where the kernel chooses. */
+  public static HostMappingImpl create(
+      GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
+    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
+    Placement where = Placement.reserve(inode.sys(), 0, (length + block - 1) & -block, 0, block);
+    return create(file, inode, inaccessible, where, offset, length, prot, mapFlags);
+  }
+
   /**
    * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
    * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which

@@ -31,9 +31,12 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final FastPageTable.Kind GUEST_SHARED = FastPageTable.Kind.GUEST_SHARED;
 
   private final MemslotTable memslots;
+  private final Runnable vmAlive;
 
-  public SoftwareVcpuImpl(MemslotTable memslots) {
+  /** {@code vmAlive} throws what an access on the VM fails with now (EIO once the VM is dead). */
+  public SoftwareVcpuImpl(MemslotTable memslots, Runnable vmAlive) {
     this.memslots = memslots;
+    this.vmAlive = vmAlive;
   }
 
   @Override
@@ -129,10 +132,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
     }
     long off = slot.fileOffset(gpa);
+    vmAlive.run(); // a dead VM (context moved away) accesses nothing, fast path included
     Rcu.Reader r = Rcu.GLOBAL.reader();
     r.lock();
     try {
-      if (slot.file().isOpen() && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+      // The fast page table is per inode; a linked file awaiting its context move may not take a
+      // private access another VM's fault installed.
+      if (slot.file().isOpen() && !(privateAccess && ((GuestMemFileImpl) slot.file()).awaitingContext()) && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
         return copy.at(slot.inode().guestViewAddress() + off, value);
       }
     } finally {
@@ -142,7 +148,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   }
 
   /** The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs the fast-page-table entry), then {@code copy}. */
-  private static long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
+  private long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
       long value, Copy copy) {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
@@ -157,8 +163,16 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     }
   }
 
-  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
-    if (!slot.file().isOpen()) {
+  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+    // Under the inode's lock, which a context move holds while it commits: no access of a VM
+    // that just lost its context slips through.
+    vmAlive.run();
+    GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
+    if (privateAccess && file.awaitingContext()) {
+      // A linked file before the context move: the private fault finds no pfn for this VM.
+      return memoryFault(gpa, VcpuExit.MemoryFault.FLAG_PRIVATE);
+    }
+    if (!file.isOpen()) {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }

@@ -33,6 +33,9 @@ public final class VmImpl implements Vm {
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
+  private final EncryptionContext context;
+  /** Files linked into this VM ({@link #linkGuestMemFile}): what a context move must reach. */
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
 
   public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
@@ -41,7 +44,8 @@ public final class VmImpl implements Vm {
     this.arch = arch;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots);
+    this.context = new EncryptionContext(this::awaitingContext);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, context::checkAlive);
   }
 
   @Override
@@ -61,9 +65,37 @@ public final class VmImpl implements Vm {
     return memslots;
   }
 
-  private void checkOpen() {
+  /** EBADF once closed (the VM fd is gone), EIO once its context was moved away (dead VM). */
+  void checkUsable() {
     if (!open.get()) {
       throw new GmemException(Errno.EBADF, "VM is closed");
+    }
+    context.checkAlive();
+  }
+
+  EncryptionContext context() {
+    return context;
+  }
+
+  boolean sameRuntime(VmImpl other) {
+    return other.ctx == ctx;
+  }
+
+  /** Whether this VM holds an open linked file no context move has reached yet. */
+  private boolean awaitingContext() {
+    files.removeIf(f -> !f.isOpen());
+    for (GuestMemFileImpl f : files) {
+      if (f.awaitingContext() && f.isOpen()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A context move into this VM committed: its linked files stop waiting. */
+  void contextArrived() {
+    for (GuestMemFileImpl f : files) {
+      f.contextArrived();
     }
   }
 
@@ -82,7 +114,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public GuestMemFile createGuestMemFile(long size, long flags) {
-    checkOpen();
+    checkUsable();
     long unsupported = flags & ~supportedGuestMemFlags();
     if (unsupported != 0) {
       throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
@@ -111,6 +143,49 @@ public final class VmImpl implements Vm {
     }
   }
 
+  @Override
+  public synchronized GuestMemFile linkGuestMemFile(GuestMemFile src, long flags) {
+    checkUsable();
+    if (flags != 0) {
+      throw GmemException.einval("KVM_LINK_GUEST_MEMFD flags 0x" + Long.toHexString(flags) + ": none are defined");
+    }
+    if (!(src instanceof GuestMemFileImpl) || !src.isOpen() || !(src.vm() instanceof VmImpl) || !sameRuntime((VmImpl) src.vm())) {
+      throw GmemException.einval("the source is not an open guest_memfd of this runtime");
+    }
+    if (src.vm() == this) {
+      throw GmemException.einval("the guest_memfd already belongs to this VM");
+    }
+    if (src.vm().type() != type) {
+      throw GmemException.einval("cannot link a " + src.vm().type() + " VM's guest_memfd to a " + type + " VM");
+    }
+    GuestMemFileImpl source = (GuestMemFileImpl) src;
+    GuestMemInodeImpl inode = source.inodeImpl();
+    try {
+      inode.acquire();
+    } catch (GmemException e) {
+      throw GmemException.einval("the source guest_memfd was closed");
+    }
+    Fd kernelFile = null;
+    try {
+      Fd sourceKernelFile = source.kernelGuestMemfd();
+      kernelFile = sourceKernelFile == null ? null : backend.linkGuestMemfd(sourceKernelFile);
+      GuestMemFileImpl file = GuestMemFileImpl.linked(this, inode, ctx.inaccessible(), kernelFile);
+      files.add(file);
+      return file;
+    } catch (RuntimeException e) {
+      if (kernelFile != null) {
+        kernelFile.close();
+      }
+      inode.release();
+      throw e;
+    }
+  }
+
+  @Override
+  public void moveEncryptionContextFrom(Vm source) {
+    ContextMove.move(this, source);
+  }
+
   /**
    * A memslot holds a reference on its file's inode, like a host mapping does: its
    * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
@@ -119,7 +194,7 @@ public final class VmImpl implements Vm {
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    checkOpen();
+    checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
@@ -132,10 +207,11 @@ public final class VmImpl implements Vm {
     inode.acquire();
     try {
       long uaddr = inode.guestViewAddress() + offset;
-      // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
-      // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
-      boolean kernelGuestMemfd = inode.allocator().memory() == null;
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
+      // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
+      // a file linked where the kernel cannot link — is bound as plain user memory through the
+      // guest view, and gmem keeps the guest_memfd rules.
+      Fd kernelFile = ((GuestMemFileImpl) file).kernelGuestMemfd();
+      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
       inode.release();
       throw e;
@@ -145,8 +221,8 @@ public final class VmImpl implements Vm {
 
   @Override
   public Vcpu createVcpu(int id) {
-    checkOpen();
-    Vcpu v = backend.createVcpu(id);
+    checkUsable();
+    Vcpu v = backend.createVcpu(id, context);
     vcpus.add(v);
     return v;
   }

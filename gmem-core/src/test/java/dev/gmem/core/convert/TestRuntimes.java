@@ -15,15 +15,21 @@ public final class TestRuntimes {
   private TestRuntimes() {}
 
   public static GmemRuntime withZeroingArch(String backend) {
-    return builderWith(ArchProvider.class, ZeroingArchProvider.class)
-        .property("gmem.backend", backend)
-        .property("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID)
-        .build();
+    return withArch(backend, ZeroingArchProvider.class, ZeroingArchProvider.ID, dev.gmem.api.VmType.SW_PROTECTED);
   }
 
   /** A runtime on {@code backend} that discovers the feature {@code provider} besides what the class path has. */
   public static GmemRuntime withFeature(String backend, Class<? extends FeatureProvider> provider) {
     return builderWith(FeatureProvider.class, provider).property("gmem.backend", backend).build();
+  }
+
+  /** A runtime on {@code backend} whose discovery also sees {@code provider}, selected by {@code id} for {@code types}. */
+  public static GmemRuntime withArch(String backend, Class<? extends ArchProvider> provider, String id, dev.gmem.api.VmType... types) {
+    GmemRuntime.Builder builder = builderWith(ArchProvider.class, provider).property("gmem.backend", backend);
+    for (dev.gmem.api.VmType type : types) {
+      builder.property("gmem.arch." + type.name(), id);
+    }
+    return builder.build();
   }
 
   /** A builder whose class loader lists {@code provider} as a {@code service} in META-INF/services. */
