@@ -9,14 +9,17 @@ import dev.gmem.api.VcpuExit;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
  * The guest fault path in software: memslot → file → inode, under the inode's invalidate lock
- * taken shared, then {@link GuestMemInodeImpl#guestFault} for the shareability check, folio
+ * taken shared, then {@link dev.gmem.core.inode.FaultPath#guestFault} for the shareability check, folio
  * allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
- * the first page that exits stops it (earlier pages are done, as on hardware).
+ * the first page that exits stops it (earlier pages are done, as on hardware). Every access goes
+ * through {@link #accessPage}.
  */
 public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -31,45 +34,97 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   @Override
   public VcpuExit read(long gpa, byte[] dst, int dstIndex, int len, boolean privateAccess) {
     Objects.checkFromIndexSize(dstIndex, len, dst.length);
-    return access(gpa, dst, dstIndex, len, false, privateAccess);
+    return accessBytes(gpa, dst, dstIndex, len, false, privateAccess);
   }
 
   @Override
   public VcpuExit write(long gpa, byte[] src, int srcIndex, int len, boolean privateAccess) {
     Objects.checkFromIndexSize(srcIndex, len, src.length);
-    return access(gpa, src, srcIndex, len, true, privateAccess);
+    return accessBytes(gpa, src, srcIndex, len, true, privateAccess);
   }
 
-  private VcpuExit access(long gpa, byte[] buf, int index, int len, boolean write, boolean privateAccess) {
-    int done = 0;
-    while (done < len) {
+  @Override
+  public long readLong(long gpa, boolean privateAccess) {
+    return accessLong(gpa, false, 0, privateAccess);
+  }
+
+  @Override
+  public void writeLong(long gpa, long value, boolean privateAccess) {
+    accessLong(gpa, true, value, privateAccess);
+  }
+
+  /** A multi-page access, one page at a time; the first page that exits stops it. */
+  private VcpuExit accessBytes(long gpa, byte[] buf, int index, int len, boolean write, boolean privateAccess) {
+    for (int done = 0; done < len; ) {
       long a = gpa + done;
       int chunk = (int) Math.min(len - done, Folio.PAGE_SIZE - (a & PAGE_MASK));
-      Memslot slot = memslots.lookup(a);
-      if (slot == null) {
-        return new VcpuExit.Mmio(a, write, chunk, 0);
-      }
-      GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
-      long off = slot.fileOffset(a);
-      Lock lock = inode.invalidateLock().readLock();
-      lock.lock();
+      int at = index + done;
       try {
-        VcpuExit exit = fault(slot, inode, a, off, write, privateAccess);
-        if (exit != null) {
-          return exit;
-        }
-        long addr = inode.guestViewAddress() + off;
-        if (write) {
-          IO.putByteArray(addr, buf, index + done, chunk);
-        } else {
-          IO.getByteArray(addr, buf, index + done, chunk);
-        }
-      } finally {
-        lock.unlock();
+        accessPage(a, chunk, write, privateAccess, 0, addr -> {
+          if (write) {
+            IO.putByteArray(addr, buf, at, chunk);
+          } else {
+            IO.getByteArray(addr, buf, at, chunk);
+          }
+          return 0;
+        });
+      } catch (MemoryExitException e) {
+        return e.exit();
       }
       done += chunk;
     }
     return null;
+  }
+
+  /** 8 bytes: within a page, one page access; across pages, the multi-page way. */
+  private long accessLong(long gpa, boolean write, long value, boolean privateAccess) {
+    if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - Long.BYTES) {
+      ByteBuffer b = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
+      VcpuExit e = accessBytes(gpa, b.array(), 0, Long.BYTES, write, privateAccess);
+      if (e != null) {
+        throw new MemoryExitException(e);
+      }
+      return write ? 0 : b.getLong(0);
+    }
+    if (write) {
+      return accessPage(gpa, Long.BYTES, true, privateAccess, value, addr -> {
+        IO.putLong(addr, value);
+        return 0;
+      });
+    }
+    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, IO::getLong);
+  }
+
+  /** What an access does at the guest-view address of its bytes; returns the loaded value, or 0. */
+  @FunctionalInterface
+  private interface Copy {
+    long at(long address);
+  }
+
+  /**
+   * The one guest access path: {@code len} bytes at {@code gpa}, within one page. Memslot lookup
+   * (none: an MMIO exit carrying {@code mmioData}), then, under the inode's invalidate lock taken
+   * shared, the guest fault and {@code copy} at the page's address in the guest view. Returns what
+   * {@code copy} returned; an exit is thrown as {@link MemoryExitException}.
+   */
+  private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long mmioData, Copy copy) {
+    Memslot slot = memslots.lookup(gpa);
+    if (slot == null) {
+      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, mmioData));
+    }
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+    long off = slot.fileOffset(gpa);
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    try {
+      VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
+      if (exit != null) {
+        throw new MemoryExitException(exit);
+      }
+      return copy.at(inode.guestViewAddress() + off);
+    } finally {
+      lock.unlock();
+    }
   }
 
   private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
@@ -77,7 +132,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -97,7 +152,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.mappingOrder(index, gfn, privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, privateAccess);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;
@@ -107,52 +162,5 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       }
     }
     return 0;
-  }
-
-  @Override
-  public long readLong(long gpa, boolean privateAccess) {
-    return accessLong(gpa, false, 0, privateAccess);
-  }
-
-  @Override
-  public void writeLong(long gpa, long value, boolean privateAccess) {
-    accessLong(gpa, true, value, privateAccess);
-  }
-
-  /**
-   * The 8-byte fast path: one page, one lookup, no buffer. An access crossing a page goes the
-   * general way. Returns the loaded value (0 for a store); an exit is thrown.
-   */
-  private long accessLong(long gpa, boolean write, long value, boolean privateAccess) {
-    if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - 8) {
-      java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(0, value);
-      VcpuExit e = access(gpa, b.array(), 0, 8, write, privateAccess);
-      if (e != null) {
-        throw new MemoryExitException(e);
-      }
-      return write ? 0 : b.getLong(0);
-    }
-    Memslot slot = memslots.lookup(gpa);
-    if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, 8, write ? value : 0));
-    }
-    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
-    long off = slot.fileOffset(gpa);
-    Lock lock = inode.invalidateLock().readLock();
-    lock.lock();
-    try {
-      VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
-      if (exit != null) {
-        throw new MemoryExitException(exit);
-      }
-      long addr = inode.guestViewAddress() + off;
-      if (write) {
-        IO.putLong(addr, value);
-        return 0;
-      }
-      return IO.getLong(addr);
-    } finally {
-      lock.unlock();
-    }
   }
 }

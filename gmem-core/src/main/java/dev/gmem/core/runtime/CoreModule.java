@@ -55,7 +55,7 @@ abstract class CoreModule {
   @Provides
   @Singleton
   static BackendInfo backendInfo(HostInfo host, GmemConfig config) {
-    return BackendSelector.choose(host, config.get("gmem.backend"));
+    return BackendSelector.choose(host, config.get(GmemConfig.BACKEND));
   }
 
   @Provides
