@@ -2,12 +2,15 @@ package dev.gmem.core.inode;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -61,27 +64,49 @@ public final class FaultPath {
     return o;
   }
 
+  /** The identity of page {@code index} of this inode, as the arch and features key it. */
+  public GmemPage page(long index) {
+    return new GmemPage(ino, index);
+  }
+
+  /** The features' interceptors, for the other host paths (pins, the GPA view). */
+  List<FaultInterceptor> interceptors() {
+    return interceptors;
+  }
+
   /**
    * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
-   * not fault and EFAULT beyond EOF.
+   * not fault, EHWPOISON for a leaked one and EFAULT beyond EOF.
    */
   public void hostFault(long index, boolean write) {
     if (index < 0 || index >= nrPages) {
       throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
     }
+    refuseLeaked(index);
     Shareability s = shareability.get(index);
-    if (!arch.hostMayFault(index, s)) {
+    if (!arch.hostMayFault(page(index), s)) {
       throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
     }
     for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(ino, index, write);
+      fi.hostFault(page(index), write);
     }
     ensureFolio(index);
   }
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && hostMayFault(index, shareability.get(index));
+  }
+
+  /** Whether the host may fault page {@code index} when it is {@code s}: the arch decides, a leaked page never. */
+  public boolean hostMayFault(long index, Shareability s) {
+    return arch.hostMayFault(page(index), s) && !inode.leaked().contains(index);
+  }
+
+  private void refuseLeaked(long index) {
+    if (inode.leaked().contains(index)) {
+      throw new GmemException(Errno.EHWPOISON, "page " + index + " of inode " + ino + " was leaked by the arch and is never handed out again");
+    }
   }
 
   /**
@@ -90,8 +115,17 @@ public final class FaultPath {
    * proceed, else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
    */
   public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
+    return guestFault(index, gfn, gpa, write, privateAccess, null);
+  }
+
+  /**
+   * {@link #guestFault(long, long, long, boolean, boolean)} through memslot {@code slot} (null
+   * where no memslot is involved), which the features' interceptors see with its VM. A page
+   * parked in NONE and a leaked page refuse every guest access.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess, Memslot slot) {
     long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
-    if (index < 0 || index >= nrPages) {
+    if (index < 0 || index >= nrPages || inode.leaked().contains(index)) {
       return privateFlag;
     }
     Shareability s = shareability.get(index);
@@ -99,7 +133,7 @@ public final class FaultPath {
       return privateFlag;
     }
     for (FaultInterceptor fi : interceptors) {
-      long f = fi.guestFault(ino, index, gpa, write, privateAccess);
+      long f = fi.guestFault(new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess));
       if (f != 0) {
         return f | privateFlag;
       }
@@ -119,7 +153,7 @@ public final class FaultPath {
     }
     synchronized (prepareLock) {
       if (!filemap.isPrepared(start)) {
-        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        arch.prepare(page(start), gfn - (index - start), filemap.orderAt(start));
         filemap.markPrepared(start);
       }
     }
@@ -130,6 +164,7 @@ public final class FaultPath {
     if (filemap.isPresent(index)) {
       return;
     }
+    refuseLeaked(index);
     if (folioOrder == 0) {
       allocator.allocFolio(index);
       if (filemap.add(index, 0)) {
@@ -175,7 +210,7 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(page(index), gfn, isPrivate)));
   }
 
   private void added(long index, int order) {

@@ -63,5 +63,6 @@ final class PinImpl implements Pin {
     } finally {
       l.unlock();
     }
+    inode.pins().unpinned(startPage, nrPages);
   }
 }

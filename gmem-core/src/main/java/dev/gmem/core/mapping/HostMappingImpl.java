@@ -89,7 +89,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          boolean faultable = inode.arch().hostMayFault(r.start(), r.shareability());
+          boolean faultable = inode.faults().hostMayFault(r.start(), r.shareability());
           if (faultable && huge) {
             m.setAccessible(r.start(), r.end(), true);
           } else if (!faultable && !huge) {
@@ -206,7 +206,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private boolean blockFaultable(long b) {
     return b + blockPages <= inode.nrPages()
         && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
-        && inode.arch().hostMayFault(b, Shareability.SHARED);
+        && inode.faults().hostMayFault(b, Shareability.SHARED);
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
