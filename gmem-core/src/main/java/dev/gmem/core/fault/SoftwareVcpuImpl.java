@@ -2,10 +2,13 @@ package dev.gmem.core.fault;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GuestCall;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
+import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
@@ -26,9 +29,26 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final MemslotTable memslots;
+  private final ArchHooks arch;
+  private final Runnable checkLive;
 
-  public SoftwareVcpuImpl(MemslotTable memslots) {
+  /**
+   * @param arch      the VM's hooks, which turn guest hypercalls into exits
+   * @param checkLive throws when the VM is closed (EBADF) or dead (EIO)
+   */
+  public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable checkLive) {
     this.memslots = memslots;
+    this.arch = arch;
+    this.checkLive = checkLive;
+  }
+
+  @Override
+  public GuestCall hypercall(long nr, long... args) {
+    checkLive.run();
+    if (args.length > VcpuExit.Hypercall.MAX_ARGS) {
+      throw GmemException.einval("a hypercall takes at most " + VcpuExit.Hypercall.MAX_ARGS + " arguments, got " + args.length);
+    }
+    return arch.guestCall(nr, args.clone());
   }
 
   @Override
@@ -108,6 +128,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * {@code copy} returned; an exit is thrown as {@link MemoryExitException}.
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long mmioData, Copy copy) {
+    checkLive.run();
     Memslot slot = memslots.lookup(gpa);
     if (slot == null) {
       throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, mmioData));
@@ -132,7 +153,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess, slot);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 

@@ -48,6 +48,14 @@ public final class GuestMemFileImpl implements GuestMemFile {
     }
   }
 
+  /** Open, and its VM not dead ({@code KVM_BUG_ON}: EIO). */
+  private void checkLive() {
+    checkOpen();
+    if (vm.isDead()) {
+      throw new GmemException(Errno.EIO, "the VM of guest_memfd file of inode " + inode.ino() + " is dead");
+    }
+  }
+
   @Override
   public Vm vm() {
     return vm;
@@ -81,7 +89,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public void fallocate(int mode, long offset, long length) {
-    checkOpen();
+    checkLive();
     // vfs_fallocate, then kvm_gmem_fallocate, in that order.
     if (offset < 0 || length <= 0) {
       throw GmemException.einval("fallocate offset " + offset + " / length " + length);
@@ -130,7 +138,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public HostMapping map(long offset, long length, int prot, int mapFlags) {
-    checkOpen();
+    checkLive();
     // sys_mmap, ksys_mmap_pgoff and do_mmap's checks, then kvm_gmem_mmap's, in the kernel's order.
     if ((offset & (Folio.PAGE_SIZE - 1)) != 0 || offset < 0) {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not page aligned");
@@ -165,13 +173,13 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public void setShareability(long offset, long size, Shareability target) {
-    checkOpen();
+    checkLive();
     inode.convert(offset, size, target);
   }
 
   @Override
   public Pin pin(long offset, long size) {
-    checkOpen();
+    checkLive();
     if (size <= 0 || offset < 0 || ((offset | size) & (Folio.PAGE_SIZE - 1)) != 0 || offset + size < 0) {
       throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") empty or unaligned");
     }

@@ -1,5 +1,6 @@
 package dev.gmem.core.runtime;
 
+import com.google.common.collect.MapMaker;
 import dev.gmem.api.BackendInfo;
 import dev.gmem.api.DiscoveryReport;
 import dev.gmem.api.Errno;
@@ -9,7 +10,6 @@ import dev.gmem.api.HostInfo;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.AllocatorProvider;
-import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FeatureProvider;
@@ -57,6 +57,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
   private final FolioAllocator pageAllocator = new PageAllocator();
   private final CopyOnWriteArrayList<VmImpl> vms = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
+  private final List<Feature> features = new ArrayList<>();
 
   @Inject
   GmemRuntimeImpl(
@@ -73,6 +74,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
     List<FaultInterceptor> interceptors = new ArrayList<>();
     for (FeatureProvider fp : plugins.features()) {
       Feature f = fp.create(hostMemory);
+      features.add(f);
       if (f.filemapListener() != null) {
         listeners.add(f.filemapListener());
       }
@@ -81,7 +83,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
       }
     }
     this.vmContext = new VmContext(
-        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits);
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits,
+        List.copyOf(features), new MapMaker().weakValues().makeMap());
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 
@@ -120,15 +123,19 @@ final class GmemRuntimeImpl implements GmemRuntime {
     }
     ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
         "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
-    ArchHooks hooks = arch.create(type, hostMemory);
     // A closed VM is forgotten unless files it made are still open: those stay the runtime's to close.
-    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, v -> {
+    VmImpl vm = VmImpl.create(type, vmContext, arch, hostMemory, backend.createVm(type), v -> {
       if (v.openFiles().isEmpty()) {
         vms.remove(v);
       }
     });
     vms.add(vm);
     return vm;
+  }
+
+  @Override
+  public <T> Optional<T> feature(Class<T> type) {
+    return features.stream().filter(type::isInstance).map(type::cast).findFirst();
   }
 
   @Override

@@ -1,12 +1,15 @@
 package dev.gmem.core.vm;
 
 import dev.gmem.api.spi.FaultInterceptor;
+import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
+import java.util.Map;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
@@ -21,6 +24,8 @@ import java.util.function.LongSupplier;
  * @param listeners         filemap listeners of active features
  * @param interceptors      fault interceptors of active features
  * @param memslotLimits     the host kernel's memslot limits
+ * @param features          the active features, asked for inode memory
+ * @param inodes            the runtime's live inodes by number (weak values), for arch leak reports
  */
 public record VmContext(
     Sys sys,
@@ -30,4 +35,6 @@ public record VmContext(
     long contributedFlags,
     List<FilemapListener> listeners,
     List<FaultInterceptor> interceptors,
-    MemslotLimits memslotLimits) {}
+    MemslotLimits memslotLimits,
+    List<Feature> features,
+    Map<Long, GuestMemInodeImpl> inodes) {}

@@ -9,16 +9,23 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
+import dev.gmem.api.GuestMemory;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.ArchProvider;
+import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.HostMemory;
+import dev.gmem.core.gpa.GuestMemoryImpl;
 import dev.gmem.core.backend.BackendVm;
 import dev.gmem.core.fault.SoftwareVcpuImpl;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
+import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -34,15 +41,36 @@ public final class VmImpl implements Vm {
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
+  private final GuestMemory guestMemory = new GuestMemoryImpl(this::memslotTable, this::checkLive);
 
-  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
+  private final VmArchContext archContext;
+
+  private VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, VmArchContext archContext,
+      java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
     this.ctx = ctx;
     this.backend = backend;
     this.arch = arch;
+    this.archContext = archContext;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, this::checkLive);
+  }
+
+  /**
+   * A VM of {@code type} over {@code backend}, with hooks from {@code provider} that report
+   * through the VM's own {@link dev.gmem.api.spi.ArchContext}. Closes {@code backend} if the
+   * provider fails.
+   */
+  public static VmImpl create(VmType type, VmContext ctx, ArchProvider provider, HostMemory host, BackendVm backend,
+      java.util.function.Consumer<VmImpl> onClose) {
+    VmArchContext archContext = new VmArchContext(type, ctx.inodes()::get);
+    try {
+      return new VmImpl(type, ctx, backend, provider.create(type, host, archContext), archContext, onClose);
+    } catch (RuntimeException e) {
+      backend.close();
+      throw e;
+    }
   }
 
   @Override
@@ -68,6 +96,41 @@ public final class VmImpl implements Vm {
     }
   }
 
+  /** Open and not dead: EBADF, then EIO after {@code KVM_BUG_ON}. */
+  public void checkLive() {
+    checkOpen();
+    if (archContext.isDead()) {
+      throw new GmemException(Errno.EIO, type + " VM is dead: " + archContext.deathReason());
+    }
+  }
+
+  @Override
+  public boolean isDead() {
+    return archContext.isDead();
+  }
+
+  @Override
+  public <T> Optional<T> arch(Class<T> type) {
+    return type.isInstance(arch) ? Optional.of(type.cast(arch)) : Optional.empty();
+  }
+
+  @Override
+  public long populate(long gpa, ByteBuffer source, long npages, long flags) {
+    checkLive();
+    return new Populate(this, arch).run(gpa, source, npages, flags);
+  }
+
+  @Override
+  public void finalizeLaunch() {
+    checkLive();
+    arch.finalizeLaunch();
+  }
+
+  @Override
+  public GuestMemory guestMemory() {
+    return guestMemory;
+  }
+
   @Override
   public long supportedGuestMemFlags() {
     long f = GmemFlags.MMAP;
@@ -83,7 +146,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public GuestMemFile createGuestMemFile(long size, long flags) {
-    checkOpen();
+    checkLive();
     long unsupported = flags & ~supportedGuestMemFlags();
     if (unsupported != 0) {
       throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
@@ -95,11 +158,14 @@ public final class VmImpl implements Vm {
     FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
     Fd memory = null;
     try {
-      memory = alloc.memory() != null
-          ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
-          : backend.createMemory(size);
+      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
+      boolean guestMemfd = memory == null;
+      if (guestMemfd) {
+        memory = backend.createMemory(size);
+      }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+      ctx.inodes().put(inode.ino(), inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
       files.add(file);
       return file;
@@ -112,6 +178,18 @@ public final class VmImpl implements Vm {
     }
   }
 
+  /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
+  private Fd featureMemory(long size, long flags) {
+    for (Feature f : ctx.features()) {
+      try (HostMemory.MemoryFile m = f.memory(size, flags)) {
+        if (m != null) {
+          return new Fd(ctx.sys(), ctx.sys().dup(m.fd()), "feature-memory");
+        }
+      }
+    }
+    return null;
+  }
+
   /**
    * A memslot holds a reference on its file's inode, like a host mapping does: its
    * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
@@ -120,7 +198,7 @@ public final class VmImpl implements Vm {
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    checkOpen();
+    checkLive();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
@@ -133,10 +211,10 @@ public final class VmImpl implements Vm {
     inode.acquire();
     try {
       long uaddr = inode.guestViewAddress() + offset;
-      // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
-      // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
-      boolean kernelGuestMemfd = inode.allocator().memory() == null;
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
+      // Memory an allocator or a feature supplies (a hugetlbfs memfd, secret memory) is no
+      // guest_memfd to the kernel: it is bound as plain user memory through the guest view, and
+      // gmem keeps the guest_memfd rules.
+      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, inode.isGuestMemfd());
     } catch (RuntimeException e) {
       inode.release();
       throw e;
@@ -146,8 +224,8 @@ public final class VmImpl implements Vm {
 
   @Override
   public Vcpu createVcpu(int id) {
-    checkOpen();
-    Vcpu v = backend.createVcpu(id);
+    checkLive();
+    Vcpu v = new VmVcpu(backend.createVcpu(id), this::checkLive);
     vcpus.add(v);
     return v;
   }
