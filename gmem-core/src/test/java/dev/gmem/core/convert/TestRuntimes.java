@@ -8,22 +8,36 @@ import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 
 /** Runtimes whose plugin discovery sees extra test providers, without registering them for every test. */
 public final class TestRuntimes {
   private TestRuntimes() {}
 
   public static GmemRuntime withZeroingArch(String backend) {
+    return withProviders(backend, Map.of(ArchProvider.class, List.of(ZeroingArchProvider.class)),
+        Map.of("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID));
+  }
+
+  /**
+   * A runtime on {@code backend} whose discovery also finds {@code providers} (service interface →
+   * implementations, listed in a {@code META-INF/services} directory of their own) and that is
+   * configured with {@code properties}.
+   */
+  public static GmemRuntime withProviders(String backend, Map<Class<?>, List<Class<?>>> providers, Map<String, String> properties) {
     try {
       Path dir = Files.createTempDirectory("gmem-test-services");
       Path services = Files.createDirectories(dir.resolve("META-INF/services"));
-      Files.writeString(services.resolve(ArchProvider.class.getName()), ZeroingArchProvider.class.getName() + "\n");
+      for (Map.Entry<Class<?>, List<Class<?>>> e : providers.entrySet()) {
+        StringBuilder lines = new StringBuilder();
+        e.getValue().forEach(c -> lines.append(c.getName()).append('\n'));
+        Files.writeString(services.resolve(e.getKey().getName()), lines);
+      }
       ClassLoader loader = new URLClassLoader(new URL[] {dir.toUri().toURL()}, TestRuntimes.class.getClassLoader());
-      return GmemRuntime.builder()
-          .classLoader(loader)
-          .property("gmem.backend", backend)
-          .property("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID)
-          .build();
+      GmemRuntime.Builder b = GmemRuntime.builder().classLoader(loader).property("gmem.backend", backend);
+      properties.forEach(b::property);
+      return b.build();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
