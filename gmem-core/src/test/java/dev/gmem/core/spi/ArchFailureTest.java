@@ -34,7 +34,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The arch's failures through the fixture arch, on every backend: a veto before the point of no
  * return changes nothing (and aborts runs accepted before it); a reclaim failure after it leaks
  * the page (never back to the allocator, counted, never handed out again); {@code KVM_BUG_ON}
- * makes every later call on the VM, its vCPUs and its files fail with EIO.
+ * makes every later call on the VM, its vCPUs and its files fail with EIO. And the arch's verdict
+ * on host faults (pKVM's hypervisor) stands over a SHARED page on every host path.
  */
 class ArchFailureTest {
   static final long PAGE = 4096;
@@ -189,6 +190,25 @@ class ArchFailureTest {
       other.close();
       vm.close();
       assertFalse(vm.isOpen(), "closing works on a dead VM");
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void theArchsHostFaultVerdictStandsOverASharedPageOnEveryHostPath(String backend) {
+    try (GmemRuntime rt = SpiFixtures.runtime(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      GuestMemFile f = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, PAGES * PAGE, f, 0);
+      arch(vm).denyHost(page(f, 3));
+      try (HostMapping m = f.map()) {
+        assertEquals(Shareability.SHARED, f.shareability(3 * PAGE));
+        expect(Errno.EACCES, () -> m.getLong(3 * PAGE));
+        expect(Errno.EFAULT, () -> f.pin(3 * PAGE, PAGE));
+        expect(Errno.EFAULT, () -> vm.guestMemory().loadLong(3 * PAGE));
+        assertEquals(0, m.getLong(2 * PAGE), "its neighbours are the host's");
+        vm.softwareVcpu().writeLong(3 * PAGE, 5, false); // the guest's shared access is not the host's
+      }
     }
   }
 }
