@@ -27,6 +27,7 @@ public sealed interface VcpuExit
         VcpuExit.FailEntry,
         VcpuExit.SystemEvent,
         VcpuExit.Hypercall,
+        VcpuExit.GuestException,
         VcpuExit.Other {
 
   /**
@@ -290,6 +291,30 @@ public sealed interface VcpuExit
         b.append(i == 0 ? "0x" : ", 0x").append(Long.toHexString(args[i]));
       }
       return b.append("] flags=0x").append(Long.toHexString(flags)).append(']').toString();
+    }
+  }
+
+  /**
+   * A guest access raised an architectural exception the arch defines for guest memory — TDX's
+   * EPT-violation #VE on a private page the guest has not accepted, SNP's #VC on an unvalidated
+   * page or a double validation — reported to the caller of the software vCPU, which delivers it
+   * to its guest model. Nothing was accessed. (A real vCPU delivers such exceptions inside the
+   * guest; KVM reports only the ones it cannot, as {@code KVM_EXIT_EXCEPTION}.)
+   *
+   * @param vector    the exception vector, e.g. {@link #VE} or {@link #VC}
+   * @param errorCode the arch's error or exit-qualification code
+   * @param gpa       the guest physical address of the access
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  record GuestException(int vector, long errorCode, long gpa) implements VcpuExit {
+    /** {@code #VE}, virtualization exception (TDX). */
+    public static final int VE = 20;
+    /** {@code #VC}, VMM communication exception (SEV-ES/SNP). */
+    public static final int VC = 29;
+
+    @Override
+    public String toString() {
+      return String.format("GuestException[vector=%d errorCode=0x%x gpa=0x%x]", vector, errorCode, gpa);
     }
   }
 

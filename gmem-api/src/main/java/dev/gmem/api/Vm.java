@@ -36,7 +36,10 @@ public interface Vm extends AutoCloseable {
    * {@code [gpa, gpa+size)} to {@code [offset, offset+size)} of {@code file}; size 0 deletes the slot.
    * Errors follow the kernel's binding table (EINVAL, EEXIST for GPA overlap, EBADF for a closed file)
    * and this host kernel's limits (slot ids, address spaces, largest GPA). A slot keeps its file's
-   * memory alive until it is deleted or the VM closes, even after the file is closed.
+   * memory alive until it is deleted or the VM closes, even after the file is closed. Flags that
+   * active features contribute ({@link dev.gmem.api.spi.FeatureProvider#memslotFlags()}) are valid,
+   * and re-issuing an existing slot unchanged but for those bits changes them in place (KVM
+   * Userfault's late toggle); any other change of an existing slot is EINVAL, as in the kernel.
    */
   Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset);
 

@@ -209,6 +209,18 @@ public interface ArchHooks {
     return shareability == Shareability.SHARED;
   }
 
+  /**
+   * A guest access through the software vCPU that passed the shareability check, after the
+   * folio is in place and prepared: the arch's chance to raise what its hardware raises instead
+   * of completing the access — TDX #VE for a private page that is AUGed but not yet accepted, SNP
+   * #VC for an unvalidated page. Return null to let the access complete (the default), or the
+   * exit to report; nothing is accessed then. Runs under the inode's invalidate lock (shared).
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default VcpuExit.GuestException guestAccess(GuestFault access) {
+    return null;
+  }
+
   // ---- guest-initiated calls -----------------------------------------------------------
 
   /**

@@ -24,6 +24,16 @@ public interface FaultInterceptor {
     return guestFault(fault.page().ino(), fault.page().index(), fault.gpa(), fault.write(), fault.isPrivate());
   }
 
+  /**
+   * The largest page order a guest fault like {@code fault} may map at, as far as the feature is
+   * concerned (KVM Userfault: 4 KiB, order 0, while the memslot has USERFAULT set). The software
+   * vCPU's {@link dev.gmem.api.SoftwareVcpu#mappingOrder} takes the smallest answer. Lock-free.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default int maxMappingOrder(GuestFault fault) {
+    return 18;
+  }
+
   /** 0.1 form of {@link #guestFault(GuestFault)}. */
   @Api(status = Api.Status.DEPRECATED, since = "0.2")
   @Deprecated(since = "0.2")

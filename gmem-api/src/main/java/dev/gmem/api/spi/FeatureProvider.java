@@ -17,6 +17,18 @@ public interface FeatureProvider extends GmemProvider {
     return 0;
   }
 
+  /**
+   * {@code KVM_MEM_*} memslot flag bits the feature gives meaning to (KVM Userfault: 1 &lt;&lt; 3);
+   * they become valid flags of guest_memfd memslots, carried in {@link dev.gmem.api.Memslot#flags()}
+   * (never passed to a kernel that does not know them), and an existing memslot may be re-issued
+   * with only these bits changed (the late toggle). The feature reads them from
+   * {@link GuestFault#slot()}.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default int memslotFlags() {
+    return 0;
+  }
+
   /** The feature instance for one runtime. */
   Feature create(HostMemory host);
 }

@@ -173,7 +173,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.faults().mappingOrder(index, gfn, privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, privateAccess, slot);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;

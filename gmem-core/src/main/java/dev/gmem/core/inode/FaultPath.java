@@ -1,8 +1,10 @@
 package dev.gmem.core.inode;
 
 import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
@@ -121,7 +123,8 @@ public final class FaultPath {
   /**
    * {@link #guestFault(long, long, long, boolean, boolean)} through memslot {@code slot} (null
    * where no memslot is involved), which the features' interceptors see with its VM. A page
-   * parked in NONE and a leaked page refuse every guest access.
+   * parked in NONE and a leaked page refuse every guest access. An exception the arch raises
+   * for the access ({@code ArchHooks.guestAccess}) is thrown as {@link MemoryExitException}.
    */
   public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess, Memslot slot) {
     long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
@@ -132,8 +135,9 @@ public final class FaultPath {
     if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
       return privateFlag;
     }
+    GuestFault fault = new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
     for (FaultInterceptor fi : interceptors) {
-      long f = fi.guestFault(new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess));
+      long f = fi.guestFault(fault);
       if (f != 0) {
         return f | privateFlag;
       }
@@ -141,6 +145,10 @@ public final class FaultPath {
     ensureFolio(index);
     if (privateAccess) {
       prepareOnce(index, gfn);
+    }
+    VcpuExit.GuestException raised = arch.guestAccess(fault);
+    if (raised != null) {
+      throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
     }
     return -1;
   }
@@ -211,6 +219,18 @@ public final class FaultPath {
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
     return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(page(index), gfn, isPrivate)));
+  }
+
+  /** {@link #mappingOrder(long, long, boolean)} through memslot {@code slot}, also capped by the features (userfault: 4 KiB). */
+  public int mappingOrder(long index, long gfn, boolean isPrivate, Memslot slot) {
+    int order = mappingOrder(index, gfn, isPrivate);
+    if (order > 0 && !interceptors.isEmpty()) {
+      GuestFault fault = new GuestFault(slot.file().vm(), slot, page(index), gfn << Folio.PAGE_SHIFT, false, isPrivate);
+      for (FaultInterceptor fi : interceptors) {
+        order = Math.max(0, Math.min(order, fi.maxMappingOrder(fault)));
+      }
+    }
+    return order;
   }
 
   private void added(long index, int order) {

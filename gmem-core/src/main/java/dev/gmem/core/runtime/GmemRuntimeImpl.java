@@ -84,7 +84,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
     }
     this.vmContext = new VmContext(
         sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits,
-        List.copyOf(features), new MapMaker().weakValues().makeMap());
+        List.copyOf(features), new MapMaker().weakValues().makeMap(),
+        plugins.features().stream().mapToInt(FeatureProvider::memslotFlags).reduce(0, (a, b) -> a | b));
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 

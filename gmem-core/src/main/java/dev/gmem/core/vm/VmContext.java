@@ -26,6 +26,7 @@ import java.util.function.LongSupplier;
  * @param memslotLimits     the host kernel's memslot limits
  * @param features          the active features, asked for inode memory
  * @param inodes            the runtime's live inodes by number (weak values), for arch leak reports
+ * @param memslotFlags      memslot flags active features give meaning to
  */
 public record VmContext(
     Sys sys,
@@ -37,4 +38,5 @@ public record VmContext(
     List<FaultInterceptor> interceptors,
     MemslotLimits memslotLimits,
     List<Feature> features,
-    Map<Long, GuestMemInodeImpl> inodes) {}
+    Map<Long, GuestMemInodeImpl> inodes,
+    int memslotFlags) {}

@@ -53,7 +53,7 @@ public final class VmImpl implements Vm {
     this.arch = arch;
     this.archContext = archContext;
     this.onClose = onClose;
-    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
+    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
     this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, this::checkLive);
   }
 
@@ -206,6 +206,9 @@ public final class VmImpl implements Vm {
       Memslot deleted = memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
       ((GuestMemFileImpl) old.file()).inodeImpl().release();
       return deleted;
+    }
+    if (change == MemslotTable.Change.UPDATE) {
+      return memslots.apply(change, slot, flags, gpa, size, file, offset);
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();

@@ -7,12 +7,21 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * 4 KiB folios over the backend's memory, like core's page allocator, that remembers which
- * indices it has handed out and not got back: what "never returned to the allocator" is checked
- * against. The last instance a runtime created is {@link #last()} (tests run one at a time).
+ * Folios over the backend's memory — 4 KiB like core's page allocator, or 2 MiB folios for
+ * files created with {@link #BLOCKS} — that remembers which indices it has handed out and not got
+ * back: what "never returned to the allocator" is checked against. The last instance a runtime
+ * created is {@link #last()} (tests run one at a time).
  */
 public final class CountingAllocator implements FolioAllocator {
+  /** Creation flag for 2 MiB folios (split and merged without metadata). */
+  public static final long BLOCKS = 1L << 41;
+
   private static volatile CountingAllocator last;
+  private final int order;
+
+  private CountingAllocator(int order) {
+    this.order = order;
+  }
 
   /** Indices allocated and not freed, over every inode (tests use one). */
   public final Set<Long> outstanding = ConcurrentHashMap.newKeySet();
@@ -32,9 +41,27 @@ public final class CountingAllocator implements FolioAllocator {
 
     @Override
     public FolioAllocator create(HostMemory host) {
-      CountingAllocator a = new CountingAllocator();
+      CountingAllocator a = new CountingAllocator(0);
       last = a;
       return a;
+    }
+  }
+
+  /** The 2 MiB variant, chosen by {@link #BLOCKS}. */
+  public static final class BlockProvider implements AllocatorProvider {
+    @Override
+    public String id() {
+      return "spi-counting-blocks";
+    }
+
+    @Override
+    public long creationFlags() {
+      return BLOCKS;
+    }
+
+    @Override
+    public FolioAllocator create(HostMemory host) {
+      return new CountingAllocator(9);
     }
   }
 
@@ -43,7 +70,7 @@ public final class CountingAllocator implements FolioAllocator {
     return new Inode() {
       @Override
       public int folioOrder() {
-        return 0;
+        return order;
       }
 
       @Override

@@ -9,6 +9,7 @@ import dev.gmem.api.spi.ArchContext;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.Conversion;
 import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -32,6 +33,8 @@ public final class FixtureArch implements ArchHooks {
   public static final long MEASURE = 1;
   /** Pages per MAP_GPA_RANGE exit. */
   public static final long CHUNK_PAGES = 2;
+  /** The guest call that accepts a pending private page (TDX: TDG.MEM.PAGE.ACCEPT), args = gpa. */
+  public static final long ACCEPT = 0x1000;
   /** Guest-visible status when the VMM refused a chunk (TDX: INVALID_OPERAND). */
   public static final long INVALID_OPERAND = 0x8000_0000_0000_0000L;
 
@@ -50,6 +53,8 @@ public final class FixtureArch implements ArchHooks {
   private volatile long populateBudget = Long.MAX_VALUE;
   private long populatedThisCall;
   private volatile boolean launched;
+  private volatile boolean acceptRequired;
+  private final Set<Long> pendingGfns = ConcurrentHashMap.newKeySet();
 
   public FixtureArch(ArchContext vm) {
     this.vm = vm;
@@ -90,6 +95,11 @@ public final class FixtureArch implements ArchHooks {
   /** At most {@code pages} per populate call; the caller resumes. */
   public void populateBudget(long pages) {
     this.populateBudget = pages;
+  }
+
+  /** From now on prepared pages are pending until the guest accepts them (a #VE before that). */
+  public void requireAccept() {
+    acceptRequired = true;
   }
 
   public boolean launched() {
@@ -133,7 +143,16 @@ public final class FixtureArch implements ArchHooks {
     event("prepare", first + " order " + order);
     for (long i = 0; i < 1L << order; i++) {
       assigned.put(first.plus(i), new Entry(gfn + i, order));
+      if (acceptRequired) {
+        pendingGfns.add(gfn + i);
+      }
     }
+  }
+
+  @Override
+  public VcpuExit.GuestException guestAccess(GuestFault access) {
+    long gfn = access.gpa() >>> 12;
+    return access.isPrivate() && pendingGfns.contains(gfn) ? new VcpuExit.GuestException(VcpuExit.GuestException.VE, 0, access.gpa()) : null;
   }
 
   @Override
@@ -241,6 +260,9 @@ public final class FixtureArch implements ArchHooks {
 
   @Override
   public GuestCall guestCall(long nr, long[] args) {
+    if (nr == ACCEPT) {
+      return GuestCall.finished(new GuestCall.Result(pendingGfns.remove(args[0] >>> 12) ? 0 : 1));
+    }
     if (nr != VcpuExit.Hypercall.MAP_GPA_RANGE || args.length < 3 || args[1] <= 0 || (args[0] & 0xfff) != 0) {
       return ArchHooks.super.guestCall(nr, args);
     }

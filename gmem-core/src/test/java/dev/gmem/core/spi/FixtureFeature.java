@@ -27,6 +27,8 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class FixtureFeature implements Feature, FilemapListener, FaultInterceptor {
   /** The creation flag this feature gives meaning to. */
   public static final long SUPPLIED = 1L << 40;
+  /** The memslot flag this feature gives meaning to ({@code KVM_MEM_USERFAULT}): 4 KiB mappings only while set. */
+  public static final int USERFAULT = 1 << 3;
 
   /** The provider, registered only through {@link SpiFixtures}. */
   public static final class Provider implements FeatureProvider {
@@ -38,6 +40,11 @@ public final class FixtureFeature implements Feature, FilemapListener, FaultInte
     @Override
     public long creationFlags() {
       return SUPPLIED;
+    }
+
+    @Override
+    public int memslotFlags() {
+      return USERFAULT;
     }
 
     @Override
@@ -114,6 +121,11 @@ public final class FixtureFeature implements Feature, FilemapListener, FaultInte
   public long guestFault(GuestFault fault) {
     lastGuestFault = fault;
     return userfault.contains(fault.page()) ? VcpuExit.MemoryFault.FLAG_USERFAULT : 0;
+  }
+
+  @Override
+  public int maxMappingOrder(GuestFault fault) {
+    return (fault.slot().flags() & USERFAULT) != 0 ? 0 : 18;
   }
 
   @Override

@@ -16,7 +16,7 @@ final class SpiFixtures {
     return TestRuntimes.withProviders(backend,
         Map.of(ArchProvider.class, List.of(FixtureArchProvider.class),
             FeatureProvider.class, List.of(FixtureFeature.Provider.class),
-            AllocatorProvider.class, List.of(CountingAllocator.Provider.class)),
+            AllocatorProvider.class, List.of(CountingAllocator.Provider.class, CountingAllocator.BlockProvider.class)),
         Map.of("gmem.arch.SW_PROTECTED", FixtureArchProvider.ID, "gmem.allocator", "spi-counting"));
   }
 }
