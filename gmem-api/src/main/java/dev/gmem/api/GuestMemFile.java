@@ -6,6 +6,10 @@ import java.util.Optional;
 /**
  * One VM's view of a {@link GuestMemInode}, bound immutably to the VM that created it. Memslots
  * bind to files. Closing a file never frees memory; any call after close fails with EBADF.
+ *
+ * <p>Units: like the syscalls it mirrors, every position here is a byte offset into the file
+ * ({@code offset}) and every extent a byte count ({@code length}); {@link GuestMemInode} speaks
+ * in page indices instead.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface GuestMemFile extends AutoCloseable {
@@ -49,7 +53,7 @@ public interface GuestMemFile extends AutoCloseable {
 
   /** A read-write shared mapping of the whole file. */
   default HostMapping map() {
-    return map(0, size(), Prot.READ_WRITE, Prot.MAP_SHARED);
+    return map(0, size(), Prot.READ_WRITE, MapFlags.SHARED);
   }
 
   /** Shareability of the page holding {@code offset}. */
@@ -58,16 +62,16 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * The shareability of every page holding a byte of {@code [offset, offset+size)}, if it is the
-   * same for all of them; empty when the range is mixed. EINVAL for an empty range or one beyond
-   * EOF. Pair it with {@link #shareabilitySequence()} to act on the answer safely.
+   * The shareability of every page holding a byte of {@code [offset, offset+length)}, if it is
+   * the same for all of them; empty when the range is mixed. EINVAL for an empty range or one
+   * beyond EOF. Pair it with {@link #shareabilitySequence()} to act on the answer safely.
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
-  default Optional<Shareability> shareability(long offset, long size) {
-    if (size <= 0 || offset < 0 || offset + size < 0 || offset + size > size()) {
-      throw GmemException.einval("range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") empty or beyond EOF");
+  default Optional<Shareability> shareability(long offset, long length) {
+    if (length <= 0 || offset < 0 || offset + length < 0 || offset + length > size()) {
+      throw GmemException.einval("range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") empty or beyond EOF");
     }
-    List<ShareabilityRange> r = inode().shareabilityRanges(offset >>> Folio.PAGE_SHIFT, (offset + size + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+    List<ShareabilityRange> r = inode().shareabilityRanges(offset >>> Folio.PAGE_SHIFT, (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
     return r.size() == 1 ? Optional.of(r.get(0).shareability()) : Optional.empty();
   }
 
@@ -82,7 +86,7 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * In-place conversion of {@code [offset, offset+size)} to {@code target} (SHARED or PRIVATE),
+   * In-place conversion of bytes {@code [offset, offset+length)} to {@code target} (SHARED or PRIVATE),
    * with the semantics of upstream {@code KVM_SET_MEMORY_ATTRIBUTES2} on a guest_memfd: EINVAL for
    * an unsupported target, a zero, unaligned, overflowing or out-of-range range; nothing happens
    * when the range already has the target; ENOMEM when tracking memory cannot be had; for
@@ -91,13 +95,13 @@ public interface GuestMemFile extends AutoCloseable {
    * leaves shareability, folio structure and shared contents as they were.
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
-  void setShareability(long offset, long size, Shareability target);
+  void setShareability(long offset, long length, Shareability target);
 
   /**
-   * Takes long-term references on {@code [offset, offset+size)} like a DMA pin: faults the pages
+   * Takes long-term references on bytes {@code [offset, offset+length)} like a DMA pin: faults the pages
    * in (they must be host-faultable, else EFAULT) and holds them until the pin is closed.
    */
-  Pin pin(long offset, long size);
+  Pin pin(long offset, long length);
 
   boolean isOpen();
 

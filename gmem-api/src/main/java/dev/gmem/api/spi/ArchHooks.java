@@ -1,6 +1,7 @@
 package dev.gmem.api.spi;
 
 import dev.gmem.api.Api;
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestCall;
 import dev.gmem.api.Shareability;
@@ -190,7 +191,7 @@ public interface ArchHooks {
   @Api(status = Api.Status.DEPRECATED, since = "0.2")
   @Deprecated(since = "0.2")
   default int maxMappingOrder(long gfn, boolean isPrivate) {
-    return 18;
+    return Folio.PUD_ORDER;
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.gmem.core.inode;
 
+import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
@@ -18,6 +19,7 @@ import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.locks.Lock;
 
 /**
  * The fault paths of one inode ({@code kvm_gmem_fault_user_mapping}, {@code kvm_gmem_get_pfn}):
@@ -27,7 +29,7 @@ import java.util.List;
  * for callers that also restructure).
  */
 public final class FaultPath {
-  /** Stripes serialising the allocation of one huge block; a power of two. */
+  /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
   private static final int ALLOCATION_STRIPES = 64;
 
   private final GuestMemInodeImpl inode;
@@ -42,7 +44,7 @@ public final class FaultPath {
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
   private final Object prepareLock = new Object();
-  private final Object[] allocationStripes = newStripes(ALLOCATION_STRIPES);
+  private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
@@ -56,14 +58,6 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
-  }
-
-  private static Object[] newStripes(int n) {
-    Object[] o = new Object[n];
-    for (int i = 0; i < n; i++) {
-      o[i] = new Object();
-    }
-    return o;
   }
 
   /** The identity of page {@code index} of this inode, as the arch and features key it. */
@@ -184,7 +178,9 @@ public final class FaultPath {
     }
     long start = index & ~((1L << folioOrder) - 1);
     // Faults on different pages of one huge page race for the same allocation: serialise per block.
-    synchronized (allocationStripes[(int) ((start >>> folioOrder) & (allocationStripes.length - 1))]) {
+    Lock stripe = allocationStripes.getAt((int) ((start >>> folioOrder) & (allocationStripes.size() - 1)));
+    stripe.lock();
+    try {
       if (filemap.isPresent(index)) {
         return;
       }
@@ -208,6 +204,8 @@ public final class FaultPath {
         r.commit();
       }
       FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
+    } finally {
+      stripe.unlock();
     }
   }
 

@@ -6,6 +6,7 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
@@ -83,7 +84,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       boolean huge = inode.hostBlockOrder() > 0;
       Mapping region = huge
           ? coveredRegion(inode, inaccessible, offset, length, prot)
-          : new Mapping(sys, sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset), length);
+          : new Mapping(sys, sys.mmap(0, length, prot, MapFlags.SHARED | (mapFlags & MapFlags.LOCKED), inode.memory().get(), offset), length);
       m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, guestView);
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
@@ -95,7 +96,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
           } else if (!faultable && !huge) {
             m.setAccessible(r.start(), r.end(), false);
           }
-          if (faultable && (mapFlags & Prot.MAP_POPULATE) != 0) {
+          if (faultable && (mapFlags & MapFlags.POPULATE) != 0) {
             m.populate(r.start(), r.end());
           }
         }
@@ -127,7 +128,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
     long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, prot, Prot.MAP_SHARED, inaccessible.fd(), 0);
+    long raw = sys.mmap(0, regionLength + block, prot, MapFlags.SHARED, inaccessible.fd(), 0);
     long start = (raw + block - 1) & -block;
     if (start > raw) {
       sys.munmap(raw, start - raw);
@@ -188,13 +189,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   private void cover(long first, long end) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0);
+        MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0);
     mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
   }
 
   private void mapFile(long first, long end) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
+        MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
     mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
   }
 
@@ -210,7 +211,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 512;
+  private static final long HEAL_BLOCK = 1L << Folio.PMD_ORDER;
 
   /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
   private void heal(long page) {

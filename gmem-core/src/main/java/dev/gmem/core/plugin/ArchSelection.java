@@ -1,14 +1,14 @@
 package dev.gmem.core.plugin;
 
+import com.google.common.collect.ArrayListMultimap;
+import com.google.common.collect.ListMultimap;
 import dev.gmem.api.PluginDescriptor.Kind;
 import dev.gmem.api.PluginDescriptor.Status;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.core.config.GmemConfig;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -36,7 +36,7 @@ final class ArchSelection {
     Map<VmType, Selector> selectors = selectors(config, errors);
     Duplicates.resolve(candidates, List.copyOf(selectors.values()), ArchSelection::hint, problems);
     Map<VmType, Candidate<ArchProvider>> chosen = new EnumMap<>(VmType.class);
-    Map<Candidate<ArchProvider>, List<String>> lost = new HashMap<>();
+    ListMultimap<Candidate<ArchProvider>, String> lost = ArrayListMultimap.create();
     for (VmType type : VmType.values()) {
       List<Candidate<ArchProvider>> serving =
           candidates.stream().filter(c -> c.active() && c.vmTypes.contains(type)).toList();
@@ -68,7 +68,7 @@ final class ArchSelection {
         chosen.put(type, winner);
         for (Candidate<ArchProvider> loser : serving) {
           if (loser != winner) {
-            lost.computeIfAbsent(loser, c -> new ArrayList<>()).add(type + " uses '" + winner.id + "'" + how);
+            lost.put(loser, type + " uses '" + winner.id + "'" + how);
           }
         }
       }
@@ -79,7 +79,7 @@ final class ArchSelection {
       }
       List<String> served = chosen.entrySet().stream()
           .filter(e -> e.getValue() == candidate).map(e -> e.getKey().name()).toList();
-      List<String> notes = lost.getOrDefault(candidate, List.of());
+      List<String> notes = lost.get(candidate);
       if (served.isEmpty()) {
         candidate.demote(Status.NOT_SELECTED, notes.isEmpty() ? "serves no VM type" : String.join("; ", notes));
       } else {

@@ -13,6 +13,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
@@ -176,7 +177,7 @@ class ArchFailureTest {
       for (GuestMemFile file : List.of(f, other)) {
         expect(Errno.EIO, () -> file.setShareability(0, PAGE, Shareability.PRIVATE));
         expect(Errno.EIO, () -> file.punchHole(0, PAGE));
-        expect(Errno.EIO, () -> file.map(0, PAGE, Prot.READ_WRITE, Prot.MAP_SHARED));
+        expect(Errno.EIO, () -> file.map(0, PAGE, Prot.READ_WRITE, MapFlags.SHARED));
         expect(Errno.EIO, () -> file.pin(0, PAGE));
       }
       if (vcpu != null) {

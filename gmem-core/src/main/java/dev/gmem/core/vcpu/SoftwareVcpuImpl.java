@@ -1,4 +1,4 @@
-package dev.gmem.core.fault;
+package dev.gmem.core.vcpu;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Folio;
@@ -162,7 +162,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   }
 
   /** The page-table levels the MMU maps with (x86: 4 KiB, 2 MiB, 1 GiB), largest first. */
-  private static final int[] LEVELS = {18, 9, 0};
+  private static final int[] LEVELS = {Folio.PUD_ORDER, Folio.PMD_ORDER, 0};
 
   @Override
   public int mappingOrder(long gpa, boolean privateAccess) {

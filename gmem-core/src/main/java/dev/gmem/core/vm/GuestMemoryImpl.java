@@ -1,4 +1,4 @@
-package dev.gmem.core.gpa;
+package dev.gmem.core.vm;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Errno;
