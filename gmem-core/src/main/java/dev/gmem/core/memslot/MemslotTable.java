@@ -102,7 +102,7 @@ public final class MemslotTable {
       return Change.DELETE;
     }
     if (old != null) {
-      if (old.gpa() == gpa && old.size() == size && old.file() == file && old.offset() == offset && ((old.flags() ^ flags) & ~featureFlags) == 0) {
+      if (old.gpa() == gpa && old.size() == size && old.file() == file && old.offset() == offset && old.flags() != flags && ((old.flags() ^ flags) & ~featureFlags) == 0) {
         return Change.UPDATE;
       }
       throw GmemException.einval("guest_memfd memslot " + slot + " is immutable: delete it first");
