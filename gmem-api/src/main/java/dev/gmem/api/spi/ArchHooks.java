@@ -264,24 +264,4 @@ public interface ArchHooks {
     /** Park busy pages in NONE until their references drain (pKVM). */
     PARK
   }
-
-  /**
-   * An accepted {@link #prepareConversion} run. {@link #commit()} runs after the point of no
-   * return and must not throw; {@link #abort()} undoes whatever the preparation reserved when a
-   * later step fails.
-   */
-  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
-  interface Prepared {
-    Prepared NOTHING = new Prepared() {
-      @Override
-      public void commit() {}
-
-      @Override
-      public void abort() {}
-    };
-
-    void commit();
-
-    void abort();
-  }
 }

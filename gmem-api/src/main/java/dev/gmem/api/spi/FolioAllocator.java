@@ -83,17 +83,7 @@ public interface FolioAllocator {
 
   /** A prepared split or merge. {@link #commit()} cannot fail; {@link #abort()} undoes the preparation. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
-  interface Restructure {
-    Restructure NOTHING = new Restructure() {
-      @Override
-      public void commit() {}
-
-      @Override
-      public void abort() {}
-    };
-
-    void commit();
-
-    void abort();
+  interface Restructure extends Prepared {
+    Restructure NOTHING = NoPreparation.INSTANCE;
   }
 }

@@ -5,6 +5,7 @@ import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.Conversion;
 import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.Prepared;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -16,7 +17,7 @@ import java.util.List;
 final class ArchConversion {
   private final ArchHooks arch;
   private final long ino;
-  private final List<ArchHooks.Prepared> accepted = new ArrayList<>();
+  private final List<Prepared> accepted = new ArrayList<>();
 
   ArchConversion(ArchHooks arch, long ino) {
     this.arch = arch;
@@ -63,7 +64,7 @@ final class ArchConversion {
 
   /** A later step failed: the arch undoes what it reserved. */
   void abort() {
-    for (ArchHooks.Prepared p : accepted) {
+    for (Prepared p : accepted) {
       p.abort();
     }
     accepted.clear();
@@ -71,7 +72,7 @@ final class ArchConversion {
 
   /** After the point of no return. */
   void commit() {
-    for (ArchHooks.Prepared p : accepted) {
+    for (Prepared p : accepted) {
       p.commit();
     }
   }

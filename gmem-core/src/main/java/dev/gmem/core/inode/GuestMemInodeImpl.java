@@ -63,19 +63,6 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final List<FilemapListener> listeners;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
 
-  public GuestMemInodeImpl(
-      long ino,
-      long size,
-      long flags,
-      Sys sys,
-      Fd memory,
-      FolioAllocator.Inode allocator,
-      ArchHooks arch,
-      List<FilemapListener> listeners,
-      List<FaultInterceptor> interceptors) {
-    this(ino, size, flags, sys, memory, allocator, arch, listeners, interceptors, allocator.memory() == null);
-  }
-
   /**
    * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
    *     backend) rather than memory an allocator or a feature supplied, which the kernel sees as

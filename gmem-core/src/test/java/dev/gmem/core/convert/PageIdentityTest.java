@@ -56,7 +56,7 @@ class PageIdentityTest {
     Fd memory = new Fd(SYS, SYS.memfdCreate("page-identity-test", Sys.MFD_CLOEXEC), "memfd");
     SYS.ftruncate(memory.get(), size);
     return new GuestMemInodeImpl(ino, size, GmemFlags.MMAP, SYS, memory, new BlockAllocator(2).setupInode(size, GmemFlags.MMAP), arch,
-        listeners, List.of());
+        listeners, List.of(), true);
   }
 
   private static void privateFault(GuestMemInodeImpl inode, long index) {

@@ -51,7 +51,7 @@ class ArchPrepareTest {
     Fd memory = new Fd(SYS, SYS.memfdCreate("arch-prepare-test", Sys.MFD_CLOEXEC), "memfd");
     SYS.ftruncate(memory.get(), size);
     GuestMemInodeImpl inode = new GuestMemInodeImpl(
-        inodes.size() + 1, size, flags, SYS, memory, new PageAllocator().setupInode(size, flags), arch, List.of(), List.of());
+        inodes.size() + 1, size, flags, SYS, memory, new PageAllocator().setupInode(size, flags), arch, List.of(), List.of(), true);
     inodes.add(inode);
     return inode;
   }

@@ -10,6 +10,7 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.Conversion;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.GuestFault;
+import dev.gmem.api.spi.Prepared;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;

@@ -88,6 +88,7 @@ class NoneParkingTest {
         assertEquals(Shareability.NONE, f.shareability(0));
         f.setShareability(0, PAGE, Shareability.SHARED);
         assertEquals(Shareability.SHARED, f.shareability(0));
+        assertTrue(pin.isHeld(), "the pin still holds its page");
       }
       assertEquals(Shareability.SHARED, f.shareability(0), "nothing drained into private");
       assertFalse(arch.events().stream().anyMatch(e -> e.startsWith("drained")));
@@ -103,6 +104,7 @@ class NoneParkingTest {
       try (Pin pin = f.pin(PAGE, PAGE)) {
         assertEquals(PAGE, expect(Errno.EAGAIN, () -> f.setShareability(0, 2 * PAGE, Shareability.PRIVATE)).errorOffset().getAsLong());
         assertEquals(Shareability.SHARED, f.shareability(0, 2 * PAGE).orElseThrow());
+        assertTrue(pin.isHeld());
         assertNull(vm.arch(FixtureArch.class).orElseThrow().events().stream().filter(e -> e.startsWith("prepareConversion")).findAny().orElse(null),
             "the veto is asked only once the references are settled");
       }
