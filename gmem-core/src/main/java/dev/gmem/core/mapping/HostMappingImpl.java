@@ -71,41 +71,67 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.view = guestView + offset;
   }
 
-  /** Maps after the file layer validated the arguments; registers with the inode. */
-  public static HostMappingImpl create(
-      GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
+  /**
+   * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
+   * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which
+   * faults in what it maps, and on huge-page memory the region starts as SIGBUS memory and the
+   * file is mapped over the pages the host may fault; otherwise the file is mapped and those pages
+   * are covered before anyone can touch them (the inode's lock is held).
+   *
+   * <p>MAP_LOCKED locks what it maps now (the region is VM_LOCKED and its host-faultable pages are
+   * faulted in); pages that become host-faultable later are mapped on demand, not locked, as a
+   * fault would bring them in. On huge-page memory it populates only (hugetlb pages are never
+   * swapped).
+   */
+  public static HostMappingImpl create(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where,
+      long offset, long length, int prot, int mapFlags) {
     Sys sys = inode.sys();
     inode.acquire();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
-    HostMappingImpl m = null;
+    Mapping region = null;
     try {
       long guestView = inode.guestViewAddress();
       boolean huge = inode.hostBlockOrder() > 0;
-      Mapping region = huge
-          ? coveredRegion(inode, inaccessible, offset, length, prot)
-          : new Mapping(sys, sys.mmap(0, length, prot, MapFlags.SHARED | (mapFlags & MapFlags.LOCKED), inode.memory().get(), offset), length);
-      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, guestView);
+      boolean locked = (mapFlags & MapFlags.LOCKED) != 0 && !huge;
+      boolean covered = huge || locked;
+      if (huge) {
+        region = coveredRegion(inode, inaccessible, where, offset, length, prot);
+      } else if (locked) {
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED, inaccessible.fd(), 0), length);
+      } else {
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), offset), length);
+      }
+      HostMappingImpl m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, covered ? Shareability.PRIVATE : Shareability.SHARED, guestView);
+      // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
+      boolean populate = (mapFlags & MapFlags.LOCKED) != 0 || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
       long firstPage = offset >>> Folio.PAGE_SHIFT;
-      long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
+      long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
           boolean faultable = inode.faults().hostMayFault(r.start(), r.shareability());
-          if (faultable && huge) {
+          if (faultable && populate) {
+            m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
+          }
+          if (faultable && locked) {
+            m.mapFile(r.start(), r.end(), MapFlags.LOCKED); // the kernel faults them in here
+          } else if (faultable && huge) {
             m.setAccessible(r.start(), r.end(), true);
-          } else if (!faultable && !huge) {
+          } else if (!faultable && !covered) {
             m.setAccessible(r.start(), r.end(), false);
           }
-          if (faultable && (mapFlags & MapFlags.POPULATE) != 0) {
-            m.populate(r.start(), r.end());
+          if (faultable && populate && !locked) {
+            m.prefault(r.start(), r.end());
           }
         }
       }
       inode.addMapping(m);
       return m;
     } catch (RuntimeException e) {
-      if (m != null) {
-        m.mapping.close();
+      if (region != null) {
+        region.close();
+      } else {
+        where.release();
       }
       inode.release();
       throw e;
@@ -115,12 +141,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * For huge-page memory: a block-aligned region of whole blocks, all SIGBUS memory at first
-   * (the file's blocks are mapped over it as they become faultable). Mapped with a block of slack
-   * and trimmed, since the kernel aligns only hugetlbfs mappings to the huge page size. MAP_LOCKED
-   * is moot: hugetlb pages are never swapped.
+   * For huge-page memory: a block-aligned region of whole blocks (the placement is), all SIGBUS
+   * memory at first; the file's blocks are mapped over it as they become faultable.
    */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot) {
+  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot) {
     Sys sys = inode.sys();
     long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
     if ((offset & (block - 1)) != 0) {
@@ -128,22 +152,23 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
     long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, prot, MapFlags.SHARED, inaccessible.fd(), 0);
-    long start = (raw + block - 1) & -block;
-    if (start > raw) {
-      sys.munmap(raw, start - raw);
-    }
-    sys.munmap(start + regionLength, raw + block - start);
-    return new Mapping(sys, start, regionLength);
+    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0), regionLength);
   }
 
-  /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
-  private void populate(long startPage, long endPage) {
+  /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
+  private void allocate(long startPage, long endPage) {
     if ((prot & Prot.READ_WRITE) == 0) {
       return;
     }
     for (long i = startPage; i < endPage; i++) {
       inode.faults().ensureFolio(i);
+    }
+  }
+
+  /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
+  private void prefault(long startPage, long endPage) {
+    if ((prot & Prot.READ_WRITE) == 0) {
+      return;
     }
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
@@ -194,8 +219,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   private void mapFile(long first, long end) {
+    mapFile(first, end, 0);
+  }
+
+  /** Maps the file over pages {@code [first, end)}; {@code extraFlags} MAP_LOCKED also faults them in. */
+  private void mapFile(long first, long end, int extraFlags) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
+        MapFlags.SHARED | MapFlags.FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
     mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
   }
 

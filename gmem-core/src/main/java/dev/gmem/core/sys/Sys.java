@@ -2,6 +2,7 @@ package dev.gmem.core.sys;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.GmemException;
+import dev.gmem.core.sys.libc.LibC;
 import java.nio.ByteBuffer;
 import java.util.function.IntSupplier;
 import jnr.ffi.LibraryLoader;

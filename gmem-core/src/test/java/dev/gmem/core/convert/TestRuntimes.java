@@ -2,6 +2,7 @@ package dev.gmem.core.convert;
 
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.spi.ArchProvider;
+import dev.gmem.api.spi.FeatureProvider;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URL;
@@ -18,6 +19,11 @@ public final class TestRuntimes {
   public static GmemRuntime withZeroingArch(String backend) {
     return withProviders(backend, Map.of(ArchProvider.class, List.of(ZeroingArchProvider.class)),
         Map.of("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID));
+  }
+
+  /** A runtime on {@code backend} that discovers the feature {@code provider} besides what the class path has. */
+  public static GmemRuntime withFeature(String backend, Class<? extends FeatureProvider> provider) {
+    return withProviders(backend, Map.of(FeatureProvider.class, List.of(provider)), Map.of());
   }
 
   /**
