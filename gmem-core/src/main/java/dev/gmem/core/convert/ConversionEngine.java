@@ -86,7 +86,7 @@ public final class ConversionEngine {
       if (target == Shareability.PRIVATE) {
         zapped = true;
         zapHostMappings(start, end);
-        parked = checkReferences(start, end, arch.busyPolicy(start, end, before));
+        parked = checkReferences(start, end, () -> arch.busyPolicy(start, end, before));
         keepParkedPagesSmall(parked, restructures);
       }
       if (changesContents(before, target)) {
@@ -252,7 +252,7 @@ public final class ConversionEngine {
    * What is still referenced then fails the call with EAGAIN, or, when the arch parks busy pages
    * (pKVM), is returned as the runs to park in NONE.
    */
-  private List<long[]> checkReferences(long start, long end, ArchHooks.BusyPolicy policy) {
+  private List<long[]> checkReferences(long start, long end, java.util.function.Supplier<ArchHooks.BusyPolicy> policy) {
     Filemap filemap = inode.filemap();
     long offending = firstReferenced(filemap, start, end);
     if (offending >= 0 && inode.lruBatch().first(start, end) >= 0) {
@@ -263,7 +263,7 @@ public final class ConversionEngine {
     if (offending < 0) {
       return List.of();
     }
-    if (policy != ArchHooks.BusyPolicy.PARK) {
+    if (policy.get() != ArchHooks.BusyPolicy.PARK) {
       throw GmemException.atOffset(Errno.EAGAIN, offending << Folio.PAGE_SHIFT,
           "page " + offending + " still has unexpected references (pinned?); release them and retry");
     }

@@ -43,6 +43,8 @@ public final class FaultPath {
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
+  /** Whether the arch overrides {@code guestAccess}: the software vCPU's hot path skips the call otherwise. */
+  private final boolean archSeesAccesses;
   private final Object prepareLock = new Object();
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
 
@@ -58,6 +60,15 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
+    this.archSeesAccesses = overrides(arch, "guestAccess", GuestFault.class);
+  }
+
+  private static boolean overrides(Object o, String method, Class<?>... parameters) {
+    try {
+      return o.getClass().getMethod(method, parameters).getDeclaringClass() != ArchHooks.class;
+    } catch (NoSuchMethodException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** The identity of page {@code index} of this inode, as the arch and features key it. */
@@ -129,7 +140,8 @@ public final class FaultPath {
     if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
       return privateFlag;
     }
-    GuestFault fault = new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
+    GuestFault fault = interceptors.isEmpty() && !archSeesAccesses ? null
+        : new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
     for (FaultInterceptor fi : interceptors) {
       long f = fi.guestFault(fault);
       if (f != 0) {
@@ -140,7 +152,7 @@ public final class FaultPath {
     if (privateAccess) {
       prepareOnce(index, gfn);
     }
-    VcpuExit.GuestException raised = arch.guestAccess(fault);
+    VcpuExit.GuestException raised = archSeesAccesses ? arch.guestAccess(fault) : null;
     if (raised != null) {
       throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
     }

@@ -327,6 +327,9 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
 
   @Override
   public void retireLeaked(long start, long end) {
+    if (leaked.count() == 0) {
+      return;
+    }
     for (long[] run : leaked.within(start, end)) {
       for (Folio f : filemap.remove(run[0], run[1])) {
         pins.forget(f.index(), f.index() + f.nrPages());
