@@ -26,8 +26,10 @@ public interface ArchContext {
   void leak(GmemPage first, long nrPages, String reason);
 
   /**
-   * {@code KVM_BUG_ON}: the VM is dead. Every later call on it, its vCPUs and the files it
-   * created fails with EIO; only closing them works. Idempotent; the first reason is kept.
+   * {@code KVM_BUG_ON}: the VM is dead. Every later call on it and its vCPUs (software vCPU and
+   * GPA view included) fails with EIO; closing works. Its files stay usable as files (fallocate,
+   * mmap, conversion), since the memory is the inode's, as after a context move. Idempotent; the
+   * first reason is kept.
    */
   void bug(String reason);
 

@@ -57,6 +57,13 @@ public interface ConvertibleInode {
   /** Every host mapping of the inode, in every file. */
   List<? extends InodeMapping> mappings();
 
+  /**
+   * Hook for gmem's lock-free accessors (see {@code GuestMemInodeImpl#invalidateBegin}): called
+   * under the exclusive invalidate lock before pages {@code [start, end)} change shareability or
+   * contents; returns when no lock-free access to them is in flight. Cannot fail.
+   */
+  void invalidateBegin(long start, long end);
+
   /** Address of the inode's whole-file guest mapping; maps it on first use (may fail with ENOMEM). */
   long guestViewAddress();
 }

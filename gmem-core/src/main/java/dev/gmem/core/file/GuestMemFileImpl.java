@@ -18,6 +18,7 @@ import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.mapping.Placement;
+import dev.gmem.core.sys.Fd;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -45,25 +46,52 @@ public final class GuestMemFileImpl implements GuestMemFile {
   private final GuestMemInodeImpl inode;
   private final InaccessibleMemory inaccessible;
   private final AtomicBoolean open = new AtomicBoolean(true);
+  /** The real guest_memfd of this VM the kernel binds, or null where it binds plain memory. */
+  private final Fd kernelFile;
+  /** A linked file's memory may not be faulted private until a context move reaches its VM. */
+  private volatile boolean awaitingContext;
 
+  /** The file a VM creates with its inode; the inode's first reference is this file's. */
   public GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible) {
+    this(vm, inode, inaccessible, inode.isGuestMemfd() ? inode.memory() : null, false);
+  }
+
+  private GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile, boolean linked) {
     this.vm = vm;
     this.inode = inode;
     this.inaccessible = inaccessible;
+    this.kernelFile = kernelFile;
+    this.awaitingContext = linked;
     inode.addFile(this);
+  }
+
+  /**
+   * {@code KVM_LINK_GUEST_MEMFD}'s new view of {@code inode} for {@code vm}, taking over a reference
+   * the caller acquired; {@code kernelFile} is the kernel's linked guest_memfd, owned from now on,
+   * or null where the kernel has no link.
+   */
+  public static GuestMemFileImpl linked(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile) {
+    return new GuestMemFileImpl(vm, inode, inaccessible, kernelFile, true);
+  }
+
+  /** The real guest_memfd of this file's VM for {@code KVM_MEM_GUEST_MEMFD} bindings, or null. */
+  public Fd kernelGuestMemfd() {
+    return kernelFile;
+  }
+
+  /** Whether this is a linked file whose VM has not received the memory's encryption context yet. */
+  public boolean awaitingContext() {
+    return awaitingContext;
+  }
+
+  /** A context move into this file's VM committed. */
+  public void contextArrived() {
+    awaitingContext = false;
   }
 
   private void checkOpen() {
     if (!open.get()) {
       throw new GmemException(Errno.EBADF, "guest_memfd file of inode " + inode.ino() + " is closed");
-    }
-  }
-
-  /** Open, and its VM not dead ({@code KVM_BUG_ON}: EIO). */
-  private void checkLive() {
-    checkOpen();
-    if (vm.isDead()) {
-      throw new GmemException(Errno.EIO, "the VM of guest_memfd file of inode " + inode.ino() + " is dead");
     }
   }
 
@@ -100,7 +128,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public void fallocate(int mode, long offset, long length) {
-    checkLive();
+    checkOpen();
     // vfs_fallocate, then kvm_gmem_fallocate, in that order.
     if (offset < 0 || length <= 0) {
       throw GmemException.einval("fallocate offset " + offset + " / length " + length);
@@ -159,7 +187,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if ((offset & (Folio.PAGE_SIZE - 1)) != 0) {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not page aligned");
     }
-    checkLive();
+    checkOpen();
     if ((mapFlags & MapFlags.HUGETLB) != 0) {
       throw GmemException.einval("MAP_HUGETLB is not valid for a guest_memfd mapping");
     }
@@ -202,13 +230,13 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public void setShareability(long offset, long length, Shareability target) {
-    checkLive();
+    checkOpen();
     inode.convert(offset, length, target);
   }
 
   @Override
   public Pin pin(long offset, long length) {
-    checkLive();
+    checkOpen();
     if (length <= 0 || offset < 0 || ((offset | length) & (Folio.PAGE_SIZE - 1)) != 0 || offset + length < 0) {
       throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") empty or unaligned");
     }
@@ -227,6 +255,9 @@ public final class GuestMemFileImpl implements GuestMemFile {
   public void close() {
     if (open.compareAndSet(true, false)) {
       inode.removeFile(this);
+      if (kernelFile != null && kernelFile != inode.memory()) {
+        kernelFile.close();
+      }
       inode.release();
     }
   }

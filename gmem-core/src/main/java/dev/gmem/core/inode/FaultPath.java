@@ -4,8 +4,8 @@ import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
-import dev.gmem.api.Memslot;
 import dev.gmem.api.MemoryExitException;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
@@ -14,6 +14,7 @@ import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.GuestFault;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -36,39 +37,29 @@ public final class FaultPath {
   private final long ino;
   private final long flags;
   private final long nrPages;
-  private final ArchHooks arch;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
-  /** Whether the arch overrides {@code guestAccess}: the software vCPU's hot path skips the call otherwise. */
-  private final boolean archSeesAccesses;
   private final Object prepareLock = new Object();
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
+  /** The arch last asked whether it overrides {@code guestAccess} (a context move replaces it), and its answer. */
+  private volatile ArchHooks accessArch;
+  private volatile boolean archSeesAccesses;
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
     this.ino = inode.ino();
     this.flags = inode.flags();
     this.nrPages = inode.nrPages();
-    this.arch = inode.arch();
     this.allocator = inode.allocator();
     this.folioOrder = inode.folioOrder();
     this.shareability = inode.shareabilityStore();
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
-    this.archSeesAccesses = overrides(arch, "guestAccess", GuestFault.class);
-  }
-
-  private static boolean overrides(Object o, String method, Class<?>... parameters) {
-    try {
-      return o.getClass().getMethod(method, parameters).getDeclaringClass() != ArchHooks.class;
-    } catch (NoSuchMethodException e) {
-      throw new IllegalStateException(e);
-    }
   }
 
   /** The identity of page {@code index} of this inode, as the arch and features key it. */
@@ -82,22 +73,61 @@ public final class FaultPath {
   }
 
   /**
-   * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
-   * not fault, EHWPOISON for a leaked one and EFAULT beyond EOF.
+   * Whether the inode's arch overrides {@code guestAccess}: the software vCPU's hot path skips the
+   * call otherwise, and pages it may raise exceptions on never take the lock-free path.
    */
-  public void hostFault(long index, boolean write) {
-    if (index < 0 || index >= nrPages) {
-      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
+  private boolean archSeesAccesses() {
+    ArchHooks arch = inode.arch();
+    if (arch != accessArch) {
+      try {
+        archSeesAccesses = arch.getClass().getMethod("guestAccess", GuestFault.class).getDeclaringClass() != ArchHooks.class;
+      } catch (NoSuchMethodException e) {
+        throw new IllegalStateException(e);
+      }
+      accessArch = arch;
     }
-    refuseLeaked(index);
-    Shareability s = shareability.get(index);
-    if (!arch.hostMayFault(page(index), s)) {
-      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
+    return archSeesAccesses;
+  }
+
+  /**
+   * Host user faults on pages {@code [start, end)}, all or nothing: every page is checked before
+   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF, EHWPOISON for a page the arch
+   * leaked and EACCES for a page the host may not fault, for the first such page — then the
+   * interceptors see every page, then the
+   * folios are looked up or allocated (an allocation failure leaves the earlier pages allocated,
+   * as a kernel fault that ends in VM_FAULT_OOM does). Each page is then installed in the
+   * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
+   */
+  public void hostFault(long start, long end, boolean write) {
+    for (long i = start; i < end; i++) {
+      if (i < 0 || i >= nrPages) {
+        throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
+      }
+      refuseLeaked(i);
+      Shareability s = shareability.get(i);
+      if (!inode.arch().hostMayFault(page(i), s)) {
+        throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
+      }
     }
     for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(page(index), write);
+      for (long i = start; i < end; i++) {
+        fi.hostFault(page(i), write);
+      }
     }
-    ensureFolio(index);
+    for (long i = start; i < end; i++) {
+      ensureFolio(i);
+      install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /**
+   * Lets later accesses of {@code kind} to page {@code index} take the lock-free path; only while
+   * nothing but the invalidate-locked state decides them, i.e. no interceptor is present.
+   */
+  private void install(long index, FastPageTable.Kind kind) {
+    if (interceptors.isEmpty()) {
+      inode.fastPages().install(index, kind);
+    }
   }
 
   /** Whether the host may fault page {@code index} now. */
@@ -107,7 +137,7 @@ public final class FaultPath {
 
   /** Whether the host may fault page {@code index} when it is {@code s}: the arch decides, a leaked page never. */
   public boolean hostMayFault(long index, Shareability s) {
-    return arch.hostMayFault(page(index), s) && !inode.leaked().contains(index);
+    return inode.arch().hostMayFault(page(index), s) && !inode.leaked().contains(index);
   }
 
   private void refuseLeaked(long index) {
@@ -140,7 +170,8 @@ public final class FaultPath {
     if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
       return privateFlag;
     }
-    GuestFault fault = interceptors.isEmpty() && !archSeesAccesses ? null
+    boolean archSees = archSeesAccesses();
+    GuestFault fault = interceptors.isEmpty() && !archSees ? null
         : new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
     for (FaultInterceptor fi : interceptors) {
       long f = fi.guestFault(fault);
@@ -152,9 +183,12 @@ public final class FaultPath {
     if (privateAccess) {
       prepareOnce(index, gfn);
     }
-    VcpuExit.GuestException raised = archSeesAccesses ? arch.guestAccess(fault) : null;
+    VcpuExit.GuestException raised = archSees ? inode.arch().guestAccess(fault) : null;
     if (raised != null) {
       throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
+    }
+    if (!archSees) {
+      install(index, privateAccess ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
     }
     return -1;
   }
@@ -167,7 +201,7 @@ public final class FaultPath {
     }
     synchronized (prepareLock) {
       if (!filemap.isPrepared(start)) {
-        arch.prepare(page(start), gfn - (index - start), filemap.orderAt(start));
+        inode.arch().prepare(page(start), gfn - (index - start), filemap.orderAt(start));
         filemap.markPrepared(start);
       }
     }
@@ -228,7 +262,7 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(page(index), gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(page(index), gfn, isPrivate)));
   }
 
   /** {@link #mappingOrder(long, long, boolean)} through memslot {@code slot}, also capped by the features (userfault: 4 KiB). */

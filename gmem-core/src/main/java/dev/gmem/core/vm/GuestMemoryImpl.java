@@ -21,7 +21,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
-import java.util.function.Supplier;
 
 /**
  * A VM's guest memory by GPA with the host's rules, as KVM's own accesses through
@@ -35,14 +34,14 @@ public final class GuestMemoryImpl implements GuestMemory {
   private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
   private static final long PAGE = Folio.PAGE_SIZE;
 
-  private final Supplier<MemslotTable> memslots;
+  private final MemslotTable memslots;
   private final Runnable checkLive;
 
   /**
    * @param memslots  the VM's memslots
    * @param checkLive throws when the VM is closed (EBADF) or dead (EIO)
    */
-  public GuestMemoryImpl(Supplier<MemslotTable> memslots, Runnable checkLive) {
+  public GuestMemoryImpl(MemslotTable memslots, Runnable checkLive) {
     this.memslots = memslots;
     this.checkLive = checkLive;
   }
@@ -71,7 +70,7 @@ public final class GuestMemoryImpl implements GuestMemory {
     List<Piece> pieces = new ArrayList<>();
     for (long done = 0; done < length; ) {
       long a = gpa + done;
-      Memslot slot = memslots.get().lookup(a);
+      Memslot slot = memslots.lookup(a);
       if (slot == null) {
         throw new GmemException(Errno.EFAULT, "GPA 0x" + Long.toHexString(a) + " is in no memslot");
       }
@@ -121,7 +120,7 @@ public final class GuestMemoryImpl implements GuestMemory {
     }
     for (Piece p : pieces) {
       for (long i = p.firstPage(); i < p.endPage(); i++) {
-        p.inode().faults().hostFault(i, write);
+        p.inode().faults().hostFault(i, i + 1, write);
       }
     }
   }

@@ -4,12 +4,11 @@ import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
-import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.LiveInodes;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Sys;
 import java.util.List;
-import java.util.Map;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
@@ -24,8 +23,9 @@ import java.util.function.LongSupplier;
  * @param listeners         filemap listeners of active features
  * @param interceptors      fault interceptors of active features
  * @param memslotLimits     the host kernel's memslot limits
+ * @param inodes            every inode of the runtime that is not evicted, for the runtime to release
+ *                          and for arch leak reports
  * @param features          the active features, asked for inode memory
- * @param inodes            the runtime's live inodes by number (weak values), for arch leak reports
  * @param memslotFlags      memslot flags active features give meaning to
  */
 public record VmContext(
@@ -37,6 +37,6 @@ public record VmContext(
     List<FilemapListener> listeners,
     List<FaultInterceptor> interceptors,
     MemslotLimits memslotLimits,
+    LiveInodes inodes,
     List<Feature> features,
-    Map<Long, GuestMemInodeImpl> inodes,
     int memslotFlags) {}

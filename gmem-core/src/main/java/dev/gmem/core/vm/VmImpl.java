@@ -35,14 +35,15 @@ public final class VmImpl implements Vm {
   private final BackendVm backend;
   private final ArchHooks arch;
   private final MemslotTable memslots;
-  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
-  private final GuestMemory guestMemory = new GuestMemoryImpl(this::memslotTable, this::checkLive);
-
+  /** Files linked into this VM, which may wait for a context move. */
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
+  private final EncryptionContext context;
   private final VmArchContext archContext;
+  private final GuestMemory guestMemory;
 
   private VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, VmArchContext archContext,
       java.util.function.Consumer<VmImpl> onClose) {
@@ -53,7 +54,9 @@ public final class VmImpl implements Vm {
     this.archContext = archContext;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, this::checkLive);
+    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
+    this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
   }
 
   /**
@@ -63,7 +66,7 @@ public final class VmImpl implements Vm {
    */
   public static VmImpl create(VmType type, VmContext ctx, ArchProvider provider, HostMemory host, BackendVm backend,
       java.util.function.Consumer<VmImpl> onClose) {
-    VmArchContext archContext = new VmArchContext(type, ctx.inodes()::get);
+    VmArchContext archContext = new VmArchContext(type, ctx.inodes()::find);
     try {
       return new VmImpl(type, ctx, backend, provider.create(type, host, archContext), archContext, onClose);
     } catch (RuntimeException e) {
@@ -89,23 +92,22 @@ public final class VmImpl implements Vm {
     return memslots;
   }
 
-  private void checkOpen() {
+  /** EBADF once closed (the VM fd is gone), EIO once its context was moved away (dead VM). */
+  void checkUsable() {
     if (!open.get()) {
       throw new GmemException(Errno.EBADF, "VM is closed");
     }
+    context.checkAlive();
   }
 
-  /** Open and not dead: EBADF, then EIO after {@code KVM_BUG_ON}. */
-  public void checkLive() {
-    checkOpen();
-    if (archContext.isDead()) {
-      throw new GmemException(Errno.EIO, type + " VM is dead: " + archContext.deathReason());
-    }
+  EncryptionContext context() {
+    return context;
   }
 
+  /** Dead: its context was moved away, or its arch hit {@code KVM_BUG_ON}. */
   @Override
   public boolean isDead() {
-    return archContext.isDead();
+    return context.movedAway() || archContext.isDead();
   }
 
   @Override
@@ -115,19 +117,40 @@ public final class VmImpl implements Vm {
 
   @Override
   public long populate(long gpa, ByteBuffer source, long npages, long flags) {
-    checkLive();
+    checkUsable();
     return new Populate(this, arch).run(gpa, source, npages, flags);
   }
 
   @Override
   public void finalizeLaunch() {
-    checkLive();
+    checkUsable();
     arch.finalizeLaunch();
   }
 
   @Override
   public GuestMemory guestMemory() {
     return guestMemory;
+  }
+
+  boolean sameRuntime(VmImpl other) {
+    return other.ctx == ctx;
+  }
+
+  /** Whether this VM holds an open linked file no context move has reached yet. */
+  private boolean awaitingContext() {
+    for (GuestMemFileImpl f : files) {
+      if (f.awaitingContext() && f.isOpen()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A context move into this VM committed: its linked files stop waiting. */
+  void contextArrived() {
+    for (GuestMemFileImpl f : files) {
+      f.contextArrived();
+    }
   }
 
   @Override
@@ -145,7 +168,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public GuestMemFile createGuestMemFile(long size, long flags) {
-    checkLive();
+    checkUsable();
     long unsupported = flags & ~supportedGuestMemFlags();
     if (unsupported != 0) {
       throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
@@ -164,9 +187,8 @@ public final class VmImpl implements Vm {
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
           ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
-      ctx.inodes().put(inode.ino(), inode);
+      ctx.inodes().add(inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
-      files.add(file);
       return file;
     } catch (RuntimeException e) {
       if (memory != null) {
@@ -189,6 +211,49 @@ public final class VmImpl implements Vm {
     return null;
   }
 
+  @Override
+  public synchronized GuestMemFile linkGuestMemFile(GuestMemFile src, long flags) {
+    checkUsable();
+    if (flags != 0) {
+      throw GmemException.einval("KVM_LINK_GUEST_MEMFD flags 0x" + Long.toHexString(flags) + ": none are defined");
+    }
+    if (!(src instanceof GuestMemFileImpl) || !src.isOpen() || !(src.vm() instanceof VmImpl) || !sameRuntime((VmImpl) src.vm())) {
+      throw GmemException.einval("the source is not an open guest_memfd of this runtime");
+    }
+    if (src.vm() == this) {
+      throw GmemException.einval("the guest_memfd already belongs to this VM");
+    }
+    if (src.vm().type() != type) {
+      throw GmemException.einval("cannot link a " + src.vm().type() + " VM's guest_memfd to a " + type + " VM");
+    }
+    GuestMemFileImpl source = (GuestMemFileImpl) src;
+    GuestMemInodeImpl inode = source.inodeImpl();
+    try {
+      inode.acquire();
+    } catch (GmemException e) {
+      throw GmemException.einval("the source guest_memfd was closed");
+    }
+    Fd kernelFile = null;
+    try {
+      Fd sourceKernelFile = source.kernelGuestMemfd();
+      kernelFile = sourceKernelFile == null ? null : backend.linkGuestMemfd(sourceKernelFile);
+      GuestMemFileImpl file = GuestMemFileImpl.linked(this, inode, ctx.inaccessible(), kernelFile);
+      files.add(file);
+      return file;
+    } catch (RuntimeException e) {
+      if (kernelFile != null) {
+        kernelFile.close();
+      }
+      inode.release();
+      throw e;
+    }
+  }
+
+  @Override
+  public void moveEncryptionContextFrom(Vm source) {
+    ContextMove.move(this, source);
+  }
+
   /**
    * A memslot holds a reference on its file's inode, like a host mapping does: its
    * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
@@ -197,8 +262,11 @@ public final class VmImpl implements Vm {
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    checkLive();
+    checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
+    if (change == MemslotTable.Change.UPDATE) {
+      return memslots.apply(change, slot, flags, gpa, size, file, offset);
+    }
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
@@ -206,17 +274,15 @@ public final class VmImpl implements Vm {
       ((GuestMemFileImpl) old.file()).inodeImpl().release();
       return deleted;
     }
-    if (change == MemslotTable.Change.UPDATE) {
-      return memslots.apply(change, slot, flags, gpa, size, file, offset);
-    }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();
     try {
       long uaddr = inode.guestViewAddress() + offset;
-      // Memory an allocator or a feature supplies (a hugetlbfs memfd, secret memory) is no
-      // guest_memfd to the kernel: it is bound as plain user memory through the guest view, and
-      // gmem keeps the guest_memfd rules.
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, inode.isGuestMemfd());
+      // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
+      // a file linked where the kernel cannot link — is bound as plain user memory through the
+      // guest view, and gmem keeps the guest_memfd rules.
+      Fd kernelFile = ((GuestMemFileImpl) file).kernelGuestMemfd();
+      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
       inode.release();
       throw e;
@@ -226,8 +292,8 @@ public final class VmImpl implements Vm {
 
   @Override
   public Vcpu createVcpu(int id) {
-    checkLive();
-    Vcpu v = new VmVcpu(backend.createVcpu(id), this::checkLive);
+    checkUsable();
+    Vcpu v = backend.createVcpu(id, context);
     vcpus.add(v);
     return v;
   }
@@ -245,12 +311,6 @@ public final class VmImpl implements Vm {
   @Override
   public int maxMemslots() {
     return ctx.memslotLimits().slots();
-  }
-
-  /** Files this VM created that are still open. */
-  public List<GuestMemFileImpl> openFiles() {
-    files.removeIf(f -> !f.isOpen());
-    return List.copyOf(files);
   }
 
   @Override

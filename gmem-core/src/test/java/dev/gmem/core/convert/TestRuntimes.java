@@ -1,6 +1,7 @@
 package dev.gmem.core.convert;
 
 import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.FeatureProvider;
 import java.io.IOException;
@@ -9,6 +10,7 @@ import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -17,13 +19,21 @@ public final class TestRuntimes {
   private TestRuntimes() {}
 
   public static GmemRuntime withZeroingArch(String backend) {
-    return withProviders(backend, Map.of(ArchProvider.class, List.of(ZeroingArchProvider.class)),
-        Map.of("gmem.arch.SW_PROTECTED", ZeroingArchProvider.ID));
+    return withArch(backend, ZeroingArchProvider.class, ZeroingArchProvider.ID, VmType.SW_PROTECTED);
   }
 
   /** A runtime on {@code backend} that discovers the feature {@code provider} besides what the class path has. */
   public static GmemRuntime withFeature(String backend, Class<? extends FeatureProvider> provider) {
     return withProviders(backend, Map.of(FeatureProvider.class, List.of(provider)), Map.of());
+  }
+
+  /** A runtime on {@code backend} whose discovery also sees {@code provider}, selected by {@code id} for {@code types}. */
+  public static GmemRuntime withArch(String backend, Class<? extends ArchProvider> provider, String id, VmType... types) {
+    Map<String, String> properties = new HashMap<>();
+    for (VmType type : types) {
+      properties.put("gmem.arch." + type.name(), id);
+    }
+    return withProviders(backend, Map.of(ArchProvider.class, List.of(provider)), properties);
   }
 
   /**

@@ -35,7 +35,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The arch's failures through the fixture arch, on every backend: a veto before the point of no
  * return changes nothing (and aborts runs accepted before it); a reclaim failure after it leaks
  * the page (never back to the allocator, counted, never handed out again); {@code KVM_BUG_ON}
- * makes every later call on the VM, its vCPUs and its files fail with EIO. And the arch's verdict
+ * makes every later call on the VM and its vCPUs fail with EIO (its files stay files). And the arch's verdict
  * on host faults (pKVM's hypervisor) stands over a SHARED page on every host path.
  */
 class ArchFailureTest {
@@ -174,17 +174,17 @@ class ArchFailureTest {
       expect(Errno.EIO, () -> vm.guestMemory().loadLong(0));
       expect(Errno.EIO, () -> vm.populate(0, ByteBuffer.allocate((int) PAGE), 1, 0));
       expect(Errno.EIO, vm::finalizeLaunch);
-      for (GuestMemFile file : List.of(f, other)) {
-        expect(Errno.EIO, () -> file.setShareability(0, PAGE, Shareability.PRIVATE));
-        expect(Errno.EIO, () -> file.punchHole(0, PAGE));
-        expect(Errno.EIO, () -> file.map(0, PAGE, Prot.READ_WRITE, MapFlags.SHARED));
-        expect(Errno.EIO, () -> file.pin(0, PAGE));
-      }
       if (vcpu != null) {
         expect(Errno.EIO, vcpu::run);
         expect(Errno.EIO, vcpu::registers);
-        expect(Errno.EIO, vcpu::kick);
         vcpu.close();
+      }
+      // The files stay usable as files, as a moved-away VM's do: memory is the inode's, and the
+      // VMM needs them to reclaim it.
+      other.setShareability(0, PAGE, Shareability.PRIVATE);
+      other.punchHole(0, PAGE);
+      try (HostMapping m = other.map(PAGE, PAGE, Prot.READ_WRITE, MapFlags.SHARED)) {
+        m.putLong(0, 3);
       }
       assertArrayEquals(new long[] {0, 0}, new long[] {f.stat().size() - PAGES * PAGE, other.size() - PAGES * PAGE}, "queries still answer");
       f.close();
