@@ -41,6 +41,12 @@ public final class KvmBackend implements Backend {
   @Override
   public BackendVm createVm(VmType type) {
     Fd vm = kvm.createVm(device, kernelTypeFor(type));
+    try {
+      kvm.enableMapGpaRangeExits(vm);
+    } catch (RuntimeException e) {
+      vm.close();
+      throw e;
+    }
     return new BackendVm() {
       @Override
       public Fd createMemory(long size) {

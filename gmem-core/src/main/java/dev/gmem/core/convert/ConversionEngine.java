@@ -8,6 +8,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -80,17 +81,22 @@ public final class ConversionEngine {
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
+    ArchConversion arch = new ArchConversion(inode.arch(), inode.ino());
+    List<long[]> parked = List.of();
     boolean zapped = false;
     try {
       planRestructures(start, end, target, restructures);
       if (target == Shareability.PRIVATE) {
         zapped = true;
         zapHostMappings(start, end);
-        checkReferences(start, end);
+        parked = checkReferences(start, end, () -> arch.busyPolicy(start, end, before));
+        keepParkedPagesSmall(parked, restructures);
       }
       if (changesContents(before, target)) {
         inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
       }
+      injector.at(ConversionStep.ARCH_VETO, start);
+      arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
     } catch (RuntimeException e) {
       for (Restructure r : restructures) {
         r.prepared.abort();
@@ -102,10 +108,29 @@ public final class ConversionEngine {
       throw e;
     }
     // ---- point of no return: nothing below can fail ----
-    commit(before, start, end, target, update, restructures);
+    commit(before, start, end, target, update, restructures, arch);
+    for (long[] p : parked) {
+      store.set(p[0], p[1], Shareability.NONE); // pKVM NONE_SHARED: nobody faults them until the references drain
+    }
     if (target == Shareability.SHARED) {
       remapShared(before);
     }
+    inode.retireLeaked(start, end);
+  }
+
+  /**
+   * A parked page keeps its reference, and a huge folio holds only private pages: merges that
+   * would take in a parked page are dropped (their preparation undone); the block merges on a
+   * later conversion once its pages drained.
+   */
+  private static void keepParkedPagesSmall(List<long[]> parked, List<Restructure> restructures) {
+    restructures.removeIf(r -> {
+      boolean touches = !r.split && parked.stream().anyMatch(p -> p[0] < r.index + (1L << r.order) && p[1] > r.index);
+      if (touches) {
+        r.prepared.abort();
+      }
+      return touches;
+    });
   }
 
   /**
@@ -227,8 +252,10 @@ public final class ConversionEngine {
   /**
    * Upstream requires {@code refcount == nr_pages + 1}: no pins, no transient references. A
    * transient reference may be a fresh folio still in an LRU batch, so drain once and look again.
+   * What is still referenced then fails the call with EAGAIN, or, when the arch parks busy pages
+   * (pKVM), is returned as the runs to park in NONE.
    */
-  private void checkReferences(long start, long end) {
+  private List<long[]> checkReferences(long start, long end, java.util.function.Supplier<ArchHooks.BusyPolicy> policy) {
     Filemap filemap = inode.filemap();
     long offending = firstReferenced(filemap, start, end);
     if (offending >= 0 && inode.lruBatch().first(start, end) >= 0) {
@@ -236,10 +263,25 @@ public final class ConversionEngine {
       offending = firstReferenced(filemap, start, end);
     }
     injector.at(ConversionStep.REFCHECK, offending >= 0 ? offending : start);
-    if (offending >= 0) {
+    if (offending < 0) {
+      return List.of();
+    }
+    if (policy.get() != ArchHooks.BusyPolicy.PARK) {
       throw GmemException.atOffset(Errno.EAGAIN, offending << Folio.PAGE_SHIFT,
           "page " + offending + " still has unexpected references (pinned?); release them and retry");
     }
+    List<long[]> busy = new ArrayList<>();
+    long p = offending;
+    while (p >= 0) {
+      long[] last = busy.isEmpty() ? null : busy.get(busy.size() - 1);
+      if (last != null && last[1] == p) {
+        last[1] = p + 1;
+      } else {
+        busy.add(new long[] {p, p + 1});
+      }
+      p = p + 1 < end ? filemap.firstReferenced(p + 1, end) : -1;
+    }
+    return busy;
   }
 
   private long firstReferenced(Filemap filemap, long start, long end) {
@@ -262,7 +304,7 @@ public final class ConversionEngine {
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
   private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
-      ShareabilityStore.Update update, List<Restructure> restructures) {
+      ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
     for (ShareabilityRange r : before) {
@@ -276,17 +318,21 @@ public final class ConversionEngine {
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
         if (leavesPrivate) {
-          arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
+          arch.invalidate(new GmemPage(inode.ino(), s), e - s); // kvm_arch_gmem_invalidate: leaving private use
         }
         applyContentEffect(effect, s, e);
       });
     }
+    accepted.commit();
     update.commit();
     for (Restructure r : restructures) {
       if (r.split) {
+        int from = filemap.orderAt(r.index);
         filemap.split(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioSplit(inode.ino(), inode.flags(), r.index, from, r.order));
       } else {
         filemap.merge(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioMerged(inode.ino(), inode.flags(), r.index, r.order));
       }
       r.prepared.commit();
     }

@@ -29,6 +29,8 @@ public final class MemslotTable {
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final Vm vm;
+  private final int validFlags;
+  private final int featureFlags;
   private final int addressSpaces;
   private final int slotIds;
   private final long maxGfn;
@@ -56,7 +58,14 @@ public final class MemslotTable {
    * ({@code kvm_arch_nr_memslot_as_ids}); others have {@link MemslotLimits#addressSpaces()}.
    */
   public MemslotTable(Vm vm, boolean privateMemory, MemslotLimits limits) {
+    this(vm, privateMemory, limits, 0);
+  }
+
+  /** @param featureFlags memslot flags active features give meaning to (KVM Userfault's USERFAULT) */
+  public MemslotTable(Vm vm, boolean privateMemory, MemslotLimits limits, int featureFlags) {
     this.vm = vm;
+    this.featureFlags = featureFlags & ~VALID_FLAGS;
+    this.validFlags = VALID_FLAGS | this.featureFlags;
     this.addressSpaces = privateMemory ? 1 : limits.addressSpaces();
     this.slotIds = limits.slots();
     this.maxGfn = (1L << (limits.maxGpaBits() - Folio.PAGE_SHIFT)) - 1;
@@ -65,7 +74,9 @@ public final class MemslotTable {
   /** What a validated change does. */
   public enum Change {
     CREATE,
-    DELETE
+    DELETE,
+    /** Only feature flags of an existing slot change (the late toggle): nothing reaches the kernel. */
+    UPDATE
   }
 
   /**
@@ -73,7 +84,7 @@ public final class MemslotTable {
    * Call under the VM's memslot lock, then {@link #apply}.
    */
   public synchronized Change validate(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    if ((flags & ~VALID_FLAGS) != 0) {
+    if ((flags & ~validFlags) != 0) {
       throw GmemException.einval("unknown memslot flags 0x" + Integer.toHexString(flags));
     }
     if ((flags & Memslot.GUEST_MEMFD) != 0 && (flags & (Memslot.LOG_DIRTY_PAGES | Memslot.READONLY)) != 0) {
@@ -109,6 +120,9 @@ public final class MemslotTable {
       return Change.DELETE;
     }
     if (old != null) {
+      if (old.gpa() == gpa && old.size() == size && old.file() == file && old.offset() == offset && old.flags() != flags && ((old.flags() ^ flags) & ~featureFlags) == 0) {
+        return Change.UPDATE;
+      }
       throw GmemException.einval("guest_memfd memslot " + slot + " is immutable: delete it first");
     }
     for (Memslot m : slots.values()) {
