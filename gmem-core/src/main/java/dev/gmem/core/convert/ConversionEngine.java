@@ -20,11 +20,16 @@ import java.util.concurrent.locks.Lock;
  * {@code KVM_SET_MEMORY_ATTRIBUTES2}: everything that can fail happens first; after the point of
  * no return nothing can. gmem goes beyond upstream, which WARNs when its rollback fails: the
  * steps after the point of no return are infallible by construction (a published store version,
- * committed allocator restructures, arch hooks that may not fail, stores into present pages).
+ * committed allocator restructures, host-mapping changes whose VMAs and spare mappings were
+ * reserved, arch hooks that may not fail, stores into present pages).
  *
- * <p>Host mappings are zapped (covered by SIGBUS memory) before the reference check, as upstream
- * unmaps before checking; a failed call does not re-map them, exactly as upstream does not
- * re-populate page tables: the next host access heals them lazily.
+ * <p>Unlike upstream, host mappings are not zapped before the reference check: gmem's own
+ * references (pins) cannot appear while the invalidate lock is held exclusive, and a transient
+ * cover would make raw users of a mapping fault (HotSpot: garbage values and a deferred
+ * InternalError) on a conversion that then fails. A failed conversion therefore changes no
+ * mapping at all; a successful to-private covers the pages and then {@link Detach detaches} those
+ * raw users may have reached, so that a kernel reference taken earlier never sees what the guest
+ * writes afterwards.
  */
 public final class ConversionEngine {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -69,55 +74,65 @@ public final class ConversionEngine {
       return;
     }
     List<ShareabilityRange> before = store.ranges(start, end);
+    boolean toPrivate = target == Shareability.PRIVATE;
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
-    boolean zapped = false;
+    List<MappingChange> mappings = new ArrayList<>();
+    Detach detach = null;
     try {
       planRestructures(start, end, target, restructures);
-      if (target == Shareability.PRIVATE) {
-        zapped = true;
-        zapHostMappings(start, end);
+      if (toPrivate) {
         checkReferences(start, end);
       }
-      if (changesContents(before, target)) {
+      prepareHostMappings(start, end, toPrivate, mappings);
+      if (toPrivate) {
+        injector.at(ConversionStep.DETACH_PREPARE, start);
+        detach = Detach.prepare(inode, start, end, keepsContents(before, target));
+      }
+      if (changesContents(before, target) || (detach != null && detach.any())) {
         inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
       }
     } catch (RuntimeException e) {
-      for (Restructure r : restructures) {
-        r.prepared.abort();
+      if (detach != null) {
+        detach.close();
       }
+      mappings.forEach(MappingChange::abort);
+      restructures.forEach(r -> r.prepared.abort());
       update.abort();
-      if (zapped) {
-        remapShared(before);
-      }
       throw e;
     }
     // ---- point of no return: nothing below can fail ----
+    if (toPrivate) {
+      mappings.forEach(MappingChange::apply);
+      detach.apply();
+      detach.close();
+      inode.exposure().remove(start, end);
+    }
     commit(before, start, end, target, update, restructures);
-    if (target == Shareability.SHARED) {
-      remapShared(before);
+    if (!toPrivate) {
+      mappings.forEach(MappingChange::apply);
     }
   }
 
   /**
-   * Maps the file back over pages that are (again) shared, so raw users of the host mapping's
-   * address see them at once, as they would with the kernel. Best effort: a failure (the kernel
-   * refusing a VMA for want of memory) leaves the pages to be healed by the next host fault,
-   * which reports the ENOMEM itself, as a kernel fault may end in VM_FAULT_OOM.
+   * Prepares every host mapping's change — covers for to-private, the file mapped back for
+   * to-shared — so that applying them cannot fail (see {@link InodeMapping#prepareAccess}).
    */
-  private void remapShared(List<ShareabilityRange> ranges) {
-    for (ShareabilityRange r : ranges) {
-      if (r.shareability() == Shareability.SHARED || inode.shareabilityStore().isUniform(r.start(), r.end(), Shareability.SHARED)) {
-        for (InodeMapping m : inode.mappings()) {
-          try {
-            m.setAccessible(r.start(), r.end(), true);
-          } catch (GmemException e) {
-            // healed lazily by the next host fault
-          }
-        }
+  private void prepareHostMappings(long start, long end, boolean toPrivate, List<MappingChange> out) {
+    injector.at(ConversionStep.MAPPINGS_PREPARE, start);
+    for (InodeMapping m : inode.mappings()) {
+      try {
+        out.add(m.prepareAccess(start, end, !toPrivate));
+      } catch (GmemException e) {
+        throw rebase(e, start);
       }
     }
+  }
+
+  /** Whether the arch keeps the bytes of every page changing: only then does a detach copy them. */
+  private boolean keepsContents(List<ShareabilityRange> before, Shareability target) {
+    return !changesContents(before, target);
   }
 
   private static ShareabilityStore.Update prepareStore(ShareabilityStore store, long start, long end, Shareability target) {
@@ -202,17 +217,6 @@ public final class ConversionEngine {
       return p.get();
     } catch (GmemException e) {
       throw rebase(e, index);
-    }
-  }
-
-  private void zapHostMappings(long start, long end) {
-    injector.at(ConversionStep.UNMAP, start);
-    for (InodeMapping m : inode.mappings()) {
-      try {
-        m.setAccessible(start, end, false);
-      } catch (GmemException e) {
-        throw rebase(e, start);
-      }
     }
   }
 

@@ -1,7 +1,7 @@
 package dev.gmem.core.convert;
 
 /**
- * A host mapping as its inode sees it: what a conversion zaps (to private) and maps back (to
+ * A host mapping as its inode sees it: what a conversion covers (to private) and maps back (to
  * shared). Defined here, beside its one consumer, so that the engine needs nothing of the inode
  * package; the inode keeps the list and the runtime closes them.
  */
@@ -14,10 +14,14 @@ public interface InodeMapping extends AutoCloseable {
   long length();
 
   /**
-   * Makes file pages {@code [startPage, endPage)} accessible or inaccessible in this mapping; on
-   * huge-page memory in whole huge pages (see {@code dev.gmem.core.mapping.HostMappingImpl}).
+   * Prepares making file pages {@code [startPage, endPage)} inaccessible ({@code accessible}
+   * false: the conversion to private) or accessible again (the conversion to shared) for raw users
+   * of this mapping; on huge-page memory in whole huge pages. Everything that can fail happens
+   * here (ENOMEM: gmem's share of {@code vm.max_map_count}, the spare mapping a remap moves into
+   * place); the returned change applies without failing. Called with the invalidate lock held
+   * exclusive; the change must be applied or aborted before it is released.
    */
-  void setAccessible(long startPage, long endPage, boolean accessible);
+  MappingChange prepareAccess(long startPage, long endPage, boolean accessible);
 
   /** Unmaps; idempotent. */
   @Override

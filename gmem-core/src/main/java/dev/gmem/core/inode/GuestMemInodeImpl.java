@@ -15,6 +15,7 @@ import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
+import dev.gmem.core.convert.HostExposure;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
@@ -58,6 +59,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final HolePunch holePunch;
   private final PinTable pins;
   private final GuestView guestView;
+  private final HostExposure exposure = new HostExposure();
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
 
   public GuestMemInodeImpl(
@@ -120,10 +122,12 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return nrPages;
   }
 
+  @Override
   public Fd memory() {
     return memory;
   }
 
+  @Override
   public Sys sys() {
     return sys;
   }
@@ -162,8 +166,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * Order of the blocks in which host mappings of the memory can be changed: 0 for shmem and
    * guest_memfd, the huge page order for hugetlbfs, whose VMAs split only at huge-page boundaries.
    */
+  @Override
   public int hostBlockOrder() {
     return hostBlockOrder;
+  }
+
+  @Override
+  public HostExposure exposure() {
+    return exposure;
   }
 
   @Override

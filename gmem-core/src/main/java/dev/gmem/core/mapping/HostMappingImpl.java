@@ -11,6 +11,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.convert.InodeMapping;
+import dev.gmem.core.convert.MappingChange;
 import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
@@ -18,83 +19,50 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.locks.Lock;
 
 /**
- * A host mapping of a file range. Pages the host may not fault are covered by a mapping of an
- * empty memfd ({@link InaccessibleMemory}): any access to them raises SIGBUS, exactly as the
- * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
- * an unsafe access). gmem's accessors check shareability under the inode's invalidate lock first,
- * so through them the host gets a {@link GmemException} instead.
- *
- * <h2>Huge-page memory</h2>
- * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
- * boundaries only), so where the memory's block is larger than a page the covering works per
- * block: a block is mapped only while every page of it is host-faultable; a block holding any
- * private page is covered whole. The accessors copy through the inode's guest view after the
- * per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
- * access to the mapping's address faults for the whole block and {@link #buffer} refuses it.
- * The part of the mapping beyond EOF is covered too: hugetlbfs would reserve pool pages for it
- * and instantiate pages there on a fault.
+ * A host mapping of a file range. gmem's accessors check shareability under the inode's
+ * invalidate lock and copy through the inode's guest view, so through them the host gets a
+ * {@link GmemException} for a page it may not fault. The mapping's own memory is the raw view
+ * ({@link #address}, {@link #buffer}), kept by {@link RawView}: pages the host may not fault are
+ * covered there by SIGBUS memory once the raw view has been handed out.
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
-  private final InaccessibleMemory inaccessible;
-  private final Sys sys;
   private final long offset;
   private final long length;
   private final int prot;
-  private final Mapping mapping;
-  private final long firstPage;
-  /** Pages per block in which the mapping can be changed (1 but for huge-page memory). */
-  private final long blockPages;
-  /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
-  private final ShareabilityStore mapped;
+  private final RawView raw;
   /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
   private final long view;
 
-  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
-      int prot, Mapping mapping, Shareability initiallyMapped, long guestView) {
+  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, long guestView) {
     this.file = file;
     this.inode = inode;
-    this.inaccessible = inaccessible;
-    this.sys = inode.sys();
     this.offset = offset;
     this.length = length;
     this.prot = prot;
-    this.mapping = mapping;
-    this.firstPage = offset >>> Folio.PAGE_SHIFT;
-    this.blockPages = 1L << inode.hostBlockOrder();
-    this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
+    this.raw = raw;
     this.view = guestView + offset;
   }
 
   /** Maps after the file layer validated the arguments; registers with the inode. */
   public static HostMappingImpl create(
       GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
-    Sys sys = inode.sys();
     inode.acquire();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
-    HostMappingImpl m = null;
+    RawView raw = null;
     try {
       long guestView = inode.guestViewAddress();
-      boolean huge = inode.hostBlockOrder() > 0;
-      Mapping region = huge
-          ? coveredRegion(inode, inaccessible, offset, length, prot)
-          : new Mapping(sys, sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset), length);
-      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, guestView);
+      raw = RawView.map(inode, inaccessible, offset, length, prot, mapFlags);
+      HostMappingImpl m = new HostMappingImpl(file, inode, offset, length, prot, raw, guestView);
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
-      if (firstPage < endPage) {
+      if (firstPage < endPage && (mapFlags & Prot.MAP_POPULATE) != 0) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          boolean faultable = inode.arch().hostMayFault(r.start(), r.shareability());
-          if (faultable && huge) {
-            m.setAccessible(r.start(), r.end(), true);
-          } else if (!faultable && !huge) {
-            m.setAccessible(r.start(), r.end(), false);
-          }
-          if (faultable && (mapFlags & Prot.MAP_POPULATE) != 0) {
+          if (inode.arch().hostMayFault(r.start(), r.shareability())) {
             m.populate(r.start(), r.end());
           }
         }
@@ -102,37 +70,14 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       inode.addMapping(m);
       return m;
     } catch (RuntimeException e) {
-      if (m != null) {
-        m.mapping.close();
+      if (raw != null) {
+        raw.close();
       }
       inode.release();
       throw e;
     } finally {
       lock.unlock();
     }
-  }
-
-  /**
-   * For huge-page memory: a block-aligned region of whole blocks, all SIGBUS memory at first
-   * (the file's blocks are mapped over it as they become faultable). Mapped with a block of slack
-   * and trimmed, since the kernel aligns only hugetlbfs mappings to the huge page size. MAP_LOCKED
-   * is moot: hugetlb pages are never swapped.
-   */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot) {
-    Sys sys = inode.sys();
-    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
-    if ((offset & (block - 1)) != 0) {
-      // hugetlbfs_file_mmap's rule: the offset must be huge-page aligned.
-      throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
-    }
-    long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, prot, Prot.MAP_SHARED, inaccessible.fd(), 0);
-    long start = (raw + block - 1) & -block;
-    if (start > raw) {
-      sys.munmap(raw, start - raw);
-    }
-    sys.munmap(start + regionLength, raw + block - start);
-    return new Mapping(sys, start, regionLength);
   }
 
   /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
@@ -146,85 +91,15 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
     try {
-      sys.madvise(mapping.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
+      inode.sys().madvise(raw.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
     } catch (GmemException ignored) {
       // mm_populate's result is ignored by mmap(MAP_POPULATE) too.
     }
   }
 
-  /**
-   * Maps the file (accessible) or the SIGBUS memory over file pages {@code [startPage, endPage)}
-   * of this mapping. Called to zap (conversion to private, under the exclusive lock) and to heal
-   * lazily on the next host fault of a page that became shared, as the kernel's fault handler
-   * maps a page only when it is touched. On huge-page memory the change widens to whole blocks:
-   * a zap covers every block it touches, and only blocks the host may fault entirely are mapped.
-   */
   @Override
-  public synchronized void setAccessible(long startPage, long endPage, boolean accessible) {
-    long mappedEnd = firstPage + mapped.nrPages();
-    long first = Math.max(firstPage, startPage & -blockPages);
-    long end = Math.min(mappedEnd, (endPage + blockPages - 1) & -blockPages);
-    if (first >= end || !mapping.isOpen()) {
-      return;
-    }
-    if (!accessible) {
-      cover(first, end);
-    } else if (blockPages == 1) {
-      mapFile(first, end);
-    } else {
-      for (long b = first; b < end; ) {
-        long runEnd = b;
-        while (runEnd < end && blockFaultable(runEnd)) {
-          runEnd += blockPages;
-        }
-        if (runEnd > b) {
-          mapFile(b, runEnd);
-        }
-        b = Math.max(runEnd, b + blockPages);
-      }
-    }
-  }
-
-  private void cover(long first, long end) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0);
-    mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
-  }
-
-  private void mapFile(long first, long end) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
-    mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
-  }
-
-  /**
-   * Whether the host may fault every page of the block at {@code b}, which lies inside EOF. Asks
-   * the arch once per block (like {@link #create} once per run) and allocates nothing: accessors
-   * ask it on every access to a mixed block.
-   */
-  private boolean blockFaultable(long b) {
-    return b + blockPages <= inode.nrPages()
-        && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
-        && inode.arch().hostMayFault(b, Shareability.SHARED);
-  }
-
-  /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 512;
-
-  /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
-  private void heal(long page) {
-    if (blockPages > 1) {
-      setAccessible(page, page + 1, true);
-      return;
-    }
-    long blockStart = Math.max(firstPage, page & ~(HEAL_BLOCK - 1));
-    long blockEnd = Math.min(Math.min(inode.nrPages(), firstPage + mapped.nrPages()), blockStart + HEAL_BLOCK);
-    for (ShareabilityRange r : inode.shareabilityRanges(blockStart, blockEnd)) {
-      if (r.start() <= page && page < r.end()) {
-        setAccessible(r.start(), r.end(), true);
-        return;
-      }
-    }
+  public MappingChange prepareAccess(long startPage, long endPage, boolean accessible) {
+    return raw.prepareAccess(startPage, endPage, accessible);
   }
 
   @Override
@@ -249,16 +124,17 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public long address() {
-    return mapping.address();
+    raw.handOut();
+    return raw.address();
   }
 
   @Override
   public boolean isOpen() {
-    return mapping.isOpen();
+    return raw.isOpen();
   }
 
   private void checkRange(long off, long len, int needProt) {
-    if (!mapping.isOpen()) {
+    if (!raw.isOpen()) {
       throw new GmemException(Errno.EFAULT, "mapping is closed");
     }
     if (off < 0 || len < 0 || off > length - len) {
@@ -280,14 +156,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     for (long i = first; i <= last; i++) {
       inode.faults().hostFault(i, write);
     }
-    if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-      // Heals the mapping for raw users (the accessors do not need it); a block at a time.
-      for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
-        if (mapped.get(i - firstPage) != Shareability.SHARED) {
-          heal(i);
-        }
-      }
-    }
+    raw.heal(first, last);
     return view + off;
   }
 
@@ -380,17 +249,18 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   @Override
   public ByteBuffer buffer(long off, int len) {
     checkRange(off, len, Prot.READ);
+    raw.handOut();
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
       fault(off, len, (prot & Prot.WRITE) != 0);
       long first = (offset + off) >>> Folio.PAGE_SHIFT;
       long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
-      if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+      if (!raw.mapsAll(first, last)) {
         throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
             + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
       }
-      ByteBuffer b = Sys.buffer(mapping.address() + off, len);
+      ByteBuffer b = Sys.buffer(raw.address() + off, len);
       return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
     } finally {
       l.unlock();
@@ -399,14 +269,14 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public void close() {
-    if (!mapping.isOpen()) {
+    if (!raw.isOpen()) {
       return;
     }
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
       inode.removeMapping(this);
-      mapping.close();
+      raw.close();
     } finally {
       l.unlock();
     }

@@ -36,6 +36,9 @@ public interface LibC {
 
   int munmap(long addr, @size_t long length);
 
+  @Variadic(fixedCount = 4)
+  long mremap(long oldAddr, @size_t long oldLength, @size_t long newLength, int flags, long newAddr);
+
   int mprotect(long addr, @size_t long length, int prot);
 
   int madvise(long addr, @size_t long length, int advice);

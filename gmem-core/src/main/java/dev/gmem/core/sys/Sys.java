@@ -29,6 +29,13 @@ public final class Sys {
   public static final int MADV_POPULATE_READ = 22;
   public static final int MADV_POPULATE_WRITE = 23;
 
+  public static final int MAP_PRIVATE = 0x02;
+  public static final int MAP_ANONYMOUS = 0x20;
+  public static final int MAP_NORESERVE = 0x4000;
+
+  public static final int MREMAP_MAYMOVE = 1;
+  public static final int MREMAP_FIXED = 2;
+
   public static final long SYS_USERFAULTFD = 323;
   public static final long SYS_MEMFD_SECRET = 447;
 
@@ -106,6 +113,16 @@ public final class Sys {
   public void munmap(long addr, long length) {
     if (libc.munmap(addr, length) != 0) {
       throw fail("munmap");
+    }
+  }
+
+  /**
+   * Moves the mapping at {@code from} onto {@code to} ({@code MREMAP_FIXED}): whatever was mapped
+   * at {@code to} is unmapped in the same call, so the range is never unmapped in between.
+   */
+  public void mremapFixed(long from, long length, long to) {
+    if (libc.mremap(from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
+      throw fail("mremap");
     }
   }
 

@@ -1,0 +1,171 @@
+package dev.gmem.core.convert;
+
+import com.kenai.jffi.MemoryIO;
+import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.HugePagePool;
+import dev.gmem.api.Prot;
+import dev.gmem.core.host.HostProbe;
+import dev.gmem.core.sys.MapCountBudget;
+import dev.gmem.core.sys.Sys;
+import java.util.ArrayList;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fresh memory for the pages a to-private takes away from raw host users. A reference the kernel
+ * took through a host mapping (vmsplice into a pipe, O_DIRECT, io_uring fixed buffers: GUP) is
+ * invisible to user space, so gmem cannot refuse the conversion as upstream does (refcount ≠
+ * expected → EAGAIN). Instead every page raw users may have reached ({@link HostExposure}) is
+ * detached from the file once it is covered: its bytes are copied aside, the page is punched out
+ * (the kernel drops the page cache's reference; an old reference keeps a dead page that nobody
+ * writes again), the hole is refilled and the bytes copied back. The guest then writes to memory
+ * no earlier reference can see.
+ *
+ * <p>Cost: two copies, a punch and a refill per exposed page, paid only on to-private of pages a
+ * handed-out raw view mapped (see {@code RawView}); pages only reached through gmem's accessors,
+ * which copy through the guest view, are never detached.
+ *
+ * <p>Everything fallible happens in {@link #prepare}: the copy buffer is mapped and populated,
+ * and on hugetlb memory the pool must have a free page per huge page detached (a detached page
+ * still referenced is not given back until its last reference goes, and its refill needs one).
+ * {@link #apply} refills with MADV_POPULATE_WRITE, which on 4 KiB memory only fails when the
+ * system is out of memory; it then copies back with plain stores, whose faults the kernel
+ * resolves (or OOM-kills) rather than fail.
+ */
+final class Detach {
+  /** Bytes detached per step at most (unless a huge page is larger): bounds the copy buffer. */
+  private static final long CHUNK = 2L << 20;
+  private static final MemoryIO IO = MemoryIO.getInstance();
+  private static final Logger LOG = LoggerFactory.getLogger(Detach.class);
+  private static final Detach NONE = new Detach(null, List.of(), false, 0, 0);
+
+  private final ConvertibleInode inode;
+  private final List<long[]> runs;
+  private final boolean keepContents;
+  private final long buffer;
+  private final long bufferLength;
+
+  private Detach(ConvertibleInode inode, List<long[]> runs, boolean keepContents, long buffer, long bufferLength) {
+    this.inode = inode;
+    this.runs = runs;
+    this.keepContents = keepContents;
+    this.buffer = buffer;
+    this.bufferLength = bufferLength;
+  }
+
+  /**
+   * Plans detaching the exposed, present pages of {@code [start, end)}, widened to the memory's
+   * page size. {@code keepContents} is false when the arch does not keep contents across the
+   * conversion: then nothing is copied.
+   */
+  static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents) {
+    long block = 1L << inode.hostBlockOrder();
+    List<long[]> runs = new ArrayList<>();
+    long pages = 0;
+    for (long[] r : inode.exposure().within(start, end)) {
+      long s = r[0] & -block;
+      long e = Math.min(inode.nrPages(), (r[1] + block - 1) & -block);
+      inode.filemap().forEachPresentRun(s, e, (ps, pe) -> {
+        long a = ps & -block;
+        long b = (pe + block - 1) & -block;
+        long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+        if (last != null && a <= last[1]) {
+          last[1] = Math.max(last[1], b);
+        } else {
+          runs.add(new long[] {a, b});
+        }
+      });
+    }
+    for (long[] r : runs) {
+      pages += r[1] - r[0];
+    }
+    if (runs.isEmpty()) {
+      return NONE;
+    }
+    if (block > 1) {
+      checkPool(block << Folio.PAGE_SHIFT, pages / block, runs.get(0)[0]);
+    }
+    if (!keepContents) {
+      return new Detach(inode, runs, false, 0, 0);
+    }
+    long length = Math.min(pages << Folio.PAGE_SHIFT, Math.max(CHUNK, block << Folio.PAGE_SHIFT));
+    Sys sys = inode.sys();
+    MapCountBudget.process().reserveTransient(1);
+    long buffer = 0;
+    try {
+      buffer = sys.mmap(0, length, Prot.READ_WRITE, Sys.MAP_PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
+      sys.madvise(buffer, length, Sys.MADV_POPULATE_WRITE);
+      return new Detach(inode, runs, true, buffer, length);
+    } catch (GmemException e) {
+      if (buffer != 0) {
+        sys.munmap(buffer, length);
+      }
+      MapCountBudget.process().release(1);
+      throw GmemException.atOffset(e.errno(), runs.get(0)[0] << Folio.PAGE_SHIFT, "no memory to detach exposed pages: " + e.getMessage());
+    }
+  }
+
+  /** A detached huge page still referenced keeps its pool page: its refill needs another. */
+  private static void checkPool(long pageSize, long pages, long firstPage) {
+    HugePagePool pool = HostProbe.hugePagePools(HostProbe.SYSFS_HUGEPAGES).stream()
+        .filter(p -> p.pageSize() == pageSize).findFirst().orElse(null);
+    if (pool == null || pool.available() < pages) {
+      throw GmemException.atOffset(Errno.ENOMEM, firstPage << Folio.PAGE_SHIFT, "detaching " + pages + " huge page(s) of "
+          + (pageSize >> 10) + " KiB that raw host users reached needs as many free in the pool (" + (pool == null ? 0 : pool.available())
+          + " available): a kernel reference may keep the old one");
+    }
+  }
+
+  /** Whether any page is detached. */
+  boolean any() {
+    return !runs.isEmpty();
+  }
+
+  /**
+   * Detaches, after the point of no return, with the pages covered in every host mapping and the
+   * invalidate lock held exclusive: no one but a kernel reference taken earlier can reach them.
+   */
+  void apply() {
+    if (runs.isEmpty()) {
+      return;
+    }
+    Sys sys = inode.sys();
+    long view = inode.guestViewAddress();
+    long step = keepContents ? bufferLength : CHUNK;
+    for (long[] r : runs) {
+      for (long p = r[0] << Folio.PAGE_SHIFT, e = r[1] << Folio.PAGE_SHIFT; p < e; p += step) {
+        long len = Math.min(step, e - p);
+        if (keepContents) {
+          IO.copyMemory(view + p, buffer, len);
+        }
+        sys.fallocate(inode.memory().get(), dev.gmem.api.Fallocate.KEEP_SIZE | dev.gmem.api.Fallocate.PUNCH_HOLE, p, len);
+        try {
+          sys.madvise(view + p, len, Sys.MADV_POPULATE_WRITE);
+        } catch (GmemException outOfMemory) {
+          if (inode.hostBlockOrder() > 0) {
+            // A store would SIGBUS: another process took the pool page checked for in prepare.
+            LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, p >>> Folio.PAGE_SHIFT,
+                outOfMemory.getMessage());
+            continue;
+          }
+          // 4 KiB memory: the stores below fault the pages in, as any access would.
+        }
+        if (keepContents) {
+          IO.copyMemory(buffer, view + p, len);
+        }
+      }
+      inode.exposure().remove(r[0], r[1]);
+    }
+  }
+
+  /** Unmaps the copy buffer. */
+  void close() {
+    if (bufferLength != 0) {
+      inode.sys().munmap(buffer, bufferLength);
+      MapCountBudget.process().release(1);
+    }
+  }
+}

@@ -1,0 +1,79 @@
+package dev.gmem.core.convert;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.HostMapping;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.SoftwareVcpu;
+import dev.gmem.api.Vm;
+import dev.gmem.api.VmType;
+import dev.gmem.core.conformance.Backends;
+import dev.gmem.core.conformance.PipeReference;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Kernel references taken through a host mapping before a to-private (here: {@code vmsplice} of
+ * the page into a pipe, the same GUP reference O_DIRECT and io_uring fixed buffers take) are
+ * invisible to user space. Upstream refuses such a conversion with EAGAIN; gmem must instead make
+ * sure that nothing the guest writes into the page after the conversion reaches that reference.
+ */
+class KernelReferenceTest {
+  static final long PAGE = 4096;
+  static final long SIZE = 16 * PAGE;
+  static final long SHARED_VALUE = 0x5a5a_5a5a_0000_0001L;
+  static final long PRIVATE_TAG = 0x7e57_0000_0000_beefL;
+  static java.util.stream.Stream<String> backends() {
+    return Backends.names();
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aReferenceTakenBeforeToPrivateNeverSeesLaterPrivateWrites(String backend) {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      try (GuestMemFile f = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED); HostMapping m = f.map()) {
+        vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, SIZE, f, 0);
+        SoftwareVcpu cpu = vm.softwareVcpu();
+        m.putLong(3 * PAGE, SHARED_VALUE);
+        PipeReference pipe = PipeReference.take(m.address() + 2 * PAGE, 2 * PAGE);
+
+        f.setShareability(2 * PAGE, 2 * PAGE, Shareability.PRIVATE);
+        assertEquals(SHARED_VALUE, cpu.readLong(3 * PAGE, true), "contents survive the conversion");
+        cpu.writeLong(3 * PAGE, PRIVATE_TAG, true);
+        cpu.writeLong(2 * PAGE + 8, PRIVATE_TAG, true);
+
+        assertEquals(SHARED_VALUE, pipe.readLong(PAGE), "the pipe shows the page as it was when it was shared");
+        pipe.close();
+        assertEquals(PRIVATE_TAG, cpu.readLong(3 * PAGE, true), "the guest keeps its private write");
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aReferenceOutlivesItsMappingAndStillSeesNothingPrivate(String backend) {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      try (GuestMemFile f = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED)) {
+        vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, SIZE, f, 0);
+        PipeReference pipe;
+        try (HostMapping m = f.map()) {
+          m.putLong(5 * PAGE, SHARED_VALUE);
+          pipe = PipeReference.take(m.address() + 5 * PAGE, PAGE);
+        }
+        f.setShareability(0, SIZE, Shareability.PRIVATE);
+        vm.softwareVcpu().writeLong(5 * PAGE, PRIVATE_TAG, true);
+        // Shared again and written by the guest: still not what the reference shows.
+        f.setShareability(0, SIZE, Shareability.SHARED);
+        assertEquals(PRIVATE_TAG, vm.softwareVcpu().readLong(5 * PAGE, false));
+        assertEquals(SHARED_VALUE, pipe.readLong(0));
+        pipe.close();
+      }
+    }
+  }
+}
