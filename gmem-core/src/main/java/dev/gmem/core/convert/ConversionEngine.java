@@ -86,11 +86,12 @@ public final class ConversionEngine {
         checkReferences(start, end);
       }
       prepareHostMappings(start, end, toPrivate, mappings);
+      boolean changesContents = changesContents(before, target);
       if (toPrivate) {
         injector.at(ConversionStep.DETACH_PREPARE, start);
-        detach = Detach.prepare(inode, start, end, keepsContents(before, target));
+        detach = Detach.prepare(inode, start, end, !changesContents);
       }
-      if (changesContents(before, target) || (detach != null && detach.any())) {
+      if (changesContents || (detach != null && detach.any())) {
         inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
       }
     } catch (RuntimeException e) {
@@ -128,11 +129,6 @@ public final class ConversionEngine {
         throw rebase(e, start);
       }
     }
-  }
-
-  /** Whether the arch keeps the bytes of every page changing: only then does a detach copy them. */
-  private boolean keepsContents(List<ShareabilityRange> before, Shareability target) {
-    return !changesContents(before, target);
   }
 
   private static ShareabilityStore.Update prepareStore(ShareabilityStore store, long start, long end, Shareability target) {
@@ -267,7 +263,7 @@ public final class ConversionEngine {
       }
       ArchHooks.ContentEffect effect = arch.contentEffect(r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
-      if (!leavesPrivate && effect == ArchHooks.ContentEffect.PRESERVE) {
+      if ((!leavesPrivate || !ArchOverrides.invalidates(arch)) && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
@@ -288,7 +284,7 @@ public final class ConversionEngine {
     }
     // Prepare is undone for pages that left private use; the next private fault prepares again.
     for (ShareabilityRange r : before) {
-      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE) {
+      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE && ArchOverrides.prepares(arch)) {
         filemap.clearPrepared(r.start(), r.end());
       }
     }

@@ -2,6 +2,7 @@ package dev.gmem.core.convert;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Errno;
+import dev.gmem.api.Fallocate;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.HugePagePool;
@@ -57,36 +58,38 @@ final class Detach {
   }
 
   /**
-   * Plans detaching the exposed, present pages of {@code [start, end)}, widened to the memory's
-   * page size. {@code keepContents} is false when the arch does not keep contents across the
-   * conversion: then nothing is copied.
+   * Plans detaching the exposed pages of {@code [start, end)}, widened to the memory's page size.
+   * {@code keepContents} is false when the arch does not keep contents across the conversion:
+   * then nothing is copied. Maps the guest view (which the detach copies through) while failing
+   * is still allowed.
    */
   static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents) {
     long block = 1L << inode.hostBlockOrder();
     List<long[]> runs = new ArrayList<>();
-    long pages = 0;
     for (long[] r : inode.exposure().within(start, end)) {
-      long s = r[0] & -block;
-      long e = Math.min(inode.nrPages(), (r[1] + block - 1) & -block);
-      inode.filemap().forEachPresentRun(s, e, (ps, pe) -> {
-        long a = ps & -block;
-        long b = (pe + block - 1) & -block;
-        long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
-        if (last != null && a <= last[1]) {
-          last[1] = Math.max(last[1], b);
-        } else {
-          runs.add(new long[] {a, b});
-        }
-      });
-    }
-    for (long[] r : runs) {
-      pages += r[1] - r[0];
+      long a = r[0] & -block;
+      long b = Math.min(inode.nrPages(), (r[1] + block - 1) & -block);
+      long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+      if (last != null && a <= last[1]) {
+        last[1] = Math.max(last[1], b);
+      } else {
+        runs.add(new long[] {a, b});
+      }
     }
     if (runs.isEmpty()) {
       return NONE;
     }
+    long view = inode.guestViewAddress();
+    long pages = 0;
+    for (long[] r : runs) {
+      pages += r[1] - r[0];
+    }
     if (block > 1) {
-      checkPool(block << Folio.PAGE_SHIFT, pages / block, runs.get(0)[0]);
+      long[] resident = new long[1];
+      for (long[] r : runs) {
+        forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> resident[0] += e - s);
+      }
+      checkPool(block << Folio.PAGE_SHIFT, resident[0] / block, runs.get(0)[0]);
     }
     if (!keepContents) {
       return new Detach(inode, runs, false, 0, 0);
@@ -108,6 +111,46 @@ final class Detach {
     }
   }
 
+  /** Receives a run of pages. */
+  @FunctionalInterface
+  private interface Run {
+    void visit(long start, long end);
+  }
+
+  /**
+   * The runs of {@code [start, end)} whose pages the file holds (mincore through the guest
+   * view), in whole blocks: gmem's filemap is not enough, since a raw access may have made the
+   * kernel instantiate a page gmem has not handed out yet. A chunk at a time, so the residency
+   * vector stays small.
+   */
+  private static void forEachResident(Sys sys, long view, long start, long end, long block, Run visitor) {
+    long chunk = Math.max(CHUNK >>> Folio.PAGE_SHIFT, block);
+    long runStart = -1;
+    long runEnd = -1;
+    for (long c = start; c < end; c += chunk) {
+      long n = Math.min(chunk, end - c);
+      byte[] vec = sys.mincore(view + (c << Folio.PAGE_SHIFT), n << Folio.PAGE_SHIFT);
+      for (long i = 0; i < n; i += block) {
+        if ((vec[(int) i] & 1) == 0) {
+          continue;
+        }
+        long p = c + i;
+        if (p == runEnd) {
+          runEnd = p + block;
+        } else {
+          if (runStart >= 0) {
+            visitor.visit(runStart, runEnd);
+          }
+          runStart = p;
+          runEnd = p + block;
+        }
+      }
+    }
+    if (runStart >= 0) {
+      visitor.visit(runStart, runEnd);
+    }
+  }
+
   /** A detached huge page still referenced keeps its pool page: its refill needs another. */
   private static void checkPool(long pageSize, long pages, long firstPage) {
     HugePagePool pool = HostProbe.hugePagePools(HostProbe.SYSFS_HUGEPAGES).stream()
@@ -119,45 +162,68 @@ final class Detach {
     }
   }
 
-  /** Whether any page is detached. */
+  /** Whether any page may have to be detached. */
   boolean any() {
     return !runs.isEmpty();
   }
 
   /**
    * Detaches, after the point of no return, with the pages covered in every host mapping and the
-   * invalidate lock held exclusive: no one but a kernel reference taken earlier can reach them.
+   * invalidate lock held exclusive: no raw user can reach them or make the kernel instantiate new
+   * ones, so the pages found resident now are all a kernel reference taken earlier can hold.
    */
   void apply() {
     if (runs.isEmpty()) {
       return;
     }
-    Sys sys = inode.sys();
     long view = inode.guestViewAddress();
-    long step = keepContents ? bufferLength : CHUNK;
+    long block = 1L << inode.hostBlockOrder();
     for (long[] r : runs) {
-      for (long p = r[0] << Folio.PAGE_SHIFT, e = r[1] << Folio.PAGE_SHIFT; p < e; p += step) {
-        long len = Math.min(step, e - p);
-        if (keepContents) {
-          IO.copyMemory(view + p, buffer, len);
-        }
-        sys.fallocate(inode.memory().get(), dev.gmem.api.Fallocate.KEEP_SIZE | dev.gmem.api.Fallocate.PUNCH_HOLE, p, len);
-        try {
-          sys.madvise(view + p, len, Sys.MADV_POPULATE_WRITE);
-        } catch (GmemException outOfMemory) {
-          if (inode.hostBlockOrder() > 0) {
-            // A store would SIGBUS: another process took the pool page checked for in prepare.
-            LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, p >>> Folio.PAGE_SHIFT,
-                outOfMemory.getMessage());
-            continue;
-          }
-          // 4 KiB memory: the stores below fault the pages in, as any access would.
-        }
-        if (keepContents) {
-          IO.copyMemory(buffer, view + p, len);
-        }
-      }
+      forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> detach(view, s << Folio.PAGE_SHIFT, e << Folio.PAGE_SHIFT));
       inode.exposure().remove(r[0], r[1]);
+    }
+  }
+
+  /** Copies {@code [from, to)} (bytes, resident) aside, punches it and refills it, a buffer at a time. */
+  private void detach(long view, long from, long to) {
+    Sys sys = inode.sys();
+    long step = keepContents ? bufferLength : CHUNK;
+    for (long p = from; p < to; p += step) {
+      long len = Math.min(step, to - p);
+      if (keepContents) {
+        IO.copyMemory(view + p, buffer, len);
+      }
+      sys.fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, p, len);
+      if (keepContents && refillByWrite(p, len)) {
+        continue;
+      }
+      try {
+        sys.madvise(view + p, len, Sys.MADV_POPULATE_WRITE);
+      } catch (GmemException outOfMemory) {
+        if (inode.hostBlockOrder() > 0) {
+          // A store would SIGBUS: another process took the pool page checked for in prepare.
+          LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, p >>> Folio.PAGE_SHIFT,
+              outOfMemory.getMessage());
+          continue;
+        }
+        // 4 KiB memory: the stores below fault the pages in, as any access would.
+      }
+      if (keepContents) {
+        IO.copyMemory(buffer, view + p, len);
+      }
+    }
+  }
+
+  /**
+   * Refills {@code [offset, +len)} from the copy buffer with one pwrite, where the memory takes
+   * writes (shmem does, without zeroing the new pages first: about half the cost of populating
+   * and copying; guest_memfd and hugetlbfs do not). False where it did not fill it all.
+   */
+  private boolean refillByWrite(long offset, long len) {
+    try {
+      return inode.sys().pwrite(inode.memory().get(), buffer, len, offset) == len;
+    } catch (GmemException unsupported) {
+      return false;
     }
   }
 

@@ -34,10 +34,10 @@ public final class HostExposure {
 
   /** The exposed runs inside {@code [start, end)}, as {start, end} pairs in order. */
   synchronized List<long[]> within(long start, long end) {
-    List<long[]> out = new ArrayList<>();
-    if (start >= end) {
-      return out;
+    if (start >= end || pages.isEmpty()) {
+      return List.of();
     }
+    List<long[]> out = new ArrayList<>();
     for (Range<Long> r : pages.subRangeSet(Range.closedOpen(start, end)).asRanges()) {
       out.add(new long[] {r.lowerEndpoint(), r.upperEndpoint()});
     }

@@ -26,6 +26,9 @@ public interface LibC {
   @ssize_t
   long write(int fd, long buf, @size_t long count);
 
+  @ssize_t
+  long pwrite(int fd, long buf, @size_t long count, @off_t long offset);
+
   @Variadic(fixedCount = 2)
   int ioctl(int fd, long request, long arg);
 

@@ -208,6 +208,14 @@ public final class Sys {
     return r;
   }
 
+  public long pwrite(int fd, long addr, long count, long offset) {
+    long r = libc.pwrite(fd, addr, count, offset);
+    if (r < 0) {
+      throw fail("pwrite");
+    }
+    return r;
+  }
+
   public long syscall(long number, long a1, String name) {
     long r = libc.syscall(number, a1);
     if (r < 0) {

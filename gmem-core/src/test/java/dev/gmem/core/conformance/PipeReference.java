@@ -2,6 +2,8 @@ package dev.gmem.core.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
 import dev.gmem.core.convert.TestInode;
 import dev.gmem.core.sys.Sys;
 import jnr.ffi.LibraryLoader;
@@ -31,14 +33,23 @@ public final class PipeReference implements AutoCloseable {
     this.length = length;
   }
 
-  /** vmsplices {@code [address, +length)} (at most 64 KiB, the pipe's default capacity) into a fresh pipe. */
+  /**
+   * vmsplices {@code [address, +length)} (at most 64 KiB, the pipe's default capacity) into a
+   * fresh pipe; {@link GmemException} (EFAULT where the memory faults) when the kernel cannot
+   * take all of it.
+   */
   public static PipeReference take(long address, long length) {
     int[] pipe = SYS.pipe();
     Pointer iov = SYS.allocate(16);
     iov.putLong(0, address);
     iov.putLong(8, length);
     long n = SPLICE.vmsplice(pipe[1], iov, 1, 0);
-    assertEquals(length, n, "vmsplice took a reference to the whole range");
+    if (n != length) {
+      int errno = jnr.ffi.LastError.getLastError(jnr.ffi.Runtime.getRuntime(SPLICE));
+      SYS.closeQuietly(pipe[0]);
+      SYS.closeQuietly(pipe[1]);
+      throw n < 0 ? GmemException.fromSyscall(errno, "vmsplice") : new GmemException(Errno.EFAULT, "vmsplice took " + n + " of " + length);
+    }
     return new PipeReference(pipe, length);
   }
 

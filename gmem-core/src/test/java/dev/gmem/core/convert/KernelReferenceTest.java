@@ -76,4 +76,22 @@ class KernelReferenceTest {
       }
     }
   }
+
+  /** The kernel instantiates a page a raw access touches first, before gmem ever hands it out: it is detached too. */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aPageOnlyARawAccessInstantiatedIsDetachedToo(String backend) {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      try (GuestMemFile f = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED); HostMapping m = f.map()) {
+        vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, SIZE, f, 0);
+        assertEquals(0, f.inode().allocatedPages());
+        try (PipeReference pipe = PipeReference.take(m.address() + 7 * PAGE, PAGE)) {
+          f.setShareability(7 * PAGE, PAGE, Shareability.PRIVATE);
+          vm.softwareVcpu().writeLong(7 * PAGE, PRIVATE_TAG, true);
+          assertEquals(0, pipe.readLong(0), "the pipe holds the page the raw access made, as it was");
+        }
+      }
+    }
+  }
 }
