@@ -3,6 +3,10 @@ package dev.gmem.api;
 /**
  * One VM's view of a {@link GuestMemInode}, bound immutably to the VM that created it. Memslots
  * bind to files. Closing a file never frees memory; any call after close fails with EBADF.
+ *
+ * <p>Units: like the syscalls it mirrors, every position here is a byte offset into the file
+ * ({@code offset}) and every extent a byte count ({@code length}); {@link GuestMemInode} speaks
+ * in page indices instead.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface GuestMemFile extends AutoCloseable {
@@ -39,14 +43,40 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * {@code mmap(2)} of the file with the kernel's rules: without MMAP → ENODEV; MAP_PRIVATE →
-   * EINVAL; PROT_EXEC → EPERM; unaligned offset → EINVAL. The mapping may extend beyond EOF.
+   * {@code mmap(2)} of the file with the kernel's rules and errno order: without MMAP → ENODEV;
+   * MAP_PRIVATE → EINVAL; PROT_EXEC → EPERM; unaligned offset → EINVAL; negative or overflowing
+   * offset → EOVERFLOW; a length beyond the address space → ENOMEM. The mapping may extend beyond
+   * EOF. MAP_POPULATE and MAP_LOCKED fault in only pages the host may fault. gmem chooses the
+   * address: this is {@link #map(long, long, long, int, int) map(0, ...)}.
    */
   HostMapping map(long offset, long length, int prot, int mapFlags);
 
+  /**
+   * {@code mmap(address, length, prot, mapFlags, fd, offset)}: as {@link #map(long, long, int, int)}
+   * at an address. Without MAP_FIXED or MAP_FIXED_NOREPLACE {@code address} is a hint (0: none).
+   * With MAP_FIXED the mapping replaces whatever {@code [address, address+length)} held, as mmap(2)
+   * does — never name memory gmem maps itself (another {@link HostMapping}); with
+   * MAP_FIXED_NOREPLACE it fails with EEXIST where the range holds any mapping. Errnos as the
+   * kernel's, in its order (EINVAL for an unaligned fixed address, ENOMEM beyond the address
+   * space); a fixed address below {@code vm.mmap_min_addr} fails with EPERM, also for a privileged
+   * process (a mapping at page 0 breaks the JVM). A failed call changes nothing, even under
+   * MAP_FIXED (where the kernel may leave the range unmapped). {@link HostMapping#close()} unmaps
+   * the range.
+   *
+   * <p>The default, for implementations that only choose addresses themselves, ignores the hint
+   * and refuses a fixed address with EOPNOTSUPP.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default HostMapping map(long address, long offset, long length, int prot, int mapFlags) {
+    if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE)) != 0) {
+      throw new GmemException(Errno.EOPNOTSUPP, "this GuestMemFile cannot map at a fixed address");
+    }
+    return map(offset, length, prot, mapFlags);
+  }
+
   /** A read-write shared mapping of the whole file. */
   default HostMapping map() {
-    return map(0, size(), Prot.READ_WRITE, Prot.MAP_SHARED);
+    return map(0, size(), Prot.READ_WRITE, MapFlags.SHARED);
   }
 
   /** Shareability of the page holding {@code offset}. */
@@ -55,7 +85,7 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * In-place conversion of {@code [offset, offset+size)} to {@code target} (SHARED or PRIVATE),
+   * In-place conversion of bytes {@code [offset, offset+length)} to {@code target} (SHARED or PRIVATE),
    * with the semantics of upstream {@code KVM_SET_MEMORY_ATTRIBUTES2} on a guest_memfd: EINVAL for
    * an unsupported target, a zero, unaligned, overflowing or out-of-range range; nothing happens
    * when the range already has the target; ENOMEM when tracking memory cannot be had; for
@@ -64,13 +94,13 @@ public interface GuestMemFile extends AutoCloseable {
    * leaves shareability, folio structure and shared contents as they were.
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
-  void setShareability(long offset, long size, Shareability target);
+  void setShareability(long offset, long length, Shareability target);
 
   /**
-   * Takes long-term references on {@code [offset, offset+size)} like a DMA pin: faults the pages
+   * Takes long-term references on bytes {@code [offset, offset+length)} like a DMA pin: faults the pages
    * in (they must be host-faultable, else EFAULT) and holds them until the pin is closed.
    */
-  Pin pin(long offset, long size);
+  Pin pin(long offset, long length);
 
   boolean isOpen();
 

@@ -2,12 +2,13 @@ package dev.gmem.examples.bench;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
-import dev.gmem.core.sys.LibC;
 import dev.gmem.core.sys.Sys;
+import dev.gmem.core.sys.libc.LibC;
 
 /**
  * The baseline side of a pair: the bare kernel object gmem's backend stands on, with no gmem code
@@ -89,7 +90,7 @@ final class RawMemory implements AutoCloseable {
 
   /** {@code mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)}. */
   long map() {
-    long address = SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd, 0);
+    long address = SYS.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, fd, 0);
     mappings.add(address);
     return address;
   }

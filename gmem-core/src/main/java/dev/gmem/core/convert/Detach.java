@@ -6,6 +6,7 @@ import dev.gmem.api.Fallocate;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.HugePagePool;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.sys.MapCountBudget;
@@ -99,7 +100,7 @@ final class Detach {
     MapCountBudget.process().reserveTransient(1);
     long buffer = 0;
     try {
-      buffer = sys.mmap(0, length, Prot.READ_WRITE, Sys.MAP_PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
+      buffer = sys.mmap(0, length, Prot.READ_WRITE, MapFlags.PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
       sys.madvise(buffer, length, Sys.MADV_POPULATE_WRITE);
       return new Detach(inode, runs, true, buffer, length);
     } catch (GmemException e) {

@@ -1,5 +1,6 @@
 package dev.gmem.core.inode;
 
+import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Shareability;
@@ -13,6 +14,7 @@ import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.locks.Lock;
 
 /**
  * The fault paths of one inode ({@code kvm_gmem_fault_user_mapping}, {@code kvm_gmem_get_pfn}):
@@ -22,7 +24,7 @@ import java.util.List;
  * for callers that also restructure).
  */
 public final class FaultPath {
-  /** Stripes serialising the allocation of one huge block; a power of two. */
+  /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
   private static final int ALLOCATION_STRIPES = 64;
 
   private final GuestMemInodeImpl inode;
@@ -37,7 +39,7 @@ public final class FaultPath {
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
   private final Object prepareLock = new Object();
-  private final Object[] allocationStripes = newStripes(ALLOCATION_STRIPES);
+  private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
@@ -51,14 +53,6 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
-  }
-
-  private static Object[] newStripes(int n) {
-    Object[] o = new Object[n];
-    for (int i = 0; i < n; i++) {
-      o[i] = new Object();
-    }
-    return o;
   }
 
   /**
@@ -141,7 +135,9 @@ public final class FaultPath {
     }
     long start = index & ~((1L << folioOrder) - 1);
     // Faults on different pages of one huge page race for the same allocation: serialise per block.
-    synchronized (allocationStripes[(int) ((start >>> folioOrder) & (allocationStripes.length - 1))]) {
+    Lock stripe = allocationStripes.getAt((int) ((start >>> folioOrder) & (allocationStripes.size() - 1)));
+    stripe.lock();
+    try {
       if (filemap.isPresent(index)) {
         return;
       }
@@ -165,6 +161,8 @@ public final class FaultPath {
         r.commit();
       }
       FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
+    } finally {
+      stripe.unlock();
     }
   }
 

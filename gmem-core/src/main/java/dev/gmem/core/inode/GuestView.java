@@ -1,5 +1,6 @@
 package dev.gmem.core.inode;
 
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Mapping;
@@ -30,7 +31,7 @@ final class GuestView {
       synchronized (this) {
         m = mapping;
         if (m == null) {
-          m = new Mapping(sys, sys.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, memory.get(), 0), size);
+          m = new Mapping(sys, sys.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, memory.get(), 0), size);
           mapping = m;
         }
       }

@@ -1,7 +1,7 @@
 package dev.gmem.core.mapping;
 
 import dev.gmem.api.Folio;
-import dev.gmem.api.Prot;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.convert.MappingChange;
@@ -49,8 +49,12 @@ final class RawView implements AutoCloseable {
   private final long offset;
   private final long firstPage;
   private final int prot;
-  /** MAP_LOCKED where the mapping asked for it: file pieces keep the flags of the first, so they merge. */
-  private final int fileFlags;
+  /**
+   * MAP_SHARED, and MAP_LOCKED where the mapping asked for it: every piece, file or SIGBUS memory,
+   * has the flags of the region, so that neighbours of one kind merge into one VMA. (A locked
+   * spare populates what it maps; its pages are about to be shared.)
+   */
+  private final int flags;
   private final long blockPages;
   private final Mapping region;
   /** Per page of the region: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
@@ -59,7 +63,7 @@ final class RawView implements AutoCloseable {
   /** VMAs of the region, as charged to the budget (guarded by this). */
   private long vmas;
 
-  private RawView(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, int prot, int fileFlags,
+  private RawView(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, int prot, int flags,
       Mapping region, Shareability initial) {
     this.inode = inode;
     this.inaccessible = inaccessible;
@@ -67,7 +71,7 @@ final class RawView implements AutoCloseable {
     this.offset = offset;
     this.firstPage = offset >>> Folio.PAGE_SHIFT;
     this.prot = prot;
-    this.fileFlags = fileFlags;
+    this.flags = flags;
     this.blockPages = 1L << inode.hostBlockOrder();
     this.region = region;
     this.mapped = new ShareabilityStore((region.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initial);
@@ -75,54 +79,42 @@ final class RawView implements AutoCloseable {
   }
 
   /**
-   * Maps {@code [offset, offset + length)} of the inode's memory: the file itself for 4 KiB
-   * memory, SIGBUS memory for huge-page memory (its blocks are mapped when handed out). Nothing is
-   * covered yet: see the class comment.
+   * Maps {@code [offset, offset + length)} of the inode's memory into {@code where}: the file
+   * itself for 4 KiB memory, SIGBUS memory for huge-page memory and under MAP_LOCKED (which
+   * faults in what it maps: the file goes only over what the host may fault, at hand-out). Covers
+   * nothing yet: see the class comment.
    */
-  static RawView map(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
+  static RawView map(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot,
+      int mapFlags) {
     MapCountBudget budget = MapCountBudget.process();
     budget.reserve(1);
     try {
       Sys sys = inode.sys();
-      int fileFlags = Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED);
-      if (inode.hostBlockOrder() == 0) {
-        Mapping m = new Mapping(sys, sys.mmap(0, length, prot, fileFlags, inode.memory().get(), offset), length);
-        return new RawView(inode, inaccessible, offset, prot, fileFlags, m, Shareability.SHARED);
+      boolean huge = inode.hostBlockOrder() > 0;
+      // hugetlb pages are never swapped: MAP_LOCKED only populates there.
+      int flags = MapFlags.SHARED | (huge ? 0 : mapFlags & MapFlags.LOCKED);
+      if (huge || (flags & MapFlags.LOCKED) != 0) {
+        long regionLength = huge ? blockAligned(inode, offset, length) : length;
+        Mapping m = new Mapping(sys, sys.mmap(where.address(), regionLength, prot, flags | MapFlags.FIXED, inaccessible.fd(), offset), regionLength);
+        return new RawView(inode, inaccessible, offset, prot, flags, m, Shareability.PRIVATE);
       }
-      return new RawView(inode, inaccessible, offset, prot, Prot.MAP_SHARED, coveredRegion(inode, inaccessible, offset, length, prot),
-          Shareability.PRIVATE);
+      Mapping m = new Mapping(sys, sys.mmap(where.address(), length, prot, flags | MapFlags.FIXED, inode.memory().get(), offset), length);
+      return new RawView(inode, inaccessible, offset, prot, flags, m, Shareability.SHARED);
     } catch (RuntimeException e) {
       budget.release(1);
       throw e;
     }
   }
 
-  /**
-   * For huge-page memory: a block-aligned region of whole blocks, all SIGBUS memory, found by
-   * reserving a block of slack (the kernel aligns only hugetlbfs mappings to the huge page size).
-   */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot) {
-    Sys sys = inode.sys();
+  /** A huge-page region's length: whole blocks (the placement is aligned to them); its offset must be aligned too. */
+  private static long blockAligned(GuestMemInodeImpl inode, long offset, long length) {
     long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
     if ((offset & (block - 1)) != 0) {
       // hugetlbfs_file_mmap's rule: the offset must be huge-page aligned.
       throw dev.gmem.api.GmemException.einval(
           "mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
-    long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, Prot.NONE, Sys.MAP_PRIVATE | Sys.MAP_ANONYMOUS | Sys.MAP_NORESERVE, -1, 0);
-    long start = (raw + block - 1) & -block;
-    try {
-      sys.mmap(start, regionLength, prot, Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), offset);
-    } catch (RuntimeException e) {
-      sys.munmap(raw, regionLength + block);
-      throw e;
-    }
-    if (start > raw) {
-      sys.munmap(raw, start - raw);
-    }
-    sys.munmap(start + regionLength, raw + block - start);
-    return new Mapping(sys, start, regionLength);
+    return (length + block - 1) & -block;
   }
 
   long address() {
@@ -280,7 +272,7 @@ final class RawView implements AutoCloseable {
       for (int i = 0; i < ops.size(); i++) {
         Op op = ops.get(i);
         if (op.accessible) {
-          spare[i] = sys.mmap(0, (op.end - op.start) << Folio.PAGE_SHIFT, prot, fileFlags, inode.memory().get(), op.start << Folio.PAGE_SHIFT);
+          spare[i] = sys.mmap(0, (op.end - op.start) << Folio.PAGE_SHIFT, prot, flags, inode.memory().get(), op.start << Folio.PAGE_SHIFT);
         }
       }
     } catch (RuntimeException e) {
@@ -392,7 +384,7 @@ final class RawView implements AutoCloseable {
               inode.exposure().add(op.start, Math.min(op.end, inode.nrPages()));
             }
           } else {
-            sys.mmap(at, len, prot, Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), op.start << Folio.PAGE_SHIFT);
+            sys.mmap(at, len, prot, flags | MapFlags.FIXED, inaccessible.fd(), op.start << Folio.PAGE_SHIFT);
             mapped.set(op.start - firstPage, op.end - firstPage, Shareability.PRIVATE);
           }
         }

@@ -2,6 +2,7 @@ package dev.gmem.core.sys;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.GmemException;
+import dev.gmem.core.sys.libc.LibC;
 import java.nio.ByteBuffer;
 import java.util.function.IntSupplier;
 import jnr.ffi.LibraryLoader;
@@ -29,7 +30,6 @@ public final class Sys {
   public static final int MADV_POPULATE_READ = 22;
   public static final int MADV_POPULATE_WRITE = 23;
 
-  public static final int MAP_PRIVATE = 0x02;
   public static final int MAP_ANONYMOUS = 0x20;
   public static final int MAP_NORESERVE = 0x4000;
 

@@ -1,0 +1,15 @@
+/**
+ * The {@code gmem} tool, demos and JMH benchmarks. Picocli fills the commands' option fields by
+ * reflection, hence the open package. On the module path the plugins (gmem-alloc-hugetlb and any
+ * other) are found by service binding; nothing here requires them.
+ */
+@SuppressWarnings("requires-automatic") // JMH ships no module descriptor
+module dev.gmem.examples {
+  requires java.management; // the benchmark runner reports the JVM's input arguments
+  requires dev.gmem.api;
+  requires dev.gmem.core;
+  requires info.picocli;
+  requires jmh.core;
+
+  opens dev.gmem.examples.cli to info.picocli;
+}
