@@ -26,13 +26,17 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <ul>
  *   <li>{@code gmemConvert1GiB}: 1 GiB of allocated 4 KiB folios, mapped by the host, converted to
- *       private and back ({@code setShareability} twice: validation, store update, host zap,
- *       reference check over 262,144 folios, then the reverse with the remap). Baseline: the
- *       {@code mprotect(PROT_NONE)} and {@code mprotect(PROT_READ|PROT_WRITE)} calls over the
- *       same 1 GiB of a raw mapping — the least any user-space enforcement must pay. Target: ≤
- *       1.25× the floor. {@code populated} says whether the host mapping's page tables are filled
- *       (every page touched) when the conversion starts: zapping filled page tables is what
- *       upstream's {@code unmap_mapping_pages} costs too, and mprotect merely rewrites them.
+ *       private and back ({@code setShareability} twice). Baseline: the {@code mprotect(PROT_NONE)}
+ *       and {@code mprotect(PROT_READ|PROT_WRITE)} calls over the same 1 GiB of a raw mapping — the
+ *       least any user-space enforcement of a raw mapping must pay. Target: ≤ 1.25× the floor.
+ *       {@code populated=false}: the host mapping is used through its accessors only, its raw view
+ *       is never handed out, so there is nothing to cover: validation, store updates and the
+ *       reference check over 262,144 folios. {@code populated=true}: the raw view is handed out
+ *       ({@code buffer()}) and every page touched through it when the conversion starts; to-private
+ *       covers the GiB and detaches every page (copy aside, punch, refill, copy back: a kernel
+ *       reference taken through the raw view must not see the guest's later private writes), and
+ *       to-shared moves a spare file mapping into place. mprotect merely rewrites page tables, so
+ *       this row measures what that guarantee costs; it misses the target by far.
  *   <li>{@code gmemMetadataPerPage}: the same round trip of 1 GiB with no folios and no mapping:
  *       the shareability store alone, reported per page. Target: ≥ 10M pages/s, i.e. ≤ 100 ns per
  *       page. Baseline: a byte-per-page attribute array filled twice (a flat array's cost).
