@@ -142,4 +142,61 @@ class FailedConversionRawAccessTest {
       }
     }
   }
+
+  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> backendsAndSteps() {
+    return Backends.names().flatMap(b -> java.util.Arrays.stream(ConversionStep.values())
+        .map(step -> org.junit.jupiter.params.provider.Arguments.of(b, step)));
+  }
+
+  /**
+   * A conversion that fails at any of its fallible steps leaves every host mapping as it was: raw
+   * views map what they mapped, gmem holds the VMAs it held, and the raw view still works.
+   */
+  @ParameterizedTest
+  @MethodSource("backendsAndSteps")
+  void aConversionFailingAtAnyStepLeavesEveryMappingAsItWas(String backend, ConversionStep step) {
+    try (GmemRuntime rt = Backends.open(backend);
+        GuestMemFile f = rt.createVm(VmType.SW_PROTECTED).createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+        HostMapping m = f.map();
+        HostMapping n = f.map(0, 8 * PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
+      for (long p = 0; p < PAGES; p++) {
+        m.putLong(p * PAGE, p);
+      }
+      f.setShareability(2 * PAGE, 2 * PAGE, Shareability.PRIVATE); // an island: a to-shared has something to map
+      ByteBuffer rawM = m.buffer(0, (int) (2 * PAGE));
+      ByteBuffer rawN = n.buffer(4 * PAGE, (int) (4 * PAGE));
+      long vmas = dev.gmem.core.sys.MapCountBudget.process().used();
+      dev.gmem.core.inode.GuestMemInodeImpl inode = ((dev.gmem.core.file.GuestMemFileImpl) f).inodeImpl();
+      inode.conversionFaultInjector((s, index) -> {
+        if (s == step) {
+          throw dev.gmem.api.GmemException.atOffset(Errno.ENOMEM, index << 12, "injected at " + s);
+        }
+      });
+      try {
+        for (Shareability target : new Shareability[] {Shareability.PRIVATE, Shareability.SHARED}) {
+          try {
+            f.setShareability(0, PAGES * PAGE, target);
+          } catch (dev.gmem.api.GmemException e) {
+            assertTrue(e.getMessage().contains("injected at " + step), e.getMessage());
+          }
+          if (f.shareability(0) == target && f.shareability(2 * PAGE) == target) {
+            continue; // the step does not run in this direction
+          }
+          assertEquals(Shareability.PRIVATE, f.shareability(2 * PAGE), "nothing changed");
+          assertEquals(Shareability.SHARED, f.shareability(0));
+          assertEquals(vmas, dev.gmem.core.sys.MapCountBudget.process().used(), "no VMA made or lost");
+          for (long p : new long[] {0, 1, 4, 5, 6, 7, 8, PAGES - 1}) {
+            assertEquals(null, dev.gmem.core.conformance.KernelCopy.read(m.address() + p * PAGE, 8), "page " + p + " still mapped");
+          }
+          assertEquals(Errno.EFAULT, dev.gmem.core.conformance.KernelCopy.read(m.address() + 2 * PAGE, 8), "the island still covered");
+          assertEquals(1, rawM.getLong((int) PAGE));
+          assertEquals(5, rawN.getLong((int) PAGE));
+        }
+      } finally {
+        inode.conversionFaultInjector(FaultInjector.NONE);
+      }
+      f.setShareability(0, PAGES * PAGE, Shareability.SHARED);
+      assertEquals(2, m.buffer(2 * PAGE, 8).getLong(0), "and a conversion afterwards works");
+    }
+  }
 }
