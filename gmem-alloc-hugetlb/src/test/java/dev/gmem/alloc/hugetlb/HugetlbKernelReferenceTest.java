@@ -1,6 +1,7 @@
 package dev.gmem.alloc.hugetlb;
 
 import static dev.gmem.alloc.hugetlb.Errnos.expect;
+import static dev.gmem.core.conformance.Guests.withGuest;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
@@ -10,7 +11,6 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
-import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vm;
@@ -46,22 +46,18 @@ class HugetlbKernelReferenceTest {
   @ParameterizedTest
   @MethodSource("backends")
   void aPipeReferenceToAHugePageNeverSeesLaterPrivateWrites(String backend) {
-    try (GmemRuntime rt = Backends.open(backend)) {
-      Vm vm = rt.createVm(VmType.SW_PROTECTED);
-      try (GuestMemFile f = vm.createGuestMemFile(2 * HUGE, FLAGS); HostMapping m = f.map()) {
-        vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, 2 * HUGE, f, 0);
-        SoftwareVcpu cpu = vm.softwareVcpu();
-        m.putLong(HUGE + 3 * PAGE, SHARED_VALUE);
-        m.putLong(HUGE + 4 * PAGE, 44);
-        try (PipeReference pipe = PipeReference.take(m.address() + HUGE + 3 * PAGE, PAGE)) {
-          f.setShareability(HUGE + 3 * PAGE, PAGE, Shareability.PRIVATE);
-          cpu.writeLong(HUGE + 3 * PAGE, PRIVATE_TAG, true);
-          assertEquals(SHARED_VALUE, pipe.readLong(0), "the pipe holds the huge page as it was while shared");
-        }
-        assertEquals(PRIVATE_TAG, cpu.readLong(HUGE + 3 * PAGE, true));
-        assertEquals(44, m.getLong(HUGE + 4 * PAGE), "the shared neighbours moved with the page");
+    withGuest(backend, 2 * HUGE, FLAGS, (vm, f, m) -> {
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      m.putLong(HUGE + 3 * PAGE, SHARED_VALUE);
+      m.putLong(HUGE + 4 * PAGE, 44);
+      try (PipeReference pipe = PipeReference.take(m.address() + HUGE + 3 * PAGE, PAGE)) {
+        f.setShareability(HUGE + 3 * PAGE, PAGE, Shareability.PRIVATE);
+        cpu.writeLong(HUGE + 3 * PAGE, PRIVATE_TAG, true);
+        assertEquals(SHARED_VALUE, pipe.readLong(0), "the pipe holds the huge page as it was while shared");
       }
-    }
+      assertEquals(PRIVATE_TAG, cpu.readLong(HUGE + 3 * PAGE, true));
+      assertEquals(44, m.getLong(HUGE + 4 * PAGE), "the shared neighbours moved with the page");
+    });
   }
 
   @ParameterizedTest
