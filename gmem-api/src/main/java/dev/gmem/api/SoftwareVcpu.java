@@ -8,7 +8,9 @@ package dev.gmem.api;
  * memslot yields {@link VcpuExit.Mmio}. The VMM resolves the exit (e.g. converts) and retries.
  *
  * <p>Works on every backend; it is how gmem runs private-memory VM types whose rules the host
- * kernel does not implement. Thread-safe.
+ * kernel does not implement. Thread-safe. A private access through a linked file before the VM
+ * received the memory's context is a private memory fault; once the VM's own context was moved
+ * away ({@link Vm#moveEncryptionContextFrom}) every access throws {@link GmemException} EIO.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface SoftwareVcpu {
@@ -35,5 +37,18 @@ public interface SoftwareVcpu {
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
   default int mappingOrder(long gpa, boolean privateAccess) {
     return 0;
+  }
+
+  /**
+   * Guest code issues hypercall {@code nr} with up to six arguments (x86: {@code VMCALL} with
+   * {@code rax} = nr, {@code rbx, rcx, rdx, rsi} = args): the VM's arch turns it into the exits
+   * the VMM completes (see {@link GuestCall}). With the default arch this is KVM's handling of
+   * {@link VcpuExit.Hypercall#MAP_GPA_RANGE} with {@code KVM_CAP_EXIT_HYPERCALL} enabled: one exit
+   * for a valid range, {@code -KVM_EINVAL} for a bad one, {@code -KVM_ENOSYS} for other numbers.
+   * EIO on a dead VM.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default GuestCall hypercall(long nr, long... args) {
+    throw new GmemException(Errno.EOPNOTSUPP, "this software vCPU cannot issue hypercalls");
   }
 }

@@ -7,6 +7,7 @@ import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.vcpu.KvmVcpu;
+import dev.gmem.core.vcpu.VcpuGate;
 
 /**
  * A real KVM VM fd per VM and a real guest_memfd per inode. A VM type the kernel does not offer
@@ -18,11 +19,13 @@ public final class KvmBackend implements Backend {
   private final Kvm kvm;
   private final HostInfo host;
   private final Fd device;
+  private final GuestMemfdLinks links;
 
   public KvmBackend(Kvm kvm, HostInfo host) {
     this.kvm = kvm;
     this.host = host;
     this.device = kvm.openDevice();
+    this.links = new GuestMemfdLinks(kvm);
   }
 
   @Override
@@ -38,6 +41,12 @@ public final class KvmBackend implements Backend {
   @Override
   public BackendVm createVm(VmType type) {
     Fd vm = kvm.createVm(device, kernelTypeFor(type));
+    try {
+      kvm.enableMapGpaRangeExits(vm);
+    } catch (RuntimeException e) {
+      vm.close();
+      throw e;
+    }
     return new BackendVm() {
       @Override
       public Fd createMemory(long size) {
@@ -56,8 +65,13 @@ public final class KvmBackend implements Backend {
       }
 
       @Override
-      public Vcpu createVcpu(int id) {
-        return KvmVcpu.create(kvm, device, vm, id);
+      public Vcpu createVcpu(int id, VcpuGate gate) {
+        return KvmVcpu.create(kvm, device, vm, id, gate);
+      }
+
+      @Override
+      public Fd linkGuestMemfd(Fd source) {
+        return links.link(vm, source);
       }
 
       @Override

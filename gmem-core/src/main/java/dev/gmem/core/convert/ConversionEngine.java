@@ -8,6 +8,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -78,17 +79,23 @@ public final class ConversionEngine {
     if (store.isUniform(start, end, target)) {
       return;
     }
+    // Before anything else: a lock-free access to these pages must not race the covers, the arch
+    // hooks or the store; afterwards they take the locked path until faulted again.
+    inode.invalidateBegin(start, end);
     List<ShareabilityRange> before = store.ranges(start, end);
     boolean toPrivate = target == Shareability.PRIVATE;
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
+    ArchConversion arch = new ArchConversion(inode.arch(), inode.ino());
+    List<long[]> parked = List.of();
     List<MappingChange> mappings = new ArrayList<>();
-    Detach detach = null;
+    Detach detach = Detach.NONE;
     try {
       planRestructures(start, end, target, restructures);
       if (toPrivate) {
-        checkReferences(start, end);
+        parked = checkReferences(start, end, () -> arch.busyPolicy(start, end, before));
+        keepParkedPagesSmall(parked, restructures);
       }
       prepareHostMappings(start, end, toPrivate, mappings);
       boolean changesContents = changesContents(before, target);
@@ -96,13 +103,13 @@ public final class ConversionEngine {
         injector.at(ConversionStep.DETACH_PREPARE, start);
         detach = Detach.prepare(inode, start, end, !changesContents);
       }
-      if (changesContents || (detach != null && detach.any())) {
+      if (changesContents || detach.any()) {
         inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
       }
+      injector.at(ConversionStep.ARCH_VETO, start);
+      arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
     } catch (RuntimeException e) {
-      if (detach != null) {
-        detach.close();
-      }
+      detach.close();
       mappings.forEach(MappingChange::abort);
       restructures.forEach(r -> r.prepared.abort());
       update.abort();
@@ -111,14 +118,18 @@ public final class ConversionEngine {
     // ---- point of no return: nothing below can fail ----
     if (toPrivate) {
       mappings.forEach(MappingChange::apply);
-      detach.apply();
+      detach.apply(); // parked pages too: they turn private once drained, with no conversion to detach them then
       detach.close();
       inode.exposure().remove(start, end);
     }
-    commit(before, start, end, target, update, restructures);
+    commit(before, start, end, target, update, restructures, arch);
+    for (long[] p : parked) {
+      store.set(p[0], p[1], Shareability.NONE); // pKVM NONE_SHARED: nobody faults them until the references drain
+    }
     if (!toPrivate) {
       mappings.forEach(MappingChange::apply);
     }
+    inode.retireLeaked(start, end);
   }
 
   /**
@@ -134,6 +145,21 @@ public final class ConversionEngine {
         throw rebase(e, start);
       }
     }
+  }
+
+  /**
+   * A parked page keeps its reference, and a huge folio holds only private pages: merges that
+   * would take in a parked page are dropped (their preparation undone); the block merges on a
+   * later conversion once its pages drained.
+   */
+  private static void keepParkedPagesSmall(List<long[]> parked, List<Restructure> restructures) {
+    restructures.removeIf(r -> {
+      boolean touches = !r.split && parked.stream().anyMatch(p -> p[0] < r.index + (1L << r.order) && p[1] > r.index);
+      if (touches) {
+        r.prepared.abort();
+      }
+      return touches;
+    });
   }
 
   private static ShareabilityStore.Update prepareStore(ShareabilityStore store, long start, long end, Shareability target) {
@@ -224,8 +250,10 @@ public final class ConversionEngine {
   /**
    * Upstream requires {@code refcount == nr_pages + 1}: no pins, no transient references. A
    * transient reference may be a fresh folio still in an LRU batch, so drain once and look again.
+   * What is still referenced then fails the call with EAGAIN, or, when the arch parks busy pages
+   * (pKVM), is returned as the runs to park in NONE.
    */
-  private void checkReferences(long start, long end) {
+  private List<long[]> checkReferences(long start, long end, java.util.function.Supplier<ArchHooks.BusyPolicy> policy) {
     Filemap filemap = inode.filemap();
     long offending = firstReferenced(filemap, start, end);
     if (offending >= 0 && inode.lruBatch().first(start, end) >= 0) {
@@ -233,10 +261,25 @@ public final class ConversionEngine {
       offending = firstReferenced(filemap, start, end);
     }
     injector.at(ConversionStep.REFCHECK, offending >= 0 ? offending : start);
-    if (offending >= 0) {
+    if (offending < 0) {
+      return List.of();
+    }
+    if (policy.get() != ArchHooks.BusyPolicy.PARK) {
       throw GmemException.atOffset(Errno.EAGAIN, offending << Folio.PAGE_SHIFT,
           "page " + offending + " still has unexpected references (pinned?); release them and retry");
     }
+    List<long[]> busy = new ArrayList<>();
+    long p = offending;
+    while (p >= 0) {
+      long[] last = busy.isEmpty() ? null : busy.get(busy.size() - 1);
+      if (last != null && last[1] == p) {
+        last[1] = p + 1;
+      } else {
+        busy.add(new long[] {p, p + 1});
+      }
+      p = p + 1 < end ? filemap.firstReferenced(p + 1, end) : -1;
+    }
+    return busy;
   }
 
   private long firstReferenced(Filemap filemap, long start, long end) {
@@ -259,7 +302,7 @@ public final class ConversionEngine {
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
   private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
-      ShareabilityStore.Update update, List<Restructure> restructures) {
+      ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
     for (ShareabilityRange r : before) {
@@ -273,17 +316,21 @@ public final class ConversionEngine {
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
         if (leavesPrivate) {
-          arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
+          arch.invalidate(new GmemPage(inode.ino(), s), e - s); // kvm_arch_gmem_invalidate: leaving private use
         }
         applyContentEffect(effect, s, e);
       });
     }
+    accepted.commit();
     update.commit();
     for (Restructure r : restructures) {
       if (r.split) {
+        int from = filemap.orderAt(r.index);
         filemap.split(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioSplit(inode.ino(), inode.flags(), r.index, from, r.order));
       } else {
         filemap.merge(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioMerged(inode.ino(), inode.flags(), r.index, r.order));
       }
       r.prepared.commit();
     }

@@ -13,5 +13,7 @@ public enum ConversionStep {
   /** Preparing the host mappings' change: VMA budget, spare mappings for remaps. */
   MAPPINGS_PREPARE,
   /** Preparing the detach of exposed pages (to-private): copy buffer, huge-page pool. */
-  DETACH_PREPARE
+  DETACH_PREPARE,
+  /** The arch's veto ({@code ArchHooks.prepareConversion}), the last step before the point of no return. */
+  ARCH_VETO
 }

@@ -42,7 +42,7 @@ final class Detach {
   private static final long CHUNK = 2L << 20;
   private static final MemoryIO IO = MemoryIO.getInstance();
   private static final Logger LOG = LoggerFactory.getLogger(Detach.class);
-  private static final Detach NONE = new Detach(null, List.of(), false, 0, 0);
+  static final Detach NONE = new Detach(null, List.of(), false, 0, 0);
 
   private final ConvertibleInode inode;
   private final List<long[]> runs;

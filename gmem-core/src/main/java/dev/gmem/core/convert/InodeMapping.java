@@ -23,6 +23,12 @@ public interface InodeMapping extends AutoCloseable {
    */
   MappingChange prepareAccess(long startPage, long endPage, boolean accessible);
 
+  /**
+   * Covers file pages {@code [startPage, endPage)} at once: they left the inode for good (the arch
+   * leaked them). Runs after a point of no return and cannot fail.
+   */
+  void retire(long startPage, long endPage);
+
   /** Unmaps; idempotent. */
   @Override
   void close();

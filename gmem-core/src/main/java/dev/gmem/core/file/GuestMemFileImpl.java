@@ -18,6 +18,7 @@ import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.mapping.Placement;
+import dev.gmem.core.sys.Fd;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -45,12 +46,47 @@ public final class GuestMemFileImpl implements GuestMemFile {
   private final GuestMemInodeImpl inode;
   private final InaccessibleMemory inaccessible;
   private final AtomicBoolean open = new AtomicBoolean(true);
+  /** The real guest_memfd of this VM the kernel binds, or null where it binds plain memory. */
+  private final Fd kernelFile;
+  /** A linked file's memory may not be faulted private until a context move reaches its VM. */
+  private volatile boolean awaitingContext;
 
+  /** The file a VM creates with its inode; the inode's first reference is this file's. */
   public GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible) {
+    this(vm, inode, inaccessible, inode.isGuestMemfd() ? inode.memory() : null, false);
+  }
+
+  private GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile, boolean linked) {
     this.vm = vm;
     this.inode = inode;
     this.inaccessible = inaccessible;
+    this.kernelFile = kernelFile;
+    this.awaitingContext = linked;
     inode.addFile(this);
+  }
+
+  /**
+   * {@code KVM_LINK_GUEST_MEMFD}'s new view of {@code inode} for {@code vm}, taking over a reference
+   * the caller acquired; {@code kernelFile} is the kernel's linked guest_memfd, owned from now on,
+   * or null where the kernel has no link.
+   */
+  public static GuestMemFileImpl linked(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile) {
+    return new GuestMemFileImpl(vm, inode, inaccessible, kernelFile, true);
+  }
+
+  /** The real guest_memfd of this file's VM for {@code KVM_MEM_GUEST_MEMFD} bindings, or null. */
+  public Fd kernelGuestMemfd() {
+    return kernelFile;
+  }
+
+  /** Whether this is a linked file whose VM has not received the memory's encryption context yet. */
+  public boolean awaitingContext() {
+    return awaitingContext;
+  }
+
+  /** A context move into this file's VM committed. */
+  public void contextArrived() {
+    awaitingContext = false;
   }
 
   private void checkOpen() {
@@ -219,6 +255,9 @@ public final class GuestMemFileImpl implements GuestMemFile {
   public void close() {
     if (open.compareAndSet(true, false)) {
       inode.removeFile(this);
+      if (kernelFile != null && kernelFile != inode.memory()) {
+        kernelFile.close();
+      }
       inode.release();
     }
   }

@@ -2,13 +2,19 @@ package dev.gmem.core.inode;
 
 import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.MemoryExitException;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -31,7 +37,6 @@ public final class FaultPath {
   private final long ino;
   private final long flags;
   private final long nrPages;
-  private final ArchHooks arch;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final ShareabilityStore shareability;
@@ -40,13 +45,15 @@ public final class FaultPath {
   private final List<FaultInterceptor> interceptors;
   private final Object prepareLock = new Object();
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
+  /** The arch last asked whether it overrides {@code guestAccess} (a context move replaces it), and its answer. */
+  private volatile ArchHooks accessArch;
+  private volatile boolean archSeesAccesses;
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
     this.ino = inode.ino();
     this.flags = inode.flags();
     this.nrPages = inode.nrPages();
-    this.arch = inode.arch();
     this.allocator = inode.allocator();
     this.folioOrder = inode.folioOrder();
     this.shareability = inode.shareabilityStore();
@@ -55,27 +62,88 @@ public final class FaultPath {
     this.interceptors = interceptors;
   }
 
+  /** The identity of page {@code index} of this inode, as the arch and features key it. */
+  public GmemPage page(long index) {
+    return new GmemPage(ino, index);
+  }
+
+  /** The features' interceptors, for the other host paths (pins, the GPA view). */
+  List<FaultInterceptor> interceptors() {
+    return interceptors;
+  }
+
   /**
-   * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
-   * not fault and EFAULT beyond EOF.
+   * Whether the inode's arch overrides {@code guestAccess}: the software vCPU's hot path skips the
+   * call otherwise, and pages it may raise exceptions on never take the lock-free path.
    */
-  public void hostFault(long index, boolean write) {
-    if (index < 0 || index >= nrPages) {
-      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
+  private boolean archSeesAccesses() {
+    ArchHooks arch = inode.arch();
+    if (arch != accessArch) {
+      try {
+        archSeesAccesses = arch.getClass().getMethod("guestAccess", GuestFault.class).getDeclaringClass() != ArchHooks.class;
+      } catch (NoSuchMethodException e) {
+        throw new IllegalStateException(e);
+      }
+      accessArch = arch;
     }
-    Shareability s = shareability.get(index);
-    if (!arch.hostMayFault(index, s)) {
-      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
+    return archSeesAccesses;
+  }
+
+  /**
+   * Host user faults on pages {@code [start, end)}, all or nothing: every page is checked before
+   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF, EHWPOISON for a page the arch
+   * leaked and EACCES for a page the host may not fault, for the first such page — then the
+   * interceptors see every page, then the
+   * folios are looked up or allocated (an allocation failure leaves the earlier pages allocated,
+   * as a kernel fault that ends in VM_FAULT_OOM does). Each page is then installed in the
+   * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
+   */
+  public void hostFault(long start, long end, boolean write) {
+    for (long i = start; i < end; i++) {
+      if (i < 0 || i >= nrPages) {
+        throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
+      }
+      refuseLeaked(i);
+      Shareability s = shareability.get(i);
+      if (!inode.arch().hostMayFault(page(i), s)) {
+        throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
+      }
     }
     for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(ino, index, write);
+      for (long i = start; i < end; i++) {
+        fi.hostFault(page(i), write);
+      }
     }
-    ensureFolio(index);
+    for (long i = start; i < end; i++) {
+      ensureFolio(i);
+      install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /**
+   * Lets later accesses of {@code kind} to page {@code index} take the lock-free path; only while
+   * nothing but the invalidate-locked state decides them, i.e. no interceptor is present.
+   */
+  private void install(long index, FastPageTable.Kind kind) {
+    if (interceptors.isEmpty()) {
+      inode.fastPages().install(index, kind);
+    }
   }
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && hostMayFault(index, shareability.get(index));
+  }
+
+  /** Whether the host may fault page {@code index} when it is {@code s}: the arch decides, a leaked page never. */
+  public boolean hostMayFault(long index, Shareability s) {
+    return inode.arch().hostMayFault(page(index), s) && !inode.leaked().contains(index);
+  }
+
+  private void refuseLeaked(long index) {
+    if (inode.leaked().contains(index)) {
+      throw new GmemException(Errno.EHWPOISON, "page " + index + " of inode " + ino + " was leaked by the arch and is never handed out again");
+    }
   }
 
   /**
@@ -84,16 +152,29 @@ public final class FaultPath {
    * proceed, else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
    */
   public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
+    return guestFault(index, gfn, gpa, write, privateAccess, null);
+  }
+
+  /**
+   * {@link #guestFault(long, long, long, boolean, boolean)} through memslot {@code slot} (null
+   * where no memslot is involved), which the features' interceptors see with its VM. A page
+   * parked in NONE and a leaked page refuse every guest access. An exception the arch raises
+   * for the access ({@code ArchHooks.guestAccess}) is thrown as {@link MemoryExitException}.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess, Memslot slot) {
     long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
-    if (index < 0 || index >= nrPages) {
+    if (index < 0 || index >= nrPages || inode.leaked().contains(index)) {
       return privateFlag;
     }
     Shareability s = shareability.get(index);
     if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
       return privateFlag;
     }
+    boolean archSees = archSeesAccesses();
+    GuestFault fault = interceptors.isEmpty() && !archSees ? null
+        : new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
     for (FaultInterceptor fi : interceptors) {
-      long f = fi.guestFault(ino, index, gpa, write, privateAccess);
+      long f = fi.guestFault(fault);
       if (f != 0) {
         return f | privateFlag;
       }
@@ -101,6 +182,13 @@ public final class FaultPath {
     ensureFolio(index);
     if (privateAccess) {
       prepareOnce(index, gfn);
+    }
+    VcpuExit.GuestException raised = archSees ? inode.arch().guestAccess(fault) : null;
+    if (raised != null) {
+      throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
+    }
+    if (!archSees) {
+      install(index, privateAccess ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
     }
     return -1;
   }
@@ -113,7 +201,7 @@ public final class FaultPath {
     }
     synchronized (prepareLock) {
       if (!filemap.isPrepared(start)) {
-        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        inode.arch().prepare(page(start), gfn - (index - start), filemap.orderAt(start));
         filemap.markPrepared(start);
       }
     }
@@ -124,6 +212,7 @@ public final class FaultPath {
     if (filemap.isPresent(index)) {
       return;
     }
+    refuseLeaked(index);
     if (folioOrder == 0) {
       allocator.allocFolio(index);
       if (filemap.add(index, 0)) {
@@ -173,7 +262,19 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(page(index), gfn, isPrivate)));
+  }
+
+  /** {@link #mappingOrder(long, long, boolean)} through memslot {@code slot}, also capped by the features (userfault: 4 KiB). */
+  public int mappingOrder(long index, long gfn, boolean isPrivate, Memslot slot) {
+    int order = mappingOrder(index, gfn, isPrivate);
+    if (order > 0 && !interceptors.isEmpty()) {
+      GuestFault fault = new GuestFault(slot.file().vm(), slot, page(index), gfn << Folio.PAGE_SHIFT, false, isPrivate);
+      for (FaultInterceptor fi : interceptors) {
+        order = Math.max(0, Math.min(order, fi.maxMappingOrder(fault)));
+      }
+    }
+    return order;
   }
 
   private void added(long index, int order) {

@@ -12,6 +12,8 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
@@ -47,7 +49,8 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final int hostBlockOrder;
-  private final ArchHooks arch;
+  /** The hooks of the VM that holds the memory's encryption context; a context move replaces them. */
+  private volatile ArchHooks arch;
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
@@ -60,8 +63,18 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final PinTable pins;
   private final GuestView guestView;
   private final HostExposure exposure = new HostExposure();
+  private final LeakedPages leaked = new LeakedPages();
+  private final boolean guestMemfd;
+  private final List<FilemapListener> listeners;
+  private final FastPageTable fastPages;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
+  private volatile boolean evicted;
 
+  /**
+   * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
+   *     backend) rather than memory an allocator or a feature supplied, which the kernel sees as
+   *     plain user memory
+   */
   public GuestMemInodeImpl(
       long ino,
       long size,
@@ -71,8 +84,10 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
       FolioAllocator.Inode allocator,
       ArchHooks arch,
       List<FilemapListener> listeners,
-      List<FaultInterceptor> interceptors) {
+      List<FaultInterceptor> interceptors,
+      boolean guestMemfd) {
     this.ino = ino;
+    this.guestMemfd = guestMemfd;
     this.size = size;
     this.flags = flags;
     this.nrPages = size >>> Folio.PAGE_SHIFT;
@@ -84,10 +99,12 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.arch = arch;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
-    this.faults = new FaultPath(this, List.copyOf(listeners), List.copyOf(interceptors));
-    this.holePunch = new HolePunch(this, List.copyOf(listeners));
+    this.listeners = List.copyOf(listeners);
+    this.faults = new FaultPath(this, this.listeners, List.copyOf(interceptors));
+    this.holePunch = new HolePunch(this, this.listeners);
     this.pins = new PinTable(this);
     this.guestView = new GuestView(sys, memory, size);
+    this.fastPages = new FastPageTable(nrPages);
   }
 
   /**
@@ -118,6 +135,11 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   }
 
   @Override
+  public List<FilemapListener> listeners() {
+    return listeners;
+  }
+
+  @Override
   public long nrPages() {
     return nrPages;
   }
@@ -125,6 +147,11 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public Fd memory() {
     return memory;
+  }
+
+  /** Whether the memory is the backend's own file (so a memslot may bind it as a guest_memfd). */
+  public boolean isGuestMemfd() {
+    return guestMemfd;
   }
 
   @Override
@@ -135,6 +162,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public ArchHooks arch() {
     return arch;
+  }
+
+  /**
+   * A context move committed (invalidate lock held exclusive): from now on every arch call for
+   * this memory goes to {@code hooks}, which took the source VM's state over.
+   */
+  public void adoptArch(ArchHooks hooks) {
+    this.arch = hooks;
   }
 
   @Override
@@ -207,6 +242,28 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return guestView.address();
   }
 
+  /**
+   * Which pages gmem's accessors may reach without the invalidate lock: installed by the fault
+   * paths, zapped by {@link #invalidateBegin}, killed at eviction.
+   */
+  public FastPageTable fastPages() {
+    return fastPages;
+  }
+
+  /**
+   * {@code kvm_mmu_invalidate_begin} for gmem's lock-free accessors: removes the
+   * {@link FastPageTable} entries of pages {@code [start, end)} and waits ({@link Rcu#synchronize})
+   * until no access that may have used one is in flight. Every holder of the exclusive
+   * invalidate lock calls it before it changes what an entry vouches for — presence (punch),
+   * shareability and contents (conversion), the guest view's address space (eviction kills the
+   * whole table) — so an access on the lock-free path never meets a page in transition. Cannot fail.
+   */
+  @Override
+  public void invalidateBegin(long start, long end) {
+    fastPages.zap(start, end);
+    Rcu.GLOBAL.synchronize();
+  }
+
   // ---- the public inode view -------------------------------------------------------------
 
   @Override
@@ -254,6 +311,16 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return List.copyOf(files);
   }
 
+  @Override
+  public long shareabilitySequence() {
+    return shareability.sequence();
+  }
+
+  @Override
+  public long leakedPages() {
+    return leaked.count();
+  }
+
   /** As seen by a memslot binding the file at GPA 0 (gfn = index). */
   @Override
   public int mappingOrder(long index) {
@@ -277,6 +344,78 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** Test hook: failures injected at the fallible steps of later conversions. */
   public void conversionFaultInjector(FaultInjector injector) {
     this.conversionFaults = injector;
+  }
+
+  // ---- leaked pages and parked pages -----------------------------------------------------
+
+  LeakedPages leaked() {
+    return leaked;
+  }
+
+  /**
+   * The arch reports pages {@code [start, start + nrPages)} unreclaimable: their indices are
+   * retired at once (faults refuse them); their folios leave the filemap without going back to
+   * the allocator when gmem next frees them or, within a conversion, at its end
+   * ({@link #retireLeaked}). Any lock state; never fails.
+   */
+  public void leak(long start, long nrPages) {
+    long end = Math.min(nrPages(), start + Math.max(0, nrPages));
+    if (start >= 0 && start < end) {
+      retire(start, end);
+    }
+  }
+
+  /** Retires {@code [start, end)} widened to whole allocator blocks: a huge page cannot leave in parts. */
+  void retire(long start, long end) {
+    long block = 1L << folioOrder;
+    leaked.add(start & -block, Math.min(nrPages, (end + block - 1) & -block));
+  }
+
+  @Override
+  public void retireLeaked(long start, long end) {
+    if (leaked.count() == 0) {
+      return;
+    }
+    for (long[] run : leaked.within(start, end)) {
+      for (Folio f : filemap.remove(run[0], run[1])) {
+        pins.forget(f.index(), f.index() + f.nrPages());
+        lruBatch.forget(f.index(), f.index() + f.nrPages());
+      }
+      for (InodeMapping m : mappings) {
+        m.retire(run[0], run[1]);
+      }
+    }
+  }
+
+  /**
+   * Pages parked in NONE within {@code [start, end)} whose last extra reference went become
+   * private, and the arch hears of each run ({@code drained}). Called when references drop.
+   */
+  public void drainParked(long start, long end) {
+    if (shareability.countPages(Shareability.NONE) == 0) {
+      return;
+    }
+    invalidateLock.writeLock().lock();
+    try {
+      for (ShareabilityRange r : shareability.ranges(Math.max(0, start), Math.min(nrPages, end))) {
+        if (r.shareability() != Shareability.NONE) {
+          continue;
+        }
+        long runStart = -1;
+        for (long i = r.start(); i <= r.end(); i++) {
+          boolean drained = i < r.end() && filemap.refcount(i) == 0;
+          if (drained && runStart < 0) {
+            runStart = i;
+          } else if (!drained && runStart >= 0) {
+            shareability.set(runStart, i, Shareability.PRIVATE);
+            arch.drained(faults.page(runStart), i - runStart);
+            runStart = -1;
+          }
+        }
+      }
+    } finally {
+      invalidateLock.writeLock().unlock();
+    }
   }
 
   // ---- references ------------------------------------------------------------------------
@@ -317,9 +456,31 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return mappings;
   }
 
+  /** Whether the last reference is gone: memory, fd and guest view went back. */
+  public boolean isEvicted() {
+    return evicted;
+  }
+
+  /**
+   * Closes every host mapping, pin and file of the inode (runtime shutdown): each drops its
+   * reference, and the last one evicts. Memslots are deleted by their VMs.
+   */
+  void releaseAll() {
+    for (InodeMapping m : List.copyOf(mappings)) {
+      m.close();
+    }
+    pins.closeAll();
+    for (GuestMemFile f : List.copyOf(files)) {
+      f.close();
+    }
+  }
+
   private void evict() {
     invalidateLock.writeLock().lock();
     try {
+      evicted = true;
+      fastPages.kill();
+      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from the guest view
       guestView.close();
       holePunch.truncateAll();
       memory.close();

@@ -6,6 +6,7 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.filemap.Filemap;
 import java.util.ArrayList;
 import java.util.List;
@@ -69,6 +70,7 @@ public final class HolePunch {
     try {
       long first = offset >>> Folio.PAGE_SHIFT;
       long last = end >>> Folio.PAGE_SHIFT;
+      inode.invalidateBegin(first, last);
       long block = 1L << folioOrder;
       long wholeStart = Math.min(last, (first + block - 1) & -block);
       long wholeEnd = Math.max(wholeStart, last & -block);
@@ -76,7 +78,7 @@ public final class HolePunch {
       try {
         // The kernel zaps every mapping of the real file, host and guest view alike; hugetlbfs
         // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
-        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
+        punchFile(offset, end);
       } catch (RuntimeException e) {
         merges.forEach(m -> m.prepared().abort());
         throw e;
@@ -84,6 +86,9 @@ public final class HolePunch {
       for (BlockMerge m : merges) {
         filemap.merge(m.index(), folioOrder);
         m.prepared().commit();
+        for (FilemapListener l : listeners) {
+          l.folioMerged(inode.ino(), inode.flags(), m.index(), folioOrder);
+        }
       }
       if (wholeStart == wholeEnd) {
         return;
@@ -97,6 +102,24 @@ public final class HolePunch {
       }
     } finally {
       inode.invalidateLock().writeLock().unlock();
+    }
+  }
+
+  /**
+   * Punches the memory file over {@code [offset, end)} except where pages are leaked: their
+   * memory stays held while the inode lives.
+   */
+  private void punchFile(long offset, long end) {
+    long at = offset;
+    for (long[] run : inode.leaked().within(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
+      long runStart = run[0] << Folio.PAGE_SHIFT;
+      if (runStart > at) {
+        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, runStart - at);
+      }
+      at = Math.max(at, run[1] << Folio.PAGE_SHIFT);
+    }
+    if (at < end) {
+      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, end - at);
     }
   }
 
@@ -141,8 +164,17 @@ public final class HolePunch {
     }
   }
 
+  /**
+   * {@code ->free_folio}: the arch invalidates, then listeners hear the folio left, then the
+   * allocator takes it back — unless the arch leaked a page of it during (or before) the
+   * invalidate: then the whole folio is retired and stays where it is, in the firmware's hands.
+   */
   private void free(Folio f) {
-    inode.arch().invalidate(f.index(), f.nrPages());
+    inode.arch().invalidate(new GmemPage(inode.ino(), f.index()), f.nrPages());
+    if (inode.leaked().intersects(f.index(), f.index() + f.nrPages())) {
+      inode.retire(f.index(), f.index() + f.nrPages());
+      return;
+    }
     for (FilemapListener l : listeners) {
       l.folioRemoved(inode.ino(), inode.flags(), f.index(), f.order());
     }

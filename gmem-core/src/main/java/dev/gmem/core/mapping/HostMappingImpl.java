@@ -10,6 +10,8 @@ import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.convert.MappingChange;
@@ -23,14 +25,18 @@ import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
- * A host mapping of a file range. gmem's accessors check shareability under the inode's
- * invalidate lock and copy through the inode's guest view, so through them the host gets a
- * {@link GmemException} for a page it may not fault. The mapping's own memory is the raw view
+ * A host mapping of a file range. gmem's accessors check shareability first, so through them the
+ * host gets a {@link GmemException} for a page it may not fault: under the inode's invalidate
+ * lock, or, for an access within one page already faulted, lock-free against the inode's fast page
+ * table inside an RCU read-side section that conversion, punch and eviction wait for
+ * ({@link #access}); either way they copy through the inode's guest view. A failed access faults
+ * nothing in; one of zero bytes does nothing. The mapping's own memory is the raw view
  * ({@link #address}, {@link #buffer}), kept by {@link RawView}: pages the host may not fault are
  * covered there by SIGBUS memory from the moment the raw view is handed out.
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
+  private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
@@ -40,6 +46,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final RawView raw;
   /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
   private final long view;
+  /** The inode's page table for lock-free accesses. */
+  private final FastPageTable fastPages;
+  /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
+  private volatile boolean open = true;
 
   private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, long guestView) {
     this.file = file;
@@ -49,19 +59,26 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.prot = prot;
     this.raw = raw;
     this.view = guestView + offset;
+    this.fastPages = inode.fastPages();
+  }
+
+  /** {@link #create(GuestMemFile, GuestMemInodeImpl, InaccessibleMemory, Placement, long, long, int, int)} where the kernel chooses. */
+  public static HostMappingImpl create(
+      GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
+    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
+    Placement where = Placement.reserve(inode.sys(), 0, (length + block - 1) & -block, 0, block);
+    return create(file, inode, inaccessible, where, offset, length, prot, mapFlags);
   }
 
   /**
    * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
-   * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which
-   * faults in what it maps, and on huge-page memory the region starts as SIGBUS memory and the
-   * file is mapped over the pages the host may fault; otherwise the file is mapped and those pages
-   * are covered before anyone can touch them (the inode's lock is held).
+   * Pages the host may not fault are never mapped for anyone who could touch them: the raw view is
+   * kept in step from its hand-out on (see {@link RawView}), which is at once where the caller
+   * chose the address (MAP_FIXED, MAP_FIXED_NOREPLACE) or where MAP_LOCKED must fault in what the
+   * host may fault, and only that (the region then starts as SIGBUS memory).
    *
-   * <p>MAP_LOCKED locks what it maps now (the region is VM_LOCKED and its host-faultable pages are
-   * faulted in); pages that become host-faultable later are mapped on demand, not locked, as a
-   * fault would bring them in. On huge-page memory it populates only (hugetlb pages are never
-   * swapped).
+   * <p>MAP_LOCKED locks what it maps (every piece of the region is VM_LOCKED); on huge-page memory
+   * it populates only (hugetlb pages are never swapped).
    */
   public static HostMappingImpl create(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where,
       long offset, long length, int prot, int mapFlags) {
@@ -81,7 +98,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       List<ShareabilityRange> faultable = new ArrayList<>();
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          if (inode.arch().hostMayFault(r.start(), r.shareability())) {
+          if (inode.faults().hostMayFault(r.start(), r.shareability())) {
             faultable.add(r);
           }
         }
@@ -89,7 +106,6 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       if (populate) {
         faultable.forEach(r -> m.allocate(r.start(), r.end())); // gmem's folios first, as a kernel fault allocates before it maps
       }
-      // A fixed address is known to the caller already; MAP_LOCKED must fault in what the host may fault, and only that.
       if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE | MapFlags.LOCKED)) != 0) {
         raw.handOut();
       }
@@ -141,6 +157,11 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   @Override
+  public void retire(long startPage, long endPage) {
+    raw.retire(startPage, endPage);
+  }
+
+  @Override
   public GuestMemFile file() {
     return file;
   }
@@ -168,54 +189,95 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public boolean isOpen() {
-    return raw.isOpen();
+    return open;
   }
 
   private void checkRange(long off, long len, int needProt) {
-    if (!raw.isOpen()) {
-      throw new GmemException(Errno.EFAULT, "mapping is closed");
-    }
-    if (off < 0 || len < 0 || off > length - len) {
-      throw new GmemException(Errno.EFAULT, "access [" + off + ", +" + len + ") outside mapping of " + length + " bytes");
-    }
-    if ((prot & needProt) != needProt) {
-      throw new GmemException(Errno.EFAULT, "mapping prot " + prot + " does not allow " + (needProt == Prot.WRITE ? "writes" : "reads"));
+    if (!open || off < 0 || len < 0 || off > length - len || (prot & needProt) != needProt) {
+      throw rangeError(off, len, needProt);
     }
   }
 
+  private GmemException rangeError(long off, long len, int needProt) {
+    if (!open) {
+      return closed();
+    }
+    if (off < 0 || len < 0 || off > length - len) {
+      return new GmemException(Errno.EFAULT, "access [" + off + ", +" + len + ") outside mapping of " + length + " bytes");
+    }
+    return new GmemException(Errno.EFAULT, "mapping prot " + prot + " does not allow " + (needProt == Prot.WRITE ? "writes" : "reads"));
+  }
+
+  private static GmemException closed() {
+    return new GmemException(Errno.EFAULT, "mapping is closed");
+  }
+
   /**
-   * Host-faults every page of {@code [off, off+len)} and returns where to copy: the inode's guest
-   * view, so that shared pages of a huge page that also holds private ones, which the mapping
-   * itself must cover, stay reachable. The caller holds the invalidate lock shared.
+   * Host-faults every page of {@code [off, off+len)}, {@code len > 0}, all or nothing, and returns
+   * where to copy: the inode's guest view, so that shared pages of a huge page that also holds
+   * private ones, which the mapping itself must cover, stay reachable. The caller holds the
+   * invalidate lock shared.
    */
   private long fault(long off, long len, boolean write) {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
-    long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
-    for (long i = first; i <= last; i++) {
-      inode.faults().hostFault(i, write);
-    }
+    long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
+    inode.faults().hostFault(first, last + 1, write);
     raw.heal(first, last);
     return view + off;
   }
 
-  /** What an access does at the address the access path hands it; returns the loaded value, or 0. */
+  /**
+   * What an access does at the address the access path hands it, with the value to store (scalar
+   * stores); returns the loaded value, or 0. The scalar accessors pass lambdas that capture
+   * nothing, so the lock-free path allocates nothing.
+   */
   @FunctionalInterface
   private interface Copy {
-    long at(long address);
+    long at(long address, long value);
   }
 
   /**
-   * The one access path of every accessor: checks the range and the mapping's protection, then,
-   * under the invalidate lock taken shared, host-faults the pages of {@code [off, off+len)} and
-   * runs {@code copy} at their address in the guest view. {@code needProt} says which protection
-   * the access needs; it is a write fault when that includes {@link Prot#WRITE}.
+   * The one access path of every accessor: checks the range and the mapping's protection; a
+   * zero-length access ends there. An access within one page whose page the
+   * {@linkplain FastPageTable fast page table} maps for the host runs {@code copy} at once, inside
+   * an {@link Rcu} read-side section and without the lock: an invalidation (conversion, punch,
+   * eviction) zaps the entry and waits for the section before it changes the page. Otherwise
+   * {@link #lockedAccess}. Kept small so that it inlines into each accessor.
    */
-  private long access(long off, long len, int needProt, Copy copy) {
+  private long access(long off, long len, int needProt, long value, Copy copy) {
     checkRange(off, len, needProt);
+    if (len == 0) {
+      return 0;
+    }
+    long at = offset + off;
+    if ((at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+      Rcu.Reader r = Rcu.GLOBAL.reader();
+      r.lock();
+      try {
+        if (fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
+          return copy.at(view + off, value);
+        }
+      } finally {
+        r.unlock();
+      }
+    }
+    return lockedAccess(off, len, needProt, value, copy);
+  }
+
+  /**
+   * The slow path: under the invalidate lock taken shared, host-faults the pages of
+   * {@code [off, off+len)} (installing their fast-page-table entries) and runs {@code copy} at
+   * their address in the guest view. A write fault when {@code needProt} includes
+   * {@link Prot#WRITE}. {@code len > 0}.
+   */
+  private long lockedAccess(long off, long len, int needProt, long value, Copy copy) {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0));
+      if (!open) {
+        throw closed(); // closed meanwhile: the guest view may be gone as soon as we unlock
+      }
+      return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0), value);
     } finally {
       l.unlock();
     }
@@ -223,26 +285,26 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public byte getByte(long off) {
-    return (byte) access(off, 1, Prot.READ, IO::getByte);
+    return (byte) access(off, 1, Prot.READ, 0, (a, v) -> IO.getByte(a));
   }
 
   @Override
   public void putByte(long off, byte value) {
-    access(off, 1, Prot.WRITE, a -> {
-      IO.putByte(a, value);
+    access(off, 1, Prot.WRITE, value, (a, v) -> {
+      IO.putByte(a, (byte) v);
       return 0;
     });
   }
 
   @Override
   public long getLong(long off) {
-    return access(off, Long.BYTES, Prot.READ, IO::getLong);
+    return access(off, Long.BYTES, Prot.READ, 0, (a, v) -> IO.getLong(a));
   }
 
   @Override
   public void putLong(long off, long value) {
-    access(off, Long.BYTES, Prot.WRITE, a -> {
-      IO.putLong(a, value);
+    access(off, Long.BYTES, Prot.WRITE, value, (a, v) -> {
+      IO.putLong(a, v);
       return 0;
     });
   }
@@ -250,7 +312,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   @Override
   public void read(long off, byte[] dst, int dstIndex, int len) {
     Objects.checkFromIndexSize(dstIndex, len, dst.length);
-    access(off, len, Prot.READ, a -> {
+    access(off, len, Prot.READ, 0, (a, v) -> {
       IO.getByteArray(a, dst, dstIndex, len);
       return 0;
     });
@@ -259,7 +321,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   @Override
   public void write(long off, byte[] src, int srcIndex, int len) {
     Objects.checkFromIndexSize(srcIndex, len, src.length);
-    access(off, len, Prot.WRITE, a -> {
+    access(off, len, Prot.WRITE, 0, (a, v) -> {
       IO.putByteArray(a, src, srcIndex, len);
       return 0;
     });
@@ -267,44 +329,52 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public void fill(long off, long len, byte value) {
-    access(off, len, Prot.WRITE, a -> {
-      IO.setMemory(a, len, value);
+    access(off, len, Prot.WRITE, value, (a, v) -> {
+      IO.setMemory(a, len, (byte) v);
       return 0;
     });
   }
 
   /**
    * Faults the range in as a write where the mapping allows writes, like the accessors, and hands
-   * out the mapping itself, which must map every page of the range.
+   * out the mapping itself, which must map every page of the range. Always the locked path: it
+   * heals the raw mapping, which the lock-free path never looks at.
    */
   @Override
   public ByteBuffer buffer(long off, int len) {
+    int needProt = Prot.READ | (prot & Prot.WRITE);
+    checkRange(off, len, needProt);
     raw.handOut();
-    access(off, len, Prot.READ | (prot & Prot.WRITE), a -> {
-      long first = (offset + off) >>> Folio.PAGE_SHIFT;
-      long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
-      if (!raw.mapsAll(first, last)) {
-        throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
-            + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
-      }
-      return 0;
-    });
+    if (len > 0) {
+      lockedAccess(off, len, needProt, 0, (a, v) -> {
+        long first = (offset + off) >>> Folio.PAGE_SHIFT;
+        long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
+        if (!raw.mapsAll(first, last)) {
+          throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
+              + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
+        }
+        return 0;
+      });
+    }
     ByteBuffer b = Sys.buffer(raw.address() + off, len);
     return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
   }
 
+  /**
+   * Unmaps. Accessors that start afterwards fail with EFAULT; one in flight on the locked path
+   * holds the invalidate lock and so delays the eviction this may cause, one on the lock-free
+   * path is waited for by it. A conversion's prepared change of the raw view finds it closed and
+   * maps nothing into the address, which may belong to someone else by then.
+   */
   @Override
   public void close() {
-    if (!raw.isOpen()) {
-      return;
-    }
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
+    synchronized (this) {
+      if (!open) {
+        return;
+      }
+      open = false;
       inode.removeMapping(this);
       raw.close();
-    } finally {
-      l.unlock();
     }
     inode.release();
   }

@@ -156,7 +156,7 @@ final class RawView implements AutoCloseable {
           plan(firstPage, regionEnd(), true, firstPage, firstPage, ops);
         } else if (firstPage < end) {
           for (ShareabilityRange r : inode.shareabilityRanges(firstPage, end)) {
-            plan(r.start(), r.end(), inode.arch().hostMayFault(r.start(), r.shareability()), r.start(), r.end(), ops);
+            plan(r.start(), r.end(), inode.faults().hostMayFault(r.start(), r.shareability()), r.start(), r.end(), ops);
           }
         }
         prepare(ops).apply();
@@ -233,7 +233,7 @@ final class RawView implements AutoCloseable {
     long s2 = Math.max(b, Math.min(e, changeEnd));
     return (b >= s1 || store.isUniform(b, s1, Shareability.SHARED))
         && (s2 >= e || store.isUniform(s2, e, Shareability.SHARED))
-        && inode.arch().hostMayFault(b, Shareability.SHARED);
+        && inode.faults().hostMayFault(b, Shareability.SHARED);
   }
 
   /**
@@ -373,6 +373,10 @@ final class RawView implements AutoCloseable {
     @Override
     public void apply() {
       synchronized (RawView.this) {
+        if (!region.isOpen()) {
+          abort(); // closed meanwhile: its address may be someone else's now
+          return;
+        }
         for (int i = 0; i < ops.size(); i++) {
           Op op = ops.get(i);
           long at = region.address() + ((op.start - firstPage) << Folio.PAGE_SHIFT);
@@ -434,6 +438,30 @@ final class RawView implements AutoCloseable {
         prepare(ops).apply();
       }
     }
+  }
+
+  /**
+   * Covers file pages {@code [startPage, endPage)} at once, handed out or not: pages that left the
+   * inode for good (an arch leaked them). After a point of no return, so it cannot be refused:
+   * the VMAs are charged even past gmem's share, which leaks are too rare to exhaust.
+   */
+  synchronized void retire(long startPage, long endPage) {
+    if (!region.isOpen()) {
+      return;
+    }
+    List<Op> ops = new ArrayList<>();
+    plan(startPage, endPage, false, startPage, endPage, ops);
+    if (ops.isEmpty()) {
+      return;
+    }
+    long lo = ops.get(0).start - firstPage;
+    long hi = ops.get(ops.size() - 1).end - firstPage;
+    lo = lo > 0 ? mapped.runAt(lo - 1).start() : lo;
+    hi = hi < mapped.nrPages() ? mapped.runAt(hi).end() : hi;
+    List<ShareabilityRange> before = mapped.ranges(lo, hi);
+    long delta = overlay(before, ops).size() - before.size();
+    budget.charge(Math.max(0, delta));
+    new Change(ops, new long[ops.size()], delta, 0).apply();
   }
 
   /** Unmaps the region and gives its VMAs back. */

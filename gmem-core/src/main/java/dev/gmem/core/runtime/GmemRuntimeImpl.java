@@ -9,7 +9,6 @@ import dev.gmem.api.HostInfo;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.AllocatorProvider;
-import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FeatureProvider;
@@ -20,8 +19,7 @@ import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.alloc.PageAllocator;
 import dev.gmem.core.backend.Backend;
 import dev.gmem.core.config.GmemConfig;
-import dev.gmem.core.file.GuestMemFileImpl;
-import dev.gmem.core.convert.InodeMapping;
+import dev.gmem.core.inode.LiveInodes;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.plugin.PluginRegistry;
@@ -56,7 +54,9 @@ final class GmemRuntimeImpl implements GmemRuntime {
   private final Map<String, FolioAllocator> allocators = new ConcurrentHashMap<>();
   private final FolioAllocator pageAllocator = new PageAllocator();
   private final CopyOnWriteArrayList<VmImpl> vms = new CopyOnWriteArrayList<>();
+  private final LiveInodes inodes = new LiveInodes();
   private final AtomicBoolean open = new AtomicBoolean(true);
+  private final List<Feature> features = new ArrayList<>();
 
   @Inject
   GmemRuntimeImpl(
@@ -73,6 +73,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
     List<FaultInterceptor> interceptors = new ArrayList<>();
     for (FeatureProvider fp : plugins.features()) {
       Feature f = fp.create(hostMemory);
+      features.add(f);
       if (f.filemapListener() != null) {
         listeners.add(f.filemapListener());
       }
@@ -81,7 +82,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
       }
     }
     this.vmContext = new VmContext(
-        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits);
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits,
+        inodes, List.copyOf(features), plugins.features().stream().mapToInt(FeatureProvider::memslotFlags).reduce(0, (x, y) -> x | y));
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 
@@ -120,36 +122,32 @@ final class GmemRuntimeImpl implements GmemRuntime {
     }
     ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
         "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
-    ArchHooks hooks = arch.create(type, hostMemory);
-    // A closed VM is forgotten unless files it made are still open: those stay the runtime's to close.
-    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, v -> {
-      if (v.openFiles().isEmpty()) {
-        vms.remove(v);
-      }
-    });
+    // A closed VM is forgotten: what its files left alive is in the runtime's live inodes.
+    VmImpl vm = VmImpl.create(type, vmContext, arch, hostMemory, backend.createVm(type), vms::remove);
     vms.add(vm);
     return vm;
   }
 
   @Override
+  public <T> Optional<T> feature(Class<T> type) {
+    return features.stream().filter(type::isInstance).map(type::cast).findFirst();
+  }
+
+  /**
+   * Releases everything reachable from the runtime: VMs (vCPUs, memslots), then every inode's
+   * mappings, pins and files — also those whose file or VM the caller closed first — so that each
+   * inode is evicted; then the backend and the SIGBUS memory.
+   */
+  @Override
   public void close() {
     if (!open.compareAndSet(true, false)) {
       return;
     }
-    for (VmImpl vm : vms) {
-      for (GuestMemFileImpl f : vm.openFiles()) {
-        for (InodeMapping m : List.copyOf(f.inodeImpl().mappings())) {
-          try {
-            m.close();
-          } catch (RuntimeException e) {
-            LOG.warn("closing mapping failed", e);
-          }
-        }
-        f.close();
-      }
+    for (VmImpl vm : List.copyOf(vms)) {
       vm.close();
     }
     vms.clear();
+    inodes.releaseAll();
     backend.close();
     inaccessible.close();
   }

@@ -32,6 +32,20 @@ public final class KvmStructs {
     }
   }
 
+  /**
+   * {@code struct kvm_link_guest_memfd} of the {@code KVM_LINK_GUEST_MEMFD} RFC (v2, 2025): 64
+   * bytes. Not in any released kernel's headers.
+   */
+  public static final class LinkGuestMemfd extends Struct {
+    public final Unsigned64 fd = new Unsigned64();
+    public final Unsigned64 flags = new Unsigned64();
+    public final Unsigned64[] reserved = array(new Unsigned64[6]);
+
+    public LinkGuestMemfd(Runtime runtime) {
+      super(runtime);
+    }
+  }
+
   /** {@code struct kvm_userspace_memory_region2}: 160 bytes. */
   public static final class UserspaceMemoryRegion2 extends Struct {
     public final Unsigned32 slot = new Unsigned32();
@@ -71,6 +85,18 @@ public final class KvmStructs {
     public final Unsigned64[] reserved = array(new Unsigned64[11]);
 
     public MemoryAttributes2(Runtime runtime) {
+      super(runtime);
+    }
+  }
+
+  /** {@code struct kvm_enable_cap}: 104 bytes. */
+  public static final class EnableCap extends Struct {
+    public final Unsigned32 cap = new Unsigned32();
+    public final Unsigned32 flags = new Unsigned32();
+    public final Unsigned64[] args = array(new Unsigned64[4]);
+    public final Unsigned8[] pad = array(new Unsigned8[64]);
+
+    public EnableCap(Runtime runtime) {
       super(runtime);
     }
   }

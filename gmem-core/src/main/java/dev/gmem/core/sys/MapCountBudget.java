@@ -94,6 +94,11 @@ public final class MapCountBudget {
     }
   }
 
+  /** Takes {@code n} VMAs without refusing: for what must happen after a point of no return. */
+  public void charge(long n) {
+    used.addAndGet(n);
+  }
+
   /** Gives back {@code n} VMAs. */
   public void release(long n) {
     used.addAndGet(-n);

@@ -36,8 +36,15 @@ public final class Sys {
   public static final int MREMAP_MAYMOVE = 1;
   public static final int MREMAP_FIXED = 2;
 
+  public static final long SYS_GETTID = 186;
+  public static final long SYS_TGKILL = 234;
   public static final long SYS_USERFAULTFD = 323;
   public static final long SYS_MEMFD_SECRET = 447;
+  public static final long SYS_MEMBARRIER = 324;
+
+  public static final int MEMBARRIER_CMD_QUERY = 0;
+  public static final int MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3;
+  public static final int MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4;
 
   public static final long MAP_FAILED = -1L;
   public static final long PAGE_SIZE = 4096;
@@ -220,6 +227,44 @@ public final class Sys {
     long r = libc.syscall(number, a1);
     if (r < 0) {
       throw fail(name);
+    }
+    return r;
+  }
+
+  /** The calling thread's kernel id, {@code gettid(2)}. */
+  public int gettid() {
+    return (int) libc.syscall(SYS_GETTID, 0);
+  }
+
+  /** {@code tgkill(getpid(), tid, sig)}: a signal to one thread of this process. */
+  public void tgkill(int tid, int sig) {
+    if (libc.syscall(SYS_TGKILL, libc.getpid(), tid, sig) < 0) {
+      throw fail("tgkill");
+    }
+  }
+
+  /**
+   * Whether this process has a handler installed for {@code sig} (neither SIG_DFL nor SIG_IGN):
+   * then the signal interrupts a blocking call without killing the process or being dropped.
+   */
+  public boolean signalHandled(int sig) {
+    // glibc's struct sigaction starts with the handler; the rest (mask, flags, restorer) fits in 256 bytes.
+    Pointer old = allocate(256);
+    if (libc.sigaction(sig, null, old) != 0) {
+      throw fail("sigaction");
+    }
+    long handler = old.getLong(0);
+    return handler != 0 && handler != 1;
+  }
+
+  /**
+   * {@code membarrier(cmd, 0, 0)}: with {@link #MEMBARRIER_CMD_PRIVATE_EXPEDITED}, every thread of
+   * this process that is running executes a full memory barrier before the call returns.
+   */
+  public long membarrier(int cmd) {
+    long r = libc.syscall(SYS_MEMBARRIER, cmd, 0, 0);
+    if (r < 0) {
+      throw fail("membarrier");
     }
     return r;
   }

@@ -2,10 +2,15 @@ package dev.gmem.core.vcpu;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GuestCall;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
@@ -15,20 +20,41 @@ import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
- * The guest fault path in software: memslot → file → inode, under the inode's invalidate lock
- * taken shared, then {@link dev.gmem.core.inode.FaultPath#guestFault} for the shareability check, folio
- * allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
+ * The guest fault path in software: memslot → file → inode, then either the lock-free path for a
+ * page whose last fault of the same kind succeeded and that no invalidation touched since, or,
+ * under the inode's invalidate lock taken shared, {@link dev.gmem.core.inode.FaultPath#guestFault}
+ * for the shareability check, folio allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
  * the first page that exits stops it (earlier pages are done, as on hardware). Every access goes
  * through {@link #accessPage}.
  */
 public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final MemoryIO IO = MemoryIO.getInstance();
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
+  private static final FastPageTable.Kind GUEST_PRIVATE = FastPageTable.Kind.GUEST_PRIVATE;
+  private static final FastPageTable.Kind GUEST_SHARED = FastPageTable.Kind.GUEST_SHARED;
 
   private final MemslotTable memslots;
+  private final ArchHooks arch;
+  private final Runnable vmAlive;
 
-  public SoftwareVcpuImpl(MemslotTable memslots) {
+  /**
+   * @param arch    the VM's hooks, which turn guest hypercalls into exits
+   * @param vmAlive throws what an access on the VM fails with now (EIO once the VM is dead: its
+   *     context moved away, or its arch hit {@code KVM_BUG_ON})
+   */
+  public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable vmAlive) {
     this.memslots = memslots;
+    this.arch = arch;
+    this.vmAlive = vmAlive;
+  }
+
+  @Override
+  public GuestCall hypercall(long nr, long... args) {
+    vmAlive.run();
+    if (args.length > VcpuExit.Hypercall.MAX_ARGS) {
+      throw GmemException.einval("a hypercall takes at most " + VcpuExit.Hypercall.MAX_ARGS + " arguments, got " + args.length);
+    }
+    return arch.guestCall(nr, args.clone());
   }
 
   @Override
@@ -60,7 +86,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       int chunk = (int) Math.min(len - done, Folio.PAGE_SIZE - (a & PAGE_MASK));
       int at = index + done;
       try {
-        accessPage(a, chunk, write, privateAccess, 0, addr -> {
+        accessPage(a, chunk, write, privateAccess, 0, (addr, v) -> {
           if (write) {
             IO.putByteArray(addr, buf, at, chunk);
           } else {
@@ -79,41 +105,69 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   /** 8 bytes: within a page, one page access; across pages, the multi-page way. */
   private long accessLong(long gpa, boolean write, long value, boolean privateAccess) {
     if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - Long.BYTES) {
-      ByteBuffer b = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
-      VcpuExit e = accessBytes(gpa, b.array(), 0, Long.BYTES, write, privateAccess);
-      if (e != null) {
-        throw new MemoryExitException(e);
-      }
-      return write ? 0 : b.getLong(0);
+      return accessLongAcrossPages(gpa, write, value, privateAccess);
     }
     if (write) {
-      return accessPage(gpa, Long.BYTES, true, privateAccess, value, addr -> {
-        IO.putLong(addr, value);
+      return accessPage(gpa, Long.BYTES, true, privateAccess, value, (addr, v) -> {
+        IO.putLong(addr, v);
         return 0;
       });
     }
-    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, IO::getLong);
+    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, (addr, v) -> IO.getLong(addr));
   }
 
-  /** What an access does at the guest-view address of its bytes; returns the loaded value, or 0. */
+  private long accessLongAcrossPages(long gpa, boolean write, long value, boolean privateAccess) {
+    ByteBuffer b = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
+    VcpuExit e = accessBytes(gpa, b.array(), 0, Long.BYTES, write, privateAccess);
+    if (e != null) {
+      throw new MemoryExitException(e);
+    }
+    return write ? 0 : b.getLong(0);
+  }
+
+  /**
+   * What an access does at the guest-view address of its bytes, with the value to store (scalar
+   * stores); returns the loaded value, or 0. The scalar accesses pass lambdas that capture
+   * nothing, so the lock-free path allocates nothing.
+   */
   @FunctionalInterface
   private interface Copy {
-    long at(long address);
+    long at(long address, long value);
   }
 
   /**
    * The one guest access path: {@code len} bytes at {@code gpa}, within one page. Memslot lookup
-   * (none: an MMIO exit carrying {@code mmioData}), then, under the inode's invalidate lock taken
-   * shared, the guest fault and {@code copy} at the page's address in the guest view. Returns what
-   * {@code copy} returned; an exit is thrown as {@link MemoryExitException}.
+   * (none: an MMIO exit carrying {@code value}, the data of a store); then, if the file is open and
+   * the inode's {@linkplain FastPageTable fast page table} maps the page for this kind of access,
+   * {@code copy} at once, inside an {@link Rcu} read-side section (an invalidation zaps the entry
+   * and waits for the section before it changes the page); else {@link #lockedAccessPage}. Returns
+   * what {@code copy} returned; an exit is thrown as {@link MemoryExitException}. Kept small so
+   * that it inlines.
    */
-  private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long mmioData, Copy copy) {
-    Memslot slot = memslots.lookup(gpa);
+  private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
+    vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
+    MemslotTable.Binding slot = memslots.binding(gpa);
     if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, mmioData));
+      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
     }
-    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long off = slot.fileOffset(gpa);
+    Rcu.Reader r = Rcu.GLOBAL.reader();
+    r.lock();
+    try {
+      // The fast page table is per inode; a linked file awaiting its context move may not take a
+      // private access another VM's fault installed.
+      if (slot.file().isOpen() && !(privateAccess && ((GuestMemFileImpl) slot.file()).awaitingContext()) && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+        return copy.at(slot.inode().guestViewAddress() + off, value);
+      }
+    } finally {
+      r.unlock();
+    }
+    return lockedAccessPage(slot.slot(), slot.inode(), gpa, off, write, privateAccess, value, copy);
+  }
+
+  /** The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs the fast-page-table entry), then {@code copy}. */
+  private long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
+      long value, Copy copy) {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     try {
@@ -121,18 +175,26 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       if (exit != null) {
         throw new MemoryExitException(exit);
       }
-      return copy.at(inode.guestViewAddress() + off);
+      return copy.at(inode.guestViewAddress() + off, value);
     } finally {
       lock.unlock();
     }
   }
 
-  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
-    if (!slot.file().isOpen()) {
+  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+    // Under the inode's lock, which a context move holds while it commits: no access of a VM
+    // that just lost its context slips through.
+    vmAlive.run();
+    GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
+    if (privateAccess && file.awaitingContext()) {
+      // A linked file before the context move: the private fault finds no pfn for this VM.
+      return memoryFault(gpa, VcpuExit.MemoryFault.FLAG_PRIVATE);
+    }
+    if (!file.isOpen()) {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess, slot);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -152,7 +214,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.faults().mappingOrder(index, gfn, privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, privateAccess, slot);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;

@@ -5,20 +5,26 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.GuestMemory;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.ArchProvider;
+import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.backend.BackendVm;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
+import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -29,20 +35,44 @@ public final class VmImpl implements Vm {
   private final BackendVm backend;
   private final ArchHooks arch;
   private final MemslotTable memslots;
-  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
+  /** Files linked into this VM, which may wait for a context move. */
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
+  private final EncryptionContext context;
+  private final VmArchContext archContext;
+  private final GuestMemory guestMemory;
 
-  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
+  private VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, VmArchContext archContext,
+      java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
     this.ctx = ctx;
     this.backend = backend;
     this.arch = arch;
+    this.archContext = archContext;
     this.onClose = onClose;
-    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots);
+    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
+    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
+    this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
+  }
+
+  /**
+   * A VM of {@code type} over {@code backend}, with hooks from {@code provider} that report
+   * through the VM's own {@link dev.gmem.api.spi.ArchContext}. Closes {@code backend} if the
+   * provider fails.
+   */
+  public static VmImpl create(VmType type, VmContext ctx, ArchProvider provider, HostMemory host, BackendVm backend,
+      java.util.function.Consumer<VmImpl> onClose) {
+    VmArchContext archContext = new VmArchContext(type, ctx.inodes()::find);
+    try {
+      return new VmImpl(type, ctx, backend, provider.create(type, host, archContext), archContext, onClose);
+    } catch (RuntimeException e) {
+      backend.close();
+      throw e;
+    }
   }
 
   @Override
@@ -62,9 +92,65 @@ public final class VmImpl implements Vm {
     return memslots;
   }
 
-  private void checkOpen() {
+  /** EBADF once closed (the VM fd is gone), EIO once its context was moved away (dead VM). */
+  void checkUsable() {
     if (!open.get()) {
       throw new GmemException(Errno.EBADF, "VM is closed");
+    }
+    context.checkAlive();
+  }
+
+  EncryptionContext context() {
+    return context;
+  }
+
+  /** Dead: its context was moved away, or its arch hit {@code KVM_BUG_ON}. */
+  @Override
+  public boolean isDead() {
+    return context.movedAway() || archContext.isDead();
+  }
+
+  @Override
+  public <T> Optional<T> arch(Class<T> type) {
+    return type.isInstance(arch) ? Optional.of(type.cast(arch)) : Optional.empty();
+  }
+
+  @Override
+  public long populate(long gpa, ByteBuffer source, long npages, long flags) {
+    checkUsable();
+    return new Populate(this, arch).run(gpa, source, npages, flags);
+  }
+
+  @Override
+  public void finalizeLaunch() {
+    checkUsable();
+    arch.finalizeLaunch();
+  }
+
+  @Override
+  public GuestMemory guestMemory() {
+    return guestMemory;
+  }
+
+  boolean sameRuntime(VmImpl other) {
+    return other.ctx == ctx;
+  }
+
+  /** Whether this VM holds an open linked file no context move has reached yet. */
+  private boolean awaitingContext() {
+    files.removeIf(f -> !f.isOpen());
+    for (GuestMemFileImpl f : files) {
+      if (f.awaitingContext() && f.isOpen()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A context move into this VM committed: its linked files stop waiting. */
+  void contextArrived() {
+    for (GuestMemFileImpl f : files) {
+      f.contextArrived();
     }
   }
 
@@ -83,7 +169,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public GuestMemFile createGuestMemFile(long size, long flags) {
-    checkOpen();
+    checkUsable();
     long unsupported = flags & ~supportedGuestMemFlags();
     if (unsupported != 0) {
       throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
@@ -95,13 +181,15 @@ public final class VmImpl implements Vm {
     FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
     Fd memory = null;
     try {
-      memory = alloc.memory() != null
-          ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
-          : backend.createMemory(size);
+      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
+      boolean guestMemfd = memory == null;
+      if (guestMemfd) {
+        memory = backend.createMemory(size);
+      }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+      ctx.inodes().add(inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
-      files.add(file);
       return file;
     } catch (RuntimeException e) {
       if (memory != null) {
@@ -112,6 +200,61 @@ public final class VmImpl implements Vm {
     }
   }
 
+  /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
+  private Fd featureMemory(long size, long flags) {
+    for (Feature f : ctx.features()) {
+      try (HostMemory.MemoryFile m = f.memory(size, flags)) {
+        if (m != null) {
+          return new Fd(ctx.sys(), ctx.sys().dup(m.fd()), "feature-memory");
+        }
+      }
+    }
+    return null;
+  }
+
+  @Override
+  public synchronized GuestMemFile linkGuestMemFile(GuestMemFile src, long flags) {
+    checkUsable();
+    if (flags != 0) {
+      throw GmemException.einval("KVM_LINK_GUEST_MEMFD flags 0x" + Long.toHexString(flags) + ": none are defined");
+    }
+    if (!(src instanceof GuestMemFileImpl) || !src.isOpen() || !(src.vm() instanceof VmImpl) || !sameRuntime((VmImpl) src.vm())) {
+      throw GmemException.einval("the source is not an open guest_memfd of this runtime");
+    }
+    if (src.vm() == this) {
+      throw GmemException.einval("the guest_memfd already belongs to this VM");
+    }
+    if (src.vm().type() != type) {
+      throw GmemException.einval("cannot link a " + src.vm().type() + " VM's guest_memfd to a " + type + " VM");
+    }
+    GuestMemFileImpl source = (GuestMemFileImpl) src;
+    GuestMemInodeImpl inode = source.inodeImpl();
+    try {
+      inode.acquire();
+    } catch (GmemException e) {
+      throw GmemException.einval("the source guest_memfd was closed");
+    }
+    Fd kernelFile = null;
+    try {
+      Fd sourceKernelFile = source.kernelGuestMemfd();
+      kernelFile = sourceKernelFile == null ? null : backend.linkGuestMemfd(sourceKernelFile);
+      GuestMemFileImpl file = GuestMemFileImpl.linked(this, inode, ctx.inaccessible(), kernelFile);
+      files.add(file);
+      return file;
+    } catch (RuntimeException e) {
+      if (kernelFile != null) {
+        kernelFile.close();
+      }
+      inode.release();
+      throw e;
+    }
+  }
+
+  @Override
+  public void moveEncryptionContextFrom(Vm source) {
+    ContextMove.move(this, source);
+  }
+
   /**
    * A memslot holds a reference on its file's inode, like a host mapping does: its
    * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
@@ -120,8 +263,11 @@ public final class VmImpl implements Vm {
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    checkOpen();
+    checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
+    if (change == MemslotTable.Change.UPDATE) {
+      return memslots.apply(change, slot, flags, gpa, size, file, offset);
+    }
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
@@ -133,10 +279,11 @@ public final class VmImpl implements Vm {
     inode.acquire();
     try {
       long uaddr = inode.guestViewAddress() + offset;
-      // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
-      // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
-      boolean kernelGuestMemfd = inode.allocator().memory() == null;
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
+      // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
+      // a file linked where the kernel cannot link — is bound as plain user memory through the
+      // guest view, and gmem keeps the guest_memfd rules.
+      Fd kernelFile = ((GuestMemFileImpl) file).kernelGuestMemfd();
+      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
       inode.release();
       throw e;
@@ -146,8 +293,8 @@ public final class VmImpl implements Vm {
 
   @Override
   public Vcpu createVcpu(int id) {
-    checkOpen();
-    Vcpu v = backend.createVcpu(id);
+    checkUsable();
+    Vcpu v = backend.createVcpu(id, context);
     vcpus.add(v);
     return v;
   }
@@ -165,12 +312,6 @@ public final class VmImpl implements Vm {
   @Override
   public int maxMemslots() {
     return ctx.memslotLimits().slots();
-  }
-
-  /** Files this VM created that are still open. */
-  public List<GuestMemFileImpl> openFiles() {
-    files.removeIf(f -> !f.isOpen());
-    return List.copyOf(files);
   }
 
   @Override

@@ -88,7 +88,7 @@ class DifferentialTest {
 
   record MapOp(int file, long offset, long length, int prot, int flags) implements Op {}
 
-  record Access(int map, long slot, Via path, boolean write, long value) implements Op {}
+  record Access(int map, long slot, Via via, boolean write, long value) implements Op {}
 
   record Convert(int file, long offset, long length, Shareability target) implements Op {}
 
@@ -138,7 +138,8 @@ class DifferentialTest {
         .as(Falloc::new);
     Arbitrary<Op> map = Combinators.combine(idx, offsets, Arbitraries.frequencyOf(Tuple.of(6, pages), Tuple.of(1, Arbitraries.of(20000L, 1L, 0L))),
             Arbitraries.frequencyOf(Tuple.of(6, Arbitraries.just(3)), Tuple.of(1, Arbitraries.of(0, 1, 2, 7))),
-            Arbitraries.frequencyOf(Tuple.of(6, Arbitraries.just(RawKernel.MAP_SHARED)), Tuple.of(1, Arbitraries.of(0, 2, 3, 0x8001, 0x2001, 0x40001, 0x101))))
+            Arbitraries.frequencyOf(Tuple.of(5, Arbitraries.just(RawKernel.MAP_SHARED)), Tuple.of(1, Arbitraries.just(RawKernel.MAP_SHARED | 0x2000)),
+                Tuple.of(1, Arbitraries.of(0, 2, 3, 0x8001, 0x18001, 0x40001, 0x101, 0x80003))))
         .as(MapOp::new);
     Arbitrary<Op> access = Combinators.combine(idx, Arbitraries.longs().between(0, 6 * PAGE / 8), Arbitraries.of(Via.class), Arbitraries.of(true, false),
             Arbitraries.longs())
@@ -322,7 +323,7 @@ class DifferentialTest {
         long page = (m.offset + off) / PAGE;
         long address = (page < m.file.size / PAGE && m.file.converted.get((int) page) ? m.witnessAddress : m.address) + off;
         String r = a.write() ? kernelWrite(address, a.value()) : kernelRead(address);
-        if (a.path() == Via.KERNEL) {
+        if (a.via() == Via.KERNEL) {
           return r;
         }
         int need = a.write() ? 2 : 1;
@@ -470,7 +471,7 @@ class DifferentialTest {
         if (off < 0) {
           return "too short";
         }
-        if (a.path() == Via.KERNEL) {
+        if (a.via() == Via.KERNEL) {
           return a.write() ? kernelWrite(m.address() + off, a.value()) : kernelRead(m.address() + off);
         }
         try {

@@ -130,7 +130,7 @@ public final class ConversionProperties {
     boolean eagain = changes && conv.target() == Shareability.PRIVATE && pinnedInRange;
     boolean stepRuns = changes && failAt != null && (failAt == ConversionStep.STORE_PREPARE
         || (conv.target() == Shareability.PRIVATE && failAt == ConversionStep.REFCHECK)
-        || (!eagain && (failAt == ConversionStep.MAPPINGS_PREPARE
+        || (!eagain && (failAt == ConversionStep.MAPPINGS_PREPARE || failAt == ConversionStep.ARCH_VETO
             || (conv.target() == Shareability.PRIVATE && failAt == ConversionStep.DETACH_PREPARE))));
     boolean expectEagain = eagain && failAt != ConversionStep.STORE_PREPARE;
     if (failure != null) {

@@ -28,6 +28,27 @@ public final class GuestPrograms {
       0xE6, 0x10, //             out 0x10, al
       0xF4); //                  hlt
 
+  /** Port {@link #REAL_MODE_HOP} reports the byte it found at 0x2001 on, after each hop. */
+  public static final int HOP_PORT = 0x11;
+
+  /**
+   * 16-bit, DS base 0, for intra-host migration: {@code [0x2001] = [0x2000] + 1}, reported on port
+   * 0x10, then {@code hlt} — the last exit on one VM. Each later run (on the next VM, with the
+   * registers the last one had) reports the byte at 0x2001 on port {@link #HOP_PORT}, increments it
+   * and halts again.
+   */
+  public static final byte[] REAL_MODE_HOP = bytes(
+      0xA0, 0x00, 0x20, //       mov al, [0x2000]
+      0xFE, 0xC0, //             inc al
+      0xA2, 0x01, 0x20, //       mov [0x2001], al
+      0xE6, 0x10, //             out 0x10, al
+      0xF4, //             hop:  hlt
+      0xA0, 0x01, 0x20, //       mov al, [0x2001]
+      0xE6, 0x11, //             out 0x11, al
+      0xFE, 0xC0, //             inc al
+      0xA2, 0x01, 0x20, //       mov [0x2001], al
+      0xEB, 0xF3); //            jmp hop
+
   /** 16-bit: echoes a byte from port 0x20 to 0x21 and a word from 0x22 to 0x23. */
   static final byte[] REAL_MODE_IN_ECHO = bytes(
       0xE4, 0x20, //             in al, 0x20
@@ -115,6 +136,26 @@ public final class GuestPrograms {
       0x89, 0xC8, //                                                 fail: mov eax, ecx
       0xE7, MISMATCH_PORT, //                                              out 0x11, eax
       0xF4); //                                                            hlt
+
+  /** GPA the {@link #REAL_MODE_MAP_GPA_RANGE} guest asks to convert. */
+  public static final long MAP_GPA = 0x3000;
+
+  /**
+   * 16-bit: {@code KVM_HC_MAP_GPA_RANGE} for 2 pages at {@link #MAP_GPA}, encrypted, by
+   * {@code VMCALL} (KVM rewrites it to VMMCALL on AMD), then reports the return value (eax) on
+   * port 0x10 and halts.
+   */
+  public static final byte[] REAL_MODE_MAP_GPA_RANGE = bytes(
+      0x66, 0xB8, 0x0C, 0x00, 0x00, 0x00, //  mov eax, 12           ; KVM_HC_MAP_GPA_RANGE
+      0x66, 0xBB, 0x00, 0x30, 0x00, 0x00, //  mov ebx, 0x3000       ; gpa
+      0x66, 0xB9, 0x02, 0x00, 0x00, 0x00, //  mov ecx, 2            ; npages
+      0x66, 0xBA, 0x10, 0x00, 0x00, 0x00, //  mov edx, 0x10         ; KVM_MAP_GPA_RANGE_ENCRYPTED
+      0x0F, 0x01, 0xC1, //                    vmcall
+      0x66, 0xE7, 0x10, //                    out 0x10, eax
+      0xF4); //                               hlt
+
+  /** Offset of the VMCALL in {@link #REAL_MODE_MAP_GPA_RANGE}. */
+  public static final int MAP_GPA_RANGE_VMCALL = 24;
 
   /** Raises #UD; with an empty IDT that escalates to a triple fault. */
   static final byte[] UD2 = bytes(
