@@ -6,6 +6,8 @@ import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
 import dev.gmem.core.shareability.ShareabilityStore;
+import dev.gmem.core.sys.Fd;
+import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.concurrent.locks.ReadWriteLock;
 
@@ -66,4 +68,15 @@ public interface ConvertibleInode {
 
   /** Address of the inode's whole-file guest mapping; maps it on first use (may fail with ENOMEM). */
   long guestViewAddress();
+
+  /** The memory's fd (guest_memfd, memfd or the allocator's hugetlbfs file): a detach punches it. */
+  Fd memory();
+
+  Sys sys();
+
+  /** Order of the memory's own page size (0, or the huge page order on hugetlbfs): its punch and mapping granule. */
+  int hostBlockOrder();
+
+  /** The pages raw host users may have reached: what a to-private detaches. */
+  HostExposure exposure();
 }

@@ -17,6 +17,7 @@ import dev.gmem.core.access.Rcu;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
+import dev.gmem.core.convert.HostExposure;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
@@ -61,6 +62,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final HolePunch holePunch;
   private final PinTable pins;
   private final GuestView guestView;
+  private final HostExposure exposure = new HostExposure();
   private final LeakedPages leaked = new LeakedPages();
   private final boolean guestMemfd;
   private final List<FilemapListener> listeners;
@@ -142,6 +144,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return nrPages;
   }
 
+  @Override
   public Fd memory() {
     return memory;
   }
@@ -151,6 +154,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return guestMemfd;
   }
 
+  @Override
   public Sys sys() {
     return sys;
   }
@@ -197,8 +201,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * Order of the blocks in which host mappings of the memory can be changed: 0 for shmem and
    * guest_memfd, the huge page order for hugetlbfs, whose VMAs split only at huge-page boundaries.
    */
+  @Override
   public int hostBlockOrder() {
     return hostBlockOrder;
+  }
+
+  @Override
+  public HostExposure exposure() {
+    return exposure;
   }
 
   @Override
@@ -372,7 +382,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
         lruBatch.forget(f.index(), f.index() + f.nrPages());
       }
       for (InodeMapping m : mappings) {
-        m.setAccessible(run[0], run[1], false);
+        m.retire(run[0], run[1]);
       }
     }
   }

@@ -14,32 +14,25 @@ import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.convert.InodeMapping;
+import dev.gmem.core.convert.MappingChange;
 import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
- * A host mapping of a file range. Pages the host may not fault are covered by a mapping of an
- * empty memfd ({@link InaccessibleMemory}): any access to them raises SIGBUS, exactly as the
- * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
- * an unsafe access). gmem's accessors check shareability first, so through them the host gets a
- * {@link GmemException} instead: under the inode's invalidate lock, or, for an access within one
- * page already faulted, lock-free against the inode's fast page table inside an RCU read-side
- * section that conversion, punch and eviction wait for ({@link #access}). A failed access faults
- * nothing in; one of zero bytes does nothing.
- *
- * <h2>Huge-page memory</h2>
- * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
- * boundaries only), so where the memory's block is larger than a page the covering works per
- * block: a block is mapped only while every page of it is host-faultable; a block holding any
- * private page is covered whole. The accessors copy through the inode's guest view after the
- * per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
- * access to the mapping's address faults for the whole block and {@link #buffer} refuses it.
- * The part of the mapping beyond EOF is covered too: hugetlbfs would reserve pool pages for it
- * and instantiate pages there on a fault.
+ * A host mapping of a file range. gmem's accessors check shareability first, so through them the
+ * host gets a {@link GmemException} for a page it may not fault: under the inode's invalidate
+ * lock, or, for an access within one page already faulted, lock-free against the inode's fast page
+ * table inside an RCU read-side section that conversion, punch and eviction wait for
+ * ({@link #access}); either way they copy through the inode's guest view. A failed access faults
+ * nothing in; one of zero bytes does nothing. The mapping's own memory is the raw view
+ * ({@link #address}, {@link #buffer}), kept by {@link RawView}: pages the host may not fault are
+ * covered there by SIGBUS memory from the moment the raw view is handed out.
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -47,17 +40,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
-  private final InaccessibleMemory inaccessible;
-  private final Sys sys;
   private final long offset;
   private final long length;
   private final int prot;
-  private final Mapping mapping;
-  private final long firstPage;
-  /** Pages per block in which the mapping can be changed (1 but for huge-page memory). */
-  private final long blockPages;
-  /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
-  private final ShareabilityStore mapped;
+  private final RawView raw;
   /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
   private final long view;
   /** The inode's page table for lock-free accesses. */
@@ -65,19 +51,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
   private volatile boolean open = true;
 
-  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
-      int prot, Mapping mapping, Shareability initiallyMapped, long guestView) {
+  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, long guestView) {
     this.file = file;
     this.inode = inode;
-    this.inaccessible = inaccessible;
-    this.sys = inode.sys();
     this.offset = offset;
     this.length = length;
     this.prot = prot;
-    this.mapping = mapping;
-    this.firstPage = offset >>> Folio.PAGE_SHIFT;
-    this.blockPages = 1L << inode.hostBlockOrder();
-    this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
+    this.raw = raw;
     this.view = guestView + offset;
     this.fastPages = inode.fastPages();
   }
@@ -92,63 +72,51 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /**
    * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
-   * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which
-   * faults in what it maps, and on huge-page memory the region starts as SIGBUS memory and the
-   * file is mapped over the pages the host may fault; otherwise the file is mapped and those pages
-   * are covered before anyone can touch them (the inode's lock is held).
+   * Pages the host may not fault are never mapped for anyone who could touch them: the raw view is
+   * kept in step from its hand-out on (see {@link RawView}), which is at once where the caller
+   * chose the address (MAP_FIXED, MAP_FIXED_NOREPLACE) or where MAP_LOCKED must fault in what the
+   * host may fault, and only that (the region then starts as SIGBUS memory).
    *
-   * <p>MAP_LOCKED locks what it maps now (the region is VM_LOCKED and its host-faultable pages are
-   * faulted in); pages that become host-faultable later are mapped on demand, not locked, as a
-   * fault would bring them in. On huge-page memory it populates only (hugetlb pages are never
-   * swapped).
+   * <p>MAP_LOCKED locks what it maps (every piece of the region is VM_LOCKED); on huge-page memory
+   * it populates only (hugetlb pages are never swapped).
    */
   public static HostMappingImpl create(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where,
       long offset, long length, int prot, int mapFlags) {
-    Sys sys = inode.sys();
     inode.acquire();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
-    Mapping region = null;
+    RawView raw = null;
     try {
       long guestView = inode.guestViewAddress();
-      boolean huge = inode.hostBlockOrder() > 0;
-      boolean locked = (mapFlags & MapFlags.LOCKED) != 0 && !huge;
-      boolean covered = huge || locked;
-      if (huge) {
-        region = coveredRegion(inode, inaccessible, where, offset, length, prot);
-      } else if (locked) {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED, inaccessible.fd(), 0), length);
-      } else {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), offset), length);
-      }
-      HostMappingImpl m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, covered ? Shareability.PRIVATE : Shareability.SHARED, guestView);
+      raw = RawView.map(inode, inaccessible, where, offset, length, prot, mapFlags);
+      HostMappingImpl m = new HostMappingImpl(file, inode, offset, length, prot, raw, guestView);
       // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
-      boolean populate = (mapFlags & MapFlags.LOCKED) != 0 || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
+      boolean locked = (mapFlags & MapFlags.LOCKED) != 0;
+      boolean populate = locked || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+      List<ShareabilityRange> faultable = new ArrayList<>();
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          boolean faultable = inode.faults().hostMayFault(r.start(), r.shareability());
-          if (faultable && populate) {
-            m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
-          }
-          if (faultable && locked) {
-            m.mapFile(r.start(), r.end(), MapFlags.LOCKED); // the kernel faults them in here
-          } else if (faultable && huge) {
-            m.setAccessible(r.start(), r.end(), true);
-          } else if (!faultable && !covered) {
-            m.setAccessible(r.start(), r.end(), false);
-          }
-          if (faultable && populate && !locked) {
-            m.prefault(r.start(), r.end());
+          if (inode.faults().hostMayFault(r.start(), r.shareability())) {
+            faultable.add(r);
           }
         }
+      }
+      if (populate) {
+        faultable.forEach(r -> m.allocate(r.start(), r.end())); // gmem's folios first, as a kernel fault allocates before it maps
+      }
+      if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE | MapFlags.LOCKED)) != 0) {
+        raw.handOut();
+      }
+      if (populate && !locked) {
+        faultable.forEach(r -> m.prefault(r.start(), r.end()));
       }
       inode.addMapping(m);
       return m;
     } catch (RuntimeException e) {
-      if (region != null) {
-        region.close();
+      if (raw != null) {
+        raw.close();
       } else {
         where.release();
       }
@@ -157,21 +125,6 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     } finally {
       lock.unlock();
     }
-  }
-
-  /**
-   * For huge-page memory: a block-aligned region of whole blocks (the placement is), all SIGBUS
-   * memory at first; the file's blocks are mapped over it as they become faultable.
-   */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot) {
-    Sys sys = inode.sys();
-    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
-    if ((offset & (block - 1)) != 0) {
-      // hugetlbfs_file_mmap's rule: the offset must be huge-page aligned.
-      throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
-    }
-    long regionLength = (length + block - 1) & -block;
-    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0), regionLength);
   }
 
   /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
@@ -192,90 +145,20 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
     try {
-      sys.madvise(mapping.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
+      inode.sys().madvise(raw.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
     } catch (GmemException ignored) {
       // mm_populate's result is ignored by mmap(MAP_POPULATE) too.
     }
   }
 
-  /**
-   * Maps the file (accessible) or the SIGBUS memory over file pages {@code [startPage, endPage)}
-   * of this mapping. Called to zap (conversion to private, under the exclusive lock) and to heal
-   * lazily on the next host fault of a page that became shared, as the kernel's fault handler
-   * maps a page only when it is touched. On huge-page memory the change widens to whole blocks:
-   * a zap covers every block it touches, and only blocks the host may fault entirely are mapped.
-   */
   @Override
-  public synchronized void setAccessible(long startPage, long endPage, boolean accessible) {
-    long mappedEnd = firstPage + mapped.nrPages();
-    long first = Math.max(firstPage, startPage & -blockPages);
-    long end = Math.min(mappedEnd, (endPage + blockPages - 1) & -blockPages);
-    if (first >= end || !mapping.isOpen()) {
-      return;
-    }
-    if (!accessible) {
-      cover(first, end);
-    } else if (blockPages == 1) {
-      mapFile(first, end);
-    } else {
-      for (long b = first; b < end; ) {
-        long runEnd = b;
-        while (runEnd < end && blockFaultable(runEnd)) {
-          runEnd += blockPages;
-        }
-        if (runEnd > b) {
-          mapFile(b, runEnd);
-        }
-        b = Math.max(runEnd, b + blockPages);
-      }
-    }
+  public MappingChange prepareAccess(long startPage, long endPage, boolean accessible) {
+    return raw.prepareAccess(startPage, endPage, accessible);
   }
 
-  private void cover(long first, long end) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0);
-    mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
-  }
-
-  private void mapFile(long first, long end) {
-    mapFile(first, end, 0);
-  }
-
-  /** Maps the file over pages {@code [first, end)}; {@code extraFlags} MAP_LOCKED also faults them in. */
-  private void mapFile(long first, long end, int extraFlags) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
-    mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
-  }
-
-  /**
-   * Whether the host may fault every page of the block at {@code b}, which lies inside EOF. Asks
-   * the arch once per block (like {@link #create} once per run) and allocates nothing: accessors
-   * ask it on every access to a mixed block.
-   */
-  private boolean blockFaultable(long b) {
-    return b + blockPages <= inode.nrPages()
-        && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
-        && inode.faults().hostMayFault(b, Shareability.SHARED);
-  }
-
-  /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 1L << Folio.PMD_ORDER;
-
-  /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
-  private void heal(long page) {
-    if (blockPages > 1) {
-      setAccessible(page, page + 1, true);
-      return;
-    }
-    long blockStart = Math.max(firstPage, page & ~(HEAL_BLOCK - 1));
-    long blockEnd = Math.min(Math.min(inode.nrPages(), firstPage + mapped.nrPages()), blockStart + HEAL_BLOCK);
-    for (ShareabilityRange r : inode.shareabilityRanges(blockStart, blockEnd)) {
-      if (r.start() <= page && page < r.end()) {
-        setAccessible(r.start(), r.end(), true);
-        return;
-      }
-    }
+  @Override
+  public void retire(long startPage, long endPage) {
+    raw.retire(startPage, endPage);
   }
 
   @Override
@@ -300,7 +183,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public long address() {
-    return mapping.address();
+    raw.handOut();
+    return raw.address();
   }
 
   @Override
@@ -338,14 +222,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
     inode.faults().hostFault(first, last + 1, write);
-    if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-      // Heals the mapping for raw users (the accessors do not need it); a block at a time.
-      for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
-        if (mapped.get(i - firstPage) != Shareability.SHARED) {
-          heal(i);
-        }
-      }
-    }
+    raw.heal(first, last);
     return view + off;
   }
 
@@ -467,26 +344,27 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   public ByteBuffer buffer(long off, int len) {
     int needProt = Prot.READ | (prot & Prot.WRITE);
     checkRange(off, len, needProt);
+    raw.handOut();
     if (len > 0) {
       lockedAccess(off, len, needProt, 0, (a, v) -> {
         long first = (offset + off) >>> Folio.PAGE_SHIFT;
         long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
-        if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+        if (!raw.mapsAll(first, last)) {
           throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
               + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
         }
         return 0;
       });
     }
-    ByteBuffer b = Sys.buffer(mapping.address() + off, len);
+    ByteBuffer b = Sys.buffer(raw.address() + off, len);
     return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
   }
 
   /**
    * Unmaps. Accessors that start afterwards fail with EFAULT; one in flight on the locked path
    * holds the invalidate lock and so delays the eviction this may cause, one on the lock-free
-   * path is waited for by it. Under this object's monitor, so that no {@link #setAccessible}
-   * maps into the region after it is unmapped (the address may belong to someone else by then).
+   * path is waited for by it. A conversion's prepared change of the raw view finds it closed and
+   * maps nothing into the address, which may belong to someone else by then.
    */
   @Override
   public void close() {
@@ -496,7 +374,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       }
       open = false;
       inode.removeMapping(this);
-      mapping.close();
+      raw.close();
     }
     inode.release();
   }
