@@ -46,6 +46,32 @@ final class HugetlbInode implements FolioAllocator.Inode {
    */
   @Override
   public void allocFolio(long index) {
+    instantiate(index);
+    splits.markAllocated(index);
+  }
+
+  /**
+   * As {@link #allocFolio}, with the page counted as the inode's only once core commits it: the
+   * huge page is the file's page at {@code index}, so a lost race gives back exactly what it took
+   * (core serialises the faults of one huge page, so it does not lose one today).
+   */
+  @Override
+  public FolioAllocator.Allocation allocate(long index) {
+    instantiate(index);
+    return new FolioAllocator.Allocation() {
+      @Override
+      public void commit() {
+        splits.markAllocated(index);
+      }
+
+      @Override
+      public void free() {
+        punchAndReserve(index & -(1L << size.order()));
+      }
+    };
+  }
+
+  private void instantiate(long index) {
     long offset = index << Folio.PAGE_SHIFT;
     try {
       PoolReservation.reserve(file, offset, size.bytes());
@@ -56,7 +82,6 @@ final class HugetlbInode implements FolioAllocator.Inode {
           ? new GmemException(Errno.ENOMEM, "no " + size + " huge page for page " + index + ": " + e.getMessage(), e)
           : e;
     }
-    splits.markAllocated(index);
   }
 
   /**
@@ -70,6 +95,11 @@ final class HugetlbInode implements FolioAllocator.Inode {
     if (order < size.order() && !splits.freePart(index, order)) {
       return;
     }
+    punchAndReserve(start);
+    splits.release(start);
+  }
+
+  private void punchAndReserve(long start) {
     long offset = start << Folio.PAGE_SHIFT;
     try {
       // Core's punch has freed the page already (a no-op here); at eviction it has not.
@@ -79,7 +109,6 @@ final class HugetlbInode implements FolioAllocator.Inode {
       // Cannot fail on a valid range; if another process took the freed page before we could
       // reserve it again, allocFolio reserves anew (or reports ENOMEM) when the page is next needed.
     }
-    splits.release(start);
   }
 
   @Override

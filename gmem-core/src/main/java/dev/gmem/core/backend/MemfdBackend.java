@@ -24,10 +24,11 @@ public final class MemfdBackend implements Backend {
   public BackendVm createVm(VmType type) {
     return new BackendVm() {
       @Override
-      public Fd createMemory(long size) {
+      public Fd createMemory(long size, long flags) {
         Fd fd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
         try {
           sys.ftruncate(fd.get(), size);
+          MemoryFds.restrict(sys, fd);
           return fd;
         } catch (RuntimeException e) {
           fd.close();

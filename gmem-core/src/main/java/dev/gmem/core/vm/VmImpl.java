@@ -97,7 +97,10 @@ public final class VmImpl implements Vm {
     try {
       memory = alloc.memory() != null
           ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
-          : backend.createMemory(size);
+          : backend.createMemory(size, flags);
+      if (alloc.memory() != null) {
+        dev.gmem.core.backend.MemoryFds.restrict(ctx.sys(), memory);
+      }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
           ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
