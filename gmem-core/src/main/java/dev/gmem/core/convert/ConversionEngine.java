@@ -9,9 +9,7 @@ import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
-import dev.gmem.core.inode.FolioShape;
-import dev.gmem.core.inode.GuestMemInodeImpl;
-import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
 import java.util.ArrayList;
 import java.util.List;
@@ -31,10 +29,10 @@ import java.util.concurrent.locks.Lock;
 public final class ConversionEngine {
   private static final MemoryIO IO = MemoryIO.getInstance();
 
-  private final GuestMemInodeImpl inode;
+  private final ConvertibleInode inode;
   private final FaultInjector injector;
 
-  public ConversionEngine(GuestMemInodeImpl inode, FaultInjector injector) {
+  public ConversionEngine(ConvertibleInode inode, FaultInjector injector) {
     this.inode = inode;
     this.injector = injector;
   }

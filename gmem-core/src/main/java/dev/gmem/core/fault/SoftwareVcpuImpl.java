@@ -14,7 +14,7 @@ import java.util.concurrent.locks.Lock;
 
 /**
  * The guest fault path in software: memslot → file → inode, under the inode's invalidate lock
- * taken shared, then {@link GuestMemInodeImpl#guestFault} for the shareability check, folio
+ * taken shared, then {@link dev.gmem.core.inode.FaultPath#guestFault} for the shareability check, folio
  * allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
  * the first page that exits stops it (earlier pages are done, as on hardware).
  */
@@ -77,7 +77,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -97,7 +97,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.mappingOrder(index, gfn, privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, privateAccess);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;

@@ -125,7 +125,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if ((mode & Fallocate.PUNCH_HOLE) == 0 && offset + length > inode.size()) {
       throw GmemException.einval("allocation [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") beyond EOF 0x" + Long.toHexString(inode.size()));
     }
-    inode.fallocate(mode, offset, length);
+    inode.holePunch().fallocate(mode, offset, length);
   }
 
   @Override
@@ -178,7 +178,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if (offset + size > inode.size()) {
       throw new GmemException(Errno.EFAULT, "pin range beyond EOF");
     }
-    return inode.pin(offset >>> Folio.PAGE_SHIFT, size >>> Folio.PAGE_SHIFT);
+    return inode.pins().pin(offset >>> Folio.PAGE_SHIFT, size >>> Folio.PAGE_SHIFT);
   }
 
   @Override

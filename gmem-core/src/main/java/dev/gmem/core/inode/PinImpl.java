@@ -59,7 +59,7 @@ final class PinImpl implements Pin {
         }
         held.clear();
       }
-      inode.removePin(this);
+      inode.pins().remove(this);
     } finally {
       l.unlock();
     }

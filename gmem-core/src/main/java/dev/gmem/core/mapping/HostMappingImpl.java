@@ -10,7 +10,7 @@ import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.inode.GuestMemInodeImpl;
-import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
@@ -141,7 +141,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       return;
     }
     for (long i = startPage; i < endPage; i++) {
-      inode.ensureFolio(i);
+      inode.faults().ensureFolio(i);
     }
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
@@ -278,7 +278,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
     for (long i = first; i <= last; i++) {
-      inode.hostFault(i, write);
+      inode.faults().hostFault(i, write);
     }
     if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
       // Heals the mapping for raw users (the accessors do not need it); a block at a time.

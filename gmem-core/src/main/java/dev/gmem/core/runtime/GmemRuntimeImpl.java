@@ -21,7 +21,7 @@ import dev.gmem.core.alloc.PageAllocator;
 import dev.gmem.core.backend.Backend;
 import dev.gmem.core.config.GmemConfig;
 import dev.gmem.core.file.GuestMemFileImpl;
-import dev.gmem.core.inode.InodeMapping;
+import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.plugin.PluginRegistry;
@@ -139,12 +139,10 @@ final class GmemRuntimeImpl implements GmemRuntime {
     for (VmImpl vm : vms) {
       for (GuestMemFileImpl f : vm.openFiles()) {
         for (InodeMapping m : List.copyOf(f.inodeImpl().mappings())) {
-          if (m instanceof AutoCloseable c) {
-            try {
-              c.close();
-            } catch (Exception e) {
-              LOG.warn("closing mapping failed", e);
-            }
+          try {
+            m.close();
+          } catch (RuntimeException e) {
+            LOG.warn("closing mapping failed", e);
           }
         }
         f.close();

@@ -11,7 +11,7 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.Pin;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
-import dev.gmem.core.inode.FolioShape;
+import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -88,7 +88,7 @@ public final class ConversionProperties {
     for (int p : c.writes()) {
       inode.invalidateLock().readLock().lock();
       try {
-        inode.ensureFolio(p);
+        inode.faults().ensureFolio(p);
       } finally {
         inode.invalidateLock().readLock().unlock();
       }
@@ -98,7 +98,7 @@ public final class ConversionProperties {
     List<Pin> pins = new ArrayList<>();
     for (int p : c.pins()) {
       if (model[p] == Shareability.SHARED) {
-        pins.add(inode.pin(p, 1));
+        pins.add(inode.pins().pin(p, 1));
       }
     }
 

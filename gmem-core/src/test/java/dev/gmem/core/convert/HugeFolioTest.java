@@ -29,7 +29,7 @@ class HugeFolioTest {
   private static void fault(GuestMemInodeImpl inode, long index) {
     inode.invalidateLock().readLock().lock();
     try {
-      inode.ensureFolio(index);
+      inode.faults().ensureFolio(index);
     } finally {
       inode.invalidateLock().readLock().unlock();
     }
@@ -112,22 +112,22 @@ class HugeFolioTest {
       inode.convert(0, 8 * PAGE, Shareability.PRIVATE);
       List<Folio> before = inode.folios(0, 32);
 
-      inode.fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 2 * PAGE, 12 * PAGE);
+      inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 2 * PAGE, 12 * PAGE);
       assertEquals(before, inode.folios(0, 32), "partial blocks: no folio leaves");
       assertEquals(0, IO.getLong(view + 2 * PAGE));
       assertEquals(0, IO.getLong(view + 13 * PAGE));
       assertEquals(2, IO.getLong(view + PAGE));
       assertEquals(15, IO.getLong(view + 14 * PAGE));
 
-      Pin pin = inode.pin(20, 1);
-      GmemException e = assertThrows(GmemException.class, () -> inode.fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 8 * PAGE, 24 * PAGE));
+      Pin pin = inode.pins().pin(20, 1);
+      GmemException e = assertThrows(GmemException.class, () -> inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 8 * PAGE, 24 * PAGE));
       assertEquals(Errno.EAGAIN, e.errno());
       assertEquals(20 * PAGE, e.errorOffset().orElseThrow());
       assertEquals(17, IO.getLong(view + 16 * PAGE), "a refused punch leaves contents");
       assertEquals(32, inode.allocatedPages());
       pin.close();
       int merges = a.merges;
-      inode.fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 8 * PAGE, 24 * PAGE);
+      inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 8 * PAGE, 24 * PAGE);
       assertEquals(merges + 1, a.merges, "the split block was merged before it was freed");
       assertArrayEquals(new long[] {16, 4}, a.freed.get(a.freed.size() - 1), "and freed as one folio");
       assertEquals(16, inode.allocatedPages());

@@ -67,7 +67,7 @@ class ArchPrepareTest {
     lock.lock();
     try {
       long gfn = BASE_GFN + index;
-      return inode.guestFault(index, gfn, gfn << 12, write, privateAccess);
+      return inode.faults().guestFault(index, gfn, gfn << 12, write, privateAccess);
     } finally {
       lock.unlock();
     }
@@ -146,7 +146,7 @@ class ArchPrepareTest {
     assertEquals(-1, fault(inode, 2, true, true));
     verify(arch, times(1)).prepare(BASE_GFN + 1, 1, 0);
 
-    inode.fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, PAGE, PAGE);
+    inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, PAGE, PAGE);
     verify(arch, times(1)).invalidate(1, 1);
     verify(arch, never()).invalidate(eq(2L), anyLong());
     assertEquals(1, inode.allocatedPages());

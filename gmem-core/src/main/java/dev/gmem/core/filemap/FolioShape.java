@@ -1,4 +1,4 @@
-package dev.gmem.core.inode;
+package dev.gmem.core.filemap;
 
 import dev.gmem.api.spi.FolioAllocator;
 

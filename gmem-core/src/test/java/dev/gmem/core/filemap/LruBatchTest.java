@@ -1,4 +1,4 @@
-package dev.gmem.core.inode;
+package dev.gmem.core.filemap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

@@ -1,4 +1,4 @@
-package dev.gmem.core.inode;
+package dev.gmem.core.filemap;
 
 /**
  * The transient references of freshly allocated folios, like the kernel's per-CPU LRU add batches:

@@ -1,0 +1,46 @@
+package dev.gmem.core.convert;
+
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.filemap.LruBatch;
+import dev.gmem.core.shareability.ShareabilityStore;
+import java.util.List;
+import java.util.concurrent.locks.ReadWriteLock;
+
+/**
+ * What {@link ConversionEngine} needs of an inode, and nothing more: its state (store, filemap,
+ * transient references), its collaborators (arch, allocator) and its host and guest mappings.
+ * The inode implements it; the engine never sees the inode's fault, punch or pin machinery.
+ * Sizes are in pages unless named in bytes.
+ */
+public interface ConvertibleInode {
+
+  /** Size in bytes. */
+  long size();
+
+  /** Size in pages. */
+  long nrPages();
+
+  /** Order of the folios the allocator hands out. */
+  int folioOrder();
+
+  ArchHooks arch();
+
+  FolioAllocator.Inode allocator();
+
+  /** Taken exclusive for the whole conversion. */
+  ReadWriteLock invalidateLock();
+
+  ShareabilityStore shareabilityStore();
+
+  Filemap filemap();
+
+  LruBatch lruBatch();
+
+  /** Every host mapping of the inode, in every file. */
+  List<? extends InodeMapping> mappings();
+
+  /** Address of the inode's whole-file guest mapping; maps it on first use (may fail with ENOMEM). */
+  long guestViewAddress();
+}

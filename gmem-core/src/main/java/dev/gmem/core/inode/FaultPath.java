@@ -1,0 +1,197 @@
+package dev.gmem.core.inode;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FaultInterceptor;
+import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.filemap.Filemap;
+import dev.gmem.core.filemap.FolioShape;
+import dev.gmem.core.shareability.ShareabilityStore;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The fault paths of one inode ({@code kvm_gmem_fault_user_mapping}, {@code kvm_gmem_get_pfn}):
+ * the host's and the guest's shareability checks, folio lookup or allocation including the
+ * hand-out of huge folios in normal form, the arch's prepare once per folio, and the order the
+ * guest may map a page at. Every entry runs with the invalidate lock held (shared, or exclusive
+ * for callers that also restructure).
+ */
+public final class FaultPath {
+  /** Stripes serialising the allocation of one huge block; a power of two. */
+  private static final int ALLOCATION_STRIPES = 64;
+
+  private final GuestMemInodeImpl inode;
+  private final long ino;
+  private final long flags;
+  private final long nrPages;
+  private final ArchHooks arch;
+  private final FolioAllocator.Inode allocator;
+  private final int folioOrder;
+  private final ShareabilityStore shareability;
+  private final Filemap filemap;
+  private final List<FilemapListener> listeners;
+  private final List<FaultInterceptor> interceptors;
+  private final Object prepareLock = new Object();
+  private final Object[] allocationStripes = newStripes(ALLOCATION_STRIPES);
+
+  FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
+    this.inode = inode;
+    this.ino = inode.ino();
+    this.flags = inode.flags();
+    this.nrPages = inode.nrPages();
+    this.arch = inode.arch();
+    this.allocator = inode.allocator();
+    this.folioOrder = inode.folioOrder();
+    this.shareability = inode.shareabilityStore();
+    this.filemap = inode.filemap();
+    this.listeners = listeners;
+    this.interceptors = interceptors;
+  }
+
+  private static Object[] newStripes(int n) {
+    Object[] o = new Object[n];
+    for (int i = 0; i < n; i++) {
+      o[i] = new Object();
+    }
+    return o;
+  }
+
+  /**
+   * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
+   * not fault and EFAULT beyond EOF.
+   */
+  public void hostFault(long index, boolean write) {
+    if (index < 0 || index >= nrPages) {
+      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
+    }
+    Shareability s = shareability.get(index);
+    if (!arch.hostMayFault(index, s)) {
+      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
+    }
+    for (FaultInterceptor fi : interceptors) {
+      fi.hostFault(ino, index, write);
+    }
+    ensureFolio(index);
+  }
+
+  /** Whether the host may fault page {@code index} now. */
+  public boolean hostMayFault(long index) {
+    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+  }
+
+  /**
+   * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}), as
+   * {@code kvm_gmem_get_pfn} plus the MMU's private/shared check. Returns -1 when the access may
+   * proceed, else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
+    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+    if (index < 0 || index >= nrPages) {
+      return privateFlag;
+    }
+    Shareability s = shareability.get(index);
+    if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
+      return privateFlag;
+    }
+    for (FaultInterceptor fi : interceptors) {
+      long f = fi.guestFault(ino, index, gpa, write, privateAccess);
+      if (f != 0) {
+        return f | privateFlag;
+      }
+    }
+    ensureFolio(index);
+    if (privateAccess) {
+      prepareOnce(index, gfn);
+    }
+    return -1;
+  }
+
+  /** {@code kvm_arch_gmem_prepare} once per folio, for private use only. */
+  private void prepareOnce(long index, long gfn) {
+    long start = filemap.folioStart(index);
+    if (filemap.isPrepared(start)) {
+      return;
+    }
+    synchronized (prepareLock) {
+      if (!filemap.isPrepared(start)) {
+        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
+        filemap.markPrepared(start);
+      }
+    }
+  }
+
+  /** Looks up or allocates the folio holding page {@code index}. */
+  public void ensureFolio(long index) {
+    if (filemap.isPresent(index)) {
+      return;
+    }
+    if (folioOrder == 0) {
+      allocator.allocFolio(index);
+      if (filemap.add(index, 0)) {
+        added(index, 0);
+      } else {
+        allocator.freeFolio(index, 0);
+      }
+      return;
+    }
+    long start = index & ~((1L << folioOrder) - 1);
+    // Faults on different pages of one huge page race for the same allocation: serialise per block.
+    synchronized (allocationStripes[(int) ((start >>> folioOrder) & (allocationStripes.length - 1))]) {
+      if (filemap.isPresent(index)) {
+        return;
+      }
+      allocator.allocFolio(start);
+      // Page size follows shareability: a huge page holding shared pages is handed out split,
+      // in stages where the allocator has them. The store cannot change: we hold the lock shared.
+      FolioShape.PrivateRange pages = (s, e) -> shareability.isUniform(s, e, Shareability.PRIVATE);
+      List<FolioAllocator.Restructure> splits = new ArrayList<>();
+      try {
+        FolioShape.splits(allocator, pages, start, folioOrder, (i, o, n) -> splits.add(allocator.prepareSplit(i, o, n)));
+      } catch (RuntimeException e) {
+        for (FolioAllocator.Restructure r : splits) {
+          r.abort();
+        }
+        allocator.freeFolio(start, folioOrder);
+        throw e;
+      }
+      // One filemap update per run of like folios (a block handed out as 512 4 KiB folios is one).
+      FolioShape.folioRuns(allocator, pages, start, folioOrder, filemap::addAll);
+      for (FolioAllocator.Restructure r : splits) {
+        r.commit();
+      }
+      FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
+    }
+  }
+
+  /**
+   * The largest page order the guest may map page {@code index} at ({@code kvm_gmem_mapping_order}):
+   * the folio's order capped by the arch; 0 where the page is in a 4 KiB folio or absent.
+   * Lock-free; like the kernel's answer it may be stale by the time it is used.
+   */
+  public int mappingOrder(long index, long gfn, boolean isPrivate) {
+    int order = filemap.orderAt(index);
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+  }
+
+  private void added(long index, int order) {
+    inode.lruBatch().add(index);
+    for (FilemapListener l : listeners) {
+      l.folioAdded(ino, flags, index, order);
+    }
+  }
+
+  /** {@link #added} for a run of {@code count} folios of {@code order}, with one LRU-batch update. */
+  private void addedAll(long index, int order, long count) {
+    inode.lruBatch().addAll(index, order, count);
+    for (FilemapListener l : listeners) {
+      for (long i = 0; i < count; i++) {
+        l.folioAdded(ino, flags, index + (i << order), order);
+      }
+    }
+  }
+}

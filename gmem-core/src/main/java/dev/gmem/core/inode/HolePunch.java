@@ -1,0 +1,151 @@
+package dev.gmem.core.inode;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.Fallocate;
+import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.filemap.Filemap;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code kvm_gmem_fallocate} after the file layer's checks: allocation, punch-hole with
+ * upstream's huge-page rules, and the final truncation at eviction. The one place folios leave
+ * the filemap and go back to the allocator.
+ */
+public final class HolePunch {
+  private final GuestMemInodeImpl inode;
+  private final Filemap filemap;
+  private final FolioAllocator.Inode allocator;
+  private final int folioOrder;
+  private final List<FilemapListener> listeners;
+
+  HolePunch(GuestMemInodeImpl inode, List<FilemapListener> listeners) {
+    this.inode = inode;
+    this.filemap = inode.filemap();
+    this.allocator = inode.allocator();
+    this.folioOrder = inode.folioOrder();
+    this.listeners = listeners;
+  }
+
+  /** fallocate; {@code offset}/{@code length} are bytes, page aligned and valid. */
+  public void fallocate(int mode, long offset, long length) {
+    if ((mode & Fallocate.PUNCH_HOLE) != 0) {
+      punch(offset, length);
+    } else {
+      allocate(offset, length);
+    }
+  }
+
+  private void allocate(long offset, long length) {
+    inode.invalidateLock().readLock().lock();
+    try {
+      long first = offset >>> Folio.PAGE_SHIFT;
+      long end = (offset + length) >>> Folio.PAGE_SHIFT;
+      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE, offset, length);
+      for (long i = first; i < end; i++) {
+        inode.faults().ensureFolio(i);
+      }
+    } finally {
+      inode.invalidateLock().readLock().unlock();
+    }
+  }
+
+  /**
+   * Punch with upstream's huge-page rules (driven by the allocator's folio order): pages of a
+   * partly punched huge page are only zeroed — no folio leaves, no reference check; a wholly
+   * punched huge page is merged back if it was split and freed, which fails with EAGAIN at the
+   * first pinned page. Everything that can fail happens before the file is touched, so a failed
+   * punch changes nothing. With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   */
+  private void punch(long offset, long length) {
+    long end = Math.min(inode.size(), offset + length < 0 ? Long.MAX_VALUE : offset + length);
+    if (offset >= end) {
+      return; // entirely beyond EOF: the kernel succeeds without doing anything
+    }
+    inode.invalidateLock().writeLock().lock();
+    try {
+      long first = offset >>> Folio.PAGE_SHIFT;
+      long last = end >>> Folio.PAGE_SHIFT;
+      long block = 1L << folioOrder;
+      long wholeStart = Math.min(last, (first + block - 1) & -block);
+      long wholeEnd = Math.max(wholeStart, last & -block);
+      List<BlockMerge> merges = folioOrder > 0 && wholeStart < wholeEnd ? prepareFree(wholeStart, wholeEnd) : List.of();
+      try {
+        // The kernel zaps every mapping of the real file, host and guest view alike; hugetlbfs
+        // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
+        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
+      } catch (RuntimeException e) {
+        merges.forEach(m -> m.prepared().abort());
+        throw e;
+      }
+      for (BlockMerge m : merges) {
+        filemap.merge(m.index(), folioOrder);
+        m.prepared().commit();
+      }
+      if (wholeStart == wholeEnd) {
+        return;
+      }
+      for (Folio f : filemap.remove(wholeStart, wholeEnd)) {
+        if (f.refcount() > 0) {
+          inode.pins().forget(f.index(), f.index() + f.nrPages());
+        }
+        inode.lruBatch().forget(f.index(), f.index() + f.nrPages());
+        free(f);
+      }
+    } finally {
+      inode.invalidateLock().writeLock().unlock();
+    }
+  }
+
+  /** A split huge page prepared for merging before it is freed. */
+  private record BlockMerge(long index, FolioAllocator.Restructure prepared) {}
+
+  /**
+   * The fallible part of freeing whole huge pages {@code [start, end)}: no page may be pinned, and
+   * split ones are prepared for merging (upstream merges before truncating).
+   */
+  private List<BlockMerge> prepareFree(long start, long end) {
+    long pinned = filemap.firstReferenced(start, end);
+    if (pinned >= 0) {
+      throw GmemException.atOffset(Errno.EAGAIN, pinned << Folio.PAGE_SHIFT,
+          "page " + pinned + " of a huge page being punched is pinned; release it and retry");
+    }
+    List<BlockMerge> merges = new ArrayList<>();
+    long b = start;
+    try {
+      for (; b < end; b += 1L << folioOrder) {
+        if (isSplitBlock(b)) {
+          merges.add(new BlockMerge(b, allocator.prepareMerge(b, folioOrder)));
+        }
+      }
+    } catch (GmemException e) {
+      merges.forEach(m -> m.prepared().abort());
+      throw e.errorOffset().isPresent() ? e : GmemException.atOffset(e.errno(), b << Folio.PAGE_SHIFT, e.getMessage());
+    }
+    return merges;
+  }
+
+  /** Whether the huge block at {@code b} is held in smaller folios that cover every page of it. */
+  private boolean isSplitBlock(long b) {
+    int order = filemap.orderAt(b);
+    return order >= 0 && order < folioOrder && filemap.allPresent(b, b + (1L << folioOrder));
+  }
+
+  /** {@code truncate_inode_pages_final}: every folio goes back (invalidate lock held exclusive). */
+  void truncateAll() {
+    for (Folio f : filemap.remove(0, inode.nrPages())) {
+      free(f);
+    }
+  }
+
+  private void free(Folio f) {
+    inode.arch().invalidate(f.index(), f.nrPages());
+    for (FilemapListener l : listeners) {
+      l.folioRemoved(inode.ino(), inode.flags(), f.index(), f.order());
+    }
+    allocator.freeFolio(f.index(), f.order());
+  }
+}

@@ -1,0 +1,66 @@
+package dev.gmem.core.inode;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Pin;
+import dev.gmem.core.filemap.Filemap;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The long-term references (GUP pins) on an inode's pages: taking one host-faults the pages and
+ * raises their folios' reference counts, which conversion and punch then find.
+ */
+public final class PinTable {
+  private final GuestMemInodeImpl inode;
+  private final Set<PinImpl> pins = ConcurrentHashMap.newKeySet();
+
+  PinTable(GuestMemInodeImpl inode) {
+    this.inode = inode;
+  }
+
+  /** Faults {@code [index, index + nrPages)} in as the host and takes a long-term reference on each page. */
+  public Pin pin(long index, long nrPages) {
+    if (nrPages > Integer.MAX_VALUE) {
+      throw GmemException.einval("cannot pin more than 2^31 pages at once");
+    }
+    FaultPath faults = inode.faults();
+    Filemap filemap = inode.filemap();
+    inode.invalidateLock().readLock().lock();
+    try {
+      for (long i = index; i < index + nrPages; i++) {
+        if (!faults.hostMayFault(i)) {
+          throw new GmemException(Errno.EFAULT, "cannot pin page " + i + ": the host may not fault it (" + inode.shareabilityStore().get(i) + ")");
+        }
+      }
+      long taken = index;
+      try {
+        for (; taken < index + nrPages; taken++) {
+          faults.ensureFolio(taken);
+          filemap.get(taken);
+        }
+      } catch (RuntimeException e) {
+        for (long i = index; i < taken; i++) {
+          filemap.put(i);
+        }
+        throw e;
+      }
+      PinImpl p = new PinImpl(inode, index, nrPages);
+      pins.add(p);
+      return p;
+    } finally {
+      inode.invalidateLock().readLock().unlock();
+    }
+  }
+
+  void remove(PinImpl p) {
+    pins.remove(p);
+  }
+
+  /** Pages {@code [start, end)} left the filemap with their references (punched): no pin puts them again. */
+  void forget(long start, long end) {
+    for (PinImpl p : pins) {
+      p.forget(start, end);
+    }
+  }
+}
