@@ -73,6 +73,7 @@ public final class ConversionEngine {
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
     boolean zapped = false;
+    ConvertibleInode.ViewWindow contents = null;
     try {
       planRestructures(start, end, target, restructures);
       if (target == Shareability.PRIVATE) {
@@ -81,7 +82,7 @@ public final class ConversionEngine {
         checkReferences(start, end);
       }
       if (changesContents(before, target)) {
-        inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
+        contents = inode.viewWindow(start, end); // mapping may fail: do it while failing is allowed
       }
     } catch (RuntimeException e) {
       for (Restructure r : restructures) {
@@ -91,10 +92,19 @@ public final class ConversionEngine {
       if (zapped) {
         remapShared(before);
       }
+      if (contents != null) {
+        contents.close();
+      }
       throw e;
     }
     // ---- point of no return: nothing below can fail ----
-    commit(before, start, end, target, update, restructures);
+    try {
+      commit(before, start, end, target, update, restructures, contents);
+    } finally {
+      if (contents != null) {
+        contents.close();
+      }
+    }
     if (target == Shareability.SHARED) {
       remapShared(before);
     }
@@ -254,7 +264,7 @@ public final class ConversionEngine {
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
   private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
-      ShareabilityStore.Update update, List<Restructure> restructures) {
+      ShareabilityStore.Update update, List<Restructure> restructures, ConvertibleInode.ViewWindow contents) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
     for (ShareabilityRange r : before) {
@@ -270,7 +280,7 @@ public final class ConversionEngine {
         if (leavesPrivate) {
           arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
         }
-        applyContentEffect(effect, s, e);
+        applyContentEffect(contents, effect, s, e);
       });
     }
     update.commit();
@@ -290,12 +300,12 @@ public final class ConversionEngine {
     }
   }
 
-  /** Stores into present pages through the guest view: no allocation, no fault, cannot fail. */
-  private void applyContentEffect(ArchHooks.ContentEffect effect, long start, long end) {
+  /** Stores into present pages through a window mapped before: no allocation, no fault, cannot fail. */
+  private static void applyContentEffect(ConvertibleInode.ViewWindow contents, ArchHooks.ContentEffect effect, long start, long end) {
     if (effect == ArchHooks.ContentEffect.PRESERVE) {
       return;
     }
-    long addr = inode.guestViewAddress() + (start << Folio.PAGE_SHIFT);
+    long addr = contents.address(start << Folio.PAGE_SHIFT);
     long len = (end - start) << Folio.PAGE_SHIFT;
     IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : (byte) 0xa5);
   }

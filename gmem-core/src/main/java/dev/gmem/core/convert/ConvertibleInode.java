@@ -41,6 +41,15 @@ public interface ConvertibleInode {
   /** Every host mapping of the inode, in every file. */
   List<? extends InodeMapping> mappings();
 
-  /** Address of the inode's whole-file guest mapping; maps it on first use (may fail with ENOMEM). */
-  long guestViewAddress();
+  /** A mapping of pages {@code [first, end)} for content effects; may fail with ENOMEM. */
+  ViewWindow viewWindow(long first, long end);
+
+  /** A mapping of part of the memory, held until closed. */
+  interface ViewWindow extends AutoCloseable {
+    /** The address of file byte {@code offset}, which lies in the window. */
+    long address(long offset);
+
+    @Override
+    void close();
+  }
 }

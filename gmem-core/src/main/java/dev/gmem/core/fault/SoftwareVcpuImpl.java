@@ -45,20 +45,24 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     while (done < len) {
       long a = gpa + done;
       int chunk = (int) Math.min(len - done, Folio.PAGE_SIZE - (a & PAGE_MASK));
-      Memslot slot = memslots.lookup(a);
-      if (slot == null) {
+      MemslotTable.Binding b = memslots.binding(a);
+      if (b == null) {
         return new VcpuExit.Mmio(a, write, chunk, 0);
       }
+      Memslot slot = b.slot();
       GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
       long off = slot.fileOffset(a);
       Lock lock = inode.invalidateLock().readLock();
       lock.lock();
       try {
+        if (!b.window().isOpen()) {
+          continue; // the slot was deleted after the lookup: look again
+        }
         VcpuExit exit = fault(slot, inode, a, off, write, privateAccess);
         if (exit != null) {
           return exit;
         }
-        long addr = inode.guestViewAddress() + off;
+        long addr = b.window().address(off);
         if (write) {
           IO.putByteArray(addr, buf, index + done, chunk);
         } else {
@@ -72,12 +76,18 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     return null;
   }
 
-  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+  /**
+   * The guest fault of an access whose own private bit is {@code accessBit}; its kind follows
+   * the VM type's rule ({@link dev.gmem.core.inode.FaultPath#isPrivateAccess}).
+   */
+  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean accessBit) {
+    long index = off >>> Folio.PAGE_SHIFT;
     if (!slot.file().isOpen()) {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
+      boolean privateAccess = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), accessBit);
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess);
+    long flags = inode.faults().guestFault(index, gpa >>> Folio.PAGE_SHIFT, gpa, write, accessBit);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -97,7 +107,8 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.faults().mappingOrder(index, gfn, privateAccess);
+    boolean kind = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, kind);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;
@@ -132,27 +143,33 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       }
       return write ? 0 : b.getLong(0);
     }
-    Memslot slot = memslots.lookup(gpa);
-    if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, 8, write ? value : 0));
-    }
-    GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
-    long off = slot.fileOffset(gpa);
-    Lock lock = inode.invalidateLock().readLock();
-    lock.lock();
-    try {
-      VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
-      if (exit != null) {
-        throw new MemoryExitException(exit);
+    while (true) {
+      MemslotTable.Binding b = memslots.binding(gpa);
+      if (b == null) {
+        throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, 8, write ? value : 0));
       }
-      long addr = inode.guestViewAddress() + off;
-      if (write) {
-        IO.putLong(addr, value);
-        return 0;
+      Memslot slot = b.slot();
+      GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
+      long off = slot.fileOffset(gpa);
+      Lock lock = inode.invalidateLock().readLock();
+      lock.lock();
+      try {
+        if (!b.window().isOpen()) {
+          continue; // the slot was deleted after the lookup: look again
+        }
+        VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
+        if (exit != null) {
+          throw new MemoryExitException(exit);
+        }
+        long addr = b.window().address(off);
+        if (write) {
+          IO.putLong(addr, value);
+          return 0;
+        }
+        return IO.getLong(addr);
+      } finally {
+        lock.unlock();
       }
-      return IO.getLong(addr);
-    } finally {
-      lock.unlock();
     }
   }
 }

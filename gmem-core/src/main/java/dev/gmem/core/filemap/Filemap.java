@@ -52,6 +52,7 @@ public final class Filemap {
   private final RefCounts refs = new RefCounts();
   private final LongAdder present = new LongAdder();
   private final LongAdder folios = new LongAdder();
+  private final PreparedParts preparedParts = new PreparedParts();
 
   /**
    * An empty filemap for an inode of {@code nrPages} pages.
@@ -243,6 +244,7 @@ public final class Filemap {
    */
   public void clearPrepared(long start, long end) {
     checkRange(start, end);
+    preparedParts.removeWhollyInside(start, end, this::orderAt);
     long lastChunk = chunkEnd(end);
     for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
       Object slot = table.get(c);
@@ -468,6 +470,7 @@ public final class Filemap {
   public List<Folio> remove(long start, long end) {
     checkRange(start, end);
     List<Folio> out = new ArrayList<>();
+    preparedParts.removeWhollyInside(start, end, this::orderAt);
     long lastChunk = chunkEnd(end);
     for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
       Object slot = table.get(c);
@@ -526,6 +529,14 @@ public final class Filemap {
   public void split(long index, int newOrder) {
     checkOrder(newOrder, 0);
     checkIndex(index);
+    int order = orderAt(index);
+    splitFolio(index, newOrder);
+    if (order > newOrder && !preparedParts.isEmpty()) {
+      preparedParts.split(index & -(1L << order), order, newOrder, this::markPrepared);
+    }
+  }
+
+  private void splitFolio(long index, int newOrder) {
     long chunk = index >>> CHUNK_SHIFT;
     Object slot = table.get(chunk);
     if (slot instanceof HugeFolio h && h.isLive()) {
@@ -572,17 +583,18 @@ public final class Filemap {
    */
   public void merge(long index, int order) {
     checkBlock(index, order, 1, 1);
-    if (order >= CHUNK_SHIFT) {
-      mergeChunks(index, order);
-    } else {
-      mergeInChunk(index, order);
+    List<long[]> prepared = preparedParts.take(index, index + (1L << order));
+    boolean all = order >= CHUNK_SHIFT ? mergeChunks(index, order, prepared) : mergeInChunk(index, order, prepared);
+    if (!all) {
+      preparedParts.put(index, prepared);
     }
   }
 
-  private void mergeChunks(long index, int order) {
+  /** Merges; adds the prepared parts to {@code prepared}; true when every part was. */
+  private boolean mergeChunks(long index, int order, List<long[]> prepared) {
     long first = index >>> CHUNK_SHIFT;
     long end = first + (1L << (order - CHUNK_SHIFT));
-    boolean prepared = true;
+    boolean all = true;
     long parts = 0;
     for (long c = first; c < end; c++) {
       Object slot = table.get(c);
@@ -590,30 +602,40 @@ public final class Filemap {
         if (h.order >= order) {
           throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
         }
-        prepared &= h.prepared();
+        all &= h.prepared();
+        addIf(prepared, h.prepared(), h.start, h.order);
         parts++;
         c = h.endChunk() - 1;
       } else if (slot instanceof SmallChunk sc && sc.isCanonical()) {
         // One of the shared full chunks: folios of one order, one prepared state (a split gigabyte's).
-        prepared &= sc.prepared(0);
+        all &= sc.prepared(0);
+        addIf(prepared, sc.prepared(0), c << CHUNK_SHIFT, CHUNK_SHIFT);
         parts += SmallChunk.PAGES >> sc.orderAt(0);
       } else if (slot instanceof SmallChunk sc && sc.present == SmallChunk.PAGES) {
         for (int off = 0; off < SmallChunk.PAGES; off += 1 << sc.orderAt(off)) {
-          prepared &= sc.prepared(off);
+          all &= sc.prepared(off);
+          addIf(prepared, sc.prepared(off), (c << CHUNK_SHIFT) + off, sc.orderAt(off));
           parts++;
         }
       } else {
         throw new IllegalStateException("cannot merge: pages of chunk at " + (c << CHUNK_SHIFT) + " are missing");
       }
     }
-    HugeFolio merged = new HugeFolio(index, order, HugeFolio.LIVE, prepared);
+    HugeFolio merged = new HugeFolio(index, order, HugeFolio.LIVE, all);
     for (long c = first; c < end; c++) {
       table.set(c, merged);
     }
     account(0, 1 - parts);
+    return all;
   }
 
-  private void mergeInChunk(long index, int order) {
+  private static void addIf(List<long[]> blocks, boolean prepared, long index, int order) {
+    if (prepared) {
+      blocks.add(new long[] {index, order});
+    }
+  }
+
+  private boolean mergeInChunk(long index, int order, List<long[]> prepared) {
     long chunk = index >>> CHUNK_SHIFT;
     Object slot = table.get(chunk);
     if (slot instanceof HugeFolio h && h.isLive()) {
@@ -624,7 +646,7 @@ public final class Filemap {
     }
     int lo = (int) (index & CHUNK_MASK);
     int n = 1 << order;
-    boolean prepared = true;
+    boolean all = true;
     long parts = 0;
     for (int off = lo; off < lo + n; ) {
       int o = sc.orderAt(off);
@@ -634,15 +656,31 @@ public final class Filemap {
       if (o >= order) {
         throw new IllegalStateException("page " + index + " already in a folio of order " + o);
       }
-      prepared &= sc.prepared(off);
+      all &= sc.prepared(off);
+      addIf(prepared, sc.prepared(off), index + off - lo, o);
       parts++;
       off += 1 << o;
     }
-    table.set(chunk, SmallChunk.with(sc, lo, n, SmallChunk.encode(order, prepared), 0));
+    table.set(chunk, SmallChunk.with(sc, lo, n, SmallChunk.encode(order, all), 0));
     account(0, 1 - parts);
+    return all;
   }
 
   // ---------------------------------------------------------------- prepared flag
+
+  /**
+   * The prepared blocks {@code {index, order}} of the unprepared folio at {@code start}, by
+   * index: parts that were prepared before it was merged (see {@link PreparedParts}). Empty when
+   * none are, or the folio is prepared.
+   */
+  public List<long[]> preparedParts(long start) {
+    return preparedParts.get(start);
+  }
+
+  /** Records that blocks of the unprepared folio at {@code start} are prepared (a prepare that failed part way). */
+  public void recordPreparedParts(long start, List<long[]> blocks) {
+    preparedParts.put(start, blocks);
+  }
 
   /** Whether the folio covering {@code index} is prepared; false if there is none. */
   public boolean isPrepared(long index) {
@@ -678,6 +716,9 @@ public final class Filemap {
 
   private boolean setPrepared(long index, boolean value) {
     checkIndex(index);
+    if (!preparedParts.isEmpty()) {
+      preparedParts.remove(folioStart(index)); // the flag says it all now
+    }
     long chunk = index >>> CHUNK_SHIFT;
     int off = (int) (index & CHUNK_MASK);
     for (;;) {

@@ -24,6 +24,8 @@ import java.util.List;
 public final class FaultPath {
   /** Stripes serialising the allocation of one huge block; a power of two. */
   private static final int ALLOCATION_STRIPES = 64;
+  /** Stripes serialising the prepare of one folio, so that different folios prepare in parallel; a power of two. */
+  private static final int PREPARE_STRIPES = 64;
 
   private final GuestMemInodeImpl inode;
   private final long ino;
@@ -36,8 +38,10 @@ public final class FaultPath {
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
-  private final Object prepareLock = new Object();
+  private final Object[] prepareStripes = newStripes(PREPARE_STRIPES);
   private final Object[] allocationStripes = newStripes(ALLOCATION_STRIPES);
+  /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
+  private final boolean racingAllocations;
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
@@ -51,6 +55,20 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
+    this.racingAllocations = overridesAllocate(allocator);
+  }
+
+  /**
+   * Whether {@code allocator} implements {@link FolioAllocator.Inode#allocate} itself: the SPI's
+   * default frees a lost race's folio by index, which may be the winner's, so core keeps
+   * allocations of one page from racing for allocators written before folio handles.
+   */
+  private static boolean overridesAllocate(FolioAllocator.Inode allocator) {
+    try {
+      return allocator.getClass().getMethod("allocate", long.class).getDeclaringClass() != FolioAllocator.Inode.class;
+    } catch (NoSuchMethodException e) {
+      return false;
+    }
   }
 
   private static Object[] newStripes(int n) {
@@ -85,17 +103,37 @@ public final class FaultPath {
   }
 
   /**
-   * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}), as
-   * {@code kvm_gmem_get_pfn} plus the MMU's private/shared check. Returns -1 when the access may
-   * proceed, else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
+   * The kind of a guest access to a page of shareability {@code s} whose own private bit is
+   * {@code accessBit}: that bit on arches whose accesses carry one (TDX, SNP); elsewhere the page's
+   * attribute, as {@code kvm_mmu_page_fault} sets PFERR_PRIVATE_ACCESS from
+   * {@code kvm_mem_is_private} — so a VM without private memory only makes shared accesses.
+   * Both vCPU paths resolve an access with this one rule.
    */
-  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
-    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+  public boolean isPrivateAccess(Shareability s, boolean accessBit) {
+    return arch.privateBitInAccess() ? accessBit : isPrivateMemory(s);
+  }
+
+  /** {@code kvm_mem_is_private}: the VM has private memory and the page is private. */
+  private boolean isPrivateMemory(Shareability s) {
+    return s == Shareability.PRIVATE && arch.hasPrivateMemory();
+  }
+
+  /**
+   * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}) by an access
+   * whose own private bit is {@code accessBit}, as {@code kvm_gmem_get_pfn} plus the MMU's
+   * private/shared check ({@link #isPrivateAccess}). Returns -1 when the access may proceed,
+   * else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises: a page in the
+   * transient NONE state, or, where accesses carry their own bit, a kind that disagrees with the
+   * page. A private access prepares the folio once.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit) {
     if (index < 0 || index >= nrPages) {
-      return privateFlag;
+      return arch.privateBitInAccess() && accessBit ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
     }
     Shareability s = shareability.get(index);
-    if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
+    boolean privateAccess = isPrivateAccess(s, accessBit);
+    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+    if (s == Shareability.NONE || privateAccess != isPrivateMemory(s)) {
       return privateFlag;
     }
     for (FaultInterceptor fi : interceptors) {
@@ -111,18 +149,57 @@ public final class FaultPath {
     return -1;
   }
 
-  /** {@code kvm_arch_gmem_prepare} once per folio, for private use only. */
+  /**
+   * {@code kvm_arch_gmem_prepare} exactly once per page, for private use only: the whole folio on
+   * its first private fault, or — for a folio merged from parts of which some were prepared —
+   * only the pages that were not, in naturally aligned blocks. Serialised per folio (striped),
+   * so first faults of different folios prepare in parallel.
+   */
   private void prepareOnce(long index, long gfn) {
     long start = filemap.folioStart(index);
     if (filemap.isPrepared(start)) {
       return;
     }
-    synchronized (prepareLock) {
-      if (!filemap.isPrepared(start)) {
-        arch.prepare(gfn - (index - start), start, filemap.orderAt(start));
-        filemap.markPrepared(start);
+    synchronized (prepareStripes[(int) ((start ^ (start >>> 18)) & (PREPARE_STRIPES - 1))]) {
+      if (filemap.isPrepared(start)) {
+        return;
       }
+      long startGfn = gfn - (index - start);
+      long end = start + (1L << filemap.orderAt(start));
+      List<long[]> prepared = filemap.preparedParts(start);
+      List<long[]> done = new ArrayList<>(prepared);
+      long p = start;
+      int k = 0;
+      try {
+        while (p < end) {
+          while (k < prepared.size() && blockEnd(prepared.get(k)) <= p) {
+            k++;
+          }
+          if (k < prepared.size() && prepared.get(k)[0] <= p) {
+            p = blockEnd(prepared.get(k));
+            continue;
+          }
+          int o = largestAlignedOrder(p, k < prepared.size() ? prepared.get(k)[0] : end);
+          arch.prepare(startGfn + (p - start), p, o);
+          done.add(new long[] {p, o});
+          p += 1L << o;
+        }
+      } catch (RuntimeException e) {
+        filemap.recordPreparedParts(start, done); // what did get prepared stays prepared
+        throw e;
+      }
+      filemap.markPrepared(start);
     }
+  }
+
+  private static long blockEnd(long[] block) {
+    return block[0] + (1L << block[1]);
+  }
+
+  /** The order of the largest naturally aligned block at {@code p} that ends by {@code end}. */
+  private static int largestAlignedOrder(long p, long end) {
+    int o = Math.min(Long.numberOfTrailingZeros(p), 63 - Long.numberOfLeadingZeros(end - p));
+    return Math.min(o, Filemap.MAX_ORDER);
   }
 
   /** Looks up or allocates the folio holding page {@code index}. */
@@ -131,11 +208,12 @@ public final class FaultPath {
       return;
     }
     if (folioOrder == 0) {
-      allocator.allocFolio(index);
-      if (filemap.add(index, 0)) {
-        added(index, 0);
+      if (racingAllocations) {
+        addSmallFolio(index);
       } else {
-        allocator.freeFolio(index, 0);
+        synchronized (allocationStripes[(int) (index & (allocationStripes.length - 1))]) {
+          addSmallFolio(index);
+        }
       }
       return;
     }
@@ -145,7 +223,7 @@ public final class FaultPath {
       if (filemap.isPresent(index)) {
         return;
       }
-      allocator.allocFolio(start);
+      FolioAllocator.Allocation folio = allocator.allocate(start);
       // Page size follows shareability: a huge page holding shared pages is handed out split,
       // in stages where the allocator has them. The store cannot change: we hold the lock shared.
       FolioShape.PrivateRange pages = (s, e) -> shareability.isUniform(s, e, Shareability.PRIVATE);
@@ -156,15 +234,33 @@ public final class FaultPath {
         for (FolioAllocator.Restructure r : splits) {
           r.abort();
         }
-        allocator.freeFolio(start, folioOrder);
+        folio.free();
         throw e;
       }
       // One filemap update per run of like folios (a block handed out as 512 4 KiB folios is one).
       FolioShape.folioRuns(allocator, pages, start, folioOrder, filemap::addAll);
+      folio.commit();
       for (FolioAllocator.Restructure r : splits) {
         r.commit();
       }
       FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
+    }
+  }
+
+  /**
+   * An order-0 folio for {@code index}, as {@code filemap_add_folio} races: of two first faults of
+   * the page both allocate, one folio goes in, and the loser frees its own.
+   */
+  private void addSmallFolio(long index) {
+    if (filemap.isPresent(index)) {
+      return;
+    }
+    FolioAllocator.Allocation folio = allocator.allocate(index);
+    if (filemap.add(index, 0)) {
+      folio.commit();
+      added(index, 0);
+    } else {
+      folio.free();
     }
   }
 

@@ -31,7 +31,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * shareability, filemap, the files and host mappings viewing it, the invalidate lock and the
  * references that keep it alive. The work is done by its parts: {@link FaultPath} (host and guest
  * faults, folio hand-out), {@link HolePunch} (fallocate, punch, final truncation),
- * {@link PinTable} (long-term references), {@link GuestView} (the whole-file guest mapping) and
+ * {@link PinTable} (long-term references), {@link GuestView} (gmem's windows on the memory) and
  * {@link ConversionEngine} (shareability conversion, through {@link ConvertibleInode}). Faults
  * take the lock shared; punch and conversion take it exclusive. Page indices and counts are in
  * pages, offsets and sizes in bytes.
@@ -85,7 +85,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.faults = new FaultPath(this, List.copyOf(listeners), List.copyOf(interceptors));
     this.holePunch = new HolePunch(this, List.copyOf(listeners));
     this.pins = new PinTable(this);
-    this.guestView = new GuestView(sys, memory, size);
+    this.guestView = new GuestView(sys, memory, nrPages, hostBlockOrder);
   }
 
   /**
@@ -188,13 +188,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return pins;
   }
 
-  /**
-   * Address of the whole-file mapping that stands in for the guest's stage-2 view (see
-   * {@link GuestView}); memslots pass it as {@code userspace_addr}.
-   */
+  /** gmem's windows on the memory: memslots, the software vCPU, content effects (see {@link GuestView}). */
+  public GuestView guestView() {
+    return guestView;
+  }
+
   @Override
-  public long guestViewAddress() {
-    return guestView.address();
+  public GuestView.Window viewWindow(long first, long end) {
+    return guestView.acquire(first, end);
   }
 
   // ---- the public inode view -------------------------------------------------------------

@@ -57,8 +57,14 @@ public final class HolePunch {
    * Punch with upstream's huge-page rules (driven by the allocator's folio order): pages of a
    * partly punched huge page are only zeroed — no folio leaves, no reference check; a wholly
    * punched huge page is merged back if it was split and freed, which fails with EAGAIN at the
-   * first pinned page. Everything that can fail happens before the file is touched, so a failed
-   * punch changes nothing. With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   * first pinned page. Everything that can fail happens first, so a failed punch changes nothing.
+   * With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   *
+   * <p>Then upstream's order ({@code kvm_gmem_punch_hole}: truncate → {@code ->free_folio} →
+   * {@code kvm_arch_gmem_invalidate}, and only then the page goes back): the folios leave the
+   * filemap, the arch invalidates each and the listeners hear of it while the page still holds
+   * its contents, and only then is the memory freed ({@code fallocate}, which cannot fail on a
+   * valid range of these files) and the folio given back to the allocator.
    */
   private void punch(long offset, long length) {
     long end = Math.min(inode.size(), offset + length < 0 ? Long.MAX_VALUE : offset + length);
@@ -73,27 +79,24 @@ public final class HolePunch {
       long wholeStart = Math.min(last, (first + block - 1) & -block);
       long wholeEnd = Math.max(wholeStart, last & -block);
       List<BlockMerge> merges = folioOrder > 0 && wholeStart < wholeEnd ? prepareFree(wholeStart, wholeEnd) : List.of();
-      try {
-        // The kernel zaps every mapping of the real file, host and guest view alike; hugetlbfs
-        // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
-        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
-      } catch (RuntimeException e) {
-        merges.forEach(m -> m.prepared().abort());
-        throw e;
-      }
+      // ---- nothing below fails ----
       for (BlockMerge m : merges) {
         filemap.merge(m.index(), folioOrder);
         m.prepared().commit();
       }
-      if (wholeStart == wholeEnd) {
-        return;
-      }
-      for (Folio f : filemap.remove(wholeStart, wholeEnd)) {
+      List<Folio> removed = wholeStart < wholeEnd ? filemap.remove(wholeStart, wholeEnd) : List.of();
+      for (Folio f : removed) {
         if (f.refcount() > 0) {
           inode.pins().forget(f.index(), f.index() + f.nrPages());
         }
         inode.lruBatch().forget(f.index(), f.index() + f.nrPages());
-        free(f);
+        invalidate(f);
+      }
+      // The kernel zaps every mapping of the real file, host and guest windows alike; hugetlbfs
+      // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
+      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
+      for (Folio f : removed) {
+        allocator.freeFolio(f.index(), f.order());
       }
     } finally {
       inode.invalidateLock().writeLock().unlock();
@@ -142,10 +145,15 @@ public final class HolePunch {
   }
 
   private void free(Folio f) {
+    invalidate(f);
+    allocator.freeFolio(f.index(), f.order());
+  }
+
+  /** {@code ->free_folio} before the memory goes: the arch's invalidate, then the listeners. */
+  private void invalidate(Folio f) {
     inode.arch().invalidate(f.index(), f.nrPages());
     for (FilemapListener l : listeners) {
       l.folioRemoved(inode.ino(), inode.flags(), f.index(), f.order());
     }
-    allocator.freeFolio(f.index(), f.order());
   }
 }

@@ -10,6 +10,7 @@ import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
@@ -28,8 +29,8 @@ import java.util.concurrent.locks.Lock;
  * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
  * boundaries only), so where the memory's block is larger than a page the covering works per
  * block: a block is mapped only while every page of it is host-faultable; a block holding any
- * private page is covered whole. The accessors copy through the inode's guest view after the
- * per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
+ * private page is covered whole. The accessors copy through a window of gmem's over the range
+ * after the per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
  * access to the mapping's address faults for the whole block and {@link #buffer} refuses it.
  * The part of the mapping beyond EOF is covered too: hugetlbfs would reserve pool pages for it
  * and instantiate pages there on a fault.
@@ -50,11 +51,16 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final long blockPages;
   /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
   private final ShareabilityStore mapped;
-  /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
+  /**
+   * Where the accessors copy: the mapping itself, whose private pages are covered; on huge-page
+   * memory a window of gmem's ({@link #accessorWindow}) at this mapping's offset.
+   */
   private final long view;
+  /** The window {@link #view} points into on huge-page memory, else null; closed with the mapping. */
+  private final GuestView.Window accessorWindow;
 
   private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
-      int prot, Mapping mapping, Shareability initiallyMapped, long guestView) {
+      int prot, Mapping mapping, Shareability initiallyMapped, GuestView.Window accessorWindow) {
     this.file = file;
     this.inode = inode;
     this.inaccessible = inaccessible;
@@ -66,7 +72,21 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.firstPage = offset >>> Folio.PAGE_SHIFT;
     this.blockPages = 1L << inode.hostBlockOrder();
     this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
-    this.view = guestView + offset;
+    this.accessorWindow = accessorWindow;
+    this.view = accessorWindow != null ? accessorWindow.address(offset) : mapping.address();
+  }
+
+  /**
+   * Huge-page memory only: the shared pages of a huge page that also holds private ones must stay
+   * reachable for the accessors while the mapping covers that block whole, so they copy through a
+   * window over the mapping's range inside EOF (none when it lies wholly beyond). Elsewhere the
+   * mapping is covered per page and the accessors copy through it: no other mapping of the range
+   * exists for them, private pages included.
+   */
+  private static GuestView.Window accessorWindow(GuestMemInodeImpl inode, long offset, long length) {
+    long first = offset >>> Folio.PAGE_SHIFT;
+    long end = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+    return inode.hostBlockOrder() > 0 && first < end ? inode.guestView().acquire(first, end) : null;
   }
 
   /** Maps after the file layer validated the arguments; registers with the inode. */
@@ -77,13 +97,15 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     HostMappingImpl m = null;
+    GuestView.Window window = null;
+    Mapping region = null;
     try {
-      long guestView = inode.guestViewAddress();
       boolean huge = inode.hostBlockOrder() > 0;
-      Mapping region = huge
+      region = huge
           ? coveredRegion(inode, inaccessible, offset, length, prot)
           : new Mapping(sys, sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset), length);
-      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, guestView);
+      window = accessorWindow(inode, offset, length);
+      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, window);
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
@@ -102,8 +124,11 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       inode.addMapping(m);
       return m;
     } catch (RuntimeException e) {
-      if (m != null) {
-        m.mapping.close();
+      if (region != null) {
+        region.close();
+      }
+      if (window != null) {
+        window.close();
       }
       inode.release();
       throw e;
@@ -270,18 +295,21 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * Host-faults every page of {@code [off, off+len)} and returns where to copy: the inode's guest
-   * view, so that shared pages of a huge page that also holds private ones, which the mapping
-   * itself must cover, stay reachable. The caller holds the invalidate lock shared.
+   * Host-faults every page of {@code [off, off+len)}, heals the mapping where it still covers them,
+   * and returns where to copy ({@link #view}). The caller holds the invalidate lock shared.
    */
   private long fault(long off, long len, boolean write) {
+    if (!mapping.isOpen()) {
+      throw new GmemException(Errno.EFAULT, "mapping is closed");
+    }
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
     for (long i = first; i <= last; i++) {
       inode.faults().hostFault(i, write);
     }
     if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-      // Heals the mapping for raw users (the accessors do not need it); a block at a time.
+      // Heals the mapping, a block at a time: the accessors copy through it (but on huge-page
+      // memory, where a mixed block stays covered and they copy through the window).
       for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
         if (mapped.get(i - firstPage) != Shareability.SHARED) {
           heal(i);
@@ -402,11 +430,19 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     if (!mapping.isOpen()) {
       return;
     }
-    Lock l = inode.invalidateLock().readLock();
+    // Exclusive: the accessors copy through the mapping under the lock held shared, so none is
+    // in flight while it goes (each re-checks that it is open under the lock).
+    Lock l = inode.invalidateLock().writeLock();
     l.lock();
     try {
+      if (!mapping.isOpen()) {
+        return; // a concurrent close won: it drops the reference
+      }
       inode.removeMapping(this);
       mapping.close();
+      if (accessorWindow != null) {
+        accessorWindow.close();
+      }
     } finally {
       l.unlock();
     }

@@ -7,6 +7,7 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Vm;
 import dev.gmem.core.file.GuestMemFileImpl;
+import dev.gmem.core.inode.GuestView;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -31,7 +32,12 @@ public final class MemslotTable {
   private final int slotIds;
   private final long maxGfn;
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
-  private volatile Memslot[] byGpa = new Memslot[0];
+  /** The window each slot's {@code userspace_addr} points into (gmem's stand-in for stage 2). */
+  private final java.util.HashMap<Integer, GuestView.Window> windows = new java.util.HashMap<>();
+  private volatile Binding[] byGpa = new Binding[0];
+
+  /** A bound slot and the window its guest accesses go through. */
+  public record Binding(Memslot slot, GuestView.Window window) {}
 
   /**
    * {@code privateMemory}: VMs with private memory have one address space
@@ -131,35 +137,49 @@ public final class MemslotTable {
     return Long.compareUnsigned(a, b + blen) < 0 && Long.compareUnsigned(b, a + alen) < 0;
   }
 
-  /** Applies a validated change. */
-  public synchronized Memslot apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    Memslot result;
+  /**
+   * Applies a validated change: a new slot with the window its {@code userspace_addr} points into,
+   * or a deletion, which hands back the deleted slot's window for the caller to close once no
+   * access can be in flight through it.
+   */
+  public synchronized Binding apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset,
+      GuestView.Window window) {
+    Binding result;
     if (change == Change.DELETE) {
-      result = slots.remove(slot);
+      result = new Binding(slots.remove(slot), windows.remove(slot));
     } else {
-      result = new Memslot(slot, flags, gpa, size, file, offset);
-      slots.put(slot, result);
+      Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
+      slots.put(slot, m);
+      windows.put(slot, window);
+      result = new Binding(m, window);
     }
-    Memslot[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0).toArray(Memslot[]::new);
-    Arrays.sort(snap, Comparator.comparingLong(Memslot::gpa));
+    Binding[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0)
+        .map(m -> new Binding(m, windows.get(m.slot()))).toArray(Binding[]::new);
+    Arrays.sort(snap, Comparator.comparingLong(b -> b.slot().gpa()));
     byGpa = snap;
     return result;
   }
 
   /** The slot (address space 0) containing {@code gpa}, or null. Lock-free. */
   public Memslot lookup(long gpa) {
-    Memslot[] s = byGpa;
+    Binding b = binding(gpa);
+    return b == null ? null : b.slot();
+  }
+
+  /** The slot (address space 0) containing {@code gpa} with its window, or null. Lock-free. */
+  public Binding binding(long gpa) {
+    Binding[] s = byGpa;
     int lo = 0;
     int hi = s.length - 1;
     while (lo <= hi) {
       int mid = (lo + hi) >>> 1;
-      Memslot m = s[mid];
+      Memslot m = s[mid].slot();
       if (Long.compareUnsigned(gpa, m.gpa()) < 0) {
         hi = mid - 1;
       } else if (Long.compareUnsigned(gpa - m.gpa(), m.size()) >= 0) {
         lo = mid + 1;
       } else {
-        return m;
+        return s[mid];
       }
     }
     return null;

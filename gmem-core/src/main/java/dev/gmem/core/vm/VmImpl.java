@@ -16,11 +16,13 @@ import dev.gmem.core.backend.BackendVm;
 import dev.gmem.core.fault.SoftwareVcpuImpl;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.Lock;
 
 /** A VM: its backend state, arch hooks, files and memslots. */
 public final class VmImpl implements Vm {
@@ -116,10 +118,11 @@ public final class VmImpl implements Vm {
   }
 
   /**
-   * A memslot holds a reference on its file's inode, like a host mapping does: its
-   * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
-   * through {@code userspace_addr} (kernel-uapi §4.9) an unmapped view could be reused by another
-   * file's mapping and the guest would reach that file's memory. The reference goes with the slot.
+   * A memslot holds a reference on its file's inode, like a host mapping does, and a window of
+   * gmem's over its file range, which is its {@code userspace_addr} and what the software vCPU
+   * copies through: on hosts that serve guest accesses through {@code userspace_addr}
+   * (kernel-uapi §4.9) an unmapped window could be reused by another file's mapping and the guest
+   * would reach that file's memory. Window and reference go with the slot.
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
@@ -128,23 +131,42 @@ public final class VmImpl implements Vm {
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
-      Memslot deleted = memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
-      ((GuestMemFileImpl) old.file()).inodeImpl().release();
-      return deleted;
+      return unbind(memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset(), null));
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();
+    GuestView.Window window = null;
     try {
-      long uaddr = inode.guestViewAddress() + offset;
+      window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
       // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
-      // bound as plain user memory through the guest view, and gmem keeps the guest_memfd rules.
+      // bound as plain user memory through the window, and gmem keeps the guest_memfd rules.
       boolean kernelGuestMemfd = inode.allocator().memory() == null;
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
+      backend.setMemoryRegion(slot, gpa, size, window.address(offset), inode.memory(), offset, kernelGuestMemfd);
     } catch (RuntimeException e) {
+      if (window != null) {
+        window.close(); // nobody copies through it yet
+      }
       inode.release();
       throw e;
     }
-    return memslots.apply(change, slot, flags, gpa, size, file, offset);
+    return memslots.apply(change, slot, flags, gpa, size, file, offset, window).slot();
+  }
+
+  /**
+   * A deleted slot's window goes under the inode's invalidate lock held exclusive, so that no
+   * software-vCPU access (which copies under it held shared) is still in flight; then its reference.
+   */
+  private static Memslot unbind(MemslotTable.Binding deleted) {
+    GuestMemInodeImpl inode = ((GuestMemFileImpl) deleted.slot().file()).inodeImpl();
+    Lock lock = inode.invalidateLock().writeLock();
+    lock.lock();
+    try {
+      deleted.window().close();
+    } finally {
+      lock.unlock();
+    }
+    inode.release();
+    return deleted.slot();
   }
 
   @Override
@@ -190,8 +212,7 @@ public final class VmImpl implements Vm {
       backend.close();
       synchronized (this) {
         for (Memslot m : memslots.all()) {
-          memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset());
-          ((GuestMemFileImpl) m.file()).inodeImpl().release();
+          unbind(memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset(), null));
         }
       }
       onClose.accept(this);

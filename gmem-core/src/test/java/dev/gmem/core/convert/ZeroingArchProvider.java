@@ -8,8 +8,9 @@ import dev.gmem.api.spi.HostMemory;
 import java.util.Set;
 
 /**
- * A SW_PROTECTED arch that zeroes pages leaving private use, as TDX does: any private byte the
- * host ever reads is then a leak, which is what the race test looks for. Registered only through
+ * A SW_PROTECTED arch that zeroes pages leaving private use and whose guest accesses carry their
+ * own private bit, as TDX does: any private byte the host, or a shared guest access, ever reads
+ * is then a leak, which is what the race test looks for. Registered only through
  * {@link TestRuntimes#withZeroingArch}.
  */
 public final class ZeroingArchProvider implements ArchProvider {
@@ -35,6 +36,11 @@ public final class ZeroingArchProvider implements ArchProvider {
 
       @Override
       public boolean supportsInitShared() {
+        return true;
+      }
+
+      @Override
+      public boolean privateBitInAccess() {
         return true;
       }
 
