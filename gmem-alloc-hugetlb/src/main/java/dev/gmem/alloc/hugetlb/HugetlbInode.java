@@ -51,22 +51,22 @@ final class HugetlbInode implements FolioAllocator.Inode {
   }
 
   /**
-   * As {@link #allocFolio}, with the page counted as the inode's only once core commits it: the
-   * huge page is the file's page at {@code index}, so a lost race gives back exactly what it took
-   * (core serialises the faults of one huge page, so it does not lose one today).
+   * As {@link #allocFolio}, with a handle: the huge page is the file's page at {@code index},
+   * so a folio given back before core commits it (a failed split preparation; core serialises
+   * the faults of one huge page, so it never loses a race for one) is punched and unmarked.
    */
   @Override
   public FolioAllocator.Allocation allocate(long index) {
-    instantiate(index);
+    allocFolio(index);
+    long start = index & -(1L << size.order());
     return new FolioAllocator.Allocation() {
       @Override
-      public void commit() {
-        splits.markAllocated(index);
-      }
+      public void commit() {}
 
       @Override
       public void free() {
-        punchAndReserve(index & -(1L << size.order()));
+        punchAndReserve(start);
+        splits.release(start);
       }
     };
   }

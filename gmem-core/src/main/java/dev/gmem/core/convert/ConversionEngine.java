@@ -84,6 +84,8 @@ public final class ConversionEngine {
       if (changesContents(before, target)) {
         contents = inode.viewWindow(start, end); // mapping may fail: do it while failing is allowed
       }
+      // Where the kernel converts in place, it checks and converts too; last, as nothing after fails.
+      inode.convertInKernel(start, end, target);
     } catch (RuntimeException e) {
       for (Restructure r : restructures) {
         r.prepared.abort();
@@ -253,9 +255,14 @@ public final class ConversionEngine {
     return batched < 0 ? pinned : Math.min(pinned, batched);
   }
 
+  /** The arch's content effect, which a kernel that converts in place applies itself. */
+  private ArchHooks.ContentEffect contentEffect(Shareability from, Shareability to) {
+    return inode.kernelConverts() ? ArchHooks.ContentEffect.PRESERVE : inode.arch().contentEffect(from, to);
+  }
+
   private boolean changesContents(List<ShareabilityRange> before, Shareability target) {
     for (ShareabilityRange r : before) {
-      if (r.shareability() != target && inode.arch().contentEffect(r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
+      if (r.shareability() != target && contentEffect(r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
         return true;
       }
     }
@@ -271,7 +278,7 @@ public final class ConversionEngine {
       if (r.shareability() == target) {
         continue;
       }
-      ArchHooks.ContentEffect effect = arch.contentEffect(r.shareability(), target);
+      ArchHooks.ContentEffect effect = contentEffect(r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
       if (!leavesPrivate && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios

@@ -41,6 +41,20 @@ public interface ConvertibleInode {
   /** Every host mapping of the inode, in every file. */
   List<? extends InodeMapping> mappings();
 
+  /**
+   * Whether the kernel converts this memory in place ({@code KVM_SET_MEMORY_ATTRIBUTES2}): it then
+   * refuses host faults on private pages and applies the firmware's content effects itself.
+   */
+  default boolean kernelConverts() {
+    return false;
+  }
+
+  /**
+   * Converts pages {@code [start, end)} in the kernel too, where it {@link #kernelConverts()}; may
+   * fail as the kernel does (EAGAIN at an offset, ENOMEM), changing nothing.
+   */
+  default void convertInKernel(long start, long end, dev.gmem.api.Shareability target) {}
+
   /** A mapping of pages {@code [first, end)} for content effects; may fail with ENOMEM. */
   ViewWindow viewWindow(long first, long end);
 

@@ -142,6 +142,11 @@ public final class FaultPath {
         return f | privateFlag;
       }
     }
+    if (privateAccess && inode.kernelConverts()) {
+      // The kernel SIGBUSes every user access to a private page, gmem's windows included.
+      throw new GmemException(Errno.EOPNOTSUPP, "private page " + index + " of inode " + ino
+          + " is the kernel's to protect: only a real vCPU reaches it");
+    }
     ensureFolio(index);
     if (privateAccess) {
       prepareOnce(index, gfn);

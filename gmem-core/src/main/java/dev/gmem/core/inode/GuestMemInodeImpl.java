@@ -12,6 +12,7 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.backend.KernelAttributes;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
@@ -59,6 +60,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final PinTable pins;
   private final GuestView guestView;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
+  private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
 
   public GuestMemInodeImpl(
       long ino,
@@ -247,6 +249,24 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** In-place conversion of bytes {@code [offset, offset + length)}; see {@link ConversionEngine}. */
   public void convert(long offset, long length, Shareability target) {
     new ConversionEngine(this, conversionFaults).convert(offset, length, target);
+  }
+
+  /**
+   * Conversions go to the kernel too ({@link dev.gmem.core.backend.InPlaceConversion}): set once
+   * by the VM that created the inode, before anyone can convert.
+   */
+  public void passConversionsTo(KernelAttributes attributes) {
+    this.kernelAttributes = attributes;
+  }
+
+  @Override
+  public boolean kernelConverts() {
+    return kernelAttributes != KernelAttributes.NONE;
+  }
+
+  @Override
+  public void convertInKernel(long start, long end, Shareability target) {
+    kernelAttributes.set(memory, start << Folio.PAGE_SHIFT, (end - start) << Folio.PAGE_SHIFT, target == Shareability.PRIVATE);
   }
 
   /** Test hook: failures injected at the fallible steps of later conversions. */

@@ -105,6 +105,9 @@ public final class VmImpl implements Vm {
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
           ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
+      if (alloc.memory() == null) {
+        inode.passConversionsTo(backend.kernelAttributes());
+      }
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
       files.add(file);
       return file;
