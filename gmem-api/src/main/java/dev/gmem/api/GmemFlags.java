@@ -46,7 +46,13 @@ public final class GmemFlags {
     return (int) ((flags & HUGE_PAGE_MASK) >>> HUGE_PAGE_SHIFT);
   }
 
-  /** A readable rendering such as {@code MMAP|INIT_SHARED|0x10}. */
+  /**
+   * A readable rendering such as {@code MMAP|INIT_SHARED|HUGE_2MB|0x10}. The huge-page-size field
+   * reads as the size it requests ({@code HUGE_4KB} … {@code HUGE_1GB}); a field with every bit set
+   * reads {@code HUGE_PAGE_SIZE}: that is how a set of accepted flags
+   * ({@link Vm#supportedGuestMemFlags()}, {@link HostInfo#guestMemfdFlags()}) says "any size", and
+   * log2 63 is no page size.
+   */
   public static String describe(long flags) {
     if (flags == 0) {
       return "0";
@@ -67,12 +73,19 @@ public final class GmemFlags {
     }
     int huge = hugePageLog2(rest);
     if (huge != 0) {
-      j.add("HUGE_" + (1L << huge) / 1024 + "KB");
+      j.add((rest & HUGE_PAGE_MASK) == HUGE_PAGE_MASK ? "HUGE_PAGE_SIZE" : "HUGE_" + size(huge));
       rest &= ~HUGE_PAGE_MASK;
     }
     if (rest != 0) {
       j.add("0x" + Long.toHexString(rest));
     }
     return j.toString();
+  }
+
+  /** {@code 2MB}, {@code 1GB}: {@code 1 << log2} bytes in the largest binary unit that divides it. */
+  private static String size(int log2) {
+    String[] units = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+    int unit = Math.min(log2 / 10, units.length - 1);
+    return (1L << (log2 - 10 * unit)) + units[unit];
   }
 }

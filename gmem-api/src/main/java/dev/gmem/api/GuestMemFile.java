@@ -3,6 +3,10 @@ package dev.gmem.api;
 /**
  * One VM's view of a {@link GuestMemInode}, bound immutably to the VM that created it. Memslots
  * bind to files. Closing a file never frees memory; any call after close fails with EBADF.
+ *
+ * <p>Units: like the syscalls it mirrors, every position here is a byte offset into the file
+ * ({@code offset}) and every extent a byte count ({@code length}); {@link GuestMemInode} speaks
+ * in page indices instead.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface GuestMemFile extends AutoCloseable {
@@ -46,7 +50,7 @@ public interface GuestMemFile extends AutoCloseable {
 
   /** A read-write shared mapping of the whole file. */
   default HostMapping map() {
-    return map(0, size(), Prot.READ_WRITE, Prot.MAP_SHARED);
+    return map(0, size(), Prot.READ_WRITE, MapFlags.SHARED);
   }
 
   /** Shareability of the page holding {@code offset}. */
@@ -55,7 +59,7 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * In-place conversion of {@code [offset, offset+size)} to {@code target} (SHARED or PRIVATE),
+   * In-place conversion of bytes {@code [offset, offset+length)} to {@code target} (SHARED or PRIVATE),
    * with the semantics of upstream {@code KVM_SET_MEMORY_ATTRIBUTES2} on a guest_memfd: EINVAL for
    * an unsupported target, a zero, unaligned, overflowing or out-of-range range; nothing happens
    * when the range already has the target; ENOMEM when tracking memory cannot be had; for
@@ -64,13 +68,13 @@ public interface GuestMemFile extends AutoCloseable {
    * leaves shareability, folio structure and shared contents as they were.
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
-  void setShareability(long offset, long size, Shareability target);
+  void setShareability(long offset, long length, Shareability target);
 
   /**
-   * Takes long-term references on {@code [offset, offset+size)} like a DMA pin: faults the pages
+   * Takes long-term references on bytes {@code [offset, offset+length)} like a DMA pin: faults the pages
    * in (they must be host-faultable, else EFAULT) and holds them until the pin is closed.
    */
-  Pin pin(long offset, long size);
+  Pin pin(long offset, long length);
 
   boolean isOpen();
 

@@ -2,20 +2,17 @@ package dev.gmem.examples.bench;
 
 import static dev.gmem.examples.bench.BenchDefaults.PAGE;
 
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.GuestMemInode;
 import dev.gmem.api.HostMapping;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VmType;
-import dev.gmem.api.spi.FolioAllocator;
-import dev.gmem.core.file.GuestMemFileImpl;
-import dev.gmem.core.filemap.Filemap;
-import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.LibC;
 import dev.gmem.core.sys.Sys;
-import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
@@ -65,8 +62,8 @@ import org.openjdk.jmh.annotations.Warmup;
  *       {@code PROT_NONE} and {@code PROT_READ|PROT_WRITE} — gmem makes one {@code mmap} of the
  *       same size per conversion. The ratio is information: the target is absolute.
  *       <br>Tracking cost: the trial setup splits once, and prints gmem's bytes for the split
- *       gigabyte — filemap ({@link Filemap#estimatedBytes()}) plus the allocator's split tracker
- *       — per 4 KiB page (target ≤ 16); the split and merge benchmarks also report it as the
+ *       gigabyte ({@link GuestMemInode#trackingBytes()}: filemap plus the allocator's split
+ *       tracker) per 4 KiB page (target ≤ 16); the split and merge benchmarks also report it as the
  *       secondary result {@code trackingBytesPerPage}, an {@code @AuxCounters} gauge that the ratio
  *       table prints per iteration (JMH's own summary adds EVENTS counters up over iterations).
  *   <li>{@code gmemConvert4kIn1GiB}: one 4 KiB page in the middle of the 1 GiB folio converted
@@ -122,7 +119,7 @@ public class HugetlbBench {
     HugePages pool;
     GmemFixture gmem;
     GuestMemFile file;
-    Filemap filemap;
+    GuestMemInode inode;
     HostMapping mapping;
     /** gmem's bytes per 4 KiB page of the gigabyte split to 4 KiB folios (filemap + allocator tracker). */
     double trackingBytesPerPage;
@@ -133,8 +130,7 @@ public class HugetlbBench {
       try {
         gmem = GmemFixture.open(backend, GIB, VmType.SW_PROTECTED, GmemFlags.MMAP | GmemFlags.hugePageSize(30));
         file = gmem.file;
-        GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
-        filemap = inode.filemap();
+        inode = file.inode();
         long free = pool.free();
         gmem.vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, GIB, file, 0);
         gmem.vm.softwareVcpu().writeLong(0, 1, true);
@@ -143,17 +139,16 @@ public class HugetlbBench {
         expectWhole();
 
         // Tracking cost of the split gigabyte, measured once on the state the split benchmark makes.
-        long whole = trackingBytes(inode);
+        long whole = inode.trackingBytes();
         file.setShareability(0, GIB, Shareability.SHARED);
         expectSplit();
-        long filemapBytes = filemap.estimatedBytes();
-        long allocatorBytes = allocatorTrackingBytes(inode.allocator());
-        trackingBytesPerPage = (double) (filemapBytes + allocatorBytes) / GIB_PAGES;
+        long split = inode.trackingBytes();
+        trackingBytesPerPage = (double) split / GIB_PAGES;
         file.setShareability(0, GIB, Shareability.PRIVATE);
         expectWhole();
         System.out.printf(Locale.ROOT, "%nHugetlbBench: a 1 GiB folio split to 262,144 4 KiB folios is tracked in %d bytes "
-            + "(filemap %d + allocator %d) = %.4f bytes per 4 KiB page (target <= 16); whole: %d bytes%n",
-            filemapBytes + allocatorBytes, filemapBytes, allocatorBytes, trackingBytesPerPage, whole);
+            + "(filemap and allocator) = %.4f bytes per 4 KiB page (target <= 16); whole: %d bytes%n",
+            split, trackingBytesPerPage, whole);
       } catch (RuntimeException e) {
         close();
         throw e;
@@ -161,13 +156,13 @@ public class HugetlbBench {
     }
 
     void expectWhole() {
-      RawMemory.expect("folios in the gigabyte (whole)", 1, filemap.folioCount());
-      RawMemory.expect("order of its folio", 18, filemap.orderAt(GIB_PAGES - 1));
+      RawMemory.expect("folios in the gigabyte (whole)", 1, inode.folioCount());
+      RawMemory.expect("order of its folio", Folio.PUD_ORDER, inode.orderAt(GIB_PAGES - 1));
     }
 
     void expectSplit() {
-      RawMemory.expect("folios in the gigabyte (split to 4 KiB)", GIB_PAGES, filemap.folioCount());
-      RawMemory.expect("order of its last folio", 0, filemap.orderAt(GIB_PAGES - 1));
+      RawMemory.expect("folios in the gigabyte (split to 4 KiB)", GIB_PAGES, inode.folioCount());
+      RawMemory.expect("order of its last folio", 0, inode.orderAt(GIB_PAGES - 1));
     }
 
     @TearDown(Level.Trial)
@@ -218,8 +213,8 @@ public class HugetlbBench {
     public void check() {
       expectWhole();
       file.setShareability(ONE_PAGE, PAGE, Shareability.SHARED);
-      RawMemory.expect("folios with one shared page (511 x 2 MiB + 512 x 4 KiB)", PIECES - 1 + 512, filemap.folioCount());
-      RawMemory.expect("order of the shared page's folio", 0, filemap.orderAt(ONE_PAGE / PAGE));
+      RawMemory.expect("folios with one shared page (511 x 2 MiB + 512 x 4 KiB)", PIECES - 1 + MIB2 / PAGE, inode.folioCount());
+      RawMemory.expect("order of the shared page's folio", 0, inode.orderAt(ONE_PAGE / PAGE));
       file.setShareability(ONE_PAGE, PAGE, Shareability.PRIVATE);
       expectWhole();
     }
@@ -243,7 +238,7 @@ public class HugetlbBench {
   public long gmemSplit1GiB(WholeGigabyte s, Tracking t) {
     s.file.setShareability(0, GIB, Shareability.SHARED);
     t.trackingBytesPerPage = s.trackingBytesPerPage;
-    return s.filemap.folioCount();
+    return s.inode.folioCount();
   }
 
   @Benchmark
@@ -251,7 +246,7 @@ public class HugetlbBench {
   public long gmemMerge1GiB(SplitGigabyte s, Tracking t) {
     s.file.setShareability(0, GIB, Shareability.PRIVATE);
     t.trackingBytesPerPage = s.trackingBytesPerPage;
-    return s.filemap.folioCount();
+    return s.inode.folioCount();
   }
 
   @Benchmark
@@ -260,7 +255,7 @@ public class HugetlbBench {
   public long gmemConvert4kIn1GiB(OnePageGigabyte s) {
     s.file.setShareability(ONE_PAGE, PAGE, Shareability.SHARED);
     s.file.setShareability(ONE_PAGE, PAGE, Shareability.PRIVATE);
-    return s.filemap.folioCount();
+    return s.inode.folioCount();
   }
 
   /** A raw 1 GiB hugetlbfs memfd, mapped shared, its page faulted in. */
@@ -476,32 +471,6 @@ public class HugetlbBench {
     ByteBuffer b = s.buffer;
     for (int off = 0; off < TOUCH_SIZE; off += (int) MIB2) {
       b.putLong(off, off);
-    }
-  }
-
-  // ---------------------------------------------------------------- tracking bytes
-
-  /** gmem's bytes tracking an inode's folios: the filemap plus the allocator's own tracking. */
-  static long trackingBytes(GuestMemInodeImpl inode) {
-    return inode.filemap().estimatedBytes() + allocatorTrackingBytes(inode.allocator());
-  }
-
-  /**
-   * The hugetlb allocator's split-tracker bytes ({@code SplitTracker.estimatedBytes()}, the figure
-   * the plugin's GigantPageTest bounds). The plugin is a runtime-only dependency of this module
-   * and keeps its tracker package-private, so it is read reflectively, as a diagnostic.
-   */
-  static long allocatorTrackingBytes(FolioAllocator.Inode allocator) {
-    try {
-      Method tracker = allocator.getClass().getDeclaredMethod("tracker");
-      tracker.setAccessible(true);
-      Object t = tracker.invoke(allocator);
-      Method bytes = t.getClass().getDeclaredMethod("estimatedBytes");
-      bytes.setAccessible(true);
-      return (long) bytes.invoke(t);
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      throw new IllegalStateException("cannot read the tracking bytes of allocator " + allocator.getClass().getName()
-          + " (not gmem-alloc-hugetlb's HugetlbInode?): " + e, e);
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.gmem.examples.bench;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
@@ -89,7 +90,7 @@ final class RawMemory implements AutoCloseable {
 
   /** {@code mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)}. */
   long map() {
-    long address = SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd, 0);
+    long address = SYS.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, fd, 0);
     mappings.add(address);
     return address;
   }

@@ -1,12 +1,14 @@
 package dev.gmem.examples.cli;
 
 import dev.gmem.api.DiscoveryReport;
+import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.HugePagePool;
 import dev.gmem.api.KvmCapability;
 import dev.gmem.api.PluginDescriptor;
+import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -65,8 +67,13 @@ final class InfoCommand implements Callable<Integer> {
     out.println();
     out.println("Backend");
     out.printf("  %s: %s%n", rt.backend().name(), rt.backend().reason());
-    out.println("  in-place conversion, huge folios, NO_DIRECT_MAP, KVM userfault: "
-        + (h.capability(KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES) != 0 ? "conversion from the kernel, rest from gmem" : "implemented by gmem in user space"));
+    // What this gmem does; the kernel capability only says whether a newer gmem could hand it over.
+    long inPlace = h.capability(KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES);
+    out.printf("  private pages     hidden from host mappings by gmem in user space; the kernel %s%n", inPlace != 0
+        ? "offers in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " " + inPlace + "), which gmem does not use yet"
+        : "has no in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " 0)");
+    out.println();
+    vmTypes(rt, out);
     out.println();
     DiscoveryReport r = rt.plugins();
     out.println("Plugins");
@@ -76,6 +83,24 @@ final class InfoCommand implements Callable<Integer> {
     }
     for (String p : r.problems()) {
       out.printf("  problem: %s%n", p);
+    }
+  }
+
+  /**
+   * Per VM type, the guest_memfd flags a VM of it accepts, as a VM created here reports them: the
+   * base flags its arch allows plus the bits present allocator and feature plugins give meaning to
+   * (huge pages, NO_DIRECT_MAP). Nothing is listed that no present code provides.
+   */
+  private static void vmTypes(GmemRuntime rt, PrintWriter out) {
+    out.println("VM types (guest_memfd flags a VM accepts here, with what present plugins add)");
+    for (VmType type : VmType.values()) {
+      String what;
+      try (Vm vm = rt.createVm(type)) {
+        what = GmemFlags.describe(vm.supportedGuestMemFlags()) + (type.hasPrivateMemory() ? "; private memory" : "");
+      } catch (GmemException e) {
+        what = "unavailable: " + e.getMessage();
+      }
+      out.printf("  %-17s %s%n", type, what);
     }
   }
 

@@ -18,7 +18,7 @@ import java.util.Optional;
  */
 record HugePageSize(int log2) {
   /** Largest folio order the filemap holds: a 1 GiB page. */
-  static final int MAX_ORDER = 18;
+  static final int MAX_ORDER = Folio.PUD_ORDER;
 
   /** {@code MFD_HUGETLB}. */
   private static final int MFD_HUGETLB = 0x4;
@@ -65,7 +65,7 @@ record HugePageSize(int log2) {
     return 1L << log2;
   }
 
-  /** Folio order: 9 for 2 MiB, 18 for 1 GiB. */
+  /** Folio order: {@link Folio#PMD_ORDER} for 2 MiB, {@link Folio#PUD_ORDER} for 1 GiB. */
   int order() {
     return log2 - Folio.PAGE_SHIFT;
   }

@@ -1,5 +1,6 @@
 package dev.gmem.alloc.hugetlb;
 
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.api.spi.HostMemory;
@@ -12,7 +13,7 @@ import dev.gmem.api.spi.HostMemory;
  */
 public final class HugetlbAllocator implements FolioAllocator {
   /** Order a 1 GiB page splits to first. */
-  static final int STAGED_SPLIT_ORDER = 9;
+  static final int STAGED_SPLIT_ORDER = Folio.PMD_ORDER;
 
   private final HostMemory host;
   private final MetadataBudget budget;

@@ -135,6 +135,12 @@ final class HugetlbInode implements FolioAllocator.Inode {
     return splits;
   }
 
+  /** The split tracker's bytes: per split huge page its pieces' records. */
+  @Override
+  public long trackingBytes() {
+    return splits.estimatedBytes();
+  }
+
   HugePageSize pageSize() {
     return size;
   }

@@ -22,7 +22,7 @@ final class MetadataBudget {
   /** Upstream's stash entry (an xarray slot with subpool, cgroup, hwpoison and flags). */
   static final long STASH_ENTRY = 64;
   /** The smallest order HVO applies to: a 2 MiB hugetlb folio. */
-  private static final int HVO_ORDER = 9;
+  private static final int HVO_ORDER = Folio.PMD_ORDER;
 
   private final long limit;
   private final AtomicLong used = new AtomicLong();

@@ -116,8 +116,12 @@ class GigantPageTest {
       GuestMemInodeImpl inode = ((GuestMemFileImpl) f).inodeImpl();
       long bytes = inode.filemap().estimatedBytes() + ((HugetlbInode) inode.allocator()).tracker().estimatedBytes();
       assertTrue(bytes <= 16 * (GIB / PAGE), "a 1 GiB page split to 4 KiB is tracked in " + bytes + " bytes");
+      assertEquals(bytes, f.inode().trackingBytes(), "the API reports filemap plus split tracker");
+      assertEquals(GIB / PAGE, f.inode().folioCount());
       f.setShareability(0, GIB, Shareability.PRIVATE);
       assertEquals(List.of(new Folio(0, 18, 0)), f.inode().folios(0, GIB / PAGE));
+      assertEquals(1, f.inode().folioCount());
+      assertEquals(18, f.inode().orderAt(GIB / PAGE - 1));
       assertEquals(Errno.EFAULT, KernelCopy.read(m.address() + GIB - 8, 8));
     }
   }

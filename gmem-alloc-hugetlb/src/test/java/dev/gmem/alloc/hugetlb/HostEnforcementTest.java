@@ -13,6 +13,7 @@ import dev.gmem.api.HugePagePool;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VmType;
@@ -83,9 +84,9 @@ class HostEnforcementTest {
   void mappingsFollowHugetlbfsRulesAndReserveNothingBeyondEof(String backend) {
     try (GmemRuntime rt = Backends.open(backend);
         GuestMemFile f = rt.createVm(VmType.SW_PROTECTED).createGuestMemFile(2 * HUGE, FLAGS)) {
-      expect(Errno.EINVAL, () -> f.map(PAGE, PAGE, Prot.READ_WRITE, Prot.MAP_SHARED));
+      expect(Errno.EINVAL, () -> f.map(PAGE, PAGE, Prot.READ_WRITE, MapFlags.SHARED));
       HugePagePool before = HugePool.counters(HUGE);
-      try (HostMapping m = f.map(HUGE, 3 * HUGE + PAGE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(HUGE, 3 * HUGE + PAGE, Prot.READ_WRITE, MapFlags.SHARED)) {
         assertEquals(before, HugePool.counters(HUGE), "no pool page reserved for the part beyond EOF");
         m.putLong(8, 1);
         assertEquals(1, m.getLong(8));

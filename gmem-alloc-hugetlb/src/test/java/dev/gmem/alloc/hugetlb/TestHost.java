@@ -3,8 +3,8 @@ package dev.gmem.alloc.hugetlb;
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.convert.TestInode;
+import dev.gmem.core.host.HostMemoryImpl;
 import dev.gmem.core.host.HostProbe;
-import dev.gmem.core.hostmem.HostMemoryImpl;
 import dev.gmem.core.sys.Kvm;
 
 /** Core's real host services, for driving the allocator without a runtime. */

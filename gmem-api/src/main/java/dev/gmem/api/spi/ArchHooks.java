@@ -1,6 +1,7 @@
 package dev.gmem.api.spi;
 
 import dev.gmem.api.Api;
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Shareability;
 import java.nio.ByteBuffer;
@@ -53,7 +54,7 @@ public interface ArchHooks {
 
   /** {@code gmem_max_mapping_level}: the largest page order the guest may map at {@code gfn}. */
   default int maxMappingOrder(long gfn, boolean isPrivate) {
-    return 18;
+    return Folio.PUD_ORDER;
   }
 
   /**

@@ -88,6 +88,15 @@ public interface FolioAllocator {
       return Restructure.NOTHING;
     }
 
+    /**
+     * Approximate heap bytes this allocator spends tracking the inode's folios beyond core's
+     * filemap (e.g. which huge pages are split), for diagnostics. 0 when it keeps nothing per folio.
+     */
+    @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+    default long trackingBytes() {
+      return 0;
+    }
+
     /** {@code inode_teardown}: release the reservation and any memory. */
     @Override
     void close();

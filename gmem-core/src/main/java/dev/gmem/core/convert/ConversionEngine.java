@@ -28,6 +28,11 @@ import java.util.concurrent.locks.Lock;
  */
 public final class ConversionEngine {
   private static final MemoryIO IO = MemoryIO.getInstance();
+  /**
+   * What SCRAMBLE leaves in a page: a fixed non-zero pattern, so that a test can tell scrambled
+   * from zeroed and from the old contents (real ciphertext is indistinguishable from random).
+   */
+  private static final byte SCRAMBLE_FILL = (byte) 0xa5;
 
   private final ConvertibleInode inode;
   private final FaultInjector injector;
@@ -37,27 +42,27 @@ public final class ConversionEngine {
     this.injector = injector;
   }
 
-  /** Validates in the upstream order, then converts under the exclusive invalidate lock. */
-  public void convert(long offset, long size, Shareability target) {
+  /** Validates in the upstream order, then converts bytes {@code [offset, offset + length)} under the exclusive invalidate lock. */
+  public void convert(long offset, long length, Shareability target) {
     if (target == null || target == Shareability.NONE) {
       throw GmemException.einval("unsupported conversion target " + target);
     }
     if (target == Shareability.PRIVATE && !inode.arch().hasPrivateMemory()) {
       throw GmemException.einval("this VM type has no private memory: PRIVATE is not a supported attribute");
     }
-    if (size == 0 || offset + size < offset || offset < 0 || size < 0) {
-      throw GmemException.einval("conversion size 0x" + Long.toHexString(size) + " is zero or overflows");
+    if (length == 0 || offset + length < offset || offset < 0 || length < 0) {
+      throw GmemException.einval("conversion size 0x" + Long.toHexString(length) + " is zero or overflows");
     }
-    if (((offset | size) & (Folio.PAGE_SIZE - 1)) != 0) {
-      throw GmemException.einval("conversion range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") not page aligned");
+    if (((offset | length) & (Folio.PAGE_SIZE - 1)) != 0) {
+      throw GmemException.einval("conversion range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") not page aligned");
     }
-    if (offset >= inode.size() || offset + size > inode.size()) {
+    if (offset >= inode.size() || offset + length > inode.size()) {
       throw GmemException.einval("conversion range beyond the file size 0x" + Long.toHexString(inode.size()));
     }
     Lock lock = inode.invalidateLock().writeLock();
     lock.lock();
     try {
-      convertLocked(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT, target);
+      convertLocked(offset >>> Folio.PAGE_SHIFT, (offset + length) >>> Folio.PAGE_SHIFT, target);
     } finally {
       lock.unlock();
     }
@@ -314,6 +319,6 @@ public final class ConversionEngine {
     }
     long addr = contents.address(start << Folio.PAGE_SHIFT);
     long len = (end - start) << Folio.PAGE_SHIFT;
-    IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : (byte) 0xa5);
+    IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : SCRAMBLE_FILL);
   }
 }

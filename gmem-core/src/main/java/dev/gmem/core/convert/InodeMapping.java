@@ -14,10 +14,10 @@ public interface InodeMapping extends AutoCloseable {
   long length();
 
   /**
-   * Makes file pages {@code [startPage, endPage)} accessible or inaccessible in this mapping; on
+   * Makes file pages {@code [startIndex, endIndex)} accessible or inaccessible in this mapping; on
    * huge-page memory in whole huge pages (see {@code dev.gmem.core.mapping.HostMappingImpl}).
    */
-  void setAccessible(long startPage, long endPage, boolean accessible);
+  void setAccessible(long startIndex, long endIndex, boolean accessible);
 
   /** Unmaps; idempotent. */
   @Override

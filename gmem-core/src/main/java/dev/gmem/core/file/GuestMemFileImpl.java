@@ -9,6 +9,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.GuestMemInode;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Pin;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
@@ -135,7 +136,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if ((offset & (Folio.PAGE_SIZE - 1)) != 0 || offset < 0) {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not page aligned");
     }
-    if ((mapFlags & Prot.MAP_HUGETLB) != 0) {
+    if ((mapFlags & MapFlags.HUGETLB) != 0) {
       throw GmemException.einval("MAP_HUGETLB is not valid for a guest_memfd mapping");
     }
     if (length <= 0) {
@@ -144,10 +145,10 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if (offset + length < 0) {
       throw new GmemException(Errno.EOVERFLOW, "mmap range overflows");
     }
-    if ((mapFlags & Prot.MAP_FIXED) != 0) {
+    if ((mapFlags & MapFlags.FIXED) != 0) {
       throw GmemException.einval("gmem chooses mapping addresses; MAP_FIXED is not supported");
     }
-    int type = mapFlags & Prot.MAP_SHARED_VALIDATE;
+    int type = mapFlags & MapFlags.SHARED_VALIDATE;
     if (type == 0) {
       throw GmemException.einval("mmap needs MAP_SHARED or MAP_PRIVATE");
     }
@@ -157,28 +158,28 @@ public final class GuestMemFileImpl implements GuestMemFile {
     if ((inode.flags() & GmemFlags.MMAP) == 0) {
       throw new GmemException(Errno.ENODEV, "file was created without GUEST_MEMFD_FLAG_MMAP");
     }
-    if (type == Prot.MAP_PRIVATE) {
+    if (type == MapFlags.PRIVATE) {
       throw GmemException.einval("guest_memfd mappings must be MAP_SHARED (copy-on-write is refused)");
     }
     return HostMappingImpl.create(this, inode, inaccessible, offset, length, prot, mapFlags);
   }
 
   @Override
-  public void setShareability(long offset, long size, Shareability target) {
+  public void setShareability(long offset, long length, Shareability target) {
     checkOpen();
-    inode.convert(offset, size, target);
+    inode.convert(offset, length, target);
   }
 
   @Override
-  public Pin pin(long offset, long size) {
+  public Pin pin(long offset, long length) {
     checkOpen();
-    if (size <= 0 || offset < 0 || ((offset | size) & (Folio.PAGE_SIZE - 1)) != 0 || offset + size < 0) {
-      throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(size) + ") empty or unaligned");
+    if (length <= 0 || offset < 0 || ((offset | length) & (Folio.PAGE_SIZE - 1)) != 0 || offset + length < 0) {
+      throw GmemException.einval("pin range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") empty or unaligned");
     }
-    if (offset + size > inode.size()) {
+    if (offset + length > inode.size()) {
       throw new GmemException(Errno.EFAULT, "pin range beyond EOF");
     }
-    return inode.pins().pin(offset >>> Folio.PAGE_SHIFT, size >>> Folio.PAGE_SHIFT);
+    return inode.pins().pin(offset >>> Folio.PAGE_SHIFT, length >>> Folio.PAGE_SHIFT);
   }
 
   @Override

@@ -17,6 +17,9 @@ import java.util.concurrent.atomic.LongAdder;
  * per 4 KiB page. Full chunks of one order are shared constants: a 1 GiB folio costs one object
  * plus 2 KiB of table, and the same 1 GiB split to 4 KiB costs nothing more; the worst case (mixed
  * chunks) is ~1.1 bytes per page. Reference counts are kept sparsely (only pages with a count).
+ * The work on the table is split by kind: {@link FolioInsert} (lock-free adds), {@link FolioWalk}
+ * (range walks) and {@link FolioRestructure} (remove, split, merge); this class checks arguments,
+ * answers single-page lookups, keeps the prepared flags, the reference counts and the counts.
  *
  * <h2>Concurrency</h2>
  * <ul>
@@ -39,13 +42,12 @@ import java.util.concurrent.atomic.LongAdder;
 public final class Filemap {
 
   /** Largest folio order: 1 GiB of 4 KiB pages. */
-  public static final int MAX_ORDER = 18;
+  public static final int MAX_ORDER = Folio.PUD_ORDER;
   /** Largest supported size: a 2^64-byte file. */
   public static final long MAX_PAGES = 1L << 52;
 
-  private static final int CHUNK_SHIFT = ChunkTable.BITS;
-  private static final int CHUNK_MASK = SmallChunk.PAGES - 1;
-  private static final int SPIN_BEFORE_YIELD = 256;
+  static final int CHUNK_SHIFT = ChunkTable.BITS;
+  static final int CHUNK_MASK = SmallChunk.PAGES - 1;
 
   private final long nrPages;
   private final ChunkTable table;
@@ -82,14 +84,7 @@ public final class Filemap {
   /** Order of the folio covering page {@code index}, or -1 if none. Lock-free, allocation-free. */
   public int orderAt(long index) {
     checkIndex(index);
-    Object slot = table.get(index >>> CHUNK_SHIFT);
-    if (slot instanceof SmallChunk c) {
-      return c.orderAt((int) (index & CHUNK_MASK));
-    }
-    if (slot instanceof HugeFolio h && h.isLive()) {
-      return h.order;
-    }
-    return -1;
+    return FolioWalk.orderAt(table, index);
   }
 
   /** First page of the folio covering {@code index}, or -1 if none. Lock-free, allocation-free. */
@@ -130,31 +125,7 @@ public final class Filemap {
    */
   public void forEachFolio(long start, long end, FolioVisitor visitor) {
     checkRange(start, end);
-    long lastChunk = chunkEnd(end);
-    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
-      Object slot = table.get(c);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          visitor.visit(h.start, h.order);
-        }
-        c = h.endChunk() - 1;
-      } else if (slot instanceof SmallChunk sc) {
-        long base = c << CHUNK_SHIFT;
-        int lo = (int) (Math.max(start, base) - base);
-        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-        int o = sc.orderAt(lo);
-        int off = o < 0 ? lo : lo & -(1 << o);
-        while (off < hi) {
-          o = sc.orderAt(off);
-          if (o < 0) {
-            off++;
-            continue;
-          }
-          visitor.visit(base + off, o);
-          off += 1 << o;
-        }
-      }
-    }
+    FolioWalk.forEachFolio(table, start, end, visitor);
   }
 
   /** Receives maximal runs of present pages. */
@@ -170,72 +141,7 @@ public final class Filemap {
    */
   public void forEachPresentRun(long start, long end, RunVisitor visitor) {
     checkRange(start, end);
-    long runStart = -1;
-    long runEnd = -1;
-    long lastChunk = chunkEnd(end);
-    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
-      Object slot = table.get(c);
-      long base = c << CHUNK_SHIFT;
-      long s;
-      long e;
-      if (slot instanceof HugeFolio h) {
-        c = h.endChunk() - 1;
-        if (!h.isLive()) {
-          continue;
-        }
-        s = Math.max(start, h.start);
-        e = Math.min(end, h.start + h.nrPages());
-        if (s < e) {
-          if (s == runEnd) {
-            runEnd = e;
-          } else {
-            if (runStart >= 0) {
-              visitor.visit(runStart, runEnd);
-            }
-            runStart = s;
-            runEnd = e;
-          }
-        }
-        continue;
-      }
-      if (!(slot instanceof SmallChunk sc)) {
-        continue;
-      }
-      int lo = (int) (Math.max(start, base) - base);
-      int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-      int off = lo;
-      while (off < hi) {
-        if (sc.isFull()) {
-          s = base + off;
-          e = base + hi;
-          off = hi;
-        } else {
-          while (off < hi && sc.orderAt(off) < 0) {
-            off++;
-          }
-          if (off == hi) {
-            break;
-          }
-          s = base + off;
-          while (off < hi && sc.orderAt(off) >= 0) {
-            off++;
-          }
-          e = base + off;
-        }
-        if (s == runEnd) {
-          runEnd = e;
-        } else {
-          if (runStart >= 0) {
-            visitor.visit(runStart, runEnd);
-          }
-          runStart = s;
-          runEnd = e;
-        }
-      }
-    }
-    if (runStart >= 0) {
-      visitor.visit(runStart, runEnd);
-    }
+    FolioWalk.forEachPresentRun(table, start, end, visitor);
   }
 
   /**
@@ -245,37 +151,7 @@ public final class Filemap {
   public void clearPrepared(long start, long end) {
     checkRange(start, end);
     preparedParts.removeWhollyInside(start, end, this::orderAt);
-    long lastChunk = chunkEnd(end);
-    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
-      Object slot = table.get(c);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive() && h.start >= start && h.start + h.nrPages() <= end) {
-          h.casPrepared(false);
-        }
-        c = h.endChunk() - 1;
-      } else if (slot instanceof SmallChunk sc) {
-        long base = c << CHUNK_SHIFT;
-        int lo = (int) (Math.max(start, base) - base);
-        int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-        // Only folios wholly inside: round lo up and hi down to the folio boundaries found there.
-        int o = sc.orderAt(lo);
-        if (o > 0 && (lo & ((1 << o) - 1)) != 0) {
-          lo = (lo | ((1 << o) - 1)) + 1;
-        }
-        if (hi < SmallChunk.PAGES && hi > lo) {
-          int oh = sc.orderAt(hi - 1);
-          if (oh > 0 && (hi & ((1 << oh) - 1)) != 0) {
-            hi = hi & -(1 << oh);
-          }
-        }
-        if (lo < hi) {
-          SmallChunk next = sc.withoutPrepared(lo, hi - lo);
-          if (next != sc) {
-            table.set(c, next);
-          }
-        }
-      }
-    }
+    FolioWalk.clearPrepared(table, start, end);
   }
 
   /**
@@ -284,19 +160,7 @@ public final class Filemap {
    */
   public boolean allPresent(long start, long end) {
     checkRange(start, end);
-    for (long i = start; i < end; ) {
-      if ((i & CHUNK_MASK) == 0 && end - i >= SmallChunk.PAGES
-          && table.get(i >>> CHUNK_SHIFT) instanceof SmallChunk sc && sc.isFull()) {
-        i += SmallChunk.PAGES;
-        continue;
-      }
-      int o = orderAt(i);
-      if (o < 0) {
-        return false;
-      }
-      i = (i & -(1L << o)) + (1L << o);
-    }
-    return true;
+    return FolioWalk.allPresent(table, start, end);
   }
 
   /** Pages covered by folios. */
@@ -322,7 +186,7 @@ public final class Filemap {
    */
   public boolean add(long index, int order) {
     checkBlock(index, order, 0, 1);
-    boolean added = order < CHUNK_SHIFT ? addSmall(index, order) : addHuge(index, order);
+    boolean added = FolioInsert.add(table, index, order);
     if (added) {
       present.add(1L << order);
       folios.increment();
@@ -355,7 +219,7 @@ public final class Filemap {
     for (long s = index; s < end; ) {
       long chunk = s >>> CHUNK_SHIFT;
       long chunkEnd = Math.min(end, (chunk + 1) << CHUNK_SHIFT);
-      int pages = addSmallRun(chunk, (int) (s & CHUNK_MASK), (int) (chunkEnd - s), order);
+      int pages = FolioInsert.addSmallRun(table, chunk, (int) (s & CHUNK_MASK), (int) (chunkEnd - s), order);
       if (pages > 0) {
         present.add(pages);
         folios.add(pages >>> order);
@@ -364,95 +228,6 @@ public final class Filemap {
       s = chunkEnd;
     }
     return added;
-  }
-
-  /** Adds the free folios of {@code order} in {@code [off, off + n)} of one chunk in one CAS; returns the pages added. */
-  private int addSmallRun(long chunk, int off, int n, int order) {
-    for (;;) {
-      Object slot = table.get(chunk);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          return 0;
-        }
-        awaitSettled(chunk, h);
-        continue;
-      }
-      SmallChunk cur = (SmallChunk) slot;
-      SmallChunk next = SmallChunk.withFolios(cur, off, n, order);
-      if (next == cur) {
-        return 0;
-      }
-      if (table.compareAndSet(chunk, cur, next)) {
-        return next.present - (cur == null ? 0 : cur.present);
-      }
-    }
-  }
-
-  private boolean addSmall(long index, int order) {
-    long chunk = index >>> CHUNK_SHIFT;
-    int off = (int) (index & CHUNK_MASK);
-    int n = 1 << order;
-    byte value = SmallChunk.encode(order, false);
-    for (;;) {
-      Object slot = table.get(chunk);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          return false;
-        }
-        awaitSettled(chunk, h);
-        continue;
-      }
-      SmallChunk cur = (SmallChunk) slot;
-      if (cur != null && !cur.isFree(off, n)) {
-        return false;
-      }
-      if (table.compareAndSet(chunk, cur, SmallChunk.with(cur, off, n, value, n))) {
-        return true;
-      }
-    }
-  }
-
-  /**
-   * Reserves every covered slot in ascending order (so two huge adds never wait on each other in a
-   * cycle), then goes live in one write; on a conflict, releases what it reserved.
-   */
-  private boolean addHuge(long index, int order) {
-    HugeFolio h = new HugeFolio(index, order, HugeFolio.RESERVING, false);
-    long first = h.firstChunk();
-    long end = h.endChunk();
-    for (long c = first; c < end; c++) {
-      for (;;) {
-        Object slot = table.get(c);
-        if (slot == null) {
-          if (table.compareAndSet(c, null, h)) {
-            break;
-          }
-          continue;
-        }
-        if (slot instanceof HugeFolio other && !other.isLive()) {
-          awaitSettled(c, other);
-          continue;
-        }
-        h.setState(HugeFolio.DEAD);
-        for (long k = first; k < c; k++) {
-          table.compareAndSet(k, h, null);
-        }
-        return false;
-      }
-    }
-    h.setState(HugeFolio.LIVE);
-    return true;
-  }
-
-  /** Waits for another add's reservation of {@code chunk} to go live or be released. */
-  private void awaitSettled(long chunk, HugeFolio h) {
-    for (int spins = 0; table.get(chunk) == h && !h.isLive(); spins++) {
-      if (spins < SPIN_BEFORE_YIELD) {
-        Thread.onSpinWait();
-      } else {
-        Thread.yield();
-      }
-    }
   }
 
   // ---------------------------------------------------------------- structural changes
@@ -471,56 +246,19 @@ public final class Filemap {
     checkRange(start, end);
     List<Folio> out = new ArrayList<>();
     preparedParts.removeWhollyInside(start, end, this::orderAt);
-    long lastChunk = chunkEnd(end);
-    for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
-      Object slot = table.get(c);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive() && h.start >= start && h.start + h.nrPages() <= end) {
-          for (long k = h.firstChunk(); k < h.endChunk(); k++) {
-            table.set(k, null);
-          }
-          account(-h.nrPages(), -1);
-          out.add(new Folio(h.start, h.order, refs.drain(h.start, h.start + h.nrPages())));
-        }
-        c = h.endChunk() - 1;
-      } else if (slot instanceof SmallChunk) {
-        removeInChunk(c, start, end, out);
-      }
+    FolioRestructure.remove(table, refs, start, end, out);
+    long pages = 0;
+    for (Folio f : out) {
+      pages += f.nrPages();
     }
+    account(-pages, -out.size());
     return out;
-  }
-
-  private void removeInChunk(long chunk, long start, long end, List<Folio> out) {
-    long base = chunk << CHUNK_SHIFT;
-    int lo = (int) (Math.max(start, base) - base);
-    int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-    SmallChunk sc = (SmallChunk) table.get(chunk);
-    int off = lo;
-    while (off < hi) {
-      int o = sc.orderAt(off);
-      if (o < 0) {
-        off++;
-        continue;
-      }
-      int fs = off & -(1 << o);
-      int n = 1 << o;
-      if (fs >= lo && fs + n <= hi) {
-        sc = SmallChunk.with(sc, fs, n, (byte) 0, -n);
-        account(-n, -1);
-        out.add(new Folio(base + fs, o, refs.drain(base + fs, base + fs + n)));
-        if (sc == null) {
-          break;
-        }
-      }
-      off = fs + n;
-    }
-    table.set(chunk, sc);
   }
 
   /**
    * Splits the folio covering {@code index}, of order k, into {@code 2^(k - newOrder)} folios of
    * {@code newOrder}. Reference counts stay with their pages; every new folio inherits the
-   * prepared flag. Presence of every page is unchanged. Structural: see the class comment.
+   * prepared flag, or its share of the {@linkplain #preparedParts prepared parts}. Presence of every page is unchanged. Structural: see the class comment.
    *
    * @throws IllegalStateException if no folio covers {@code index}, or its order is not above
    *     {@code newOrder}
@@ -530,51 +268,17 @@ public final class Filemap {
     checkOrder(newOrder, 0);
     checkIndex(index);
     int order = orderAt(index);
-    splitFolio(index, newOrder);
+    account(0, FolioRestructure.split(table, index, newOrder));
     if (order > newOrder && !preparedParts.isEmpty()) {
       preparedParts.split(index & -(1L << order), order, newOrder, this::markPrepared);
     }
   }
 
-  private void splitFolio(long index, int newOrder) {
-    long chunk = index >>> CHUNK_SHIFT;
-    Object slot = table.get(chunk);
-    if (slot instanceof HugeFolio h && h.isLive()) {
-      requireAbove(h.order, newOrder, index);
-      boolean prepared = h.prepared();
-      if (newOrder >= CHUNK_SHIFT) {
-        long per = 1L << (newOrder - CHUNK_SHIFT);
-        for (long c = h.firstChunk(); c < h.endChunk(); c += per) {
-          HugeFolio part = new HugeFolio(c << CHUNK_SHIFT, newOrder, HugeFolio.LIVE, prepared);
-          for (long k = c; k < c + per; k++) {
-            table.set(k, part);
-          }
-        }
-      } else {
-        SmallChunk full = SmallChunk.full(newOrder, prepared);
-        for (long c = h.firstChunk(); c < h.endChunk(); c++) {
-          table.set(c, full);
-        }
-      }
-      account(0, (1L << (h.order - newOrder)) - 1);
-      return;
-    }
-    int off = (int) (index & CHUNK_MASK);
-    SmallChunk sc = slot instanceof SmallChunk s ? s : null;
-    int order = sc == null ? -1 : sc.orderAt(off);
-    if (order < 0) {
-      throw new IllegalStateException("no folio at page " + index);
-    }
-    requireAbove(order, newOrder, index);
-    int fs = off & -(1 << order);
-    table.set(chunk, SmallChunk.with(sc, fs, 1 << order, SmallChunk.encode(newOrder, sc.prepared(fs)), 0));
-    account(0, (1L << (order - newOrder)) - 1);
-  }
-
   /**
    * Merges the pages of the aligned block {@code [index, index + 2^order)}, all present as
    * smaller folios, into one folio of {@code order}. Reference counts stay with their pages; the
-   * merged folio is prepared only if every part was. Structural: see the class comment.
+   * merged folio is prepared only if every part was, and otherwise keeps which parts were
+   * ({@link #preparedParts}). Structural: see the class comment.
    *
    * @throws IllegalStateException if a page of the block is absent, or already belongs to a folio
    *     of {@code order} or larger
@@ -584,86 +288,10 @@ public final class Filemap {
   public void merge(long index, int order) {
     checkBlock(index, order, 1, 1);
     List<long[]> prepared = preparedParts.take(index, index + (1L << order));
-    boolean all = order >= CHUNK_SHIFT ? mergeChunks(index, order, prepared) : mergeInChunk(index, order, prepared);
-    if (!all) {
+    account(0, FolioRestructure.merge(table, index, order, prepared));
+    if (!isPrepared(index)) {
       preparedParts.put(index, prepared);
     }
-  }
-
-  /** Merges; adds the prepared parts to {@code prepared}; true when every part was. */
-  private boolean mergeChunks(long index, int order, List<long[]> prepared) {
-    long first = index >>> CHUNK_SHIFT;
-    long end = first + (1L << (order - CHUNK_SHIFT));
-    boolean all = true;
-    long parts = 0;
-    for (long c = first; c < end; c++) {
-      Object slot = table.get(c);
-      if (slot instanceof HugeFolio h && h.isLive()) {
-        if (h.order >= order) {
-          throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
-        }
-        all &= h.prepared();
-        addIf(prepared, h.prepared(), h.start, h.order);
-        parts++;
-        c = h.endChunk() - 1;
-      } else if (slot instanceof SmallChunk sc && sc.isCanonical()) {
-        // One of the shared full chunks: folios of one order, one prepared state (a split gigabyte's).
-        all &= sc.prepared(0);
-        addIf(prepared, sc.prepared(0), c << CHUNK_SHIFT, CHUNK_SHIFT);
-        parts += SmallChunk.PAGES >> sc.orderAt(0);
-      } else if (slot instanceof SmallChunk sc && sc.present == SmallChunk.PAGES) {
-        for (int off = 0; off < SmallChunk.PAGES; off += 1 << sc.orderAt(off)) {
-          all &= sc.prepared(off);
-          addIf(prepared, sc.prepared(off), (c << CHUNK_SHIFT) + off, sc.orderAt(off));
-          parts++;
-        }
-      } else {
-        throw new IllegalStateException("cannot merge: pages of chunk at " + (c << CHUNK_SHIFT) + " are missing");
-      }
-    }
-    HugeFolio merged = new HugeFolio(index, order, HugeFolio.LIVE, all);
-    for (long c = first; c < end; c++) {
-      table.set(c, merged);
-    }
-    account(0, 1 - parts);
-    return all;
-  }
-
-  private static void addIf(List<long[]> blocks, boolean prepared, long index, int order) {
-    if (prepared) {
-      blocks.add(new long[] {index, order});
-    }
-  }
-
-  private boolean mergeInChunk(long index, int order, List<long[]> prepared) {
-    long chunk = index >>> CHUNK_SHIFT;
-    Object slot = table.get(chunk);
-    if (slot instanceof HugeFolio h && h.isLive()) {
-      throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
-    }
-    if (!(slot instanceof SmallChunk sc)) {
-      throw new IllegalStateException("cannot merge: page " + index + " is missing");
-    }
-    int lo = (int) (index & CHUNK_MASK);
-    int n = 1 << order;
-    boolean all = true;
-    long parts = 0;
-    for (int off = lo; off < lo + n; ) {
-      int o = sc.orderAt(off);
-      if (o < 0) {
-        throw new IllegalStateException("cannot merge: page " + (index + off - lo) + " is missing");
-      }
-      if (o >= order) {
-        throw new IllegalStateException("page " + index + " already in a folio of order " + o);
-      }
-      all &= sc.prepared(off);
-      addIf(prepared, sc.prepared(off), index + off - lo, o);
-      parts++;
-      off += 1 << o;
-    }
-    table.set(chunk, SmallChunk.with(sc, lo, n, SmallChunk.encode(order, all), 0));
-    account(0, 1 - parts);
-    return all;
   }
 
   // ---------------------------------------------------------------- prepared flag
@@ -815,16 +443,6 @@ public final class Filemap {
     if (folioDelta != 0) {
       folios.add(folioDelta);
     }
-  }
-
-  private static void requireAbove(int order, int newOrder, long index) {
-    if (newOrder >= order) {
-      throw new IllegalStateException("folio at page " + index + " has order " + order + ", cannot split to " + newOrder);
-    }
-  }
-
-  private static long chunkEnd(long end) {
-    return ((end - 1) >>> CHUNK_SHIFT) + 1;
   }
 
   private static void checkOrder(int order, int min) {

@@ -1,5 +1,6 @@
 package dev.gmem.core.inode;
 
+import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Shareability;
@@ -13,6 +14,7 @@ import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.locks.Lock;
 
 /**
  * The fault paths of one inode ({@code kvm_gmem_fault_user_mapping}, {@code kvm_gmem_get_pfn}):
@@ -22,7 +24,7 @@ import java.util.List;
  * for callers that also restructure).
  */
 public final class FaultPath {
-  /** Stripes serialising the allocation of one huge block; a power of two. */
+  /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
   private static final int ALLOCATION_STRIPES = 64;
   /** Stripes serialising the prepare of one folio, so that different folios prepare in parallel; a power of two. */
   private static final int PREPARE_STRIPES = 64;
@@ -38,8 +40,8 @@ public final class FaultPath {
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
-  private final Object[] prepareStripes = newStripes(PREPARE_STRIPES);
-  private final Object[] allocationStripes = newStripes(ALLOCATION_STRIPES);
+  private final Striped<Lock> prepareStripes = Striped.lock(PREPARE_STRIPES);
+  private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
   /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
   private final boolean racingAllocations;
 
@@ -69,14 +71,6 @@ public final class FaultPath {
     } catch (NoSuchMethodException e) {
       return false;
     }
-  }
-
-  private static Object[] newStripes(int n) {
-    Object[] o = new Object[n];
-    for (int i = 0; i < n; i++) {
-      o[i] = new Object();
-    }
-    return o;
   }
 
   /**
@@ -165,7 +159,9 @@ public final class FaultPath {
     if (filemap.isPrepared(start)) {
       return;
     }
-    synchronized (prepareStripes[(int) ((start ^ (start >>> 18)) & (PREPARE_STRIPES - 1))]) {
+    Lock stripe = prepareStripes.getAt((int) ((start ^ (start >>> 18)) & (prepareStripes.size() - 1)));
+    stripe.lock();
+    try {
       if (filemap.isPrepared(start)) {
         return;
       }
@@ -194,6 +190,8 @@ public final class FaultPath {
         throw e;
       }
       filemap.markPrepared(start);
+    } finally {
+      stripe.unlock();
     }
   }
 
@@ -216,15 +214,21 @@ public final class FaultPath {
       if (racingAllocations) {
         addSmallFolio(index);
       } else {
-        synchronized (allocationStripes[(int) (index & (allocationStripes.length - 1))]) {
+        Lock stripe = allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
+        stripe.lock();
+        try {
           addSmallFolio(index);
+        } finally {
+          stripe.unlock();
         }
       }
       return;
     }
     long start = index & ~((1L << folioOrder) - 1);
     // Faults on different pages of one huge page race for the same allocation: serialise per block.
-    synchronized (allocationStripes[(int) ((start >>> folioOrder) & (allocationStripes.length - 1))]) {
+    Lock stripe = allocationStripes.getAt((int) ((start >>> folioOrder) & (allocationStripes.size() - 1)));
+    stripe.lock();
+    try {
       if (filemap.isPresent(index)) {
         return;
       }
@@ -249,6 +253,8 @@ public final class FaultPath {
         r.commit();
       }
       FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
+    } finally {
+      stripe.unlock();
     }
   }
 

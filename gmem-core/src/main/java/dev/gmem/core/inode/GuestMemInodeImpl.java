@@ -209,21 +209,37 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   }
 
   @Override
-  public List<ShareabilityRange> shareabilityRanges(long start, long end) {
-    if (start < 0 || end > nrPages || start >= end) {
-      throw GmemException.einval("page range [" + start + ", " + end + ") outside [0, " + nrPages + ")");
+  public List<ShareabilityRange> shareabilityRanges(long startIndex, long endIndex) {
+    if (startIndex < 0 || endIndex > nrPages || startIndex >= endIndex) {
+      throw GmemException.einval("page range [" + startIndex + ", " + endIndex + ") outside [0, " + nrPages + ")");
     }
-    return shareability.ranges(start, end);
+    return shareability.ranges(startIndex, endIndex);
   }
 
   @Override
-  public List<Folio> folios(long start, long end) {
-    return filemap.folios(Math.max(0, start), Math.min(end, nrPages));
+  public List<Folio> folios(long startIndex, long endIndex) {
+    return filemap.folios(Math.max(0, startIndex), Math.min(endIndex, nrPages));
   }
 
   @Override
   public long allocatedPages() {
     return filemap.presentPages();
+  }
+
+  @Override
+  public long folioCount() {
+    return filemap.folioCount();
+  }
+
+  @Override
+  public int orderAt(long index) {
+    checkIndex(index);
+    return filemap.orderAt(index);
+  }
+
+  @Override
+  public long trackingBytes() {
+    return filemap.estimatedBytes() + allocator.trackingBytes();
   }
 
   @Override

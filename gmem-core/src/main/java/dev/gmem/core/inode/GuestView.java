@@ -2,6 +2,7 @@ package dev.gmem.core.inode;
 
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.sys.Fd;
@@ -56,7 +57,7 @@ public final class GuestView {
       }
     }
     long length = (to - from) << Folio.PAGE_SHIFT;
-    Mapping m = new Mapping(sys, sys.mmap(0, length, Prot.READ_WRITE, Prot.MAP_SHARED, memory.get(), from << Folio.PAGE_SHIFT), length);
+    Mapping m = new Mapping(sys, sys.mmap(0, length, Prot.READ_WRITE, MapFlags.SHARED, memory.get(), from << Folio.PAGE_SHIFT), length);
     try {
       sys.madvise(m.address(), length, Sys.MADV_DONTDUMP);
     } catch (RuntimeException e) {

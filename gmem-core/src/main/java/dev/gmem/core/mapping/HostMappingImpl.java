@@ -6,6 +6,7 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
@@ -16,6 +17,7 @@ import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
+import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
@@ -103,7 +105,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       boolean huge = inode.hostBlockOrder() > 0;
       region = huge
           ? coveredRegion(inode, inaccessible, offset, length, prot)
-          : new Mapping(sys, sys.mmap(0, length, prot, Prot.MAP_SHARED | (mapFlags & Prot.MAP_LOCKED), inode.memory().get(), offset), length);
+          : new Mapping(sys, sys.mmap(0, length, prot, MapFlags.SHARED | (mapFlags & MapFlags.LOCKED), inode.memory().get(), offset), length);
       window = accessorWindow(inode, offset, length);
       m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, window);
       long firstPage = offset >>> Folio.PAGE_SHIFT;
@@ -116,7 +118,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
           } else if (!faultable && !huge) {
             m.setAccessible(r.start(), r.end(), false);
           }
-          if (faultable && (mapFlags & Prot.MAP_POPULATE) != 0) {
+          if (faultable && (mapFlags & MapFlags.POPULATE) != 0) {
             m.populate(r.start(), r.end());
           }
         }
@@ -151,7 +153,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
     long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, prot, Prot.MAP_SHARED, inaccessible.fd(), 0);
+    long raw = sys.mmap(0, regionLength + block, prot, MapFlags.SHARED, inaccessible.fd(), 0);
     long start = (raw + block - 1) & -block;
     if (start > raw) {
       sys.munmap(raw, start - raw);
@@ -212,13 +214,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   private void cover(long first, long end) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inaccessible.fd(), 0);
+        MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0);
     mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
   }
 
   private void mapFile(long first, long end) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        Prot.MAP_SHARED | Prot.MAP_FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
+        MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
     mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
   }
 
@@ -234,7 +236,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 512;
+  private static final long HEAL_BLOCK = 1L << Folio.PMD_ORDER;
 
   /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
   private void heal(long page) {
@@ -319,110 +321,98 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     return view + off;
   }
 
-  @Override
-  public byte getByte(long off) {
-    checkRange(off, 1, Prot.READ);
+  /** What an access does at the address the access path hands it; returns the loaded value, or 0. */
+  @FunctionalInterface
+  private interface Copy {
+    long at(long address);
+  }
+
+  /**
+   * The one access path of every accessor: checks the range and the mapping's protection, then,
+   * under the invalidate lock taken shared, host-faults the pages of {@code [off, off+len)} and
+   * runs {@code copy} at their address in the guest view. {@code needProt} says which protection
+   * the access needs; it is a write fault when that includes {@link Prot#WRITE}.
+   */
+  private long access(long off, long len, int needProt, Copy copy) {
+    checkRange(off, len, needProt);
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      return IO.getByte(fault(off, 1, false));
+      return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0));
     } finally {
       l.unlock();
     }
+  }
+
+  @Override
+  public byte getByte(long off) {
+    return (byte) access(off, 1, Prot.READ, IO::getByte);
   }
 
   @Override
   public void putByte(long off, byte value) {
-    checkRange(off, 1, Prot.WRITE);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      IO.putByte(fault(off, 1, true), value);
-    } finally {
-      l.unlock();
-    }
+    access(off, 1, Prot.WRITE, a -> {
+      IO.putByte(a, value);
+      return 0;
+    });
   }
 
   @Override
   public long getLong(long off) {
-    checkRange(off, 8, Prot.READ);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      return IO.getLong(fault(off, 8, false));
-    } finally {
-      l.unlock();
-    }
+    return access(off, Long.BYTES, Prot.READ, IO::getLong);
   }
 
   @Override
   public void putLong(long off, long value) {
-    checkRange(off, 8, Prot.WRITE);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      IO.putLong(fault(off, 8, true), value);
-    } finally {
-      l.unlock();
-    }
+    access(off, Long.BYTES, Prot.WRITE, a -> {
+      IO.putLong(a, value);
+      return 0;
+    });
   }
 
   @Override
   public void read(long off, byte[] dst, int dstIndex, int len) {
-    java.util.Objects.checkFromIndexSize(dstIndex, len, dst.length);
-    checkRange(off, len, Prot.READ);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      IO.getByteArray(fault(off, len, false), dst, dstIndex, len);
-    } finally {
-      l.unlock();
-    }
+    Objects.checkFromIndexSize(dstIndex, len, dst.length);
+    access(off, len, Prot.READ, a -> {
+      IO.getByteArray(a, dst, dstIndex, len);
+      return 0;
+    });
   }
 
   @Override
   public void write(long off, byte[] src, int srcIndex, int len) {
-    java.util.Objects.checkFromIndexSize(srcIndex, len, src.length);
-    checkRange(off, len, Prot.WRITE);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      IO.putByteArray(fault(off, len, true), src, srcIndex, len);
-    } finally {
-      l.unlock();
-    }
+    Objects.checkFromIndexSize(srcIndex, len, src.length);
+    access(off, len, Prot.WRITE, a -> {
+      IO.putByteArray(a, src, srcIndex, len);
+      return 0;
+    });
   }
 
   @Override
   public void fill(long off, long len, byte value) {
-    checkRange(off, len, Prot.WRITE);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      IO.setMemory(fault(off, len, true), len, value);
-    } finally {
-      l.unlock();
-    }
+    access(off, len, Prot.WRITE, a -> {
+      IO.setMemory(a, len, value);
+      return 0;
+    });
   }
 
+  /**
+   * Faults the range in as a write where the mapping allows writes, like the accessors, and hands
+   * out the mapping itself, which must map every page of the range.
+   */
   @Override
   public ByteBuffer buffer(long off, int len) {
-    checkRange(off, len, Prot.READ);
-    Lock l = inode.invalidateLock().readLock();
-    l.lock();
-    try {
-      fault(off, len, (prot & Prot.WRITE) != 0);
+    access(off, len, Prot.READ | (prot & Prot.WRITE), a -> {
       long first = (offset + off) >>> Folio.PAGE_SHIFT;
       long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
       if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
         throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
             + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
       }
-      ByteBuffer b = Sys.buffer(mapping.address() + off, len);
-      return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
-    } finally {
-      l.unlock();
-    }
+      return 0;
+    });
+    ByteBuffer b = Sys.buffer(mapping.address() + off, len);
+    return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
   }
 
   @Override

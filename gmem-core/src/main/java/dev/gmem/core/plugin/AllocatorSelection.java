@@ -5,7 +5,6 @@ import dev.gmem.api.spi.AllocatorProvider;
 import dev.gmem.core.config.GmemConfig;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 
 /**
  * Every usable allocator is active (files pick theirs by creation flags); {@code gmem.allocator}
@@ -13,15 +12,20 @@ import java.util.Set;
  */
 final class AllocatorSelection {
 
-  static final String PROPERTY = "gmem.allocator";
+  static final String PROPERTY = GmemConfig.ALLOCATOR;
 
   private AllocatorSelection() {}
 
-  /** Resolves duplicates and returns the default allocator, if the property names a usable one. */
+  /**
+   * Resolves duplicates and returns the default allocator, if the property names a usable one.
+   *
+   * @param problems receives class-path problems
+   * @param errors   receives configuration errors: the property names no usable allocator
+   */
   static Optional<Candidate<AllocatorProvider>> select(
-      List<Candidate<AllocatorProvider>> candidates, GmemConfig config, List<String> problems) {
+      List<Candidate<AllocatorProvider>> candidates, GmemConfig config, List<String> problems, List<String> errors) {
     Optional<Selector> selector = config.get(PROPERTY).map(v -> Selector.parse(PROPERTY, v));
-    Set<String> unresolved = Duplicates.resolve(candidates, selector.stream().toList(),
+    Duplicates.resolve(candidates, selector.stream().toList(),
         group -> "select one with -D" + PROPERTY + "=" + group.get(0).id + "@<part of its location>", problems);
     if (selector.isEmpty()) {
       return Optional.empty();
@@ -31,10 +35,9 @@ final class AllocatorSelection {
     Optional<Candidate<AllocatorProvider>> chosen = active.stream().filter(s::matches).findFirst();
     if (chosen.isPresent()) {
       chosen.get().note("default allocator (" + PROPERTY + ")");
-    } else if (!unresolved.contains(s.id())) {
-      // An unresolved duplicate already has a problem line saying how to fix this property.
-      problems.add(Unmatched.explain(Kind.ALLOCATOR, s, candidates, active.stream().map(c -> c.id).toList(),
-          "using the default allocator", c -> "cannot be the default"));
+    } else {
+      errors.add(Unmatched.explain(Kind.ALLOCATOR, s, candidates, active.stream().map(c -> c.id).toList(),
+          c -> "cannot be the default"));
     }
     return chosen;
   }

@@ -1,19 +1,17 @@
 package dev.gmem.core.plugin;
 
+import com.google.common.collect.ArrayListMultimap;
+import com.google.common.collect.ListMultimap;
 import dev.gmem.api.PluginDescriptor.Kind;
 import dev.gmem.api.PluginDescriptor.Status;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.core.config.GmemConfig;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
 import java.util.stream.Collectors;
 
 /**
@@ -23,20 +21,22 @@ import java.util.stream.Collectors;
  */
 final class ArchSelection {
 
-  static final String PREFIX = "gmem.arch.";
+  static final String PREFIX = GmemConfig.ARCH_PREFIX;
 
   private ArchSelection() {}
 
   /**
    * @param coreLocation gmem-core's own jar: providers from there are the built-ins
+   * @param problems     receives class-path problems
+   * @param errors       receives configuration errors: an unknown VM type, a property naming no usable arch
    * @return the chosen provider of each type that has one
    */
-  static Map<VmType, Candidate<ArchProvider>> select(
-      List<Candidate<ArchProvider>> candidates, GmemConfig config, String coreLocation, List<String> problems) {
-    Map<VmType, Selector> selectors = selectors(config, problems);
-    Set<String> unresolved = Duplicates.resolve(candidates, List.copyOf(selectors.values()), ArchSelection::hint, problems);
+  static Map<VmType, Candidate<ArchProvider>> select(List<Candidate<ArchProvider>> candidates, GmemConfig config,
+      String coreLocation, List<String> problems, List<String> errors) {
+    Map<VmType, Selector> selectors = selectors(config, errors);
+    Duplicates.resolve(candidates, List.copyOf(selectors.values()), ArchSelection::hint, problems);
     Map<VmType, Candidate<ArchProvider>> chosen = new EnumMap<>(VmType.class);
-    Map<Candidate<ArchProvider>, List<String>> lost = new HashMap<>();
+    ListMultimap<Candidate<ArchProvider>, String> lost = ArrayListMultimap.create();
     for (VmType type : VmType.values()) {
       List<Candidate<ArchProvider>> serving =
           candidates.stream().filter(c -> c.active() && c.vmTypes.contains(type)).toList();
@@ -48,9 +48,9 @@ final class ArchSelection {
         if (matches.size() == 1) {
           winner = matches.get(0);
           how = " (" + selector.key() + ")";
-        } else if (!unresolved.contains(selector.id())) {
-          problems.add(Unmatched.explain(Kind.ARCH, selector, candidates, serving.stream().map(c -> c.id).toList(),
-              "using the default choice", c -> "does not serve " + type));
+        } else {
+          errors.add(Unmatched.explain(Kind.ARCH, selector, candidates, serving.stream().map(c -> c.id).toList(),
+              c -> "does not serve " + type));
         }
       }
       if (winner == null && !serving.isEmpty()) {
@@ -68,7 +68,7 @@ final class ArchSelection {
         chosen.put(type, winner);
         for (Candidate<ArchProvider> loser : serving) {
           if (loser != winner) {
-            lost.computeIfAbsent(loser, c -> new ArrayList<>()).add(type + " uses '" + winner.id + "'" + how);
+            lost.put(loser, type + " uses '" + winner.id + "'" + how);
           }
         }
       }
@@ -79,7 +79,7 @@ final class ArchSelection {
       }
       List<String> served = chosen.entrySet().stream()
           .filter(e -> e.getValue() == candidate).map(e -> e.getKey().name()).toList();
-      List<String> notes = lost.getOrDefault(candidate, List.of());
+      List<String> notes = lost.get(candidate);
       if (served.isEmpty()) {
         candidate.demote(Status.NOT_SELECTED, notes.isEmpty() ? "serves no VM type" : String.join("; ", notes));
       } else {
@@ -91,21 +91,21 @@ final class ArchSelection {
   }
 
   /** {@code gmem.arch.<TYPE>} properties by type; the type name is matched ignoring case. */
-  private static Map<VmType, Selector> selectors(GmemConfig config, List<String> problems) {
+  private static Map<VmType, Selector> selectors(GmemConfig config, List<String> errors) {
     Map<VmType, Selector> selectors = new EnumMap<>(VmType.class);
-    for (String key : new TreeSet<>(config.properties().keySet())) {
-      if (!key.startsWith(PREFIX)) {
-        continue;
-      }
+    for (String key : config.keysStartingWith(PREFIX)) {
       String value = config.properties().get(key);
       String name = key.substring(PREFIX.length());
       VmType type = Arrays.stream(VmType.values())
           .filter(t -> t.name().equals(name.toUpperCase(Locale.ROOT))).findFirst().orElse(null);
       if (type == null) {
-        problems.add(key + "=" + value + ": unknown VM type '" + name + "'; known: "
+        errors.add(key + "=" + value + ": unknown VM type '" + name + "'; known: "
             + Arrays.stream(VmType.values()).map(Enum::name).collect(Collectors.joining(", ")));
       } else {
-        selectors.putIfAbsent(type, Selector.parse(key, value));
+        Selector earlier = selectors.putIfAbsent(type, Selector.parse(key, value));
+        if (earlier != null && !earlier.value().trim().equals(value.trim())) {
+          errors.add(key + "=" + value + " contradicts " + earlier.text() + " (VM type names ignore case)");
+        }
       }
     }
     return selectors;

@@ -1,5 +1,6 @@
 package dev.gmem.core.plugin;
 
+import com.google.common.collect.Sets;
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.PluginDescriptor;
 import dev.gmem.api.PluginDescriptor.Kind;
@@ -10,9 +11,7 @@ import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.FeatureProvider;
 import dev.gmem.api.spi.GmemProvider;
 import dev.gmem.api.spi.Support;
-import java.util.Collections;
 import java.util.Comparator;
-import java.util.EnumSet;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
@@ -134,8 +133,8 @@ final class Candidate<P extends GmemProvider> {
   private static Set<VmType> vmTypes(GmemProvider provider) {
     if (provider instanceof ArchProvider arch) {
       Set<VmType> types = arch.vmTypes();
-      // EnumSet keeps VmType order, so messages list types the same way every time.
-      return types == null || types.isEmpty() ? Set.of() : Collections.unmodifiableSet(EnumSet.copyOf(types));
+      // An enum set keeps VmType order, so messages list types the same way every time.
+      return types == null ? Set.of() : Sets.immutableEnumSet(types);
     }
     return Set.of();
   }

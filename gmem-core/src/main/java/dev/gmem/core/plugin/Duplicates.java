@@ -1,14 +1,13 @@
 package dev.gmem.core.plugin;
 
+import com.google.common.collect.ListMultimap;
+import com.google.common.collect.Multimaps;
 import dev.gmem.api.PluginDescriptor.Status;
 import dev.gmem.api.spi.GmemProvider;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
-import java.util.stream.Collectors;
 
 /**
  * Two jars declaring the same id within one kind are a class-path error: nothing says which one
@@ -30,11 +29,9 @@ final class Duplicates {
    */
   static <P extends GmemProvider> Set<String> resolve(List<Candidate<P>> candidates, List<Selector> selectors,
       Function<List<Candidate<P>>, String> hint, List<String> problems) {
-    Map<String, List<Candidate<P>>> byId = candidates.stream()
-        .filter(c -> c.idKnown)
-        .collect(Collectors.groupingBy(c -> c.id, LinkedHashMap::new, Collectors.toList()));
+    ListMultimap<String, Candidate<P>> byId = Multimaps.index(candidates.stream().filter(c -> c.idKnown).iterator(), c -> c.id);
     Set<String> unresolved = new LinkedHashSet<>();
-    for (List<Candidate<P>> group : byId.values()) {
+    for (List<Candidate<P>> group : Multimaps.asMap(byId).values()) {
       if (group.size() < 2 || group.stream().allMatch(c -> c.status() == Status.DISABLED)) {
         continue;
       }

@@ -42,8 +42,11 @@ import org.slf4j.LoggerFactory;
  *       jar over a built-in; among several, the smallest id, with a warning. Losers are
  *       {@link Status#NOT_SELECTED}.
  *   <li>Features: on unless {@code gmem.feature.<id>=false} ({@link Status#DISABLED}, not probed).
- *   <li>A property naming no usable provider is a problem listing the available ids; the default
- *       choice applies.
+ *   <li>A property naming no usable provider, an unknown VM type or a feature switch that is not
+ *       {@code true}/{@code false} is a {@linkplain #configErrors() configuration error} listing
+ *       what exists; runtime creation fails with it rather than run something the operator did not
+ *       choose. Class-path problems (duplicates, several arches for one type) only warn, in the
+ *       {@linkplain #report() report}.
  * </ul>
  *
  * <p>Singleton so that each provider is instantiated and probed once per runtime component.
@@ -58,6 +61,7 @@ public final class PluginRegistry {
   private final Map<VmType, ArchProvider> arches;
   private final List<FeatureProvider> features;
   private final long contributedFlags;
+  private final List<String> configErrors;
   private final DiscoveryReport report;
 
   /** Built by Dagger from {@link PluginModule}'s sets. */
@@ -71,16 +75,19 @@ public final class PluginRegistry {
   PluginRegistry(Set<Discovered<AllocatorProvider>> allocators, Set<Discovered<ArchProvider>> arches,
       Set<Discovered<FeatureProvider>> features, GmemConfig config, HostInfo host, String coreLocation) {
     List<String> problems = new ArrayList<>();
+    List<String> errors = new ArrayList<>();
     List<Candidate<AllocatorProvider>> allocatorCandidates =
         inspect(Kind.ALLOCATOR, allocators, host, id -> Optional.empty());
-    Optional<Candidate<AllocatorProvider>> dflt = AllocatorSelection.select(allocatorCandidates, config, problems);
+    Optional<Candidate<AllocatorProvider>> dflt =
+        AllocatorSelection.select(allocatorCandidates, config, problems, errors);
     List<Candidate<ArchProvider>> archCandidates = inspect(Kind.ARCH, arches, host, id -> Optional.empty());
     Map<VmType, Candidate<ArchProvider>> chosen =
-        ArchSelection.select(archCandidates, config, coreLocation, problems);
-    Map<String, String> off = FeatureSelection.disabled(config, problems);
+        ArchSelection.select(archCandidates, config, coreLocation, problems, errors);
+    Map<String, String> off = FeatureSelection.disabled(config, errors);
     List<Candidate<FeatureProvider>> featureCandidates =
         inspect(Kind.FEATURE, features, host, id -> Optional.ofNullable(off.get(id)));
-    FeatureSelection.select(featureCandidates, config, problems);
+    FeatureSelection.select(featureCandidates, config, problems, errors);
+    this.configErrors = List.copyOf(errors);
 
     this.allocators = activeProviders(allocatorCandidates);
     this.defaultAllocator = dflt.map(c -> c.provider);
@@ -142,6 +149,14 @@ public final class PluginRegistry {
   /** The creation-flag bits active allocators and features give meaning to. */
   public long contributedFlags() {
     return contributedFlags;
+  }
+
+  /**
+   * The selection properties that cannot be honoured as written, one line each naming what
+   * exists; empty when all can. The runtime refuses to start with any.
+   */
+  public List<String> configErrors() {
+    return configErrors;
   }
 
   /** Every discovered provider, by kind then id, and the problems found. */

@@ -4,7 +4,11 @@ import dev.gmem.api.PluginDescriptor.Kind;
 import java.util.List;
 import java.util.function.Function;
 
-/** Explains why a selection property selected nothing, naming what the user could have meant. */
+/**
+ * Explains why a selection property selected nothing, naming what the user could have meant: a
+ * configuration error that fails runtime creation, since the operator's explicit choice cannot be
+ * honoured and a silent fallback would run something else.
+ */
 final class Unmatched {
 
   private Unmatched() {}
@@ -12,13 +16,12 @@ final class Unmatched {
   /**
    * @param all       the kind's candidates
    * @param available ids that the property could have named for this role
-   * @param fallback  what happens instead, e.g. {@code using the default allocator}
    * @param whyUnfit  why an active provider with the right id and location still does not fit the role
    */
   static String explain(Kind kind, Selector selector, List<? extends Candidate<?>> all, List<String> available,
-      String fallback, Function<Candidate<?>, String> whyUnfit) {
+      Function<Candidate<?>, String> whyUnfit) {
     String noun = Messages.noun(kind);
-    String tail = "; available: " + Messages.available(available) + "; " + fallback;
+    String tail = "; available: " + Messages.available(available);
     List<? extends Candidate<?>> sameId = all.stream().filter(c -> c.idKnown && c.id.equals(selector.id())).toList();
     if (sameId.isEmpty()) {
       return selector.text() + " names no " + noun + tail;
@@ -28,6 +31,10 @@ final class Unmatched {
     if (there.isEmpty()) {
       return subject + "is at " + Messages.and(sameId.stream().map(c -> c.location).toList())
           + ", not at a location containing '" + selector.locationPart() + "'" + tail;
+    }
+    if (there.size() > 1) {
+      return subject + "is at " + Messages.and(there.stream().map(c -> c.location).toList()) + "; select one with -D"
+          + selector.key() + "=" + selector.id() + "@<part of its location>";
     }
     Candidate<?> candidate = there.get(0);
     if (candidate.active()) {

@@ -10,8 +10,8 @@ import dev.gmem.core.backend.BackendSelector;
 import dev.gmem.core.backend.KvmBackend;
 import dev.gmem.core.backend.MemfdBackend;
 import dev.gmem.core.config.GmemConfig;
+import dev.gmem.core.host.HostMemoryImpl;
 import dev.gmem.core.host.HostProbe;
-import dev.gmem.core.hostmem.HostMemoryImpl;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
@@ -55,7 +55,7 @@ abstract class CoreModule {
   @Provides
   @Singleton
   static BackendInfo backendInfo(HostInfo host, GmemConfig config) {
-    return BackendSelector.choose(host, config.get("gmem.backend"));
+    return BackendSelector.choose(host, config.get(GmemConfig.BACKEND));
   }
 
   @Provides

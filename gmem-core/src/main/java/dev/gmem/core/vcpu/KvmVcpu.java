@@ -2,6 +2,7 @@ package dev.gmem.core.vcpu;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.SpecialRegisters;
@@ -73,7 +74,7 @@ public final class KvmVcpu implements Vcpu {
     int size = kvm.vcpuMmapSize(kvmDevice);
     Fd fd = kvm.createVcpu(vm, id);
     try {
-      long address = kvm.sys().mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, fd.get(), 0);
+      long address = kvm.sys().mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, fd.get(), 0);
       return new KvmVcpu(kvm, id, fd, new Mapping(kvm.sys(), address, size));
     } catch (RuntimeException | Error e) {
       fd.close();

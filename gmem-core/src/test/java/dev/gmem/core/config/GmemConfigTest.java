@@ -10,6 +10,7 @@ import dev.gmem.api.GmemRuntime;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
@@ -44,6 +45,30 @@ class GmemConfigTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> config.flag("gmem.feature.userfault", true));
     assertEquals("gmem.feature.userfault=off must be true or false", e.getMessage());
+  }
+
+  @Test
+  void everyKnownKeyIsKnown() {
+    GmemConfig config = new GmemConfig(Map.of("gmem.backend", "kvm", "gmem.allocator", "page",
+        "gmem.arch.SNP", "x", "gmem.arch.nosuchtype", "y", "gmem.feature.anything", "false"), loader);
+
+    // Values and VM types are checked where they are used; only the key's shape is checked here.
+    assertEquals(List.of(), config.unknownKeys());
+  }
+
+  @Test
+  void unknownKeysNameTheKeyMeantAndTheKeysThatExist() {
+    GmemConfig config = new GmemConfig(Map.of("gmem.alocator", "hugetlb", "gmem.backnd", "memfd",
+        "gmem.archs.SNP", "snp", "gmem.features.userfault", "false", "gmem.verbose", "true"), loader);
+
+    String known = "; known: gmem.backend, gmem.allocator, gmem.arch.<VmType> and gmem.feature.<id>";
+    assertEquals(List.of(
+        "gmem.alocator=hugetlb is no gmem property (did you mean gmem.allocator?)" + known,
+        "gmem.archs.SNP=snp is no gmem property (did you mean gmem.arch.SNP?)" + known,
+        "gmem.backnd=memfd is no gmem property (did you mean gmem.backend?)" + known,
+        "gmem.features.userfault=false is no gmem property (did you mean gmem.feature.userfault?)" + known,
+        "gmem.verbose=true is no gmem property" + known),
+        config.unknownKeys());
   }
 
   @Test

@@ -12,6 +12,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
@@ -44,7 +45,7 @@ class GuestMemfdConformanceTest {
   @MethodSource("backends")
   void mmapCowIsRefused(String backend) {
     for (long flags : new long[] {GmemFlags.MMAP, GmemFlags.MMAP | GmemFlags.INIT_SHARED}) {
-      withFile(backend, flags, f -> expect(Errno.EINVAL, () -> f.map(0, SIZE, Prot.READ_WRITE, Prot.MAP_PRIVATE)));
+      withFile(backend, flags, f -> expect(Errno.EINVAL, () -> f.map(0, SIZE, Prot.READ_WRITE, MapFlags.PRIVATE)));
     }
   }
 
@@ -52,7 +53,7 @@ class GuestMemfdConformanceTest {
   @MethodSource("backends")
   void mmapSupported(String backend) {
     withFile(backend, GmemFlags.MMAP | GmemFlags.INIT_SHARED, f -> {
-      try (HostMapping m = f.map(0, SIZE, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(0, SIZE, Prot.READ_WRITE, MapFlags.SHARED)) {
         m.fill(0, SIZE, (byte) 0xaa);
         byte[] all = new byte[(int) SIZE];
         m.read(0, all, 0, all.length);
@@ -73,7 +74,7 @@ class GuestMemfdConformanceTest {
   }
 
   private static void faultSigbus(GuestMemFile f, long accessible, long mapSize) {
-    try (HostMapping m = f.map(0, mapSize, Prot.READ_WRITE, Prot.MAP_SHARED)) {
+    try (HostMapping m = f.map(0, mapSize, Prot.READ_WRITE, MapFlags.SHARED)) {
       Errno expected = accessible < f.size() ? Errno.EACCES : Errno.EFAULT;
       expect(expected, () -> m.fill(0, mapSize, (byte) 0xaa));
       if (accessible > 0) {
@@ -103,8 +104,8 @@ class GuestMemfdConformanceTest {
   void mmapNotSupportedWithoutMmapFlag(String backend) {
     for (long flags : new long[] {0, GmemFlags.INIT_SHARED}) {
       withFile(backend, flags, f -> {
-        expect(Errno.ENODEV, () -> f.map(0, PAGE, Prot.READ_WRITE, Prot.MAP_SHARED));
-        expect(Errno.ENODEV, () -> f.map(0, SIZE, Prot.READ_WRITE, Prot.MAP_SHARED));
+        expect(Errno.ENODEV, () -> f.map(0, PAGE, Prot.READ_WRITE, MapFlags.SHARED));
+        expect(Errno.ENODEV, () -> f.map(0, SIZE, Prot.READ_WRITE, MapFlags.SHARED));
       });
     }
   }
@@ -226,10 +227,10 @@ class GuestMemfdConformanceTest {
   @MethodSource("backends")
   void hostMappingRulesMirrorTheKernel(String backend) {
     withFile(backend, GmemFlags.MMAP | GmemFlags.INIT_SHARED, f -> {
-      expect(Errno.EPERM, () -> f.map(0, PAGE, Prot.READ | Prot.EXEC, Prot.MAP_SHARED));
-      expect(Errno.EINVAL, () -> f.map(1, PAGE, Prot.READ, Prot.MAP_SHARED));
-      expect(Errno.EINVAL, () -> f.map(0, PAGE, Prot.READ, Prot.MAP_SHARED | Prot.MAP_HUGETLB));
-      try (HostMapping m = f.map(0, SIZE, Prot.READ_WRITE, Prot.MAP_SHARED_VALIDATE | Prot.MAP_POPULATE)) {
+      expect(Errno.EPERM, () -> f.map(0, PAGE, Prot.READ | Prot.EXEC, MapFlags.SHARED));
+      expect(Errno.EINVAL, () -> f.map(1, PAGE, Prot.READ, MapFlags.SHARED));
+      expect(Errno.EINVAL, () -> f.map(0, PAGE, Prot.READ, MapFlags.SHARED | MapFlags.HUGETLB));
+      try (HostMapping m = f.map(0, SIZE, Prot.READ_WRITE, MapFlags.SHARED_VALIDATE | MapFlags.POPULATE)) {
         assertEquals(4, f.inode().allocatedPages(), "MAP_POPULATE faults every shared page in");
         byte[] ones = {1, 1, 1};
         m.write(SIZE - 3, ones, 0, 3);
@@ -237,7 +238,7 @@ class GuestMemfdConformanceTest {
         m.read(SIZE - 3, back, 0, 3);
         assertArrayEquals(ones, back);
       }
-      try (HostMapping ro = f.map(PAGE, PAGE, Prot.READ, Prot.MAP_SHARED)) {
+      try (HostMapping ro = f.map(PAGE, PAGE, Prot.READ, MapFlags.SHARED)) {
         expect(Errno.EFAULT, () -> ro.putByte(0, (byte) 1));
         assertEquals(0, ro.getByte(0));
       }

@@ -40,7 +40,7 @@ class HugeSparseFileTest {
       Vm vm = rt.createVm(VmType.SW_PROTECTED);
       try (GuestMemFile f = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED)) {
         assertEquals(SIZE, f.size());
-        try (HostMapping m = f.map(SIZE - PAGE, PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
+        try (HostMapping m = f.map(SIZE - PAGE, PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
           m.putLong(PAGE - 8, 0x1234);
           assertEquals(0x1234, m.getLong(PAGE - 8));
         }
@@ -52,11 +52,11 @@ class HugeSparseFileTest {
 
         f.setShareability(SIZE - PAGE, PAGE, Shareability.PRIVATE);
         cpu.writeLong(GPA + GIB - 8, 0x9abc, true);
-        try (HostMapping m = f.map(SIZE - 2 * PAGE, 2 * PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
+        try (HostMapping m = f.map(SIZE - 2 * PAGE, 2 * PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
           assertEquals(Errno.EACCES, assertThrows(GmemException.class, () -> m.getLong(2 * PAGE - 8)).errno());
           assertEquals(0, m.getLong(0));
         }
-        try (HostMapping m = f.map(SIZE - GIB, PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
+        try (HostMapping m = f.map(SIZE - GIB, PAGE, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
           assertEquals(0x5678, m.getLong(0), "the host sees the guest's write at the slot's start");
         }
 

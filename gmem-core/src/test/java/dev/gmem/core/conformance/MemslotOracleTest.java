@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Vm;
@@ -99,7 +100,7 @@ class MemslotOracleTest {
   }
 
   private long map(Fd fd) {
-    Mapping m = new Mapping(SYS, SYS.mmap(0, FILE_SIZE, Prot.READ_WRITE, Prot.MAP_SHARED, fd.get(), 0), FILE_SIZE);
+    Mapping m = new Mapping(SYS, SYS.mmap(0, FILE_SIZE, Prot.READ_WRITE, MapFlags.SHARED, fd.get(), 0), FILE_SIZE);
     owned.add(m);
     return m.address();
   }

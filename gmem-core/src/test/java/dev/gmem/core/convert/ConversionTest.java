@@ -77,7 +77,7 @@ class ConversionTest {
   @MethodSource("backends")
   void aPartlyMappedLastPageIsHiddenAndHealedLikeAnyOther(String backend) {
     withFile(backend, (vm, f) -> {
-      try (HostMapping m = f.map(0, PAGE + 100, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.Prot.MAP_SHARED)) {
+      try (HostMapping m = f.map(0, PAGE + 100, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
         m.putLong(PAGE, 7);
         f.setShareability(PAGE, PAGE, Shareability.PRIVATE);
         assertEquals(Errno.EFAULT, KernelCopy.read(m.address() + PAGE, 8), "the mapping's partial last page is covered too");

@@ -48,8 +48,14 @@ class HugeFolioTest {
       assertEquals(List.of(new Folio(0, 4, 0)), inode.folios(0, 16));
       assertEquals(4, inode.mappingOrder(3));
 
+      assertEquals(1, inode.folioCount());
+      assertEquals(4, inode.orderAt(15));
+      assertEquals(-1, inode.orderAt(16), "no folio there yet");
+
       inode.convert(5 * PAGE, PAGE, Shareability.SHARED);
       List<Folio> folios = inode.folios(0, 16);
+      assertEquals(7, inode.folioCount());
+      assertEquals(0, inode.orderAt(5));
       assertEquals(3, count(folios, 2), "three 4-page pieces stay whole");
       assertEquals(4, count(folios, 0), "the piece holding the shared page is split");
       assertEquals(2, a.splits, "16 → 4, then 4 → 1 for one piece");

@@ -35,7 +35,7 @@ class PunchOrderTest {
     Fd memory = new Fd(SYS, SYS.memfdCreate("punch-order-test", Sys.MFD_CLOEXEC), "memfd");
     SYS.ftruncate(memory.get(), size);
     List<String> events = new ArrayList<>();
-    try (Mapping probe = new Mapping(SYS, SYS.mmap(0, size, Prot.READ_WRITE, Prot.MAP_SHARED, memory.get(), 0), size)) {
+    try (Mapping probe = new Mapping(SYS, SYS.mmap(0, size, Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED, memory.get(), 0), size)) {
       ArchHooks arch = new ArchHooks() {
         @Override
         public void invalidate(long index, long nrPages) {

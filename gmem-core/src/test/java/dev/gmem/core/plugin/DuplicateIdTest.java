@@ -90,6 +90,7 @@ class DuplicateIdTest extends RegistryTestSupport {
     assertSame(registry.defaultAllocator().orElseThrow(), registry.allocatorClaiming(HugeAllocatorA.FLAG).orElseThrow());
     assertEquals(List.of("huge"), ids(registry.allocators()));
     assertEquals(List.of(archProblem(), featureProblem()), registry.report().problems());
+    assertEquals(List.of(), registry.configErrors());
   }
 
   @Test
@@ -109,8 +110,9 @@ class DuplicateIdTest extends RegistryTestSupport {
   void aSelectionMatchingBothJarsLeavesTheDuplicateUnresolved(String value) {
     PluginRegistry registry = registry(Map.of("gmem.allocator", value), a, b);
 
-    // Only the duplicate line: it already says how to write the property.
     assertEquals(List.of(allocatorProblem(), archProblem(), featureProblem()), registry.report().problems());
+    assertEquals(List.of("gmem.allocator=" + value + ": allocator 'huge' is at " + a + " and " + b
+        + "; select one with -Dgmem.allocator=huge@<part of its location>"), registry.configErrors());
     assertEquals(List.of(NOT_SELECTED, NOT_SELECTED),
         registry.report().ofKind(ALLOCATOR).stream().map(p -> p.status()).toList());
     assertEquals(Optional.empty(), registry.defaultAllocator());

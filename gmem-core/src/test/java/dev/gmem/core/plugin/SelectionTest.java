@@ -58,6 +58,7 @@ class SelectionTest extends RegistryTestSupport {
         entry(ARCH, "snp-vendor", "2.1", jar, SnpVendorArch.class, ACTIVE, "SEV-SNP firmware found; serves SNP")),
         registry.report().plugins());
     assertEquals(List.of(), registry.report().problems());
+    assertEquals(List.of(), registry.configErrors());
   }
 
   @Test
@@ -144,7 +145,7 @@ class SelectionTest extends RegistryTestSupport {
   }
 
   @Test
-  void propertiesNamingNothingAreReportedWithTheAvailableIdsAndTheDefaultsApply() {
+  void propertiesNamingNothingAreConfigErrorsListingWhatExists() {
     Path jar = write(PluginJar.named("plugins.jar")
         .provider(AllocatorProvider.class, HugeAllocatorA.class)
         .provider(ArchProvider.class, SnpModelArch.class)
@@ -159,18 +160,37 @@ class SelectionTest extends RegistryTestSupport {
         "gmem.feature.direct-map", "maybe"), jar);
 
     assertEquals(List.of(
-        "gmem.allocator=nope names no allocator; available: huge; using the default allocator",
+        "gmem.allocator=nope names no allocator; available: huge",
         "gmem.arch.FOO=x: unknown VM type 'FOO'; known: DEFAULT, SW_PROTECTED, SNP, TDX, PKVM",
-        "gmem.arch.SNP=nope names no arch; available: snp-model; using the default choice",
-        "gmem.arch.TDX=snp-model: arch 'snp-model' does not serve TDX; available: none; using the default choice",
-        "gmem.feature.direct-map=maybe must be true or false; feature 'direct-map' stays on",
+        "gmem.arch.SNP=nope names no arch; available: snp-model",
+        "gmem.arch.TDX=snp-model: arch 'snp-model' does not serve TDX; available: none",
+        "gmem.feature.direct-map=maybe must be true or false",
         "gmem.feature.nope=false names no feature; available: direct-map"),
-        registry.report().problems());
-    assertEquals(Optional.empty(), registry.defaultAllocator());
-    assertEquals(List.of("huge"), ids(registry.allocators()));
-    assertEquals("snp-model", registry.archFor(VmType.SNP).orElseThrow().id());
-    assertEquals(Optional.empty(), registry.archFor(VmType.TDX));
-    assertEquals(List.of("direct-map"), ids(registry.features()));
+        registry.configErrors());
+    // Configuration errors fail runtime creation; the report keeps class-path problems only.
+    assertEquals(List.of(), registry.report().problems());
+  }
+
+  @Test
+  void aFeatureSwitchedOnThatIsNotThereIsAnError() {
+    Path jar = write(PluginJar.named("features.jar").provider(FeatureProvider.class, UserfaultFeature.class));
+
+    assertEquals(List.of("gmem.feature.usrefault=true names no feature; available: userfault"),
+        registry(Map.of("gmem.feature.usrefault", "true"), jar).configErrors());
+  }
+
+  @Test
+  void twoSpellingsOfOneVmTypeMustAgree() {
+    Path jar = write(PluginJar.named("snp.jar")
+        .provider(ArchProvider.class, SnpModelArch.class)
+        .provider(ArchProvider.class, SnpVendorArch.class));
+
+    PluginRegistry agree = registry(Map.of("gmem.arch.SNP", "snp-vendor", "gmem.arch.snp", " snp-vendor"), jar);
+    PluginRegistry disagree = registry(Map.of("gmem.arch.SNP", "snp-vendor", "gmem.arch.snp", "snp-model"), jar);
+
+    assertEquals(List.of(), agree.configErrors());
+    assertEquals(List.of("gmem.arch.snp=snp-model contradicts gmem.arch.SNP=snp-vendor (VM type names ignore case)"),
+        disagree.configErrors());
   }
 
   @Test
@@ -181,14 +201,14 @@ class SelectionTest extends RegistryTestSupport {
         .provider(AllocatorProvider.class, ProbeThrowsAllocator.class));
 
     assertEquals(List.of("gmem.allocator=gig: allocator 'gig' is UNSUPPORTED (no 1 GiB hugetlb pool); "
-            + "available: huge; using the default allocator"),
-        registry(Map.of("gmem.allocator", "gig"), jar).report().problems());
+            + "available: huge"),
+        registry(Map.of("gmem.allocator", "gig"), jar).configErrors());
     assertEquals(List.of("gmem.allocator=probe-throws: allocator 'probe-throws' is BROKEN (probe failed: "
-            + "java.lang.IllegalStateException: probe exploded); available: huge; using the default allocator"),
-        registry(Map.of("gmem.allocator", "probe-throws"), jar).report().problems());
+            + "java.lang.IllegalStateException: probe exploded); available: huge"),
+        registry(Map.of("gmem.allocator", "probe-throws"), jar).configErrors());
     assertEquals(List.of("gmem.allocator=huge@elsewhere: allocator 'huge' is at " + jar
-            + ", not at a location containing 'elsewhere'; available: huge; using the default allocator"),
-        registry(Map.of("gmem.allocator", "huge@elsewhere"), jar).report().problems());
+            + ", not at a location containing 'elsewhere'; available: huge"),
+        registry(Map.of("gmem.allocator", "huge@elsewhere"), jar).configErrors());
   }
 
   @Test
@@ -209,6 +229,7 @@ class SelectionTest extends RegistryTestSupport {
         entry(FEATURE, "userfault", "0.3", jar, UserfaultFeature.class, ACTIVE, "userfaultfd works")),
         off.report().plugins());
     assertEquals(List.of(), off.report().problems());
+    assertEquals(List.of(), off.configErrors());
     assertEquals(List.of("userfault"), ids(off.features()));
     assertEquals(UserfaultFeature.FLAG, off.contributedFlags());
     assertEquals(List.of(

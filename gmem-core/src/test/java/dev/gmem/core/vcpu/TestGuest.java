@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
@@ -48,7 +49,7 @@ final class TestGuest implements AutoCloseable {
     try {
       v = kvm.createVm(device, 0);
       g = kvm.createGuestMemfd(v, MEM_SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      m = new Mapping(sys, sys.mmap(0, MEM_SIZE, Prot.READ_WRITE, Prot.MAP_SHARED, g.get(), 0), MEM_SIZE);
+      m = new Mapping(sys, sys.mmap(0, MEM_SIZE, Prot.READ_WRITE, MapFlags.SHARED, g.get(), 0), MEM_SIZE);
       kvm.setUserMemoryRegion2(v, 0, Kvm.MEM_GUEST_MEMFD, 0, MEM_SIZE, m.address(), g.get(), 0);
       vcpu = KvmVcpu.create(kvm, device, v, 0);
     } catch (RuntimeException e) {

@@ -1,9 +1,8 @@
-package dev.gmem.core.hostmem;
+package dev.gmem.core.host;
 
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.HugePagePool;
 import dev.gmem.api.spi.HostMemory;
-import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
