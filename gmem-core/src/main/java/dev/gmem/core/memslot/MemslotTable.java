@@ -33,11 +33,15 @@ public final class MemslotTable {
   private final long maxGfn;
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
   /** The window each slot's {@code userspace_addr} points into (gmem's stand-in for stage 2). */
-  private final java.util.HashMap<Integer, GuestView.Window> windows = new java.util.HashMap<>();
+  private final java.util.HashMap<Integer, Binding> bindings = new java.util.HashMap<>();
   private volatile Binding[] byGpa = new Binding[0];
 
-  /** A bound slot and the window its guest accesses go through. */
-  public record Binding(Memslot slot, GuestView.Window window) {}
+  /**
+   * A bound slot, the window the software vCPU copies through, and — where the kernel must not
+   * reach every page of it ({@code userspace_addr}) — the mapping the kernel is given instead; null
+   * where the kernel is given the window.
+   */
+  public record Binding(Memslot slot, GuestView.Window window, AutoCloseable kernelView) {}
 
   /**
    * {@code privateMemory}: VMs with private memory have one address space
@@ -143,18 +147,19 @@ public final class MemslotTable {
    * access can be in flight through it.
    */
   public synchronized Binding apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset,
-      GuestView.Window window) {
+      GuestView.Window window, AutoCloseable kernelView) {
     Binding result;
     if (change == Change.DELETE) {
-      result = new Binding(slots.remove(slot), windows.remove(slot));
+      slots.remove(slot);
+      result = bindings.remove(slot);
     } else {
       Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
       slots.put(slot, m);
-      windows.put(slot, window);
-      result = new Binding(m, window);
+      result = new Binding(m, window, kernelView);
+      bindings.put(slot, result);
     }
     Binding[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0)
-        .map(m -> new Binding(m, windows.get(m.slot()))).toArray(Binding[]::new);
+        .map(m -> bindings.get(m.slot())).toArray(Binding[]::new);
     Arrays.sort(snap, Comparator.comparingLong(b -> b.slot().gpa()));
     byGpa = snap;
     return result;

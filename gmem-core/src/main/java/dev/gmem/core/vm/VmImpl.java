@@ -5,7 +5,9 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Prot;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
@@ -16,6 +18,8 @@ import dev.gmem.core.backend.BackendVm;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
+import dev.gmem.core.mapping.HostMappingImpl;
+import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
@@ -122,10 +126,16 @@ public final class VmImpl implements Vm {
 
   /**
    * A memslot holds a reference on its file's inode, like a host mapping does, and a window of
-   * gmem's over its file range, which is its {@code userspace_addr} and what the software vCPU
-   * copies through: on hosts that serve guest accesses through {@code userspace_addr}
+   * gmem's over its file range, which the software vCPU copies through and which is its
+   * {@code userspace_addr}: on hosts that serve guest accesses through {@code userspace_addr}
    * (kernel-uapi §4.9) an unmapped window could be reused by another file's mapping and the guest
    * would reach that file's memory. Window and reference go with the slot.
+   *
+   * <p>Where the arch's accesses carry their own private bit, the kernel (which on 6.18 sees all
+   * memory shared) gets a mapping whose private pages are covered, as a host mapping's are, and the
+   * slot is bound as plain user memory so that every kernel takes guest accesses through it:
+   * a real vCPU's access to a private page then comes back and goes through gmem's fault path
+   * ({@link GuestFaultingVcpu}), like the software vCPU's.
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
@@ -134,25 +144,33 @@ public final class VmImpl implements Vm {
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
-      return unbind(memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset(), null));
+      return unbind(memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset(), null, null));
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();
     GuestView.Window window = null;
+    HostMappingImpl kernelView = null;
     try {
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
+      if (arch.privateBitInAccess()) {
+        kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
+      }
       // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
       // bound as plain user memory through the window, and gmem keeps the guest_memfd rules.
-      boolean kernelGuestMemfd = inode.allocator().memory() == null;
-      backend.setMemoryRegion(slot, gpa, size, window.address(offset), inode.memory(), offset, kernelGuestMemfd);
+      boolean kernelGuestMemfd = inode.allocator().memory() == null && kernelView == null;
+      long uaddr = kernelView != null ? kernelView.address() : window.address(offset);
+      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
     } catch (RuntimeException e) {
+      if (kernelView != null) {
+        kernelView.close();
+      }
       if (window != null) {
         window.close(); // nobody copies through it yet
       }
       inode.release();
       throw e;
     }
-    return memslots.apply(change, slot, flags, gpa, size, file, offset, window).slot();
+    return memslots.apply(change, slot, flags, gpa, size, file, offset, window, kernelView).slot();
   }
 
   /**
@@ -168,6 +186,13 @@ public final class VmImpl implements Vm {
     } finally {
       lock.unlock();
     }
+    if (deleted.kernelView() != null) {
+      try {
+        deleted.kernelView().close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    }
     inode.release();
     return deleted.slot();
   }
@@ -176,6 +201,9 @@ public final class VmImpl implements Vm {
   public Vcpu createVcpu(int id) {
     checkOpen();
     Vcpu v = backend.createVcpu(id);
+    if (arch.privateBitInAccess()) {
+      v = new GuestFaultingVcpu(v, memslots, softwareVcpu);
+    }
     vcpus.add(v);
     return v;
   }
@@ -215,7 +243,7 @@ public final class VmImpl implements Vm {
       backend.close();
       synchronized (this) {
         for (Memslot m : memslots.all()) {
-          unbind(memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset(), null));
+          unbind(memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset(), null, null));
         }
       }
       onClose.accept(this);

@@ -20,6 +20,7 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
+import dev.gmem.core.convert.TestRuntimes;
 import dev.gmem.core.vcpu.GuestPrograms;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -90,6 +91,44 @@ class AccessKindTest {
         assertArrayEquals(new byte[] {0x11, 0x22}, b);
         assertEquals(Errno.EACCES, assertThrows(GmemException.class, () -> m.getByte(0)).errno(), "the host still may not");
         assertEquals(0x11, realVcpuByteAt64K(rt, vm));
+      }
+    }
+  }
+
+  /**
+   * Where accesses carry their own private bit (a TDX/SNP-like arch), a shared access to a private
+   * page exits on both paths. The real vCPU of a 6.18 KVM makes only shared accesses: the kernel
+   * hands the access back, gmem's fault path turns it into the same exit, and after the VMM
+   * converts, the next run completes the very access.
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void whereAccessesCarryTheirOwnBitBothPathsExitOnAMismatch(String backend) {
+    try (GmemRuntime rt = TestRuntimes.withAccessBitArch(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      try (GuestMemFile f = vm.createGuestMemFile(PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+          GuestMemFile low = vm.createGuestMemFile(GPA, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+          HostMapping lowMap = low.map()) {
+        vm.setMemoryRegion(1, GM, GPA, PAGE, f, 0);
+        SoftwareVcpu sw = vm.softwareVcpu();
+        assertNull(sw.write(GPA, new byte[] {0x42}, 0, 1, false));
+        f.setShareability(0, PAGE, Shareability.PRIVATE);
+        VcpuExit.MemoryFault mismatch = new VcpuExit.MemoryFault(0, GPA, PAGE);
+        assertEquals(mismatch, sw.read(GPA, new byte[1], 0, 1, false));
+        if (!backend.equals("kvm")) {
+          return;
+        }
+        lowMap.write(GuestPrograms.CODE, GuestPrograms.REAL_MODE_REPORT_BYTE_AT_64K, 0, GuestPrograms.REAL_MODE_REPORT_BYTE_AT_64K.length);
+        vm.setMemoryRegion(0, GM, 0, GPA, low, 0);
+        try (Vcpu cpu = vm.createVcpu(VCPU_IDS.getAndIncrement())) {
+          cpu.setSpecialRegisters(cpu.specialRegisters().withCodeSegment(Segment.realMode(0, true)).withDataSegments(Segment.realMode(0, false)));
+          cpu.setRegisters(Registers.initial().withRip(GuestPrograms.CODE));
+          assertEquals(mismatch, cpu.run(), "the real vCPU's shared access to the private page");
+          assertEquals(mismatch, cpu.run(), "still private: the access exits again");
+          f.setShareability(0, PAGE, Shareability.SHARED);
+          assertEquals(new VcpuExit.Io(true, 0x10, 1, 1, new byte[] {0x42}), cpu.run(), "converted: the same access completes");
+          assertEquals(new VcpuExit.Hlt(), cpu.run());
+        }
       }
     }
   }
