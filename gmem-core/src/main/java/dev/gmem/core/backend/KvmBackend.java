@@ -57,14 +57,7 @@ public final class KvmBackend implements Backend {
     return new BackendVm() {
       @Override
       public Fd createMemory(long size, long flags) {
-        Fd fd = kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags));
-        try {
-          MemoryFds.restrict(kvm.sys(), fd);
-          return fd;
-        } catch (RuntimeException e) {
-          fd.close();
-          throw e;
-        }
+        return MemoryFds.restricted(kvm.sys(), kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags)), fd -> {});
       }
 
       @Override

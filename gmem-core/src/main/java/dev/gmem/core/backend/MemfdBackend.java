@@ -25,15 +25,8 @@ public final class MemfdBackend implements Backend {
     return new BackendVm() {
       @Override
       public Fd createMemory(long size, long flags) {
-        Fd fd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
-        try {
-          sys.ftruncate(fd.get(), size);
-          MemoryFds.restrict(sys, fd);
-          return fd;
-        } catch (RuntimeException e) {
-          fd.close();
-          throw e;
-        }
+        Fd memfd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
+        return MemoryFds.restricted(sys, memfd, fd -> sys.ftruncate(fd.get(), size));
       }
 
       @Override

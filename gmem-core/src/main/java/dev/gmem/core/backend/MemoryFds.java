@@ -22,4 +22,16 @@ public final class MemoryFds {
       // guest_memfd: no setattr, and no reopen either
     }
   }
+
+  /** {@code fd} after {@code setup} and {@link #restrict}; closed if either fails. */
+  public static Fd restricted(Sys sys, Fd fd, java.util.function.Consumer<Fd> setup) {
+    try {
+      setup.accept(fd);
+      restrict(sys, fd);
+      return fd;
+    } catch (RuntimeException e) {
+      fd.close();
+      throw e;
+    }
+  }
 }

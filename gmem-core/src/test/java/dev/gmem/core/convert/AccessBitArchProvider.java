@@ -11,8 +11,26 @@ import java.util.Set;
  * SNP's C-bit do: an access whose kind disagrees with the page is a memory-fault exit. Registered
  * only through {@link TestRuntimes#withAccessBitArch}.
  */
-public final class AccessBitArchProvider implements ArchProvider {
+public class AccessBitArchProvider implements ArchProvider {
   public static final String ID = "access-bit-test";
+
+  /** Private memory in software, INIT_SHARED allowed, accesses carrying their own bit. */
+  static class Hooks implements ArchHooks {
+    @Override
+    public boolean hasPrivateMemory() {
+      return true;
+    }
+
+    @Override
+    public boolean supportsInitShared() {
+      return true;
+    }
+
+    @Override
+    public boolean privateBitInAccess() {
+      return true;
+    }
+  }
 
   @Override
   public String id() {
@@ -26,21 +44,6 @@ public final class AccessBitArchProvider implements ArchProvider {
 
   @Override
   public ArchHooks create(VmType type, HostMemory host) {
-    return new ArchHooks() {
-      @Override
-      public boolean hasPrivateMemory() {
-        return true;
-      }
-
-      @Override
-      public boolean supportsInitShared() {
-        return true;
-      }
-
-      @Override
-      public boolean privateBitInAccess() {
-        return true;
-      }
-    };
+    return new Hooks();
   }
 }
