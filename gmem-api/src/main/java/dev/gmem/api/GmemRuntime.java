@@ -14,7 +14,9 @@ import java.util.ServiceLoader;
  * <p>Configuration comes from {@code gmem.*} system properties, overridden by
  * {@link Builder#property}. Recognised keys: {@code gmem.backend} ({@code kvm}|{@code memfd}),
  * {@code gmem.allocator} (allocator id), {@code gmem.arch.<VmType>} (arch id),
- * {@code gmem.feature.<id>} ({@code false} disables a feature).
+ * {@code gmem.feature.<id>} ({@code false} disables a feature). Any other key, or a value that
+ * names no backend, allocator, arch, VM type or feature, makes {@link Builder#build()} fail with
+ * EINVAL naming what exists: a typo is never silently replaced by a default.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface GmemRuntime extends AutoCloseable {
@@ -86,7 +88,11 @@ public interface GmemRuntime extends AutoCloseable {
       return cl != null ? cl : GmemRuntime.class.getClassLoader();
     }
 
-    /** Builds the runtime through the implementation found on the class path (gmem-core). */
+    /**
+     * Builds the runtime through the implementation found on the class path (gmem-core).
+     *
+     * @throws GmemException EINVAL when the configuration names something that does not exist
+     */
     public GmemRuntime build() {
       Iterator<RuntimeFactory> it = ServiceLoader.load(RuntimeFactory.class, classLoader()).iterator();
       while (true) {

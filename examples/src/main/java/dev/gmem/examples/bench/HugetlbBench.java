@@ -11,6 +11,7 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VmType;
+import dev.gmem.core.host.HugePages;
 import dev.gmem.core.sys.LibC;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;

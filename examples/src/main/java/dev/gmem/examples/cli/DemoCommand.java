@@ -5,6 +5,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.HugePagePool;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Pin;
 import dev.gmem.api.PluginDescriptor;
@@ -16,8 +17,11 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
+import dev.gmem.core.host.HostProbe;
+import dev.gmem.core.host.HugePages;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -166,30 +170,59 @@ final class DemoCommand implements Callable<Integer> {
     vm.close();
   }
 
-  /** 2 MiB folios from the real hugetlb pool, when the pool has pages and the plugin is present. */
+  /**
+   * 2 MiB folios from the real hugetlb pool, when the plugin is present. A pool without a free
+   * page is grown by one for the chapter, as root, and given back exactly as found afterwards (a
+   * shutdown hook does it on Ctrl-C).
+   */
   private static void hugePages(PrintWriter out, GmemRuntime rt) {
     long huge = 2L << 20;
-    long free = rt.host().hugePagePool(huge).map(p -> p.available()).orElse(0L);
-    boolean plugin = rt.plugins().plugins().stream().anyMatch(d -> d.id().equals("hugetlb") && d.status() == PluginDescriptor.Status.ACTIVE);
-    if (!plugin || free < 1) {
-      out.printf("%nhugetlb: skipped (%s)%n", !plugin ? "gmem-alloc-hugetlb is not on the class path"
-          : "no free 2 MiB page in the pool; as root: echo 2 > /proc/sys/vm/nr_hugepages");
+    Optional<PluginDescriptor> plugin = rt.plugins().plugins().stream().filter(d -> d.id().equals("hugetlb")).findFirst();
+    if (plugin.isEmpty() || plugin.get().status() != PluginDescriptor.Status.ACTIVE) {
+      out.printf("%nhugetlb: skipped (%s)%n", plugin.map(d -> "gmem-alloc-hugetlb is " + d.status()
+          + d.messageIfAny().map(m -> ": " + m).orElse("")).orElse("gmem-alloc-hugetlb is not on the class path"));
       return;
     }
+    long missing = 1 - HostProbe.hugePagePools(HostProbe.SYSFS_HUGEPAGES).stream()
+        .filter(p -> p.pageSize() == huge).mapToLong(HugePagePool::available).findFirst().orElse(0);
+    HugePages grown = null;
+    if (missing > 0) {
+      try {
+        grown = HugePages.grow(huge, missing);
+      } catch (IllegalStateException e) {
+        out.printf("%nhugetlb: skipped (no free 2 MiB page in the pool, and it could not be grown: %s)%n", e.getMessage());
+        out.printf("hugetlb: run it as root, or raise /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages by one first%n");
+        return;
+      }
+      out.printf("%nhugetlb: the 2 MiB pool had no free page; added %d for this chapter (nr_hugepages %d -> %d),"
+          + " given back at its end%n", missing, grown.original(), grown.original() + missing);
+    }
+    try {
+      splitAndMerge(out, rt, huge);
+    } finally {
+      if (grown != null) {
+        grown.close();
+        out.printf("hugetlb: pool given back (nr_hugepages %d, as found)%n", grown.counters().total());
+      }
+    }
+  }
+
+  private static void splitAndMerge(PrintWriter out, GmemRuntime rt, long huge) {
     Vm vm = rt.createVm(VmType.SW_PROTECTED);
     try (GuestMemFile file = vm.createGuestMemFile(huge, GmemFlags.MMAP | GmemFlags.hugePageSize(21))) {
       vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, huge, file, 0);
       SoftwareVcpu cpu = vm.softwareVcpu();
       cpu.writeLong(0, 1, true);
-      out.printf("%nhugetlb: 2 MiB private file from the real pool; guest fault maps order %d; folios %s%n",
+      out.printf("hugetlb: 2 MiB private file from the real pool; guest fault maps order %d; folios %s%n",
           cpu.mappingOrder(0, true), file.inode().folios(0, 1));
       file.setShareability(PAGE, PAGE, Shareability.SHARED);
       out.printf("page 1 shared: the huge folio is split (%d folios), guest maps order %d%n",
           file.inode().folios(0, huge / PAGE).size(), cpu.mappingOrder(0, true));
       file.setShareability(PAGE, PAGE, Shareability.PRIVATE);
       out.printf("page 1 private again: merged back, folios %s%n", file.inode().folios(0, 1));
+    } finally {
+      vm.close();
     }
-    vm.close();
   }
 
   private static void badCall(PrintWriter out, GuestMemFile file) {

@@ -4,11 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.gmem.api.HugePagePool;
 import dev.gmem.core.host.HostProbe;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import dev.gmem.core.host.HugePages;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.extension.AfterAllCallback;
@@ -19,10 +20,10 @@ import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
  * Real huge pages for a test class, and the pool given back exactly as found. Before all tests
- * it records each size's {@code nr_hugepages} and grows the pool by what the class asked for
- * (2 MiB must be granted; 1 GiB is tried, and a class whose kernel cannot provide one skips the
- * tests that need it, saying why). Around each test it asserts that free, reserved and surplus
- * pages are back where they were; after all it restores {@code nr_hugepages}.
+ * it grows each pool by what the class asked for with core's {@link HugePages} (2 MiB must be
+ * granted; 1 GiB is tried, and a class whose kernel cannot provide one skips the tests that need
+ * it, saying why). Around each test it asserts that free, reserved and surplus pages are back
+ * where they were; after all it restores {@code nr_hugepages}.
  *
  * <pre>{@code @RegisterExtension static final HugePool POOL = HugePool.of(16, 1);}</pre>
  */
@@ -32,7 +33,9 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
   static final long GIB1 = 1L << 30;
 
   private final Map<Long, Long> wanted = new LinkedHashMap<>();
-  private final Map<Long, Long> original = new LinkedHashMap<>();
+  private final Map<Long, HugePages> grown = new LinkedHashMap<>();
+  /** Pools checked around each test: every one asked for that exists, granted or not. */
+  private final List<Long> watched = new ArrayList<>();
   private final Map<Long, HugePagePool> beforeEach = new LinkedHashMap<>();
   private String oneGiBUnavailable = "the test class asked for no 1 GiB page";
 
@@ -61,14 +64,6 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
     return new HugePagePool(p.pageSize(), p.total(), p.free() + free, p.reserved() + reserved, p.surplus());
   }
 
-  static long overcommit(long pageSize) {
-    return read(dir(pageSize).resolve("nr_overcommit_hugepages"));
-  }
-
-  static void setOvercommit(long pageSize, long pages) {
-    write(dir(pageSize).resolve("nr_overcommit_hugepages"), pages);
-  }
-
   @Override
   public void beforeAll(ExtensionContext context) {
     grow();
@@ -76,7 +71,7 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
 
   @Override
   public void beforeEach(ExtensionContext context) {
-    for (long size : original.keySet()) {
+    for (long size : watched) {
       beforeEach.put(size, counters(size));
     }
   }
@@ -97,50 +92,39 @@ final class HugePool implements BeforeAllCallback, BeforeEachCallback, AfterEach
   void grow() {
     for (Map.Entry<Long, Long> e : wanted.entrySet()) {
       long size = e.getKey();
-      if (e.getValue() == 0 || !Files.isDirectory(dir(size))) {
+      if (e.getValue() == 0 || !Files.isDirectory(SYSFS.resolve("hugepages-" + (size >> 10) + "kB"))) {
         continue;
       }
-      long before = read(dir(size).resolve("nr_hugepages"));
-      original.put(size, before);
-      write(dir(size).resolve("nr_hugepages"), before + e.getValue());
-      long granted = read(dir(size).resolve("nr_hugepages")) - before;
-      if (size == GIB1) {
-        oneGiBUnavailable = granted >= e.getValue() ? null
-            : "the kernel granted " + granted + " of " + e.getValue() + " (no free physically contiguous gigabyte)";
-      } else {
-        assertEquals(e.getValue(), granted, "the kernel must grant the " + HugePageSize.describe(size) + " pages these tests need");
+      watched.add(size);
+      try {
+        grown.put(size, HugePages.grow(size, e.getValue()));
+        if (size == GIB1) {
+          oneGiBUnavailable = null;
+        }
+      } catch (IllegalStateException refused) {
+        if (size != GIB1) {
+          throw new AssertionError("the tests need " + e.getValue() + " " + HugePageSize.describe(size) + " pages: "
+              + refused.getMessage(), refused);
+        }
+        oneGiBUnavailable = refused.getMessage();
       }
     }
   }
 
-  /** Gives every grown pool back its size from before {@link #grow()}. */
+  /** Gives every grown pool back its size from before {@link #grow()}, and checks it took. */
   void restore() {
-    for (Map.Entry<Long, Long> e : original.entrySet()) {
-      write(dir(e.getKey()).resolve("nr_hugepages"), e.getValue());
+    IllegalStateException failure = null;
+    for (HugePages pool : grown.values()) {
+      try {
+        pool.close();
+      } catch (IllegalStateException e) {
+        failure = failure == null ? e : failure;
+      }
     }
-    for (Map.Entry<Long, Long> e : original.entrySet()) {
-      assertEquals(e.getValue(), read(dir(e.getKey()).resolve("nr_hugepages")),
-          HugePageSize.describe(e.getKey()) + " pool restored to its size before the tests");
-    }
-  }
-
-  private static Path dir(long pageSize) {
-    return SYSFS.resolve("hugepages-" + (pageSize >> 10) + "kB");
-  }
-
-  private static long read(Path p) {
-    try {
-      return Long.parseLong(Files.readString(p).trim());
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-  }
-
-  private static void write(Path p, long value) {
-    try {
-      Files.writeString(p, value + "\n");
-    } catch (IOException e) {
-      throw new UncheckedIOException("cannot resize the hugetlb pool (" + p + "): the tests need root", e);
+    grown.clear();
+    watched.clear();
+    if (failure != null) {
+      throw new AssertionError("a hugetlb pool was not restored to its size before the tests: " + failure.getMessage(), failure);
     }
   }
 }

@@ -11,6 +11,7 @@ import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.api.spi.HostMemory;
 import dev.gmem.api.spi.Support;
 import dev.gmem.api.HugePagePool;
+import dev.gmem.core.host.HugePages;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -87,15 +88,15 @@ class HugetlbAllocatorTest {
 
   @Test
   void surplusPagesAreNeverUsedEvenWhenOvercommitAllowsThem() {
-    long overcommit = HugePool.overcommit(MIB2);
-    HugePool.setOvercommit(MIB2, 64);
+    long overcommit = HugePages.overcommit(MIB2);
+    HugePages.setOvercommit(MIB2, 64);
     try {
       HugePagePool before = HugePool.counters(MIB2);
       long more = before.free() - before.reserved() + 2;
       expect(Errno.ENOMEM, () -> new HugetlbAllocator(host).setupInode(more * MIB2, FLAGS_2M));
       assertEquals(before, HugePool.counters(MIB2), "no surplus page was allocated");
     } finally {
-      HugePool.setOvercommit(MIB2, overcommit);
+      HugePages.setOvercommit(MIB2, overcommit);
     }
   }
 
