@@ -43,10 +43,36 @@ public interface GuestMemFile extends AutoCloseable {
   }
 
   /**
-   * {@code mmap(2)} of the file with the kernel's rules: without MMAP → ENODEV; MAP_PRIVATE →
-   * EINVAL; PROT_EXEC → EPERM; unaligned offset → EINVAL. The mapping may extend beyond EOF.
+   * {@code mmap(2)} of the file with the kernel's rules and errno order: without MMAP → ENODEV;
+   * MAP_PRIVATE → EINVAL; PROT_EXEC → EPERM; unaligned offset → EINVAL; negative or overflowing
+   * offset → EOVERFLOW; a length beyond the address space → ENOMEM. The mapping may extend beyond
+   * EOF. MAP_POPULATE and MAP_LOCKED fault in only pages the host may fault. gmem chooses the
+   * address: this is {@link #map(long, long, long, int, int) map(0, ...)}.
    */
   HostMapping map(long offset, long length, int prot, int mapFlags);
+
+  /**
+   * {@code mmap(address, length, prot, mapFlags, fd, offset)}: as {@link #map(long, long, int, int)}
+   * at an address. Without MAP_FIXED or MAP_FIXED_NOREPLACE {@code address} is a hint (0: none).
+   * With MAP_FIXED the mapping replaces whatever {@code [address, address+length)} held, as mmap(2)
+   * does — never name memory gmem maps itself (another {@link HostMapping}); with
+   * MAP_FIXED_NOREPLACE it fails with EEXIST where the range holds any mapping. Errnos as the
+   * kernel's, in its order (EINVAL for an unaligned fixed address, ENOMEM beyond the address
+   * space); a fixed address below {@code vm.mmap_min_addr} fails with EPERM, also for a privileged
+   * process (a mapping at page 0 breaks the JVM). A failed call changes nothing, even under
+   * MAP_FIXED (where the kernel may leave the range unmapped). {@link HostMapping#close()} unmaps
+   * the range.
+   *
+   * <p>The default, for implementations that only choose addresses themselves, ignores the hint
+   * and refuses a fixed address with EOPNOTSUPP.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default HostMapping map(long address, long offset, long length, int prot, int mapFlags) {
+    if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE)) != 0) {
+      throw new GmemException(Errno.EOPNOTSUPP, "this GuestMemFile cannot map at a fixed address");
+    }
+    return map(offset, length, prot, mapFlags);
+  }
 
   /** A read-write shared mapping of the whole file. */
   default HostMapping map() {

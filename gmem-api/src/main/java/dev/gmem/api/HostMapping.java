@@ -4,9 +4,11 @@ import java.nio.ByteBuffer;
 
 /**
  * A host mapping of a guest_memfd file range ({@code mmap(MAP_SHARED)}). Accessors check the
- * page's shareability under the inode's invalidate lock: access to a page that is not SHARED, or
- * beyond EOF, throws {@link GmemException} (EFAULT) where the kernel would raise SIGBUS. Private
- * pages are really inaccessible in the mapping, so raw access by other means faults too.
+ * page's shareability atomically with respect to conversion, punch and close (under the inode's
+ * invalidate lock, or lock-free for a page already faulted, which those wait for): where the
+ * kernel would raise SIGBUS they throw {@link GmemException} — EACCES for a page that is not
+ * SHARED, EFAULT beyond EOF — and an access that fails faults no page in. Private pages are
+ * really inaccessible in the mapping, so raw access by other means faults too.
  *
  * <p>On huge-page memory (hugetlb), whose mappings change only in whole huge pages, a huge page
  * that holds any private page is inaccessible to raw access as a whole; the accessors still reach

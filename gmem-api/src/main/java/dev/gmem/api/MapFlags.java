@@ -10,14 +10,18 @@ public final class MapFlags {
   public static final int SHARED = 0x01;
   /** {@code MAP_PRIVATE}: copy-on-write, refused by guest_memfd (EINVAL). */
   public static final int PRIVATE = 0x02;
-  /** {@code MAP_SHARED_VALIDATE}: MAP_SHARED that rejects unknown flags; also the mask of the sharing type. */
+  /** {@code MAP_SHARED_VALIDATE}: MAP_SHARED that refuses flags the file does not know (EOPNOTSUPP). */
   public static final int SHARED_VALIDATE = 0x03;
-  /** {@code MAP_FIXED}. */
+  /** {@code MAP_FIXED}: exactly at the address given, replacing what the range held. */
   public static final int FIXED = 0x10;
+  /** {@code MAP_FIXED_NOREPLACE}: exactly at the address given, or EEXIST where the range holds a mapping. */
+  public static final int FIXED_NOREPLACE = 0x100000;
   /** {@code MAP_LOCKED}. */
   public static final int LOCKED = 0x2000;
   /** {@code MAP_POPULATE}: fault host-faultable pages in at map time. */
   public static final int POPULATE = 0x8000;
+  /** {@code MAP_NONBLOCK}: with MAP_POPULATE, populate nothing. */
+  public static final int NONBLOCK = 0x10000;
   /** {@code MAP_HUGETLB}: not valid for a file mapping (EINVAL). */
   public static final int HUGETLB = 0x40000;
 

@@ -8,7 +8,9 @@ package dev.gmem.api;
  * memslot yields {@link VcpuExit.Mmio}. The VMM resolves the exit (e.g. converts) and retries.
  *
  * <p>Works on every backend; it is how gmem runs private-memory VM types whose rules the host
- * kernel does not implement. Thread-safe.
+ * kernel does not implement. Thread-safe. A private access through a linked file before the VM
+ * received the memory's context is a private memory fault; once the VM's own context was moved
+ * away ({@link Vm#moveEncryptionContextFrom}) every access throws {@link GmemException} EIO.
  */
 @Api(status = Api.Status.STABLE, since = "0.1")
 public interface SoftwareVcpu {

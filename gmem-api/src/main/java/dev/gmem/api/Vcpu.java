@@ -10,7 +10,8 @@ package dev.gmem.api;
  * another thread only with a happens-before edge (e.g. a queue). {@link #close()} is the one
  * exception: it may be called from any thread and, if the vCPU is busy, takes effect when the
  * busy call returns. It does not stop a running guest. Calls on a closed vCPU throw
- * {@link GmemException} with EBADF.
+ * {@link GmemException} with EBADF; on a VM whose context was moved away, EIO (a context move
+ * waits for calls in flight on both VMs' vCPUs, as KVM locks every vCPU for it).
  *
  * <p><b>Exits that need an answer.</b> After an {@link VcpuExit.Io} IN exit call
  * {@link #completeIn}, after an {@link VcpuExit.Mmio} read call {@link #completeMmioRead}, then

@@ -35,6 +35,48 @@ public interface Vm extends AutoCloseable {
    */
   Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset);
 
+  /**
+   * {@code KVM_LINK_GUEST_MEMFD} (RFC v2, issued on this, the destination VM): a new file of this
+   * VM over the same inode as {@code src} — the same memory, shareability and filemap, nothing
+   * copied — for intra-host migration. Checks in the RFC's order: {@code flags} ≠ 0 → EINVAL;
+   * {@code src} not an open guest_memfd file of this runtime → EINVAL (the RFC answers a bad fd
+   * with EINVAL too, not EBADF); {@code src} already belongs to this VM → EINVAL. gmem then refuses
+   * a source VM of another {@link VmType} with EINVAL, which the RFC leaves to the context move.
+   * A closed VM fails with EBADF, one whose context was moved away with EIO.
+   *
+   * <p>This VM may bind the new file in memslots at once, but it may not fault private memory
+   * through it (memory-fault exit) nor run a vCPU ({@code KVM_RUN} → EINVAL, as for a TD or SEV
+   * guest whose context is not there yet) until {@link #moveEncryptionContextFrom} has moved the
+   * source's context here. Punch and conversion through any file zap every file's mappings;
+   * closing the source VM or its files frees nothing while this file lives.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default GuestMemFile linkGuestMemFile(GuestMemFile src, long flags) {
+    throw new GmemException(Errno.ENOTTY, "KVM_LINK_GUEST_MEMFD is not implemented by " + getClass().getName());
+  }
+
+  /**
+   * {@code KVM_ENABLE_CAP(KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM)} with the RFC v2 memory-context move,
+   * on this, the destination VM. Checks in the kernel's order: this VM closed → EBADF, its context
+   * moved away → EIO; {@code source} not an open VM of this runtime → EBADF; another VM type →
+   * EINVAL; {@code source} is this VM → EINVAL; either VM already in a move → EBUSY; the source
+   * has no context left (it was moved away) → EINVAL; the memslot layouts differ (address space
+   * 0, in GPA order: GPA, size, flags, file offset and inode must match pairwise) → EINVAL; the
+   * arch's {@link dev.gmem.api.spi.ArchHooks#moveEncryptionContextFrom veto}. A failed call changes
+   * nothing.
+   *
+   * <p>Then, atomically for both VMs: the moved inodes' encryption context (the arch's per-VM
+   * state; memory attributes already live on the inode) belongs to this VM, which may now fault
+   * private memory and run; the source is dead like after {@code kvm_vm_dead}: every later call on
+   * it and on its vCPUs, {@code KVM_RUN} and software-vCPU accesses included, fails with EIO. Its
+   * files stay usable as files (fallocate, mmap, conversion), since memory is the inode's. Cost:
+   * O(memslots + files), independent of guest memory size.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void moveEncryptionContextFrom(Vm source) {
+    throw new GmemException(Errno.ENOTTY, "KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM is not implemented by " + getClass().getName());
+  }
+
   /** The memslots in slot order. */
   List<Memslot> memslots();
 

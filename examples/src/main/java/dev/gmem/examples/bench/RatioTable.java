@@ -140,11 +140,11 @@ final class RatioTable {
     return fqn.substring(fqn.lastIndexOf('.') + 1);
   }
 
-  /** The baseline result: same benchmark name, same value of every parameter the baseline has. */
+  /** The baseline result: same benchmark name, thread count and value of every parameter the baseline has. */
   private static RunResult find(Collection<RunResult> results, String benchmark, BenchmarkParams like) {
     for (RunResult r : results) {
       BenchmarkParams p = r.getParams();
-      if (!p.getBenchmark().equals(benchmark) || p.getMode() != like.getMode()) {
+      if (!p.getBenchmark().equals(benchmark) || p.getMode() != like.getMode() || p.getThreads() != like.getThreads()) {
         continue;
       }
       boolean same = true;
@@ -160,6 +160,9 @@ final class RatioTable {
 
   private static String params(BenchmarkParams p) {
     StringJoiner j = new StringJoiner(",");
+    if (p.getThreads() > 1) {
+      j.add("threads=" + p.getThreads());
+    }
     for (String k : p.getParamsKeys()) {
       j.add(k + "=" + p.getParam(k));
     }

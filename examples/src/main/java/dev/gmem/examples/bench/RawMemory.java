@@ -7,8 +7,8 @@ import dev.gmem.api.Prot;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
-import dev.gmem.core.sys.LibC;
 import dev.gmem.core.sys.Sys;
+import dev.gmem.core.sys.libc.LibC;
 
 /**
  * The baseline side of a pair: the bare kernel object gmem's backend stands on, with no gmem code

@@ -31,15 +31,15 @@ import picocli.CommandLine.Mixin;
 @Command(name = "demo", description = "Create a VM and guest_memfd memory, run a guest on it, punch a hole, show a kernel-exact error.")
 final class DemoCommand implements Callable<Integer> {
   private static final long PAGE = 4096;
-  private static final long CODE = 0x1000;
-  private static final long DATA = 0x2000;
+  static final long CODE = 0x1000;
+  static final long DATA = 0x2000;
   private static final int REPORT_PORT = 0x10;
 
   /**
    * 16-bit real-mode guest: reads the byte at DATA, adds one, stores it at DATA+1, reports it on
    * port 0x10 and halts.
    */
-  private static final byte[] GUEST = {
+  static final byte[] GUEST = {
     (byte) 0xa0, 0x00, 0x20, // mov al, [0x2000]
     (byte) 0xfe, (byte) 0xc0, // inc al
     (byte) 0xa2, 0x01, 0x20, // mov [0x2001], al
@@ -80,6 +80,7 @@ final class DemoCommand implements Callable<Integer> {
       vm.close();
       conversion(out, rt);
       hugePages(out, rt);
+      MigrationChapter.run(out, rt);
     }
     out.flush();
     return 0;

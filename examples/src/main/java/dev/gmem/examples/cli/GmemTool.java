@@ -58,6 +58,9 @@ public final class GmemTool implements Runnable {
     @Override
     public String[] getVersion() {
       String v = GmemTool.class.getPackage().getImplementationVersion();
+      if (v == null && GmemTool.class.getModule().getDescriptor() != null) {
+        v = GmemTool.class.getModule().getDescriptor().rawVersion().orElse(null); // on the module path
+      }
       return new String[] {"gmem " + (v == null ? "(development build)" : v)};
     }
   }

@@ -72,6 +72,9 @@ final class InfoCommand implements Callable<Integer> {
     out.printf("  private pages     hidden from host mappings by gmem in user space; the kernel %s%n", inPlace != 0
         ? "offers in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " " + inPlace + "), which gmem does not use yet"
         : "has no in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " 0)");
+    out.printf("  linked files      KVM_LINK_GUEST_MEMFD and the context move by gmem%s%n", rt.backend().name().equals("kvm")
+        ? "; a destination binds the inode's memory as plain user memory unless the kernel links (probed by behaviour at the first link)"
+        : " (no KVM on this backend)");
     out.println();
     vmTypes(rt, out);
     out.println();

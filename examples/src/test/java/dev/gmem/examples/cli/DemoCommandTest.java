@@ -7,17 +7,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.HugePagePool;
 import dev.gmem.core.host.HostProbe;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Properties;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import picocli.CommandLine;
 
 /**
  * {@code gmem demo} end to end on the real kernel, as the README's first command runs it. As root
@@ -27,46 +21,28 @@ import picocli.CommandLine;
 class DemoCommandTest {
   private static final Path NR = HostProbe.SYSFS_HUGEPAGES.resolve("hugepages-2048kB/nr_hugepages");
 
-  private Properties saved;
-
-  @BeforeEach
-  void saveSystemProperties() {
-    saved = (Properties) System.getProperties().clone();
-  }
-
-  @AfterEach
-  void restoreSystemProperties() {
-    System.setProperties(saved);
-  }
-
   @ParameterizedTest
   @ValueSource(strings = {"kvm", "memfd"})
   void theDemoRunsEveryChapterAndLeavesTheHugetlbPoolAsFound(String backend) {
-    assumeTrue(backend.equals("memfd") || Files.exists(Path.of("/dev/kvm")),
-        "no /dev/kvm here");
+    assumeTrue(backend.equals("memfd") || Files.exists(Path.of("/dev/kvm")), "no /dev/kvm here");
     HugePagePool before = pool();
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cl = GmemTool.commandLine();
-    cl.setOut(new PrintWriter(out, true));
-    cl.setErr(new PrintWriter(err, true));
 
-    int rc = cl.execute("-Dgmem.backend=" + backend, "demo");
+    ToolRun run = ToolRun.of("-Dgmem.backend=" + backend, "demo");
 
-    List<String> lines = out.toString().lines().toList();
-    assertEquals(0, rc, err.toString());
+    List<String> lines = run.out().lines().toList();
+    assertEquals(0, run.rc(), run.err());
     assertEquals("VM of type DEFAULT; guest_memfd flags it accepts: MMAP|INIT_SHARED|HUGE_PAGE_SIZE", lines.get(1));
-    assertTrue(lines.contains("after the pin is released the same call succeeds: [[0, 16) PRIVATE]"), out.toString());
+    assertTrue(lines.contains("after the pin is released the same call succeeds: [[0, 16) PRIVATE]"), run.out());
     if (Files.isWritable(NR) || before.available() > 0) {
       assertTrue(lines.contains("page 1 private again: merged back, folios [Folio[index=0, order=9, refcount=0]]"),
-          out.toString());
+          run.out());
     }
     if (before.available() == 0 && Files.isWritable(NR)) {
       assertTrue(lines.contains("hugetlb: the 2 MiB pool had no free page; added 1 for this chapter (nr_hugepages "
-          + before.total() + " -> " + (before.total() + 1) + "), given back at its end"), out.toString());
-      assertTrue(lines.contains("hugetlb: pool given back (nr_hugepages " + before.total() + ", as found)"), out.toString());
+          + before.total() + " -> " + (before.total() + 1) + "), given back at its end"), run.out());
+      assertTrue(lines.contains("hugetlb: pool given back (nr_hugepages " + before.total() + ", as found)"), run.out());
     }
-    assertFalse(out.toString().contains("skipped") && Files.isWritable(NR), out.toString());
+    assertFalse(run.out().contains("skipped") && Files.isWritable(NR), run.out());
     assertEquals(before, pool());
   }
 

@@ -75,6 +75,18 @@ public interface ArchHooks {
     return shareability == Shareability.SHARED;
   }
 
+  /**
+   * {@code KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM}'s arch step, called on the destination VM's hooks
+   * with the source VM's ({@code vm_move_enc_context_from}: same VM type, memslot layouts already
+   * found to match) before anything has changed. Refuse by throwing — e.g. TDX: EINVAL when the
+   * source TD is not finalized or the destination is — and the move fails with that errno, nothing
+   * changed. Returning commits the move: these hooks then own the source's per-VM state (ASID or
+   * HKID, RMP / S-EPT / ownership model) and gmem sends every later arch call for the moved inodes
+   * here; the source's hooks get none. Must not fail after it has taken the state over.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void moveEncryptionContextFrom(ArchHooks source) throws GmemException {}
+
   /** Content effects of a conversion. */
   @Api(status = Api.Status.STABLE, since = "0.1")
   enum ContentEffect {

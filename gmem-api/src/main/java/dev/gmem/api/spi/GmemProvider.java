@@ -15,9 +15,15 @@ public interface GmemProvider {
   /** Unique among providers of the same kind, e.g. {@code hugetlb}, {@code tdx}. */
   String id();
 
-  /** The provider's version; by default the jar's {@code Implementation-Version}. */
+  /**
+   * The provider's version; by default the jar's {@code Implementation-Version}, or on the module
+   * path (where a named module's packages carry no manifest attributes) the module's version.
+   */
   default String version() {
     String v = getClass().getPackage() == null ? null : getClass().getPackage().getImplementationVersion();
+    if (v == null && getClass().getModule().getDescriptor() != null) {
+      v = getClass().getModule().getDescriptor().rawVersion().orElse(null);
+    }
     return v != null ? v : "unversioned";
   }
 

@@ -2,6 +2,7 @@ package dev.gmem.core.backend;
 
 import dev.gmem.api.Vcpu;
 import dev.gmem.core.sys.Fd;
+import dev.gmem.core.vcpu.VcpuGate;
 
 /** One VM as the backend sees it. */
 public interface BackendVm extends AutoCloseable {
@@ -30,8 +31,17 @@ public interface BackendVm extends AutoCloseable {
    */
   void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd);
 
-  /** A real vCPU; ENODEV where there is no KVM. */
-  Vcpu createVcpu(int id);
+  /** A real vCPU whose every ioctl passes {@code gate}; ENODEV where there is no KVM. */
+  Vcpu createVcpu(int id, VcpuGate gate);
+
+  /**
+   * {@code KVM_LINK_GUEST_MEMFD} on this VM for {@code source}, a guest_memfd another VM made, if
+   * the kernel has it: a new real guest_memfd on the same inode, bound to this VM. null where the
+   * kernel has no such ioctl (6.18) or no real guest_memfd is involved.
+   */
+  default Fd linkGuestMemfd(Fd source) {
+    return null;
+  }
 
   @Override
   void close();

@@ -6,6 +6,7 @@ import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.vcpu.KvmVcpu;
+import dev.gmem.core.vcpu.VcpuGate;
 
 /**
  * A real KVM VM fd per VM and a real guest_memfd per inode. A VM type the kernel does not offer
@@ -16,12 +17,14 @@ public final class KvmBackend implements Backend {
   private final HostInfo host;
   private final Fd device;
   private final InPlaceConversion inPlace;
+  private final GuestMemfdLinks links;
 
   public KvmBackend(Kvm kvm, HostInfo host) {
     this.kvm = kvm;
     this.host = host;
     this.device = kvm.openDevice();
     this.inPlace = InPlaceConversion.probe(kvm, device);
+    this.links = new GuestMemfdLinks(kvm);
   }
 
   /** With a given probe result: the pass-through path, testable on a kernel without it. */
@@ -30,6 +33,7 @@ public final class KvmBackend implements Backend {
     this.host = host;
     this.device = device;
     this.inPlace = inPlace;
+    this.links = new GuestMemfdLinks(kvm);
   }
 
   /** What the kernel's in-place conversion probe found. */
@@ -77,8 +81,13 @@ public final class KvmBackend implements Backend {
       }
 
       @Override
-      public Vcpu createVcpu(int id) {
-        return KvmVcpu.create(kvm, device, vm, id);
+      public Vcpu createVcpu(int id, VcpuGate gate) {
+        return KvmVcpu.create(kvm, device, vm, id, gate);
+      }
+
+      @Override
+      public Fd linkGuestMemfd(Fd source) {
+        return links.link(vm, source);
       }
 
       @Override

@@ -6,6 +6,7 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VmType;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
+import dev.gmem.core.vcpu.VcpuGate;
 
 /** A memfd (shmem) per inode; runs anywhere Linux runs. */
 public final class MemfdBackend implements Backend {
@@ -38,7 +39,7 @@ public final class MemfdBackend implements Backend {
       public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd) {}
 
       @Override
-      public Vcpu createVcpu(int id) {
+      public Vcpu createVcpu(int id, VcpuGate gate) {
         throw new GmemException(Errno.ENODEV, "the memfd backend has no KVM: use Vm.softwareVcpu() or the kvm backend");
       }
 

@@ -73,6 +73,9 @@ public final class ConversionEngine {
     if (store.isUniform(start, end, target)) {
       return;
     }
+    // Before anything else: a lock-free access to these pages must not race the zap, the arch
+    // hooks or the store; afterwards they take the locked path until faulted again.
+    inode.invalidateBegin(start, end);
     List<ShareabilityRange> before = store.ranges(start, end);
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);

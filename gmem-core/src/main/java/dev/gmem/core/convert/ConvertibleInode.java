@@ -66,4 +66,11 @@ public interface ConvertibleInode {
     @Override
     void close();
   }
+
+  /**
+   * Hook for gmem's lock-free accessors (see {@code GuestMemInodeImpl#invalidateBegin}): called
+   * under the exclusive invalidate lock before pages {@code [start, end)} change shareability or
+   * contents; returns when no lock-free access to them is in flight. Cannot fail.
+   */
+  void invalidateBegin(long start, long end);
 }

@@ -17,6 +17,8 @@ import dev.gmem.api.Vm;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.mapping.InaccessibleMemory;
+import dev.gmem.core.mapping.Placement;
+import dev.gmem.core.sys.Fd;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -31,16 +33,60 @@ public final class GuestMemFileImpl implements GuestMemFile {
   private static final int VFS_VALID_MODES = Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE | Fallocate.COLLAPSE_RANGE
       | Fallocate.ZERO_RANGE | Fallocate.INSERT_RANGE | Fallocate.UNSHARE_RANGE | Fallocate.WRITE_ZEROES;
 
+  /** {@code MAP_TYPE}: the sharing type field of the mmap flags. */
+  private static final int MAP_TYPE = 0x0f;
+  private static final int MAP_GROWSDOWN = 0x0100;
+  /**
+   * {@code LEGACY_MAP_MASK} of x86-64: the flags every file accepts; MAP_SHARED_VALIDATE refuses any
+   * other (guest_memfd has no MAP_SYNC), MAP_SHARED ignores them.
+   */
+  private static final int LEGACY_MAP_MASK = 0x7c07f9f3;
+
   private final Vm vm;
   private final GuestMemInodeImpl inode;
   private final InaccessibleMemory inaccessible;
   private final AtomicBoolean open = new AtomicBoolean(true);
+  /** The real guest_memfd of this VM the kernel binds, or null where it binds plain memory. */
+  private final Fd kernelFile;
+  /** A linked file's memory may not be faulted private until a context move reaches its VM. */
+  private volatile boolean awaitingContext;
 
+  /** The file a VM creates with its inode; the inode's first reference is this file's. */
   public GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible) {
+    this(vm, inode, inaccessible, inode.allocator().memory() == null ? inode.memory() : null, false);
+  }
+
+  private GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile, boolean linked) {
     this.vm = vm;
     this.inode = inode;
     this.inaccessible = inaccessible;
+    this.kernelFile = kernelFile;
+    this.awaitingContext = linked;
     inode.addFile(this);
+  }
+
+  /**
+   * {@code KVM_LINK_GUEST_MEMFD}'s new view of {@code inode} for {@code vm}, taking over a reference
+   * the caller acquired; {@code kernelFile} is the kernel's linked guest_memfd, owned from now on,
+   * or null where the kernel has no link.
+   */
+  public static GuestMemFileImpl linked(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile) {
+    return new GuestMemFileImpl(vm, inode, inaccessible, kernelFile, true);
+  }
+
+  /** The real guest_memfd of this file's VM for {@code KVM_MEM_GUEST_MEMFD} bindings, or null. */
+  public Fd kernelGuestMemfd() {
+    return kernelFile;
+  }
+
+  /** Whether this is a linked file whose VM has not received the memory's encryption context yet. */
+  public boolean awaitingContext() {
+    return awaitingContext;
+  }
+
+  /** A context move into this file's VM committed. */
+  public void contextArrived() {
+    awaitingContext = false;
   }
 
   private void checkOpen() {
@@ -131,37 +177,55 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   @Override
   public HostMapping map(long offset, long length, int prot, int mapFlags) {
-    checkOpen();
-    // sys_mmap, ksys_mmap_pgoff and do_mmap's checks, then kvm_gmem_mmap's, in the kernel's order.
-    if ((offset & (Folio.PAGE_SIZE - 1)) != 0 || offset < 0) {
+    return map(0, offset, length, prot, mapFlags);
+  }
+
+  @Override
+  public HostMapping map(long address, long offset, long length, int prot, int mapFlags) {
+    // sys_mmap, ksys_mmap_pgoff, do_mmap (its address-space checks answered by the kernel itself,
+    // see Placement), then kvm_gmem_mmap: the kernel's order.
+    if ((offset & (Folio.PAGE_SIZE - 1)) != 0) {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not page aligned");
     }
+    checkOpen();
     if ((mapFlags & MapFlags.HUGETLB) != 0) {
       throw GmemException.einval("MAP_HUGETLB is not valid for a guest_memfd mapping");
     }
-    if (length <= 0) {
+    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
+    long regionLength = block == Folio.PAGE_SIZE ? length : (length + block - 1) & -block; // hugetlbfs rounds up
+    if (regionLength == 0) {
       throw GmemException.einval("mmap length " + length);
     }
-    if (offset + length < 0) {
-      throw new GmemException(Errno.EOVERFLOW, "mmap range overflows");
+    Placement where = Placement.reserve(inode.sys(), address, regionLength, mapFlags, block);
+    try {
+      long pageLength = (length + Folio.PAGE_SIZE - 1) & -Folio.PAGE_SIZE;
+      if (offset < 0 || offset + pageLength < 0) {
+        throw new GmemException(Errno.EOVERFLOW, "mmap range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") beyond the largest file offset");
+      }
+      int type = mapFlags & MAP_TYPE;
+      if (type != MapFlags.SHARED && type != MapFlags.PRIVATE && type != MapFlags.SHARED_VALIDATE) {
+        throw GmemException.einval("mmap sharing type 0x" + Integer.toHexString(type) + ": MAP_SHARED, MAP_SHARED_VALIDATE or MAP_PRIVATE");
+      }
+      if (type == MapFlags.SHARED_VALIDATE && (mapFlags & ~LEGACY_MAP_MASK) != 0) {
+        throw new GmemException(Errno.EOPNOTSUPP, "MAP_SHARED_VALIDATE: guest_memfd does not know flags 0x" + Integer.toHexString(mapFlags & ~LEGACY_MAP_MASK));
+      }
+      if ((prot & Prot.EXEC) != 0) {
+        throw new GmemException(Errno.EPERM, "guest_memfd lives on a noexec mount: PROT_EXEC refused");
+      }
+      if ((mapFlags & MAP_GROWSDOWN) != 0) {
+        throw GmemException.einval("MAP_GROWSDOWN is for stacks, not for a file mapping");
+      }
+      if ((inode.flags() & GmemFlags.MMAP) == 0) {
+        throw new GmemException(Errno.ENODEV, "file was created without GUEST_MEMFD_FLAG_MMAP");
+      }
+      if (type == MapFlags.PRIVATE) {
+        throw GmemException.einval("guest_memfd mappings must be MAP_SHARED (copy-on-write is refused)");
+      }
+    } catch (RuntimeException e) {
+      where.release();
+      throw e;
     }
-    if ((mapFlags & MapFlags.FIXED) != 0) {
-      throw GmemException.einval("gmem chooses mapping addresses; MAP_FIXED is not supported");
-    }
-    int type = mapFlags & MapFlags.SHARED_VALIDATE;
-    if (type == 0) {
-      throw GmemException.einval("mmap needs MAP_SHARED or MAP_PRIVATE");
-    }
-    if ((prot & Prot.EXEC) != 0) {
-      throw new GmemException(Errno.EPERM, "guest_memfd lives on a noexec mount: PROT_EXEC refused");
-    }
-    if ((inode.flags() & GmemFlags.MMAP) == 0) {
-      throw new GmemException(Errno.ENODEV, "file was created without GUEST_MEMFD_FLAG_MMAP");
-    }
-    if (type == MapFlags.PRIVATE) {
-      throw GmemException.einval("guest_memfd mappings must be MAP_SHARED (copy-on-write is refused)");
-    }
-    return HostMappingImpl.create(this, inode, inaccessible, offset, length, prot, mapFlags);
+    return HostMappingImpl.create(this, inode, inaccessible, where, offset, length, prot, mapFlags);
   }
 
   @Override
@@ -191,6 +255,9 @@ public final class GuestMemFileImpl implements GuestMemFile {
   public void close() {
     if (open.compareAndSet(true, false)) {
       inode.removeFile(this);
+      if (kernelFile != null && kernelFile != inode.memory()) {
+        kernelFile.close();
+      }
       inode.release();
     }
   }

@@ -58,33 +58,46 @@ final class FolioWalk {
     }
   }
 
+  /** Joins adjacent present ranges into maximal runs and hands each finished run on. */
+  private static final class Runs {
+    private final Filemap.RunVisitor visitor;
+    private long start = -1;
+    private long end = -1;
+
+    Runs(Filemap.RunVisitor visitor) {
+      this.visitor = visitor;
+    }
+
+    void add(long s, long e) {
+      if (s == end) {
+        end = e;
+        return;
+      }
+      flush();
+      start = s;
+      end = e;
+    }
+
+    void flush() {
+      if (start >= 0) {
+        visitor.visit(start, end);
+      }
+    }
+  }
+
   /** See {@link Filemap#forEachPresentRun}. */
   static void forEachPresentRun(ChunkTable table, long start, long end, Filemap.RunVisitor visitor) {
-    long runStart = -1;
-    long runEnd = -1;
+    Runs runs = new Runs(visitor);
     long lastChunk = chunkEnd(end);
     for (long c = table.next(start >>> CHUNK_SHIFT, lastChunk); c >= 0; c = table.next(c + 1, lastChunk)) {
       Object slot = table.get(c);
       long base = c << CHUNK_SHIFT;
-      long s;
-      long e;
       if (slot instanceof HugeFolio h) {
         c = h.endChunk() - 1;
-        if (!h.isLive()) {
-          continue;
-        }
-        s = Math.max(start, h.start);
-        e = Math.min(end, h.start + h.nrPages());
-        if (s < e) {
-          if (s == runEnd) {
-            runEnd = e;
-          } else {
-            if (runStart >= 0) {
-              visitor.visit(runStart, runEnd);
-            }
-            runStart = s;
-            runEnd = e;
-          }
+        long s = Math.max(start, h.start);
+        long e = Math.min(end, h.start + h.nrPages());
+        if (h.isLive() && s < e) {
+          runs.add(s, e);
         }
         continue;
       }
@@ -93,39 +106,27 @@ final class FolioWalk {
       }
       int lo = (int) (Math.max(start, base) - base);
       int hi = (int) (Math.min(end, base + SmallChunk.PAGES) - base);
-      int off = lo;
-      while (off < hi) {
-        if (sc.isFull()) {
-          s = base + off;
-          e = base + hi;
-          off = hi;
-        } else {
-          while (off < hi && sc.orderAt(off) < 0) {
-            off++;
-          }
-          if (off == hi) {
-            break;
-          }
-          s = base + off;
-          while (off < hi && sc.orderAt(off) >= 0) {
-            off++;
-          }
-          e = base + off;
+      if (sc.isFull()) {
+        if (lo < hi) {
+          runs.add(base + lo, base + hi);
         }
-        if (s == runEnd) {
-          runEnd = e;
-        } else {
-          if (runStart >= 0) {
-            visitor.visit(runStart, runEnd);
-          }
-          runStart = s;
-          runEnd = e;
+        continue;
+      }
+      for (int off = lo; off < hi; ) {
+        while (off < hi && sc.orderAt(off) < 0) {
+          off++;
         }
+        if (off == hi) {
+          break;
+        }
+        int s = off;
+        while (off < hi && sc.orderAt(off) >= 0) {
+          off++;
+        }
+        runs.add(base + s, base + off);
       }
     }
-    if (runStart >= 0) {
-      visitor.visit(runStart, runEnd);
-    }
+    runs.flush();
   }
 
   /** See {@link Filemap#clearPrepared(long, long)}. */

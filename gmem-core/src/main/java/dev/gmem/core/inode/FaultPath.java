@@ -9,6 +9,7 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -26,14 +27,13 @@ import java.util.concurrent.locks.Lock;
 public final class FaultPath {
   /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
   private static final int ALLOCATION_STRIPES = 64;
-  /** Stripes serialising the prepare of one folio, so that different folios prepare in parallel; a power of two. */
+  /** Locks serialising the prepare of one folio, so that different folios prepare in parallel. */
   private static final int PREPARE_STRIPES = 64;
 
   private final GuestMemInodeImpl inode;
   private final long ino;
   private final long flags;
   private final long nrPages;
-  private final ArchHooks arch;
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final ShareabilityStore shareability;
@@ -50,7 +50,6 @@ public final class FaultPath {
     this.ino = inode.ino();
     this.flags = inode.flags();
     this.nrPages = inode.nrPages();
-    this.arch = inode.arch();
     this.allocator = inode.allocator();
     this.folioOrder = inode.folioOrder();
     this.shareability = inode.shareabilityStore();
@@ -73,27 +72,54 @@ public final class FaultPath {
     }
   }
 
+
   /**
-   * Host user fault on page {@code index}: SIGBUS semantics become EACCES for a page the host may
-   * not fault and EFAULT beyond EOF.
+   * Host user faults on pages {@code [start, end)}, all or nothing: every page is checked before
+   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF and EACCES for a page the host
+   * may not fault, for the first such page — then the interceptors see every page, then the
+   * folios are looked up or allocated (an allocation failure leaves the earlier pages allocated,
+   * as a kernel fault that ends in VM_FAULT_OOM does). Each page is then installed in the
+   * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
    */
-  public void hostFault(long index, boolean write) {
-    if (index < 0 || index >= nrPages) {
-      throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + index + ")");
-    }
-    Shareability s = shareability.get(index);
-    if (!arch.hostMayFault(index, s)) {
-      throw new GmemException(Errno.EACCES, "host access to " + s + " page " + index + " of inode " + ino);
-    }
+  public void hostFault(long start, long end, boolean write) {
+    checkHostFault(start, end);
     for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(ino, index, write);
+      for (long i = start; i < end; i++) {
+        fi.hostFault(ino, i, write);
+      }
     }
-    ensureFolio(index);
+    for (long i = start; i < end; i++) {
+      ensureFolio(i);
+      install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /** The checks of {@link #hostFault}, alone: EFAULT beyond EOF, EACCES where the host may not fault. */
+  public void checkHostFault(long start, long end) {
+    for (long i = start; i < end; i++) {
+      if (i < 0 || i >= nrPages) {
+        throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
+      }
+      Shareability s = shareability.get(i);
+      if (!inode.arch().hostMayFault(i, s)) {
+        throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
+      }
+    }
+  }
+
+  /**
+   * Lets later accesses of {@code kind} to page {@code index} take the lock-free path; only while
+   * nothing but the invalidate-locked state decides them, i.e. no interceptor is present.
+   */
+  private void install(long index, FastPageTable.Kind kind) {
+    if (interceptors.isEmpty()) {
+      inode.fastPages().install(index, kind);
+    }
   }
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && arch.hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && inode.arch().hostMayFault(index, shareability.get(index));
   }
 
   /**
@@ -104,12 +130,12 @@ public final class FaultPath {
    * Both vCPU paths resolve an access with this one rule.
    */
   public boolean isPrivateAccess(Shareability s, boolean accessBit) {
-    return arch.privateBitInAccess() ? accessBit : isPrivateMemory(s);
+    return inode.arch().privateBitInAccess() ? accessBit : isPrivateMemory(s);
   }
 
   /** {@code kvm_mem_is_private}: the VM has private memory and the page is private. */
   private boolean isPrivateMemory(Shareability s) {
-    return s == Shareability.PRIVATE && arch.hasPrivateMemory();
+    return s == Shareability.PRIVATE && inode.arch().hasPrivateMemory();
   }
 
   /**
@@ -122,7 +148,7 @@ public final class FaultPath {
    */
   public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit) {
     if (index < 0 || index >= nrPages) {
-      return arch.privateBitInAccess() && accessBit ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+      return inode.arch().privateBitInAccess() && accessBit ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
     }
     Shareability s = shareability.get(index);
     boolean privateAccess = isPrivateAccess(s, accessBit);
@@ -145,6 +171,9 @@ public final class FaultPath {
     if (privateAccess) {
       prepareOnce(index, gfn);
     }
+    // Keyed by the access's own bit, which is all the lock-free path knows; any conversion or
+    // punch of the page zaps the entry, and with it the verdict the bit got here.
+    install(index, accessBit ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
     return -1;
   }
 
@@ -181,7 +210,7 @@ public final class FaultPath {
             continue;
           }
           int o = largestAlignedOrder(p, k < prepared.size() ? prepared.get(k)[0] : end);
-          arch.prepare(startGfn + (p - start), p, o);
+          inode.arch().prepare(startGfn + (p - start), p, o);
           done.add(new long[] {p, o});
           p += 1L << o;
         }
@@ -282,7 +311,7 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, arch.maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(gfn, isPrivate)));
   }
 
   private void added(long index, int order) {

@@ -12,6 +12,8 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.backend.KernelAttributes;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
@@ -47,7 +49,8 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final FolioAllocator.Inode allocator;
   private final int folioOrder;
   private final int hostBlockOrder;
-  private final ArchHooks arch;
+  /** The hooks of the VM that holds the memory's encryption context; a context move replaces them. */
+  private volatile ArchHooks arch;
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
@@ -59,7 +62,9 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final HolePunch holePunch;
   private final PinTable pins;
   private final GuestView guestView;
+  private final FastPageTable fastPages;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
+  private volatile boolean evicted;
   private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
 
   public GuestMemInodeImpl(
@@ -88,6 +93,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.holePunch = new HolePunch(this, List.copyOf(listeners));
     this.pins = new PinTable(this);
     this.guestView = new GuestView(sys, memory, nrPages, hostBlockOrder);
+    this.fastPages = new FastPageTable(nrPages);
   }
 
   /**
@@ -133,6 +139,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public ArchHooks arch() {
     return arch;
+  }
+
+  /**
+   * A context move committed (invalidate lock held exclusive): from now on every arch call for
+   * this memory goes to {@code hooks}, which took the source VM's state over.
+   */
+  public void adoptArch(ArchHooks hooks) {
+    this.arch = hooks;
   }
 
   @Override
@@ -198,6 +212,28 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public GuestView.Window viewWindow(long first, long end) {
     return guestView.acquire(first, end);
+  }
+
+  /**
+   * Which pages gmem's accessors may reach without the invalidate lock: installed by the fault
+   * paths, zapped by {@link #invalidateBegin}, killed at eviction.
+   */
+  public FastPageTable fastPages() {
+    return fastPages;
+  }
+
+  /**
+   * {@code kvm_mmu_invalidate_begin} for gmem's lock-free accessors: removes the
+   * {@link FastPageTable} entries of pages {@code [start, end)} and waits ({@link Rcu#synchronize})
+   * until no access that may have used one is in flight. Every holder of the exclusive
+   * invalidate lock calls it before it changes what an entry vouches for — presence (punch),
+   * shareability and contents (conversion), the guest view's address space (eviction kills the
+   * whole table) — so an access on the lock-free path never meets a page in transition. Cannot fail.
+   */
+  @Override
+  public void invalidateBegin(long start, long end) {
+    fastPages.zap(start, end);
+    Rcu.GLOBAL.synchronize();
   }
 
   // ---- the public inode view -------------------------------------------------------------
@@ -328,9 +364,31 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return mappings;
   }
 
+  /** Whether the last reference is gone: memory, fd and guest view went back. */
+  public boolean isEvicted() {
+    return evicted;
+  }
+
+  /**
+   * Closes every host mapping, pin and file of the inode (runtime shutdown): each drops its
+   * reference, and the last one evicts. Memslots are deleted by their VMs.
+   */
+  void releaseAll() {
+    for (InodeMapping m : List.copyOf(mappings)) {
+      m.close();
+    }
+    pins.closeAll();
+    for (GuestMemFile f : List.copyOf(files)) {
+      f.close();
+    }
+  }
+
   private void evict() {
     invalidateLock.writeLock().lock();
     try {
+      evicted = true;
+      fastPages.kill();
+      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from the guest view
       guestView.close();
       holePunch.truncateAll();
       memory.close();

@@ -107,6 +107,7 @@ public final class GuestView {
     /** The address of file byte 0, as if the whole file were mapped: one add per access. */
     private final long base;
     private volatile boolean open = true;
+    private boolean released;
 
     private Window(Region region) {
       this.region = region;
@@ -120,21 +121,35 @@ public final class GuestView {
 
     /** Whether file pages {@code [from, to)} lie in the window. */
     public boolean covers(long from, long to) {
-      return region.first <= from && to <= region.end;
+      return first() <= from && to <= region.end;
     }
 
+    private long first() {
+      return region.first;
+    }
+
+    /** Whether accesses may still start through this user's hold. */
     public boolean isOpen() {
       return open;
+    }
+
+    /**
+     * No access starts through this hold any more; the mapping stays until {@link #close()}. For a
+     * user whose accesses run without the invalidate lock: retire, wait for them, then close.
+     */
+    public void retire() {
+      open = false;
     }
 
     /** This user is done; the last one unmaps. Closing twice is a no-op. */
     @Override
     public void close() {
       synchronized (GuestView.this) {
-        if (!open) {
+        open = false;
+        if (released) {
           return;
         }
-        open = false;
+        released = true;
         if (--region.users == 0) {
           regions.remove(region);
           region.mapping.close();

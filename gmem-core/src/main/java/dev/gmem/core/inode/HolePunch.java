@@ -75,6 +75,7 @@ public final class HolePunch {
     try {
       long first = offset >>> Folio.PAGE_SHIFT;
       long last = end >>> Folio.PAGE_SHIFT;
+      inode.invalidateBegin(first, last);
       long block = 1L << folioOrder;
       long wholeStart = Math.min(last, (first + block - 1) & -block);
       long wholeEnd = Math.max(wholeStart, last & -block);

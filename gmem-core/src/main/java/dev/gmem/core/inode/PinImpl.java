@@ -15,6 +15,7 @@ final class PinImpl implements Pin {
   private final long startPage;
   private final long nrPages;
   private final BitSet held;
+  private boolean closed;
 
   PinImpl(GuestMemInodeImpl inode, long startPage, long nrPages) {
     this.inode = inode;
@@ -48,12 +49,17 @@ final class PinImpl implements Pin {
     }
   }
 
+  /** Drops the page references, then the pin's reference on the inode (which may evict it). Idempotent. */
   @Override
   public void close() {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
       synchronized (this) {
+        if (closed) {
+          return;
+        }
+        closed = true;
         for (int i = held.nextSetBit(0); i >= 0; i = held.nextSetBit(i + 1)) {
           inode.filemap().put(startPage + i);
         }
@@ -63,5 +69,6 @@ final class PinImpl implements Pin {
     } finally {
       l.unlock();
     }
+    inode.release();
   }
 }

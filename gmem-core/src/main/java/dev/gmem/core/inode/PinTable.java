@@ -4,6 +4,7 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Pin;
 import dev.gmem.core.filemap.Filemap;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -26,6 +27,8 @@ public final class PinTable {
     }
     FaultPath faults = inode.faults();
     Filemap filemap = inode.filemap();
+    inode.acquire(); // a pin is a reference: it keeps the inode, and so its pages, alive
+    boolean pinned = false;
     inode.invalidateLock().readLock().lock();
     try {
       for (long i = index; i < index + nrPages; i++) {
@@ -47,9 +50,20 @@ public final class PinTable {
       }
       PinImpl p = new PinImpl(inode, index, nrPages);
       pins.add(p);
+      pinned = true;
       return p;
     } finally {
       inode.invalidateLock().readLock().unlock();
+      if (!pinned) {
+        inode.release();
+      }
+    }
+  }
+
+  /** Closes every pin (runtime shutdown). */
+  void closeAll() {
+    for (PinImpl p : List.copyOf(pins)) {
+      p.close();
     }
   }
 

@@ -10,6 +10,8 @@ import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.convert.InodeMapping;
@@ -24,8 +26,11 @@ import java.util.concurrent.locks.Lock;
  * A host mapping of a file range. Pages the host may not fault are covered by a mapping of an
  * empty memfd ({@link InaccessibleMemory}): any access to them raises SIGBUS, exactly as the
  * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
- * an unsafe access). gmem's accessors check shareability under the inode's invalidate lock first,
- * so through them the host gets a {@link GmemException} instead.
+ * an unsafe access). gmem's accessors check shareability first, so through them the host gets a
+ * {@link GmemException} instead: under the inode's invalidate lock, or, for an access within one
+ * page already faulted, lock-free against the inode's fast page table inside an RCU read-side
+ * section that conversion, punch and eviction wait for ({@link #access}). A failed access faults
+ * nothing in; one of zero bytes does nothing.
  *
  * <h2>Huge-page memory</h2>
  * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
@@ -39,6 +44,7 @@ import java.util.concurrent.locks.Lock;
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
+  private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
@@ -54,12 +60,17 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
   private final ShareabilityStore mapped;
   /**
-   * Where the accessors copy: the mapping itself, whose private pages are covered; on huge-page
-   * memory a window of gmem's ({@link #accessorWindow}) at this mapping's offset.
+   * Where the accessors copy: the mapping itself, whose private pages are covered, so no other
+   * mapping of the range exists for them; on huge-page memory a window of gmem's
+   * ({@link #accessorWindow}) at this mapping's offset.
    */
   private final long view;
   /** The window {@link #view} points into on huge-page memory, else null; closed with the mapping. */
   private final GuestView.Window accessorWindow;
+  /** The inode's page table for lock-free accesses. */
+  private final FastPageTable fastPages;
+  /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
+  private volatile boolean open = true;
 
   private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
       int prot, Mapping mapping, Shareability initiallyMapped, GuestView.Window accessorWindow) {
@@ -76,14 +87,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
     this.accessorWindow = accessorWindow;
     this.view = accessorWindow != null ? accessorWindow.address(offset) : mapping.address();
+    this.fastPages = inode.fastPages();
   }
 
   /**
    * Huge-page memory only: the shared pages of a huge page that also holds private ones must stay
    * reachable for the accessors while the mapping covers that block whole, so they copy through a
-   * window over the mapping's range inside EOF (none when it lies wholly beyond). Elsewhere the
-   * mapping is covered per page and the accessors copy through it: no other mapping of the range
-   * exists for them, private pages included.
+   * window over the mapping's range inside EOF (none when it lies wholly beyond).
    */
   private static GuestView.Window accessorWindow(GuestMemInodeImpl inode, long offset, long length) {
     long first = offset >>> Folio.PAGE_SHIFT;
@@ -91,35 +101,66 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     return inode.hostBlockOrder() > 0 && first < end ? inode.guestView().acquire(first, end) : null;
   }
 
-  /** Maps after the file layer validated the arguments; registers with the inode. */
+  /** {@link #create(GuestMemFile, GuestMemInodeImpl, InaccessibleMemory, Placement, long, long, int, int)} where the kernel chooses. */
   public static HostMappingImpl create(
       GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot, int mapFlags) {
+    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
+    Placement where = Placement.reserve(inode.sys(), 0, (length + block - 1) & -block, 0, block);
+    return create(file, inode, inaccessible, where, offset, length, prot, mapFlags);
+  }
+
+  /**
+   * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
+   * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which
+   * faults in what it maps, and on huge-page memory the region starts as SIGBUS memory and the
+   * file is mapped over the pages the host may fault; otherwise the file is mapped and those pages
+   * are covered before anyone can touch them (the inode's lock is held).
+   *
+   * <p>MAP_LOCKED locks what it maps now (the region is VM_LOCKED and its host-faultable pages are
+   * faulted in); pages that become host-faultable later are mapped on demand, not locked, as a
+   * fault would bring them in. On huge-page memory it populates only (hugetlb pages are never
+   * swapped).
+   */
+  public static HostMappingImpl create(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where,
+      long offset, long length, int prot, int mapFlags) {
     Sys sys = inode.sys();
     inode.acquire();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
-    HostMappingImpl m = null;
-    GuestView.Window window = null;
     Mapping region = null;
+    GuestView.Window window = null;
     try {
       boolean huge = inode.hostBlockOrder() > 0;
-      region = huge
-          ? coveredRegion(inode, inaccessible, offset, length, prot)
-          : new Mapping(sys, sys.mmap(0, length, prot, MapFlags.SHARED | (mapFlags & MapFlags.LOCKED), inode.memory().get(), offset), length);
+      boolean locked = (mapFlags & MapFlags.LOCKED) != 0 && !huge;
+      boolean covered = huge || locked;
+      if (huge) {
+        region = coveredRegion(inode, inaccessible, where, offset, length, prot);
+      } else if (locked) {
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED, inaccessible.fd(), 0), length);
+      } else {
+        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), offset), length);
+      }
       window = accessorWindow(inode, offset, length);
-      m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, huge ? Shareability.PRIVATE : Shareability.SHARED, window);
+      HostMappingImpl m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, covered ? Shareability.PRIVATE : Shareability.SHARED, window);
+      // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
+      boolean populate = (mapFlags & MapFlags.LOCKED) != 0 || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
       long firstPage = offset >>> Folio.PAGE_SHIFT;
-      long endPage = Math.min(inode.nrPages(), (offset + length) >>> Folio.PAGE_SHIFT);
+      long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
           boolean faultable = inode.arch().hostMayFault(r.start(), r.shareability());
-          if (faultable && huge) {
+          if (faultable && populate) {
+            m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
+          }
+          if (faultable && locked) {
+            m.mapFile(r.start(), r.end(), MapFlags.LOCKED); // the kernel faults them in here
+          } else if (faultable && huge) {
             m.setAccessible(r.start(), r.end(), true);
-          } else if (!faultable && !huge) {
+          } else if (!faultable && !covered) {
             m.setAccessible(r.start(), r.end(), false);
           }
-          if (faultable && (mapFlags & MapFlags.POPULATE) != 0) {
-            m.populate(r.start(), r.end());
+          if (faultable && populate && !locked) {
+            m.prefault(r.start(), r.end());
           }
         }
       }
@@ -128,6 +169,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     } catch (RuntimeException e) {
       if (region != null) {
         region.close();
+      } else {
+        where.release();
       }
       if (window != null) {
         window.close();
@@ -140,12 +183,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * For huge-page memory: a block-aligned region of whole blocks, all SIGBUS memory at first
-   * (the file's blocks are mapped over it as they become faultable). Mapped with a block of slack
-   * and trimmed, since the kernel aligns only hugetlbfs mappings to the huge page size. MAP_LOCKED
-   * is moot: hugetlb pages are never swapped.
+   * For huge-page memory: a block-aligned region of whole blocks (the placement is), all SIGBUS
+   * memory at first; the file's blocks are mapped over it as they become faultable.
    */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length, int prot) {
+  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot) {
     Sys sys = inode.sys();
     long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
     if ((offset & (block - 1)) != 0) {
@@ -153,22 +194,23 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
     }
     long regionLength = (length + block - 1) & -block;
-    long raw = sys.mmap(0, regionLength + block, prot, MapFlags.SHARED, inaccessible.fd(), 0);
-    long start = (raw + block - 1) & -block;
-    if (start > raw) {
-      sys.munmap(raw, start - raw);
-    }
-    sys.munmap(start + regionLength, raw + block - start);
-    return new Mapping(sys, start, regionLength);
+    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0), regionLength);
   }
 
-  /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
-  private void populate(long startPage, long endPage) {
+  /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
+  private void allocate(long startPage, long endPage) {
     if ((prot & Prot.READ_WRITE) == 0) {
       return;
     }
     for (long i = startPage; i < endPage; i++) {
       inode.faults().ensureFolio(i);
+    }
+  }
+
+  /** MAP_POPULATE: best effort, as in the kernel, which ignores population failures and PROT_NONE. */
+  private void prefault(long startPage, long endPage) {
+    if ((prot & Prot.READ_WRITE) == 0) {
+      return;
     }
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
@@ -219,8 +261,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   private void mapFile(long first, long end) {
+    mapFile(first, end, 0);
+  }
+
+  /** Maps the file over pages {@code [first, end)}; {@code extraFlags} MAP_LOCKED also faults them in. */
+  private void mapFile(long first, long end, int extraFlags) {
     sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), first << Folio.PAGE_SHIFT);
+        MapFlags.SHARED | MapFlags.FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
     mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
   }
 
@@ -281,64 +328,103 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public boolean isOpen() {
-    return mapping.isOpen();
+    return open;
   }
 
   private void checkRange(long off, long len, int needProt) {
-    if (!mapping.isOpen()) {
-      throw new GmemException(Errno.EFAULT, "mapping is closed");
-    }
-    if (off < 0 || len < 0 || off > length - len) {
-      throw new GmemException(Errno.EFAULT, "access [" + off + ", +" + len + ") outside mapping of " + length + " bytes");
-    }
-    if ((prot & needProt) != needProt) {
-      throw new GmemException(Errno.EFAULT, "mapping prot " + prot + " does not allow " + (needProt == Prot.WRITE ? "writes" : "reads"));
+    if (!open || off < 0 || len < 0 || off > length - len || (prot & needProt) != needProt) {
+      throw rangeError(off, len, needProt);
     }
   }
 
+  private GmemException rangeError(long off, long len, int needProt) {
+    if (!open) {
+      return closed();
+    }
+    if (off < 0 || len < 0 || off > length - len) {
+      return new GmemException(Errno.EFAULT, "access [" + off + ", +" + len + ") outside mapping of " + length + " bytes");
+    }
+    return new GmemException(Errno.EFAULT, "mapping prot " + prot + " does not allow " + (needProt == Prot.WRITE ? "writes" : "reads"));
+  }
+
+  private static GmemException closed() {
+    return new GmemException(Errno.EFAULT, "mapping is closed");
+  }
+
   /**
-   * Host-faults every page of {@code [off, off+len)}, heals the mapping where it still covers them,
-   * and returns where to copy ({@link #view}). The caller holds the invalidate lock shared.
+   * Host-faults every page of {@code [off, off+len)}, {@code len > 0}, all or nothing, and returns
+   * where to copy ({@link #view}). A page the host may fault that the mapping still covers (a
+   * conversion that failed leaves it to the next fault) is mapped again before the fault installs
+   * its fast-page-table entry: the lock-free path copies through the mapping. The caller holds the
+   * invalidate lock shared.
    */
   private long fault(long off, long len, boolean write) {
-    if (!mapping.isOpen()) {
-      throw new GmemException(Errno.EFAULT, "mapping is closed");
-    }
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
-    long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
-    for (long i = first; i <= last; i++) {
-      inode.faults().hostFault(i, write);
-    }
+    long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
     if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-      // Heals the mapping, a block at a time: the accessors copy through it (but on huge-page
-      // memory, where a mixed block stays covered and they copy through the window).
+      inode.faults().checkHostFault(first, last + 1); // heal only what the host may fault
       for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
         if (mapped.get(i - firstPage) != Shareability.SHARED) {
           heal(i);
         }
       }
     }
+    inode.faults().hostFault(first, last + 1, write);
     return view + off;
   }
 
-  /** What an access does at the address the access path hands it; returns the loaded value, or 0. */
+  /**
+   * What an access does at the address the access path hands it, with the value to store (scalar
+   * stores); returns the loaded value, or 0. The scalar accessors pass lambdas that capture
+   * nothing, so the lock-free path allocates nothing.
+   */
   @FunctionalInterface
   private interface Copy {
-    long at(long address);
+    long at(long address, long value);
   }
 
   /**
-   * The one access path of every accessor: checks the range and the mapping's protection, then,
-   * under the invalidate lock taken shared, host-faults the pages of {@code [off, off+len)} and
-   * runs {@code copy} at their address in the guest view. {@code needProt} says which protection
-   * the access needs; it is a write fault when that includes {@link Prot#WRITE}.
+   * The one access path of every accessor: checks the range and the mapping's protection; a
+   * zero-length access ends there. An access within one page whose page the
+   * {@linkplain FastPageTable fast page table} maps for the host runs {@code copy} at once, inside
+   * an {@link Rcu} read-side section and without the lock: an invalidation (conversion, punch,
+   * eviction) zaps the entry and waits for the section before it changes the page. Otherwise
+   * {@link #lockedAccess}. Kept small so that it inlines into each accessor.
    */
-  private long access(long off, long len, int needProt, Copy copy) {
+  private long access(long off, long len, int needProt, long value, Copy copy) {
     checkRange(off, len, needProt);
+    if (len == 0) {
+      return 0;
+    }
+    long at = offset + off;
+    if ((at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+      Rcu.Reader r = Rcu.GLOBAL.reader();
+      r.lock();
+      try {
+        if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
+          return copy.at(view + off, value); // close() waits for this section before it unmaps
+        }
+      } finally {
+        r.unlock();
+      }
+    }
+    return lockedAccess(off, len, needProt, value, copy);
+  }
+
+  /**
+   * The slow path: under the invalidate lock taken shared, host-faults the pages of
+   * {@code [off, off+len)} (installing their fast-page-table entries) and runs {@code copy} at
+   * their address in the guest view. A write fault when {@code needProt} includes
+   * {@link Prot#WRITE}. {@code len > 0}.
+   */
+  private long lockedAccess(long off, long len, int needProt, long value, Copy copy) {
     Lock l = inode.invalidateLock().readLock();
     l.lock();
     try {
-      return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0));
+      if (!open) {
+        throw closed(); // closed meanwhile: the guest view may be gone as soon as we unlock
+      }
+      return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0), value);
     } finally {
       l.unlock();
     }
@@ -346,26 +432,26 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public byte getByte(long off) {
-    return (byte) access(off, 1, Prot.READ, IO::getByte);
+    return (byte) access(off, 1, Prot.READ, 0, (a, v) -> IO.getByte(a));
   }
 
   @Override
   public void putByte(long off, byte value) {
-    access(off, 1, Prot.WRITE, a -> {
-      IO.putByte(a, value);
+    access(off, 1, Prot.WRITE, value, (a, v) -> {
+      IO.putByte(a, (byte) v);
       return 0;
     });
   }
 
   @Override
   public long getLong(long off) {
-    return access(off, Long.BYTES, Prot.READ, IO::getLong);
+    return access(off, Long.BYTES, Prot.READ, 0, (a, v) -> IO.getLong(a));
   }
 
   @Override
   public void putLong(long off, long value) {
-    access(off, Long.BYTES, Prot.WRITE, a -> {
-      IO.putLong(a, value);
+    access(off, Long.BYTES, Prot.WRITE, value, (a, v) -> {
+      IO.putLong(a, v);
       return 0;
     });
   }
@@ -373,7 +459,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   @Override
   public void read(long off, byte[] dst, int dstIndex, int len) {
     Objects.checkFromIndexSize(dstIndex, len, dst.length);
-    access(off, len, Prot.READ, a -> {
+    access(off, len, Prot.READ, 0, (a, v) -> {
       IO.getByteArray(a, dst, dstIndex, len);
       return 0;
     });
@@ -382,7 +468,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   @Override
   public void write(long off, byte[] src, int srcIndex, int len) {
     Objects.checkFromIndexSize(srcIndex, len, src.length);
-    access(off, len, Prot.WRITE, a -> {
+    access(off, len, Prot.WRITE, 0, (a, v) -> {
       IO.putByteArray(a, src, srcIndex, len);
       return 0;
     });
@@ -390,46 +476,60 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public void fill(long off, long len, byte value) {
-    access(off, len, Prot.WRITE, a -> {
-      IO.setMemory(a, len, value);
+    access(off, len, Prot.WRITE, value, (a, v) -> {
+      IO.setMemory(a, len, (byte) v);
       return 0;
     });
   }
 
   /**
    * Faults the range in as a write where the mapping allows writes, like the accessors, and hands
-   * out the mapping itself, which must map every page of the range.
+   * out the mapping itself, which must map every page of the range. Always the locked path: it
+   * heals the raw mapping, which the lock-free path never looks at.
    */
   @Override
   public ByteBuffer buffer(long off, int len) {
-    access(off, len, Prot.READ | (prot & Prot.WRITE), a -> {
-      long first = (offset + off) >>> Folio.PAGE_SHIFT;
-      long last = (offset + off + Math.max(len, 1) - 1) >>> Folio.PAGE_SHIFT;
-      if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-        throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
-            + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
-      }
-      return 0;
-    });
+    int needProt = Prot.READ | (prot & Prot.WRITE);
+    checkRange(off, len, needProt);
+    if (len > 0) {
+      lockedAccess(off, len, needProt, 0, (a, v) -> {
+        long first = (offset + off) >>> Folio.PAGE_SHIFT;
+        long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
+        if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+          throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
+              + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
+        }
+        return 0;
+      });
+    }
     ByteBuffer b = Sys.buffer(mapping.address() + off, len);
     return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
   }
 
+  /**
+   * Unmaps. Accessors that start afterwards fail with EFAULT. The accessors copy through the
+   * mapping itself, so none may be in flight when it goes: one on the lock-free path re-checks
+   * {@code open} inside its RCU section, which this waits for; one on the locked path holds the
+   * invalidate lock shared, which this takes exclusive. The unmapping itself is under this
+   * object's monitor, so that no {@link #setAccessible} maps into the region after it is unmapped
+   * (the address may belong to someone else by then).
+   */
   @Override
   public void close() {
-    if (!mapping.isOpen()) {
-      return;
+    synchronized (this) {
+      if (!open) {
+        return;
+      }
+      open = false;
     }
-    // Exclusive: the accessors copy through the mapping under the lock held shared, so none is
-    // in flight while it goes (each re-checks that it is open under the lock).
+    Rcu.GLOBAL.synchronize();
     Lock l = inode.invalidateLock().writeLock();
     l.lock();
     try {
-      if (!mapping.isOpen()) {
-        return; // a concurrent close won: it drops the reference
+      synchronized (this) {
+        inode.removeMapping(this);
+        mapping.close();
       }
-      inode.removeMapping(this);
-      mapping.close();
       if (accessorWindow != null) {
         accessorWindow.close();
       }

@@ -6,8 +6,10 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Vm;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestView;
+import dev.gmem.core.inode.GuestMemInodeImpl;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -32,16 +34,28 @@ public final class MemslotTable {
   private final int slotIds;
   private final long maxGfn;
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
-  /** The window each slot's {@code userspace_addr} points into (gmem's stand-in for stage 2). */
   private final java.util.HashMap<Integer, Binding> bindings = new java.util.HashMap<>();
   private volatile Binding[] byGpa = new Binding[0];
 
   /**
-   * A bound slot, the window the software vCPU copies through, and — where the kernel must not
-   * reach every page of it ({@code userspace_addr}) — the mapping the kernel is given instead; null
-   * where the kernel is given the window.
+   * A slot with what the software vCPU needs on every access resolved once, when the slot is
+   * created (fewer dependent loads on its lock-free path): its file and inode, the inode's fast page
+   * table, the window the software vCPU copies through ({@code viewBase}: where file byte 0 would
+   * be) and — where the kernel must not reach every page of the slot — the mapping the kernel is
+   * given as {@code userspace_addr} instead; null where the kernel is given the window.
    */
-  public record Binding(Memslot slot, GuestView.Window window, AutoCloseable kernelView) {}
+  public record Binding(long gpa, long size, Memslot slot, GuestMemFileImpl file, GuestMemInodeImpl inode, FastPageTable fastPages,
+      GuestView.Window window, long viewBase, AutoCloseable kernelView) {
+    static Binding of(Memslot m, GuestView.Window window, AutoCloseable kernelView) {
+      GuestMemFileImpl f = (GuestMemFileImpl) m.file();
+      return new Binding(m.gpa(), m.size(), m, f, f.inodeImpl(), f.inodeImpl().fastPages(), window, window.address(0), kernelView);
+    }
+
+    /** The file offset that backs {@code address}. */
+    public long fileOffset(long address) {
+      return slot.offset() + (address - gpa);
+    }
+  }
 
   /**
    * {@code privateMemory}: VMs with private memory have one address space
@@ -155,12 +169,12 @@ public final class MemslotTable {
     } else {
       Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
       slots.put(slot, m);
-      result = new Binding(m, window, kernelView);
+      result = Binding.of(m, window, kernelView);
       bindings.put(slot, result);
     }
     Binding[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0)
         .map(m -> bindings.get(m.slot())).toArray(Binding[]::new);
-    Arrays.sort(snap, Comparator.comparingLong(b -> b.slot().gpa()));
+    Arrays.sort(snap, Comparator.comparingLong(Binding::gpa));
     byGpa = snap;
     return result;
   }
@@ -171,14 +185,14 @@ public final class MemslotTable {
     return b == null ? null : b.slot();
   }
 
-  /** The slot (address space 0) containing {@code gpa} with its window, or null. Lock-free. */
+  /** The binding of the slot (address space 0) containing {@code gpa}, or null. Lock-free. */
   public Binding binding(long gpa) {
     Binding[] s = byGpa;
     int lo = 0;
     int hi = s.length - 1;
     while (lo <= hi) {
       int mid = (lo + hi) >>> 1;
-      Memslot m = s[mid].slot();
+      Binding m = s[mid];
       if (Long.compareUnsigned(gpa, m.gpa()) < 0) {
         hi = mid - 1;
       } else if (Long.compareUnsigned(gpa - m.gpa(), m.size()) >= 0) {

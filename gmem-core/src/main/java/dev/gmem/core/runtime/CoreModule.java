@@ -15,7 +15,7 @@ import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
-import javax.inject.Singleton;
+import jakarta.inject.Singleton;
 
 /** Native layer, host probe and backend choice for one runtime. */
 @Module

@@ -20,8 +20,7 @@ import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.alloc.PageAllocator;
 import dev.gmem.core.backend.Backend;
 import dev.gmem.core.config.GmemConfig;
-import dev.gmem.core.file.GuestMemFileImpl;
-import dev.gmem.core.convert.InodeMapping;
+import dev.gmem.core.inode.LiveInodes;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.plugin.PluginRegistry;
@@ -36,7 +35,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import javax.inject.Inject;
+import jakarta.inject.Inject;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,6 +55,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
   private final Map<String, FolioAllocator> allocators = new ConcurrentHashMap<>();
   private final FolioAllocator pageAllocator = new PageAllocator();
   private final CopyOnWriteArrayList<VmImpl> vms = new CopyOnWriteArrayList<>();
+  private final LiveInodes inodes = new LiveInodes();
   private final AtomicBoolean open = new AtomicBoolean(true);
 
   @Inject
@@ -81,7 +81,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
       }
     }
     this.vmContext = new VmContext(
-        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits);
+        sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits,
+        inodes);
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 
@@ -121,35 +122,27 @@ final class GmemRuntimeImpl implements GmemRuntime {
     ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
         "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
     ArchHooks hooks = arch.create(type, hostMemory);
-    // A closed VM is forgotten unless files it made are still open: those stay the runtime's to close.
-    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, v -> {
-      if (v.openFiles().isEmpty()) {
-        vms.remove(v);
-      }
-    });
+    // A closed VM is forgotten: what its files left alive is in the runtime's live inodes.
+    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, vms::remove);
     vms.add(vm);
     return vm;
   }
 
+  /**
+   * Releases everything reachable from the runtime: VMs (vCPUs, memslots), then every inode's
+   * mappings, pins and files — also those whose file or VM the caller closed first — so that each
+   * inode is evicted; then the backend and the SIGBUS memory.
+   */
   @Override
   public void close() {
     if (!open.compareAndSet(true, false)) {
       return;
     }
-    for (VmImpl vm : vms) {
-      for (GuestMemFileImpl f : vm.openFiles()) {
-        for (InodeMapping m : List.copyOf(f.inodeImpl().mappings())) {
-          try {
-            m.close();
-          } catch (RuntimeException e) {
-            LOG.warn("closing mapping failed", e);
-          }
-        }
-        f.close();
-      }
+    for (VmImpl vm : List.copyOf(vms)) {
       vm.close();
     }
     vms.clear();
+    inodes.releaseAll();
     backend.close();
     inaccessible.close();
   }

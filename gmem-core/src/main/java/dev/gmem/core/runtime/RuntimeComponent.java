@@ -5,7 +5,7 @@ import dagger.Component;
 import dev.gmem.core.config.GmemConfig;
 import dev.gmem.core.plugin.PluginModule;
 import dev.gmem.core.plugin.PluginRegistry;
-import javax.inject.Singleton;
+import jakarta.inject.Singleton;
 
 /** One runtime's object graph. */
 @Singleton

@@ -32,6 +32,20 @@ public final class KvmStructs {
     }
   }
 
+  /**
+   * {@code struct kvm_link_guest_memfd} of the {@code KVM_LINK_GUEST_MEMFD} RFC (v2, 2025): 64
+   * bytes. Not in any released kernel's headers.
+   */
+  public static final class LinkGuestMemfd extends Struct {
+    public final Unsigned64 fd = new Unsigned64();
+    public final Unsigned64 flags = new Unsigned64();
+    public final Unsigned64[] reserved = array(new Unsigned64[6]);
+
+    public LinkGuestMemfd(Runtime runtime) {
+      super(runtime);
+    }
+  }
+
   /** {@code struct kvm_userspace_memory_region2}: 160 bytes. */
   public static final class UserspaceMemoryRegion2 extends Struct {
     public final Unsigned32 slot = new Unsigned32();

@@ -2,6 +2,7 @@ package dev.gmem.core.sys;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.GmemException;
+import dev.gmem.core.sys.libc.LibC;
 import java.nio.ByteBuffer;
 import java.util.function.IntSupplier;
 import jnr.ffi.LibraryLoader;
@@ -37,6 +38,11 @@ public final class Sys {
 
   public static final long SYS_USERFAULTFD = 323;
   public static final long SYS_MEMFD_SECRET = 447;
+  public static final long SYS_MEMBARRIER = 324;
+
+  public static final int MEMBARRIER_CMD_QUERY = 0;
+  public static final int MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3;
+  public static final int MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4;
 
   public static final long MAP_FAILED = -1L;
   public static final long PAGE_SIZE = 4096;
@@ -216,6 +222,18 @@ public final class Sys {
     long r = libc.syscall(number, a1);
     if (r < 0) {
       throw fail(name);
+    }
+    return r;
+  }
+
+  /**
+   * {@code membarrier(cmd, 0, 0)}: with {@link #MEMBARRIER_CMD_PRIVATE_EXPEDITED}, every thread of
+   * this process that is running executes a full memory barrier before the call returns.
+   */
+  public long membarrier(int cmd) {
+    long r = libc.syscall(SYS_MEMBARRIER, cmd, 0, 0);
+    if (r < 0) {
+      throw fail("membarrier");
     }
     return r;
   }

@@ -42,6 +42,7 @@ public final class KvmVcpu implements Vcpu {
   private final ExitDecoder decoder;
   private final KvmStructs.Regs regs;
   private final KvmStructs.Sregs sregs;
+  private final VcpuGate gate;
   private final AtomicInteger state = new AtomicInteger(IDLE);
 
   /** Offset/length of the data of an IN exit not yet answered; -1 when none. */
@@ -49,8 +50,9 @@ public final class KvmVcpu implements Vcpu {
   private int pendingInLength;
   private boolean pendingMmioRead;
 
-  private KvmVcpu(Kvm kvm, int id, Fd fd, Mapping runMapping) {
+  private KvmVcpu(Kvm kvm, int id, Fd fd, Mapping runMapping, VcpuGate gate) {
     this.kvm = kvm;
+    this.gate = gate;
     this.id = id;
     this.fd = fd;
     this.runMapping = runMapping;
@@ -71,11 +73,16 @@ public final class KvmVcpu implements Vcpu {
    *     was closed: KVM frees vCPUs only with the VM), EINVAL for an id out of range
    */
   public static KvmVcpu create(Kvm kvm, Fd kvmDevice, Fd vm, int id) {
+    return create(kvm, kvmDevice, vm, id, VcpuGate.OPEN);
+  }
+
+  /** {@link #create(Kvm, Fd, Fd, int)} for a vCPU whose every ioctl passes {@code gate} first. */
+  public static KvmVcpu create(Kvm kvm, Fd kvmDevice, Fd vm, int id, VcpuGate gate) {
     int size = kvm.vcpuMmapSize(kvmDevice);
     Fd fd = kvm.createVcpu(vm, id);
     try {
       long address = kvm.sys().mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, fd.get(), 0);
-      return new KvmVcpu(kvm, id, fd, new Mapping(kvm.sys(), address, size));
+      return new KvmVcpu(kvm, id, fd, new Mapping(kvm.sys(), address, size), gate);
     } catch (RuntimeException | Error e) {
       fd.close();
       throw e;
@@ -94,7 +101,7 @@ public final class KvmVcpu implements Vcpu {
    */
   @Override
   public VcpuExit run() {
-    enter();
+    enterGated(true);
     try {
       fillUnansweredReads();
       try {
@@ -106,7 +113,7 @@ public final class KvmVcpu implements Vcpu {
       rememberPendingRead(exit);
       return exit;
     } finally {
-      leave();
+      leaveGated();
     }
   }
 
@@ -179,47 +186,47 @@ public final class KvmVcpu implements Vcpu {
 
   @Override
   public Registers registers() {
-    enter();
+    enterGated(false);
     try {
       kvm.getRegs(fd, regs);
       return RegisterCodec.read(regs);
     } finally {
-      leave();
+      leaveGated();
     }
   }
 
   @Override
   public void setRegisters(Registers registers) {
     Objects.requireNonNull(registers, "registers");
-    enter();
+    enterGated(false);
     try {
       RegisterCodec.write(registers, regs);
       kvm.setRegs(fd, regs);
     } finally {
-      leave();
+      leaveGated();
     }
   }
 
   @Override
   public SpecialRegisters specialRegisters() {
-    enter();
+    enterGated(false);
     try {
       kvm.getSregs(fd, sregs);
       return RegisterCodec.read(sregs);
     } finally {
-      leave();
+      leaveGated();
     }
   }
 
   @Override
   public void setSpecialRegisters(SpecialRegisters registers) {
     Objects.requireNonNull(registers, "registers");
-    enter();
+    enterGated(false);
     try {
       RegisterCodec.write(registers, sregs);
       kvm.setSregs(fd, sregs);
     } finally {
-      leave();
+      leaveGated();
     }
   }
 
@@ -253,6 +260,25 @@ public final class KvmVcpu implements Vcpu {
       throw new GmemException(Errno.EBADF, "vCPU " + id + " is closed");
     }
     throw new IllegalStateException("vCPU " + id + " is in use by another thread; a vCPU belongs to one thread at a time");
+  }
+
+  /** {@link #enter()}, then the VM's gate for an ioctl ({@code run}: KVM_RUN); undone by {@link #leaveGated()}. */
+  private void enterGated(boolean run) {
+    enter();
+    try {
+      gate.enter(run);
+    } catch (RuntimeException | Error e) {
+      leave();
+      throw e;
+    }
+  }
+
+  private void leaveGated() {
+    try {
+      gate.leave();
+    } finally {
+      leave();
+    }
   }
 
   private void leave() {

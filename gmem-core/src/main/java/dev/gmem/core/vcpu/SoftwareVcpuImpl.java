@@ -6,6 +6,8 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
+import dev.gmem.core.access.FastPageTable;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
@@ -15,20 +17,26 @@ import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
- * The guest fault path in software: memslot → file → inode, under the inode's invalidate lock
- * taken shared, then {@link dev.gmem.core.inode.FaultPath#guestFault} for the shareability check, folio
- * allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
+ * The guest fault path in software: memslot → file → inode, then either the lock-free path for a
+ * page whose last fault with the same private bit succeeded and that no invalidation touched since, or,
+ * under the inode's invalidate lock taken shared, {@link dev.gmem.core.inode.FaultPath#guestFault}
+ * for the shareability check, folio allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
  * the first page that exits stops it (earlier pages are done, as on hardware). Every access goes
  * through {@link #accessPage}.
  */
 public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final MemoryIO IO = MemoryIO.getInstance();
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
+  private static final FastPageTable.Kind GUEST_PRIVATE = FastPageTable.Kind.GUEST_PRIVATE;
+  private static final FastPageTable.Kind GUEST_SHARED = FastPageTable.Kind.GUEST_SHARED;
 
   private final MemslotTable memslots;
+  private final Runnable vmAlive;
 
-  public SoftwareVcpuImpl(MemslotTable memslots) {
+  /** {@code vmAlive} throws what an access on the VM fails with now (EIO once the VM is dead). */
+  public SoftwareVcpuImpl(MemslotTable memslots, Runnable vmAlive) {
     this.memslots = memslots;
+    this.vmAlive = vmAlive;
   }
 
   @Override
@@ -60,7 +68,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       int chunk = (int) Math.min(len - done, Folio.PAGE_SIZE - (a & PAGE_MASK));
       int at = index + done;
       try {
-        accessPage(a, chunk, write, privateAccess, 0, addr -> {
+        accessPage(a, chunk, write, privateAccess, 0, (addr, v) -> {
           if (write) {
             IO.putByteArray(addr, buf, at, chunk);
           } else {
@@ -79,58 +87,103 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   /** 8 bytes: within a page, one page access; across pages, the multi-page way. */
   private long accessLong(long gpa, boolean write, long value, boolean privateAccess) {
     if ((gpa & PAGE_MASK) > Folio.PAGE_SIZE - Long.BYTES) {
-      ByteBuffer b = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
-      VcpuExit e = accessBytes(gpa, b.array(), 0, Long.BYTES, write, privateAccess);
-      if (e != null) {
-        throw new MemoryExitException(e);
-      }
-      return write ? 0 : b.getLong(0);
+      return accessLongAcrossPages(gpa, write, value, privateAccess);
     }
     if (write) {
-      return accessPage(gpa, Long.BYTES, true, privateAccess, value, addr -> {
-        IO.putLong(addr, value);
+      return accessPage(gpa, Long.BYTES, true, privateAccess, value, (addr, v) -> {
+        IO.putLong(addr, v);
         return 0;
       });
     }
-    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, IO::getLong);
+    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, (addr, v) -> IO.getLong(addr));
   }
 
-  /** What an access does at the guest-view address of its bytes; returns the loaded value, or 0. */
+  private long accessLongAcrossPages(long gpa, boolean write, long value, boolean privateAccess) {
+    ByteBuffer b = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
+    VcpuExit e = accessBytes(gpa, b.array(), 0, Long.BYTES, write, privateAccess);
+    if (e != null) {
+      throw new MemoryExitException(e);
+    }
+    return write ? 0 : b.getLong(0);
+  }
+
+  /**
+   * What an access does at the guest-view address of its bytes, with the value to store (scalar
+   * stores); returns the loaded value, or 0. The scalar accesses pass lambdas that capture
+   * nothing, so the lock-free path allocates nothing.
+   */
   @FunctionalInterface
   private interface Copy {
-    long at(long address);
+    long at(long address, long value);
   }
 
   /**
    * The one guest access path: {@code len} bytes at {@code gpa}, within one page. Memslot lookup
-   * (none: an MMIO exit carrying {@code mmioData}), then, under the inode's invalidate lock taken
-   * shared, the guest fault and {@code copy} at the page's address in the slot's window — the
-   * memory behind its {@code userspace_addr}, which a real vCPU reaches too. Returns what
-   * {@code copy} returned; an exit is thrown as {@link MemoryExitException}.
+   * (none: an MMIO exit carrying {@code value}, the data of a store); then, if the file is open and
+   * the inode's {@linkplain FastPageTable fast page table} maps the page for this access's bit,
+   * {@code copy} at once, inside an {@link Rcu} read-side section (an invalidation zaps the entry
+   * and waits for the section before it changes the page); else {@link #lockedAccessPage}. Returns
+   * what {@code copy} returned; an exit is thrown as {@link MemoryExitException}. Kept small so
+   * that it inlines.
    */
-  private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long mmioData, Copy copy) {
+  private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     while (true) {
-      MemslotTable.Binding b = memslots.binding(gpa);
-      if (b == null) {
-        throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, mmioData));
+      MemslotTable.Binding slot = memslots.binding(gpa);
+      if (slot == null) {
+        throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
       }
-      Memslot slot = b.slot();
-      GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
       long off = slot.fileOffset(gpa);
-      Lock lock = inode.invalidateLock().readLock();
-      lock.lock();
+      vmAlive.run(); // a dead VM (context moved away) accesses nothing, fast path included
+      Rcu.Reader r = Rcu.GLOBAL.reader();
+      r.lock();
       try {
-        if (!b.window().isOpen()) {
-          continue; // the slot was deleted after the lookup: look again
+        // The fast page table is per inode and keyed by the access's own bit: a linked file
+        // awaiting its context move takes no access another VM's fault installed. The slot's
+        // window: a deleted slot retires it, waits for this section, then unmaps it.
+        if (slot.file().isOpen() && !((GuestMemFileImpl) slot.file()).awaitingContext() && slot.window().isOpen()
+            && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+          return copy.at(slot.viewBase() + off, value);
         }
-        VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
-        if (exit != null) {
-          throw new MemoryExitException(exit);
-        }
-        return copy.at(b.window().address(off));
       } finally {
-        lock.unlock();
+        r.unlock();
       }
+      try {
+        return lockedAccessPage(slot, gpa, off, write, privateAccess, value, copy);
+      } catch (SlotDeleted e) {
+        // look the GPA up again
+      }
+    }
+  }
+
+  /** The slot was deleted while an access waited for the lock; never escapes {@link #accessPage}. */
+  private static final class SlotDeleted extends RuntimeException {
+    static final SlotDeleted INSTANCE = new SlotDeleted();
+
+    private SlotDeleted() {
+      super(null, null, false, false);
+    }
+  }
+
+  /**
+   * The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs
+   * the fast-page-table entry), then {@code copy} in the slot's window.
+   */
+  private long lockedAccessPage(MemslotTable.Binding slot, long gpa, long off, boolean write, boolean privateAccess,
+      long value, Copy copy) {
+    GuestMemInodeImpl inode = slot.inode();
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    try {
+      if (!slot.window().isOpen()) {
+        throw SlotDeleted.INSTANCE;
+      }
+      VcpuExit exit = fault(slot.slot(), inode, gpa, off, write, privateAccess);
+      if (exit != null) {
+        throw new MemoryExitException(exit);
+      }
+      return copy.at(slot.viewBase() + off, value);
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -138,11 +191,19 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * The guest fault of an access whose own private bit is {@code accessBit}; its kind follows the
    * VM type's rule ({@link dev.gmem.core.inode.FaultPath#isPrivateAccess}).
    */
-  private static VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean accessBit) {
+  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean accessBit) {
+    // Under the inode's lock, which a context move holds while it commits: no access of a VM
+    // that just lost its context slips through.
+    vmAlive.run();
+    GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
     long index = off >>> Folio.PAGE_SHIFT;
-    if (!slot.file().isOpen()) {
+    boolean privateAccess = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), accessBit);
+    if (privateAccess && file.awaitingContext()) {
+      // A linked file before the context move: the private fault finds no pfn for this VM.
+      return memoryFault(gpa, VcpuExit.MemoryFault.FLAG_PRIVATE);
+    }
+    if (!file.isOpen()) {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
-      boolean privateAccess = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), accessBit);
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
     long flags = inode.faults().guestFault(index, gpa >>> Folio.PAGE_SHIFT, gpa, write, accessBit);

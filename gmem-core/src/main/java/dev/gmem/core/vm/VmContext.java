@@ -3,6 +3,7 @@ package dev.gmem.core.vm;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.inode.LiveInodes;
 import dev.gmem.core.mapping.InaccessibleMemory;
 import dev.gmem.core.memslot.MemslotLimits;
 import dev.gmem.core.sys.Sys;
@@ -21,6 +22,7 @@ import java.util.function.LongSupplier;
  * @param listeners         filemap listeners of active features
  * @param interceptors      fault interceptors of active features
  * @param memslotLimits     the host kernel's memslot limits
+ * @param inodes            every inode of the runtime that is not evicted, for the runtime to release
  */
 public record VmContext(
     Sys sys,
@@ -30,4 +32,5 @@ public record VmContext(
     long contributedFlags,
     List<FilemapListener> listeners,
     List<FaultInterceptor> interceptors,
-    MemslotLimits memslotLimits) {}
+    MemslotLimits memslotLimits,
+    LiveInodes inodes) {}

@@ -14,14 +14,15 @@ import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.core.backend.BackendVm;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.mapping.HostMappingImpl;
-import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
+import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -35,11 +36,13 @@ public final class VmImpl implements Vm {
   private final BackendVm backend;
   private final ArchHooks arch;
   private final MemslotTable memslots;
-  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
   private final AtomicBoolean open = new AtomicBoolean(true);
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
+  private final EncryptionContext context;
+  /** Files linked into this VM ({@link #linkGuestMemFile}): what a context move must reach. */
+  private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
 
   public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
@@ -48,7 +51,8 @@ public final class VmImpl implements Vm {
     this.arch = arch;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots);
+    this.context = new EncryptionContext(this::awaitingContext);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, context::checkAlive);
   }
 
   @Override
@@ -68,9 +72,37 @@ public final class VmImpl implements Vm {
     return memslots;
   }
 
-  private void checkOpen() {
+  /** EBADF once closed (the VM fd is gone), EIO once its context was moved away (dead VM). */
+  void checkUsable() {
     if (!open.get()) {
       throw new GmemException(Errno.EBADF, "VM is closed");
+    }
+    context.checkAlive();
+  }
+
+  EncryptionContext context() {
+    return context;
+  }
+
+  boolean sameRuntime(VmImpl other) {
+    return other.ctx == ctx;
+  }
+
+  /** Whether this VM holds an open linked file no context move has reached yet. */
+  private boolean awaitingContext() {
+    files.removeIf(f -> !f.isOpen());
+    for (GuestMemFileImpl f : files) {
+      if (f.awaitingContext() && f.isOpen()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A context move into this VM committed: its linked files stop waiting. */
+  void contextArrived() {
+    for (GuestMemFileImpl f : files) {
+      f.contextArrived();
     }
   }
 
@@ -89,7 +121,7 @@ public final class VmImpl implements Vm {
 
   @Override
   public GuestMemFile createGuestMemFile(long size, long flags) {
-    checkOpen();
+    checkUsable();
     long unsupported = flags & ~supportedGuestMemFlags();
     if (unsupported != 0) {
       throw GmemException.einval("unsupported guest_memfd flags " + GmemFlags.describe(unsupported) + " (this VM supports " + GmemFlags.describe(supportedGuestMemFlags()) + ")");
@@ -112,8 +144,8 @@ public final class VmImpl implements Vm {
       if (alloc.memory() == null) {
         inode.passConversionsTo(backend.kernelAttributes());
       }
+      ctx.inodes().add(inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
-      files.add(file);
       return file;
     } catch (RuntimeException e) {
       if (memory != null) {
@@ -122,6 +154,49 @@ public final class VmImpl implements Vm {
       alloc.close();
       throw e;
     }
+  }
+
+  @Override
+  public synchronized GuestMemFile linkGuestMemFile(GuestMemFile src, long flags) {
+    checkUsable();
+    if (flags != 0) {
+      throw GmemException.einval("KVM_LINK_GUEST_MEMFD flags 0x" + Long.toHexString(flags) + ": none are defined");
+    }
+    if (!(src instanceof GuestMemFileImpl) || !src.isOpen() || !(src.vm() instanceof VmImpl) || !sameRuntime((VmImpl) src.vm())) {
+      throw GmemException.einval("the source is not an open guest_memfd of this runtime");
+    }
+    if (src.vm() == this) {
+      throw GmemException.einval("the guest_memfd already belongs to this VM");
+    }
+    if (src.vm().type() != type) {
+      throw GmemException.einval("cannot link a " + src.vm().type() + " VM's guest_memfd to a " + type + " VM");
+    }
+    GuestMemFileImpl source = (GuestMemFileImpl) src;
+    GuestMemInodeImpl inode = source.inodeImpl();
+    try {
+      inode.acquire();
+    } catch (GmemException e) {
+      throw GmemException.einval("the source guest_memfd was closed");
+    }
+    Fd kernelFile = null;
+    try {
+      Fd sourceKernelFile = source.kernelGuestMemfd();
+      kernelFile = sourceKernelFile == null ? null : backend.linkGuestMemfd(sourceKernelFile);
+      GuestMemFileImpl file = GuestMemFileImpl.linked(this, inode, ctx.inaccessible(), kernelFile);
+      files.add(file);
+      return file;
+    } catch (RuntimeException e) {
+      if (kernelFile != null) {
+        kernelFile.close();
+      }
+      inode.release();
+      throw e;
+    }
+  }
+
+  @Override
+  public void moveEncryptionContextFrom(Vm source) {
+    ContextMove.move(this, source);
   }
 
   /**
@@ -139,7 +214,7 @@ public final class VmImpl implements Vm {
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    checkOpen();
+    checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
@@ -152,14 +227,15 @@ public final class VmImpl implements Vm {
     HostMappingImpl kernelView = null;
     try {
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
-      if (arch.privateBitInAccess()) {
+      if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
       }
-      // Memory an allocator supplies (a hugetlbfs memfd) is no guest_memfd to the kernel: it is
-      // bound as plain user memory through the window, and gmem keeps the guest_memfd rules.
-      boolean kernelGuestMemfd = inode.allocator().memory() == null && kernelView == null;
+      // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
+      // a file linked where the kernel cannot link — and memory whose private pages the kernel must
+      // not reach is bound as plain user memory, and gmem keeps the guest_memfd rules.
+      Fd kernelFile = kernelView == null ? ((GuestMemFileImpl) file).kernelGuestMemfd() : null;
       long uaddr = kernelView != null ? kernelView.address() : window.address(offset);
-      backend.setMemoryRegion(slot, gpa, size, uaddr, inode.memory(), offset, kernelGuestMemfd);
+      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
       if (kernelView != null) {
         kernelView.close();
@@ -174,11 +250,15 @@ public final class VmImpl implements Vm {
   }
 
   /**
-   * A deleted slot's window goes under the inode's invalidate lock held exclusive, so that no
-   * software-vCPU access (which copies under it held shared) is still in flight; then its reference.
+   * A deleted slot's window goes once no software-vCPU access can be in flight through it: those on
+   * the lock-free path check it is open inside an RCU section, which this waits for after retiring
+   * it; those on the locked path hold the invalidate lock shared, under which this unmaps it. Then
+   * the slot's reference.
    */
   private static Memslot unbind(MemslotTable.Binding deleted) {
-    GuestMemInodeImpl inode = ((GuestMemFileImpl) deleted.slot().file()).inodeImpl();
+    GuestMemInodeImpl inode = deleted.inode();
+    deleted.window().retire();
+    Rcu.GLOBAL.synchronize();
     Lock lock = inode.invalidateLock().writeLock();
     lock.lock();
     try {
@@ -199,9 +279,9 @@ public final class VmImpl implements Vm {
 
   @Override
   public Vcpu createVcpu(int id) {
-    checkOpen();
-    Vcpu v = backend.createVcpu(id);
-    if (arch.privateBitInAccess()) {
+    checkUsable();
+    Vcpu v = backend.createVcpu(id, context);
+    if (arch().privateBitInAccess()) {
       v = new GuestFaultingVcpu(v, memslots, softwareVcpu);
     }
     vcpus.add(v);
@@ -221,12 +301,6 @@ public final class VmImpl implements Vm {
   @Override
   public int maxMemslots() {
     return ctx.memslotLimits().slots();
-  }
-
-  /** Files this VM created that are still open. */
-  public List<GuestMemFileImpl> openFiles() {
-    files.removeIf(f -> !f.isOpen());
-    return List.copyOf(files);
   }
 
   @Override

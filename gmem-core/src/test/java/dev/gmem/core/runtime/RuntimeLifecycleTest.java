@@ -27,13 +27,13 @@ class RuntimeLifecycleTest {
     return Backends.names();
   }
 
-  private static long openFds() throws IOException {
+  static long openFds() throws IOException {
     try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
       return s.count();
     }
   }
 
-  private static long gmemMappings() throws IOException {
+  static long gmemMappings() throws IOException {
     // memfd mappings show as /memfd:gmem..., guest_memfd as anon_inode:[kvm-gmem], kvm_run as anon_inode:kvm-vcpu
     try (Stream<String> lines = Files.lines(Path.of("/proc/self/maps"))) {
       return lines.filter(l -> l.contains("gmem") || l.contains("kvm-vcpu")).count();

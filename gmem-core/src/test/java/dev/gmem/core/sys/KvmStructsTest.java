@@ -17,6 +17,7 @@ class KvmStructsTest {
     assertEquals(Ioc.sizeOf(Kvm.SET_MEMORY_ATTRIBUTES2), Struct.size(new KvmStructs.MemoryAttributes2(rt)));
     assertEquals(Ioc.sizeOf(Kvm.GET_REGS), Struct.size(new KvmStructs.Regs(rt)));
     assertEquals(Ioc.sizeOf(Kvm.SET_SREGS), Struct.size(new KvmStructs.Sregs(rt)));
+    assertEquals(Ioc.sizeOf(Kvm.LINK_GUEST_MEMFD), Struct.size(new KvmStructs.LinkGuestMemfd(rt)));
   }
 
   @Test
@@ -28,6 +29,7 @@ class KvmStructsTest {
     assertEquals(0x4138AE84L, Kvm.SET_SREGS);
     assertEquals(0x0000AE80L, Kvm.RUN);
     assertEquals(0x0000AE03L, Kvm.CHECK_EXTENSION);
+    assertEquals(0xC040AED6L, Kvm.LINK_GUEST_MEMFD, "RFC v2's _IOWR(KVMIO, 0xd6, struct kvm_link_guest_memfd)");
   }
 
   @Test

@@ -13,6 +13,7 @@ import static org.mockito.Mockito.when;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
+import dev.gmem.core.sys.libc.LibC;
 import java.nio.ByteBuffer;
 import java.util.function.IntSupplier;
 import org.junit.jupiter.api.Test;

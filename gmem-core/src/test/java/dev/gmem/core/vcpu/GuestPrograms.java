@@ -28,6 +28,27 @@ public final class GuestPrograms {
       0xE6, 0x10, //             out 0x10, al
       0xF4); //                  hlt
 
+  /** Port {@link #REAL_MODE_HOP} reports the byte it found at 0x2001 on, after each hop. */
+  public static final int HOP_PORT = 0x11;
+
+  /**
+   * 16-bit, DS base 0, for intra-host migration: {@code [0x2001] = [0x2000] + 1}, reported on port
+   * 0x10, then {@code hlt} — the last exit on one VM. Each later run (on the next VM, with the
+   * registers the last one had) reports the byte at 0x2001 on port {@link #HOP_PORT}, increments it
+   * and halts again.
+   */
+  public static final byte[] REAL_MODE_HOP = bytes(
+      0xA0, 0x00, 0x20, //       mov al, [0x2000]
+      0xFE, 0xC0, //             inc al
+      0xA2, 0x01, 0x20, //       mov [0x2001], al
+      0xE6, 0x10, //             out 0x10, al
+      0xF4, //             hop:  hlt
+      0xA0, 0x01, 0x20, //       mov al, [0x2001]
+      0xE6, 0x11, //             out 0x11, al
+      0xFE, 0xC0, //             inc al
+      0xA2, 0x01, 0x20, //       mov [0x2001], al
+      0xEB, 0xF3); //            jmp hop
+
   /** 16-bit: echoes a byte from port 0x20 to 0x21 and a word from 0x22 to 0x23. */
   static final byte[] REAL_MODE_IN_ECHO = bytes(
       0xE4, 0x20, //             in al, 0x20

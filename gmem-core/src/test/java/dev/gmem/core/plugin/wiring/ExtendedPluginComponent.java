@@ -6,7 +6,7 @@ import dev.gmem.api.HostInfo;
 import dev.gmem.core.config.GmemConfig;
 import dev.gmem.core.plugin.PluginModule;
 import dev.gmem.core.plugin.PluginRegistry;
-import javax.inject.Singleton;
+import jakarta.inject.Singleton;
 
 /** {@link PluginModule} next to another module that adds to its sets. */
 @Singleton

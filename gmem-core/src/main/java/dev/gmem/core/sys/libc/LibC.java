@@ -1,4 +1,4 @@
-package dev.gmem.core.sys;
+package dev.gmem.core.sys.libc;
 
 import jnr.ffi.Pointer;
 import jnr.ffi.annotations.Out;
@@ -8,8 +8,11 @@ import jnr.ffi.types.size_t;
 import jnr.ffi.types.ssize_t;
 
 /**
- * The one libc binding of gmem-core. An interface so that errno handling in {@link Sys} can be
- * tested with Mockito. Addresses are {@code long}, except {@code mmap}'s, which is a
+ * The one libc binding of gmem-core. An interface so that errno handling in
+ * {@link dev.gmem.core.sys.Sys} can be tested with Mockito. Alone in its package because jnr-ffi
+ * defines the implementation it generates in an unnamed module, which can implement only an
+ * interface of an exported package: this is the one package core exports to everyone, and it is
+ * not API. Addresses are {@code long}, except {@code mmap}'s, which is a
  * {@link Pointer}: a JNR function with six all-primitive parameters receives a corrupted sixth
  * argument on x86_64 (jnr-ffi #181).
  */
@@ -61,4 +64,7 @@ public interface LibC {
 
   @Variadic(fixedCount = 1)
   long syscall(long number, long a1);
+
+  @Variadic(fixedCount = 1)
+  long syscall(long number, long a1, long a2, long a3);
 }

@@ -1,0 +1,16 @@
+/**
+ * The {@code gmem} tool, demos and JMH benchmarks. Picocli fills the commands' option fields by
+ * reflection, hence the open package. On the module path the plugins (gmem-alloc-hugetlb and any
+ * other) are found by service binding; nothing here requires them.
+ */
+@SuppressWarnings("requires-automatic") // JMH ships no module descriptor
+module dev.gmem.examples {
+  requires java.management; // the benchmark runner reports the JVM's input arguments
+  requires dev.gmem.api;
+  requires dev.gmem.core;
+  requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
+  requires info.picocli;
+  requires jmh.core;
+
+  opens dev.gmem.examples.cli to info.picocli;
+}

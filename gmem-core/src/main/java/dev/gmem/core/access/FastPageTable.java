@@ -1,0 +1,199 @@
+package dev.gmem.core.access;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * The lock-free access path's page table for one inode: which pages an access of each
+ * {@link Kind} may reach without the invalidate lock. An entry is installed by the slow path after
+ * a fault of that kind succeeded (folio present, shareability and arch agree, no interceptor on
+ * the inode), like a PTE after a page fault; {@link #zap} removes entries and {@link #kill} the whole
+ * table, each followed by {@link Rcu#synchronize()} — the TLB shootdown — before the caller
+ * changes anything an installed entry vouched for.
+ *
+ * <h2>Representation</h2>
+ * Three bits per page. A file of up to 4 GiB has one flat array of three planes (at most 384 KiB,
+ * 0.01% of the file), so a lookup is two dependent loads. A larger one has leaves of 4096 pages
+ * (three 512-byte planes, allocated on the first install in them) under a radix directory of
+ * 512-way levels, like a page table: a 2^52-page file has five levels; untouched ranges cost nothing.
+ *
+ * <h2>Concurrency</h2>
+ * {@link #isMapped} is lock-free and allocation-free and runs inside an {@link Rcu} read-side
+ * section. {@link #install} runs with the invalidate lock held shared (concurrent installs merge by
+ * atomic OR); {@link #zap} and {@link #kill} with it held exclusive.
+ */
+public final class FastPageTable {
+  /** What an entry allows. */
+  public enum Kind {
+    /** A host access through a mapping (the mapping checks its own prot and bounds). */
+    HOST,
+    /** A guest access of the shared kind. */
+    GUEST_SHARED,
+    /** A guest access of the private kind (the folio is prepared). */
+    GUEST_PRIVATE
+  }
+
+  private static final int LEAF_SHIFT = 12;
+  private static final int WORDS_PER_PLANE = (1 << LEAF_SHIFT) / 64;
+  private static final int DIR_BITS = 9;
+  private static final int DIR_MASK = (1 << DIR_BITS) - 1;
+  private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
+  private static final VarHandle SLOT = MethodHandles.arrayElementVarHandle(Object[].class);
+
+  /** Largest table kept flat: 4 GiB of 4 KiB pages. */
+  private static final long FLAT_MAX_PAGES = 1L << 20;
+
+  private final long nrPages;
+  /** Small tables: the three planes, {@link #planeWords} words each; never replaced, zeroed when killed. */
+  private final long[] flat;
+  private final int planeWords;
+  private final int levels;
+  /** Large tables: the radix directory, null once killed: every lookup misses from then on. */
+  private Object[] root;
+  /** Set by {@link #kill}; read by installers, which hold the invalidate lock like the killer. */
+  private boolean killed;
+
+  public FastPageTable(long nrPages) {
+    this.nrPages = nrPages;
+    this.planeWords = nrPages <= FLAT_MAX_PAGES ? (int) ((nrPages + 63) >>> 6) : 0;
+    this.flat = nrPages <= FLAT_MAX_PAGES ? new long[Kind.values().length * planeWords] : null;
+    long leaves = ((nrPages - 1) >>> LEAF_SHIFT) + 1;
+    int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, leaves - 1));
+    this.levels = Math.max(1, (bits + DIR_BITS - 1) / DIR_BITS);
+    this.root = flat != null ? null : new Object[(int) (((leaves - 1) >>> (DIR_BITS * (levels - 1))) + 1)];
+  }
+
+  /** Whether an access of {@code kind} may reach page {@code page} now. Lock-free; misses are safe. */
+  public boolean isMapped(long page, Kind kind) {
+    long[] f = flat;
+    if (f != null) {
+      return Long.compareUnsigned(page, nrPages) < 0 && (f[kind.ordinal() * planeWords + (int) (page >>> 6)] & (1L << page)) != 0;
+    }
+    Object[] dir = root;
+    if (dir == null || Long.compareUnsigned(page, nrPages) >= 0) {
+      return false;
+    }
+    long leaf = page >>> LEAF_SHIFT;
+    for (int l = levels - 1; l > 0; l--) {
+      dir = (Object[]) dir[(int) ((leaf >>> (DIR_BITS * l)) & DIR_MASK)];
+      if (dir == null) {
+        return false;
+      }
+    }
+    long[] bits = (long[]) dir[(int) (leaf & DIR_MASK)];
+    return bits != null && (bits[word(page, kind)] & (1L << page)) != 0;
+  }
+
+  /** Installs the entry for {@code page}: an access of {@code kind} just faulted it successfully. */
+  public void install(long page, Kind kind) {
+    if (killed || Long.compareUnsigned(page, nrPages) >= 0) {
+      return;
+    }
+    long[] bits = flat != null ? flat : leaf(root, page >>> LEAF_SHIFT);
+    int w = flat != null ? kind.ordinal() * planeWords + (int) (page >>> 6) : word(page, kind);
+    long bit = 1L << page;
+    if ((bits[w] & bit) == 0) {
+      WORD.getAndBitwiseOr(bits, w, bit);
+    }
+  }
+
+  /** Removes every entry of pages {@code [start, end)}. Caller then {@link Rcu#synchronize}s. */
+  public void zap(long start, long end) {
+    Object[] dir = root;
+    end = Math.min(end, nrPages);
+    if (killed || start >= end) {
+      return;
+    }
+    if (flat != null) {
+      for (Kind k : Kind.values()) {
+        clear(flat, k.ordinal() * planeWords, start, end);
+      }
+      return;
+    }
+    for (long leaf = start >>> LEAF_SHIFT; leaf <= (end - 1) >>> LEAF_SHIFT; leaf++) {
+      long[] bits = existingLeaf(dir, leaf);
+      if (bits == null) {
+        leaf = nextLeafAfterHole(leaf);
+        continue;
+      }
+      long base = leaf << LEAF_SHIFT;
+      long s = Math.max(start, base) - base;
+      long e = Math.min(end, base + (1L << LEAF_SHIFT)) - base;
+      for (Kind k : Kind.values()) {
+        clear(bits, k.ordinal() * WORDS_PER_PLANE, s, e);
+      }
+    }
+  }
+
+  /** Removes every entry for good (eviction). Caller then {@link Rcu#synchronize}s. */
+  public void kill() {
+    killed = true;
+    root = null;
+    if (flat != null) {
+      for (int w = 0; w < flat.length; w++) {
+        if (flat[w] != 0) {
+          WORD.setOpaque(flat, w, 0L);
+        }
+      }
+    }
+  }
+
+  private static void clear(long[] bits, int plane, long s, long e) {
+    for (long p = s; p < e; ) {
+      int w = plane + (int) (p >>> 6);
+      long hi = Math.min(e, (p | 63) + 1);
+      long mask = (hi - p == 64 ? -1L : ((1L << (hi - p)) - 1)) << p;
+      if ((bits[w] & mask) != 0) {
+        WORD.setOpaque(bits, w, bits[w] & ~mask);
+      }
+      p = hi;
+    }
+  }
+
+  private static int word(long page, Kind kind) {
+    return kind.ordinal() * WORDS_PER_PLANE + (int) ((page >>> 6) & (WORDS_PER_PLANE - 1));
+  }
+
+  private long[] existingLeaf(Object[] dir, long leaf) {
+    for (int l = levels - 1; l > 0; l--) {
+      dir = (Object[]) SLOT.getAcquire(dir, (int) ((leaf >>> (DIR_BITS * l)) & DIR_MASK));
+      if (dir == null) {
+        return null;
+      }
+    }
+    return (long[]) SLOT.getAcquire(dir, (int) (leaf & DIR_MASK));
+  }
+
+  /**
+   * The last leaf of the smallest empty subtree holding {@code leaf}, so that a zap over a huge
+   * sparse range skips it in one step.
+   */
+  private long nextLeafAfterHole(long leaf) {
+    Object[] dir = root;
+    for (int l = levels - 1; l > 0; l--) {
+      Object next = SLOT.getAcquire(dir, (int) ((leaf >>> (DIR_BITS * l)) & DIR_MASK));
+      if (next == null) {
+        return leaf | ((1L << (DIR_BITS * l)) - 1);
+      }
+      dir = (Object[]) next;
+    }
+    return leaf;
+  }
+
+  private long[] leaf(Object[] dir, long leaf) {
+    for (int l = levels - 1; l > 0; l--) {
+      dir = (Object[]) slot(dir, (int) ((leaf >>> (DIR_BITS * l)) & DIR_MASK), () -> new Object[1 << DIR_BITS]);
+    }
+    return (long[]) slot(dir, (int) (leaf & DIR_MASK), () -> new long[Kind.values().length * WORDS_PER_PLANE]);
+  }
+
+  private static Object slot(Object[] dir, int i, java.util.function.Supplier<Object> fresh) {
+    Object v = SLOT.getAcquire(dir, i);
+    if (v == null) {
+      Object n = fresh.get();
+      Object witness = SLOT.compareAndExchange(dir, i, (Object) null, n);
+      v = witness == null ? n : witness;
+    }
+    return v;
+  }
+}

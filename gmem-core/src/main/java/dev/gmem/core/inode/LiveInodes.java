@@ -1,0 +1,33 @@
+package dev.gmem.core.inode;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The inodes one runtime created that are not evicted yet. Closing the runtime releases every
+ * reference that can still reach them (mappings, pins, files) — whatever the caller closed first —
+ * so that each is evicted and its fd and mappings go back.
+ */
+public final class LiveInodes {
+  private final Set<GuestMemInodeImpl> inodes = ConcurrentHashMap.newKeySet();
+  /** Size after the last sweep of evicted inodes: the next sweep waits until the set doubled. */
+  private int swept;
+
+  public void add(GuestMemInodeImpl inode) {
+    inodes.add(inode);
+    synchronized (this) {
+      if (inodes.size() > 2 * swept + 16) {
+        inodes.removeIf(GuestMemInodeImpl::isEvicted);
+        swept = inodes.size();
+      }
+    }
+  }
+
+  /** Drops every reference that keeps a live inode alive, except memslots (their VMs drop those). */
+  public void releaseAll() {
+    for (GuestMemInodeImpl inode : inodes) {
+      inode.releaseAll();
+    }
+    inodes.clear();
+  }
+}

@@ -1,0 +1,81 @@
+package dev.gmem.core.vm;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.core.vcpu.VcpuGate;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.BooleanSupplier;
+
+/**
+ * A VM's side of {@code KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM}: whether its context was moved away
+ * (the VM is then dead, as after {@code kvm_vm_dead}: EIO), the "migration in progress" mark two
+ * moves race for, and the gate its real vCPUs pass. {@code KVM_RUN} is refused with EINVAL while
+ * the VM waits for a context, i.e. holds a linked file no move has reached yet — what KVM answers
+ * for a TD that is not finalized or an SEV VM that is not initialised.
+ */
+final class EncryptionContext implements VcpuGate {
+  private final BooleanSupplier awaiting;
+  private final AtomicBoolean migrating = new AtomicBoolean();
+  /** Held shared by every vCPU ioctl, KVM_RUN for its whole duration; a move holds it exclusive. */
+  private final ReentrantReadWriteLock vcpus = new ReentrantReadWriteLock();
+  private volatile boolean movedAway;
+
+  /** {@code awaiting}: whether the VM holds an open linked file still waiting for its context. */
+  EncryptionContext(BooleanSupplier awaiting) {
+    this.awaiting = awaiting;
+  }
+
+  boolean movedAway() {
+    return movedAway;
+  }
+
+  /** EIO once the context is gone, as every ioctl on a dead VM. */
+  void checkAlive() {
+    if (movedAway) {
+      throw new GmemException(Errno.EIO, "the VM's encryption context was moved to another VM: it is dead");
+    }
+  }
+
+  @Override
+  public void enter(boolean run) {
+    vcpus.readLock().lock();
+    try {
+      checkAlive();
+      if (run && awaiting.getAsBoolean()) {
+        throw GmemException.einval("KVM_RUN before the encryption context was moved here (linked guest_memfd awaiting KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM)");
+      }
+    } catch (RuntimeException e) {
+      vcpus.readLock().unlock();
+      throw e;
+    }
+  }
+
+  @Override
+  public void leave() {
+    vcpus.readLock().unlock();
+  }
+
+  /** {@code kvm_mark_migration_in_progress} for one VM: false if it is already in a move. */
+  boolean beginMigration() {
+    return migrating.compareAndSet(false, true);
+  }
+
+  void endMigration() {
+    migrating.set(false);
+  }
+
+  /** Waits until no vCPU of the VM is inside an ioctl and keeps new ones out ({@code kvm_lock_all_vcpus}). */
+  void lockVcpus() {
+    vcpus.writeLock().lock();
+  }
+
+  void unlockVcpus() {
+    vcpus.writeLock().unlock();
+  }
+
+  /** The commit's last word for the source: every later call fails with EIO. */
+  void markMovedAway() {
+    movedAway = true;
+  }
+}

@@ -1,0 +1,110 @@
+package dev.gmem.core.access;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The grace period waits for every section that began before it, with membarrier and with reader fences. */
+class RcuTest {
+
+  static Stream<Rcu> flavours() {
+    return Stream.of(Rcu.GLOBAL, new Rcu(null));
+  }
+
+  @ParameterizedTest
+  @MethodSource("flavours")
+  void synchronizeWaitsForASectionInProgress(Rcu rcu) throws Exception {
+    CountDownLatch inside = new CountDownLatch(1);
+    CountDownLatch leave = new CountDownLatch(1);
+    Thread reader = new Thread(() -> {
+      Rcu.Reader r = rcu.reader();
+      r.lock();
+      try {
+        inside.countDown();
+        leave.await(); // a test only: real sections never block
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } finally {
+        r.unlock();
+      }
+    });
+    reader.start();
+    assertTrue(inside.await(10, TimeUnit.SECONDS));
+    AtomicBoolean done = new AtomicBoolean();
+    Thread writer = new Thread(() -> {
+      rcu.synchronize();
+      done.set(true);
+    });
+    writer.start();
+    writer.join(300);
+    assertFalse(done.get(), "the grace period ended while a reader was inside");
+    leave.countDown();
+    writer.join(10_000);
+    assertTrue(done.get(), "the grace period did not end after the reader left");
+    reader.join();
+  }
+
+  /**
+   * Dekker with the writer's side in synchronize: a reader that found the flag up finishes its
+   * section before synchronize returns, so the writer never sees a section that began before its
+   * change still running afterwards.
+   */
+  @ParameterizedTest
+  @MethodSource("flavours")
+  void noSectionThatSawTheOldStateOutlivesTheGracePeriod(Rcu rcu) throws Exception {
+    final class Shared {
+      volatile boolean up;
+      volatile long inFlightOld;
+    }
+    AtomicLong violations = new AtomicLong();
+    AtomicLong sections = new AtomicLong();
+    AtomicBoolean stop = new AtomicBoolean();
+    Shared s = new Shared();
+    Thread[] readers = new Thread[2];
+    for (int i = 0; i < readers.length; i++) {
+      readers[i] = new Thread(() -> {
+        Rcu.Reader r = rcu.reader();
+        while (!stop.get()) {
+          r.lock();
+          try {
+            if (s.up) {
+              s.inFlightOld = 1;
+              Thread.onSpinWait();
+              s.inFlightOld = 0;
+            }
+          } finally {
+            r.unlock();
+          }
+          sections.incrementAndGet();
+        }
+      });
+      readers[i].start();
+    }
+    while (sections.get() < 1000) {
+      Thread.onSpinWait();
+    }
+    for (int round = 0; round < 2000; round++) {
+      s.up = true;
+      Thread.onSpinWait();
+      s.up = false; // the change
+      rcu.synchronize();
+      if (s.inFlightOld != 0) {
+        violations.incrementAndGet();
+      }
+    }
+    stop.set(true);
+    for (Thread t : readers) {
+      t.join();
+    }
+    assertTrue(sections.get() > 0);
+    assertEquals(0, violations.get(), "a section that saw the old state ran after synchronize returned");
+  }
+}
