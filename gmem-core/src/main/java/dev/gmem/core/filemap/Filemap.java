@@ -287,8 +287,9 @@ public final class Filemap {
    */
   public void merge(long index, int order) {
     checkBlock(index, order, 1, 1);
-    List<long[]> prepared = preparedParts.take(index, index + (1L << order));
-    account(0, FolioRestructure.merge(table, index, order, prepared));
+    List<long[]> prepared = new ArrayList<>();
+    account(0, FolioRestructure.merge(table, index, order, prepared)); // a refused merge throws before any change
+    prepared.addAll(preparedParts.take(index, index + (1L << order)));
     if (!isPrepared(index)) {
       preparedParts.put(index, prepared);
     }
