@@ -4,6 +4,7 @@ import dev.gmem.api.spi.RuntimeFactory;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 
@@ -44,6 +45,16 @@ public interface GmemRuntime extends AutoCloseable {
 
   /** Creates a VM of {@code type}; EINVAL when no arch supports the type. */
   Vm createVm(VmType type);
+
+  /**
+   * The active feature instance that implements {@code type}, if any: how a VMM reaches a
+   * feature's own API (a userfault bitmap, direct-map statistics) without a cast. Empty when the
+   * feature's jar is absent, disabled ({@code gmem.feature.<id>=false}) or failed its probe.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default <T> Optional<T> feature(Class<T> type) {
+    return Optional.empty();
+  }
 
   /** Releases every VM, file and mapping still open. Idempotent. */
   @Override

@@ -1,5 +1,8 @@
 package dev.gmem.api;
 
+import java.util.List;
+import java.util.Optional;
+
 /**
  * One VM's view of a {@link GuestMemInode}, bound immutably to the VM that created it. Memslots
  * bind to files. Closing a file never frees memory; any call after close fails with EBADF.
@@ -82,6 +85,30 @@ public interface GuestMemFile extends AutoCloseable {
   /** Shareability of the page holding {@code offset}. */
   default Shareability shareability(long offset) {
     return inode().shareability(offset >>> Folio.PAGE_SHIFT);
+  }
+
+  /**
+   * The shareability of every page holding a byte of {@code [offset, offset+length)}, if it is
+   * the same for all of them; empty when the range is mixed. EINVAL for an empty range or one
+   * beyond EOF. Pair it with {@link #shareabilitySequence()} to act on the answer safely.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default Optional<Shareability> shareability(long offset, long length) {
+    if (length <= 0 || offset < 0 || offset + length < 0 || offset + length > size()) {
+      throw GmemException.einval("range [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") empty or beyond EOF");
+    }
+    List<ShareabilityRange> r = inode().shareabilityRanges(offset >>> Folio.PAGE_SHIFT, (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+    return r.size() == 1 ? Optional.of(r.get(0).shareability()) : Optional.empty();
+  }
+
+  /**
+   * The inode's shareability sequence: it changes whenever any page's shareability changes
+   * (the {@code mmu_invalidate_seq} idea). Read it, query, act, and retry if it moved — an answer
+   * read without the inode's lock may be stale by the time it is used.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long shareabilitySequence() {
+    return inode().shareabilitySequence();
   }
 
   /**

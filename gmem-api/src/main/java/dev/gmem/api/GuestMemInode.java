@@ -44,6 +44,24 @@ public interface GuestMemInode {
   /** Pages currently allocated (backed by a folio). */
   long allocatedPages();
 
+  /**
+   * The shareability sequence: changes whenever any page's shareability does (see
+   * {@link GuestMemFile#shareabilitySequence()}).
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long shareabilitySequence() {
+    throw new UnsupportedOperationException("this gmem implementation keeps no shareability sequence");
+  }
+
+  /**
+   * Pages the arch reported it could not reclaim ({@link dev.gmem.api.spi.ArchContext#leak}):
+   * never returned to the allocator, never handed out again while the inode lives.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long leakedPages() {
+    return 0;
+  }
+
   /** Folios currently present: a huge page split to 4 KiB folios counts each of them. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default long folioCount() {

@@ -8,6 +8,9 @@ import java.util.Optional;
  * What the host offers, probed once per runtime from the real kernel (never guessed from a version
  * string). Plugins receive it to decide whether they can run here.
  *
+ * <p>EXPERIMENTAL: a record cannot grow without breaking its constructor, and every new host
+ * facility gmem probes (exit hypercalls, secret memory, userfaultfd on guest_memfd) adds one.
+ *
  * @param kernelRelease      {@code uname -r}
  * @param kvm                whether {@code /dev/kvm} opened
  * @param kvmProblem         why KVM is unusable, when it is
@@ -19,7 +22,7 @@ import java.util.Optional;
  * @param memfdSecret        whether memfd_secret works here
  * @param hugePagePools      hugetlb pools by size, ascending
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public record HostInfo(
     String kernelRelease,
     boolean kvm,

@@ -8,6 +8,9 @@ public enum KvmCapability {
   /** Memslot address spaces of a VM when more than one (x86 SMM); 0 means one. */
   MULTI_ADDRESS_SPACE(118),
   IMMEDIATE_EXIT(136),
+  /** {@code KVM_CAP_EXIT_HYPERCALL}: bitmask of hypercalls user space may take ({@code 1 << 12} = MAP_GPA_RANGE). */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  EXIT_HYPERCALL(201),
   USER_MEMORY2(231),
   MEMORY_FAULT_INFO(232),
   MEMORY_ATTRIBUTES(233),

@@ -2,8 +2,11 @@ package dev.gmem.api;
 
 /**
  * Who may fault a page in. Host faultability is derived from this plus the arch's verdict.
+ *
+ * <p>EXPERIMENTAL: the names mirror the in-place conversion proposal, still under review;
+ * upstream may add RWX attributes beside PRIVATE.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public enum Shareability {
   /** Host and guest may fault the page. */
   SHARED,

@@ -38,4 +38,17 @@ public interface SoftwareVcpu {
   default int mappingOrder(long gpa, boolean privateAccess) {
     return 0;
   }
+
+  /**
+   * Guest code issues hypercall {@code nr} with up to six arguments (x86: {@code VMCALL} with
+   * {@code rax} = nr, {@code rbx, rcx, rdx, rsi} = args): the VM's arch turns it into the exits
+   * the VMM completes (see {@link GuestCall}). With the default arch this is KVM's handling of
+   * {@link VcpuExit.Hypercall#MAP_GPA_RANGE} with {@code KVM_CAP_EXIT_HYPERCALL} enabled: one exit
+   * for a valid range, {@code -KVM_EINVAL} for a bad one, {@code -KVM_ENOSYS} for other numbers.
+   * EIO on a dead VM.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default GuestCall hypercall(long nr, long... args) {
+    throw new GmemException(Errno.EOPNOTSUPP, "this software vCPU cannot issue hypercalls");
+  }
 }

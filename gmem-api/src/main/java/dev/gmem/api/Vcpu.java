@@ -9,12 +9,14 @@ package dev.gmem.api;
  * while another thread is inside one fails with {@link IllegalStateException}; hand a vCPU to
  * another thread only with a happens-before edge (e.g. a queue). {@link #close()} is the one
  * exception: it may be called from any thread and, if the vCPU is busy, takes effect when the
- * busy call returns. It does not stop a running guest. Calls on a closed vCPU throw
- * {@link GmemException} with EBADF; on a VM whose context was moved away, EIO (a context move
- * waits for calls in flight on both VMs' vCPUs, as KVM locks every vCPU for it).
+ * busy call returns. It does not stop a running guest; {@link #kick()} (also callable from any
+ * thread) does. Calls on a closed vCPU throw {@link GmemException} with EBADF; on a VM whose
+ * context was moved away, EIO (a context move waits for calls in flight on both VMs' vCPUs, as
+ * KVM locks every vCPU for it).
  *
  * <p><b>Exits that need an answer.</b> After an {@link VcpuExit.Io} IN exit call
- * {@link #completeIn}, after an {@link VcpuExit.Mmio} read call {@link #completeMmioRead}, then
+ * {@link #completeIn}, after an {@link VcpuExit.Mmio} read call {@link #completeMmioRead}, after a
+ * {@link VcpuExit.Hypercall} call {@link #completeHypercall}, then
  * {@link #run()} again: the kernel finishes the guest instruction with that data on the next
  * run. Unanswered reads return all-ones bytes, as unclaimed ports and addresses do on a PC.
  */
@@ -59,6 +61,30 @@ public interface Vcpu extends AutoCloseable {
    * @throws IllegalStateException if the last exit was not an unanswered MMIO read
    */
   void completeMmioRead(long data);
+
+  /**
+   * Supplies {@code kvm_run.hypercall.ret} for the pending {@link VcpuExit.Hypercall}; the guest
+   * sees it (in {@code rax} for x86 KVM hypercalls) when it next runs. Unanswered, the kernel's
+   * preset value (0) stands, as KVM presets it for QEMU.
+   *
+   * @throws IllegalStateException if the last exit was not an unanswered hypercall
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void completeHypercall(long ret) {
+    throw new IllegalStateException("vCPU " + id() + ": no hypercall exit waiting for a return value");
+  }
+
+  /**
+   * Makes the current or next {@link #run()} return {@link VcpuExit.Other#INTR} promptly: sets
+   * {@code kvm_run.immediate_exit} and signals the thread inside {@code KVM_RUN}, so a guest
+   * that never exits by itself can be stopped. Unlike every other method it is meant to be called
+   * from another thread, any number of times; a kick consumed by a run does not carry over to the
+   * one after. EBADF once the vCPU is closed.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void kick() {
+    throw new GmemException(Errno.EOPNOTSUPP, "this vCPU cannot be kicked");
+  }
 
   boolean isOpen();
 

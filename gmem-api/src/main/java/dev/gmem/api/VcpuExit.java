@@ -10,8 +10,13 @@ import java.util.Objects;
  *
  * <p>Records holding arrays copy them on construction and on access, so every exit is an
  * immutable value with content-based {@code equals}.
+ *
+ * <p><b>Stability.</b> The interface is EXPERIMENTAL because it is sealed: every exit reason gmem
+ * learns to decode (as {@link Hypercall} in 0.2) breaks a {@code switch} over it that has no
+ * {@code default}. Write such switches with a default branch. Each record is as stable as its
+ * own annotation says.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public sealed interface VcpuExit
     permits VcpuExit.Io,
         VcpuExit.Mmio,
@@ -21,6 +26,8 @@ public sealed interface VcpuExit
         VcpuExit.Shutdown,
         VcpuExit.FailEntry,
         VcpuExit.SystemEvent,
+        VcpuExit.Hypercall,
+        VcpuExit.GuestException,
         VcpuExit.Other {
 
   /**
@@ -105,6 +112,7 @@ public sealed interface VcpuExit
     /** {@code KVM_MEMORY_EXIT_FLAG_PRIVATE}: the access was to private memory. */
     public static final long FLAG_PRIVATE = 1L << 3;
     /** {@code KVM_MEMORY_EXIT_FLAG_USERFAULT} (proposed): the page is registered for user-space fault handling. */
+    @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
     public static final long FLAG_USERFAULT = 1L << 4;
 
     public boolean isPrivate() {
@@ -187,6 +195,127 @@ public sealed interface VcpuExit
     public static final int SHUTDOWN = 1;
     public static final int RESET = 2;
     public static final int CRASH = 3;
+  }
+
+  /**
+   * A hypercall the VMM must complete ({@code KVM_EXIT_HYPERCALL}): with
+   * {@code KVM_CAP_EXIT_HYPERCALL} enabled for it, {@link #MAP_GPA_RANGE} is how a guest asks for
+   * a private/shared conversion (TDX MapGPA and SNP page-state changes arrive this way too, in
+   * chunks). The VMM converts (or refuses) and answers with {@link Vcpu#completeHypercall} on a
+   * real vCPU, {@link GuestCall#complete} on the software vCPU; a non-zero answer fails the guest's
+   * request.
+   *
+   * @param nr    the hypercall number ({@code hypercall.nr})
+   * @param args  {@code hypercall.args[0..5]}
+   * @param flags {@code hypercall.flags}, see {@link #FLAG_LONG_MODE}
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  record Hypercall(long nr, long[] args, long flags) implements VcpuExit {
+    /** {@code KVM_HC_MAP_GPA_RANGE}: args = gpa, number of pages, attributes. */
+    public static final long MAP_GPA_RANGE = 12;
+    /** {@code KVM_MAP_GPA_RANGE_ENCRYPTED}: the guest wants the range private. */
+    public static final long ENCRYPTED = 1L << 4;
+    /** {@code KVM_MAP_GPA_RANGE_DECRYPTED}: the guest wants the range shared. */
+    public static final long DECRYPTED = 0;
+    /** {@code KVM_MAP_GPA_RANGE_PAGE_SZ_2M} (a hint; 4 KiB when neither size bit is set). */
+    public static final long PAGE_SZ_2M = 1L << 0;
+    /** {@code KVM_MAP_GPA_RANGE_PAGE_SZ_1G}. */
+    public static final long PAGE_SZ_1G = 1L << 1;
+    /** {@code KVM_EXIT_HYPERCALL_LONG_MODE}: the guest was in 64-bit mode. */
+    public static final long FLAG_LONG_MODE = 1L << 0;
+    /** {@code KVM_ENOSYS}: what the guest reads for a hypercall nobody handles (negated). */
+    public static final long KVM_ENOSYS = 1000;
+    /** {@code KVM_EINVAL} (negated in the guest's return value). */
+    public static final long KVM_EINVAL = 22;
+    /** The number of argument registers {@code kvm_run} carries. */
+    public static final int MAX_ARGS = 6;
+
+    public Hypercall {
+      if (args.length > MAX_ARGS) {
+        throw new IllegalArgumentException("a hypercall carries at most " + MAX_ARGS + " arguments");
+      }
+      args = Arrays.copyOf(args, MAX_ARGS);
+    }
+
+    /** A {@link #MAP_GPA_RANGE} exit as KVM builds it (64-bit guest). */
+    public static Hypercall mapGpaRange(long gpa, long npages, long attributes) {
+      return new Hypercall(MAP_GPA_RANGE, new long[] {gpa, npages, attributes}, FLAG_LONG_MODE);
+    }
+
+    @Override
+    public long[] args() {
+      return args.clone();
+    }
+
+    /** Argument {@code i}. */
+    public long arg(int i) {
+      return args[i];
+    }
+
+    public boolean isMapGpaRange() {
+      return nr == MAP_GPA_RANGE;
+    }
+
+    /** For {@link #MAP_GPA_RANGE}: the first GPA. */
+    public long gpa() {
+      return args[0];
+    }
+
+    /** For {@link #MAP_GPA_RANGE}: the number of 4 KiB pages. */
+    public long npages() {
+      return args[1];
+    }
+
+    /** For {@link #MAP_GPA_RANGE}: whether the guest asks for private (encrypted) memory. */
+    public boolean toPrivate() {
+      return (args[2] & ENCRYPTED) != 0;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Hypercall h && h.nr == nr && h.flags == flags && Arrays.equals(h.args, args);
+    }
+
+    @Override
+    public int hashCode() {
+      return Long.hashCode(nr) * 31 + Arrays.hashCode(args) + Long.hashCode(flags);
+    }
+
+    @Override
+    public String toString() {
+      if (isMapGpaRange()) {
+        return String.format("Hypercall[MAP_GPA_RANGE gpa=0x%x npages=%d %s flags=0x%x]", gpa(), npages(), toPrivate() ? "encrypted" : "decrypted", flags);
+      }
+      StringBuilder b = new StringBuilder("Hypercall[nr=").append(nr).append(" args=[");
+      for (int i = 0; i < args.length; i++) {
+        b.append(i == 0 ? "0x" : ", 0x").append(Long.toHexString(args[i]));
+      }
+      return b.append("] flags=0x").append(Long.toHexString(flags)).append(']').toString();
+    }
+  }
+
+  /**
+   * A guest access raised an architectural exception the arch defines for guest memory — TDX's
+   * EPT-violation #VE on a private page the guest has not accepted, SNP's #VC on an unvalidated
+   * page or a double validation — reported to the caller of the software vCPU, which delivers it
+   * to its guest model. Nothing was accessed. (A real vCPU delivers such exceptions inside the
+   * guest; KVM reports only the ones it cannot, as {@code KVM_EXIT_EXCEPTION}.)
+   *
+   * @param vector    the exception vector, e.g. {@link #VE} or {@link #VC}
+   * @param errorCode the arch's error or exit-qualification code
+   * @param gpa       the guest physical address of the access
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  record GuestException(int vector, long errorCode, long gpa) implements VcpuExit {
+    /** {@code #VE}, virtualization exception (TDX). */
+    public static final int VE = 20;
+    /** {@code #VC}, VMM communication exception (SEV-ES/SNP). */
+    public static final int VC = 29;
+
+    @Override
+    public String toString() {
+      return String.format("GuestException[vector=%d errorCode=0x%x gpa=0x%x]", vector, errorCode, gpa);
+    }
   }
 
   /**

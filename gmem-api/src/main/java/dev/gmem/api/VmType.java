@@ -4,8 +4,11 @@ package dev.gmem.api;
  * VM types. The number is the kernel's {@code KVM_CREATE_VM} type where one exists (x86:
  * {@code KVM_X86_*_VM}); a type the host kernel does not offer runs over a real DEFAULT VM with
  * its rules applied by gmem and the type's arch plugin.
+ *
+ * <p>EXPERIMENTAL: new types arrive with new arches (SEV, SEV-ES, Arm CCA; pKVM has no x86
+ * number), and a switch over the enum without a default breaks on each.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public enum VmType {
   /** {@code KVM_X86_DEFAULT_VM}: no private memory. */
   DEFAULT(0, false),

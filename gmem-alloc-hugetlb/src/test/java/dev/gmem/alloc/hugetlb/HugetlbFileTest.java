@@ -11,6 +11,7 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Pin;
 import dev.gmem.api.Registers;
@@ -23,6 +24,9 @@ import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.HugePagePool;
 import dev.gmem.core.conformance.Backends;
+import dev.gmem.core.conformance.KernelCopy;
+import dev.gmem.core.convert.TestInode;
+import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.function.BiConsumer;
 import java.util.stream.Stream;
@@ -41,6 +45,7 @@ class HugetlbFileTest {
   static final long BLOCK = HUGE / PAGE;
   static final long SIZE = 4 * HUGE;
   static final long HUGE_2M = GmemFlags.MMAP | GmemFlags.hugePageSize(21);
+  private static final Sys SYS = TestInode.SYS;
 
   static Stream<String> backends() {
     return Backends.names();
@@ -177,6 +182,37 @@ class HugetlbFileTest {
         expect(Errno.EINVAL, () -> vm.createGuestMemFile(PAGE, GmemFlags.MMAP));
       }
     }
+  }
+
+  /**
+   * A fixed address must lie on a huge-page boundary (hugetlbfs's EINVAL), a failed call leaves the
+   * range as it was, MAP_FIXED_NOREPLACE refuses a range gmem already maps, and MAP_LOCKED faults
+   * in the whole shared huge page, never a private one.
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void mapsAtAFixedAddressOnHugePageBoundariesAndLocksOnlySharedHugePages(String backend) {
+    HugePagePool before = HugePool.counters(HUGE);
+    withFile(backend, HUGE_2M | GmemFlags.INIT_SHARED, (vm, f) -> {
+      f.setShareability(HUGE, HUGE, Shareability.PRIVATE);
+      // An inaccessible anonymous arena (MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) to map into.
+      long raw = SYS.mmap(0, 4 * HUGE, 0, MapFlags.PRIVATE | 0x20 | 0x4000, -1, 0);
+      long arena = (raw + HUGE - 1) & -HUGE;
+      try {
+        expect(Errno.EINVAL, () -> f.map(arena + PAGE, 0, HUGE, 3, MapFlags.SHARED | MapFlags.FIXED));
+        assertEquals(BLOCK, SYS.mincore(arena, HUGE).length, "a failed call left the arena mapped");
+        try (HostMapping m = f.map(arena, 0, 2 * HUGE, 3, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED)) {
+          assertEquals(arena, m.address());
+          assertEquals(BLOCK, f.inode().allocatedPages(), "MAP_LOCKED faulted in the shared huge page only");
+          assertEquals(before.free() - 1, HugePool.counters(HUGE).free(), "one page from the real pool");
+          assertNull(KernelCopy.read(arena + 8, 8), "the shared huge page is mapped");
+          assertEquals(Errno.EFAULT, KernelCopy.read(arena + HUGE, 8), "the private one is not");
+          expect(Errno.EEXIST, () -> f.map(arena + HUGE, 2 * HUGE, HUGE, 3, MapFlags.SHARED | MapFlags.FIXED_NOREPLACE));
+        }
+      } finally {
+        SYS.munmap(raw, 4 * HUGE);
+      }
+    });
   }
 
   @Test

@@ -6,8 +6,10 @@ import dev.gmem.api.Api;
  * Provides a {@link FolioAllocator}. An inode uses the allocator whose
  * {@link #claimsFlags(long)} accepts its creation flags (e.g. a huge-page-size field), else the one
  * named by {@code gmem.allocator}, else core's 4 KiB allocator.
+ *
+ * <p>EXPERIMENTAL, as {@link FolioAllocator}.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public interface AllocatorProvider extends GmemProvider {
 
   /** Creation-flag bits this allocator gives meaning to; they become valid creation flags. */

@@ -17,4 +17,13 @@ public interface ArchProvider extends GmemProvider {
 
   /** Hooks for one new VM of {@code type}. */
   ArchHooks create(VmType type, HostMemory host);
+
+  /**
+   * Hooks for one new VM of {@code type}, with the VM's {@link ArchContext} for reporting leaked
+   * pages and a dead VM. gmem-core calls this one; the default ignores the context.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default ArchHooks create(VmType type, HostMemory host, ArchContext vm) {
+    return create(type, host);
+  }
 }

@@ -1,9 +1,14 @@
 package dev.gmem.api.spi;
 
 import dev.gmem.api.Api;
+import dev.gmem.api.GmemException;
 
-/** An active feature: the hooks it installs. Defaults install nothing. */
-@Api(status = Api.Status.STABLE, since = "0.1")
+/**
+ * An active feature: the hooks it installs. Defaults install nothing. The VMM reaches the
+ * instance itself through {@link dev.gmem.api.GmemRuntime#feature(Class)}, so a feature offers
+ * its own API (statistics, bitmaps, page sources) by implementing an interface of its own.
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public interface Feature {
 
   default FilemapListener filemapListener() {
@@ -11,6 +16,20 @@ public interface Feature {
   }
 
   default FaultInterceptor faultInterceptor() {
+    return null;
+  }
+
+  /**
+   * Memory for a new inode of {@code size} bytes created with {@code flags}, or null to leave it
+   * to the allocator and the backend (e.g. {@code memfd_secret(2)} memory for NO_DIRECT_MAP
+   * inodes). Asked at file creation, after the flags and size were validated, only when the
+   * inode's allocator supplies no memory of its own; the first feature that answers wins. Throw
+   * to refuse the creation (EINVAL for a flag combination the feature cannot serve). gmem takes
+   * ownership and closes the file with the inode; such memory is no guest_memfd to the kernel and
+   * is bound to memslots through {@code userspace_addr}.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default HostMemory.MemoryFile memory(long size, long flags) throws GmemException {
     return null;
   }
 }

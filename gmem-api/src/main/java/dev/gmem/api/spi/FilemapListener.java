@@ -4,10 +4,10 @@ import dev.gmem.api.Api;
 
 /**
  * Told when folios enter and leave an inode's filemap ({@code filemap_add_folio} /
- * {@code ->free_folio}), e.g. to zap and restore direct-map entries. Called under the inode's
- * invalidate lock; must not block on guest or host faults.
+ * {@code ->free_folio}), e.g. to zap and restore direct-map entries, and when they change size.
+ * Called under the inode's invalidate lock; must not block on guest or host faults.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public interface FilemapListener {
 
   /** A folio of {@code order} at {@code index} of inode {@code ino} was added, with creation {@code flags}. */
@@ -15,4 +15,19 @@ public interface FilemapListener {
 
   /** The folio at {@code index} left the filemap. Must not fail. */
   default void folioRemoved(long ino, long flags, long index, int order) {}
+
+  /**
+   * The folio of {@code order} at {@code index} was split into folios of {@code newOrder}
+   * (conversion to shared, or a huge page handed out split). Same pages, same memory: a listener
+   * that tracks per-folio state re-keys it. Must not fail.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void folioSplit(long ino, long flags, long index, int order, int newOrder) {}
+
+  /**
+   * The folios of {@code [index, index + 2^order)} were merged into one folio of {@code order}
+   * (conversion to private, or before a punch frees a huge page). Must not fail.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void folioMerged(long ino, long flags, long index, int order) {}
 }

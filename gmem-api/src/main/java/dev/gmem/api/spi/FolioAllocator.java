@@ -11,15 +11,17 @@ import dev.gmem.api.GmemException;
  * <p>Split and merge are two-phase so that conversion can do everything fallible before its point
  * of no return: {@code prepare*} may fail (ENOMEM, as upstream's metadata stash and vmemmap
  * restore can), the returned {@link Restructure} commits without failing.
+ *
+ * <p>EXPERIMENTAL: it mirrors the guestmem_hugetlb allocator RFC, which upstream has not merged.
  */
-@Api(status = Api.Status.STABLE, since = "0.1")
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
 public interface FolioAllocator {
 
   /** {@code inode_setup}: reserve what the inode needs. EINVAL for an unsupported size/alignment, ENOMEM when the pool cannot cover it. */
   Inode setupInode(long size, long flags) throws GmemException;
 
   /** One inode's allocation state. */
-  @Api(status = Api.Status.STABLE, since = "0.1")
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
   interface Inode extends AutoCloseable {
 
     /** Order of the folios {@link #allocFolio} hands out ({@code log2(nr_pages_in_folio)}). */
@@ -113,18 +115,8 @@ public interface FolioAllocator {
   }
 
   /** A prepared split or merge. {@link #commit()} cannot fail; {@link #abort()} undoes the preparation. */
-  @Api(status = Api.Status.STABLE, since = "0.1")
-  interface Restructure {
-    Restructure NOTHING = new Restructure() {
-      @Override
-      public void commit() {}
-
-      @Override
-      public void abort() {}
-    };
-
-    void commit();
-
-    void abort();
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
+  interface Restructure extends Prepared {
+    Restructure NOTHING = NoPreparation.INSTANCE;
   }
 }

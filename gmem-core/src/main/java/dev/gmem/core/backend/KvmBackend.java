@@ -54,6 +54,12 @@ public final class KvmBackend implements Backend {
   @Override
   public BackendVm createVm(VmType type) {
     Fd vm = kvm.createVm(device, kernelTypeFor(type));
+    try {
+      kvm.enableMapGpaRangeExits(vm);
+    } catch (RuntimeException e) {
+      vm.close();
+      throw e;
+    }
     boolean kernelPrivate = host.kernelOffers(type) && type.hasPrivateMemory();
     KernelAttributes attributes = inPlace.passesThrough(kernelPrivate)
         ? (memory, offset, size, toPrivate) -> kvm.setMemoryAttributes2(memory, offset, size, toPrivate ? Kvm.MEMORY_ATTRIBUTE_PRIVATE : 0)

@@ -8,6 +8,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -80,6 +81,8 @@ public final class ConversionEngine {
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
+    ArchConversion arch = new ArchConversion(inode.arch(), inode.ino());
+    List<long[]> parked = List.of();
     boolean zapped = false;
     ConvertibleInode.ViewWindow contents = null;
     try {
@@ -87,11 +90,14 @@ public final class ConversionEngine {
       if (target == Shareability.PRIVATE) {
         zapped = true;
         zapHostMappings(start, end);
-        checkReferences(start, end);
+        parked = checkReferences(start, end, () -> arch.busyPolicy(start, end, before));
+        keepParkedPagesSmall(parked, restructures);
       }
       if (changesContents(before, target)) {
         contents = inode.viewWindow(start, end); // mapping may fail: do it while failing is allowed
       }
+      injector.at(ConversionStep.ARCH_VETO, start);
+      arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
       // Where the kernel converts in place, it checks and converts too; last, as nothing after fails.
       inode.convertInKernel(start, end, target);
     } catch (RuntimeException e) {
@@ -109,15 +115,34 @@ public final class ConversionEngine {
     }
     // ---- point of no return: nothing below can fail ----
     try {
-      commit(before, start, end, target, update, restructures, contents);
+      commit(before, start, end, target, update, restructures, arch, contents);
     } finally {
       if (contents != null) {
         contents.close();
       }
     }
+    for (long[] p : parked) {
+      store.set(p[0], p[1], Shareability.NONE); // pKVM NONE_SHARED: nobody faults them until the references drain
+    }
     if (target == Shareability.SHARED) {
       remapShared(before);
     }
+    inode.retireLeaked(start, end);
+  }
+
+  /**
+   * A parked page keeps its reference, and a huge folio holds only private pages: merges that
+   * would take in a parked page are dropped (their preparation undone); the block merges on a
+   * later conversion once its pages drained.
+   */
+  private static void keepParkedPagesSmall(List<long[]> parked, List<Restructure> restructures) {
+    restructures.removeIf(r -> {
+      boolean touches = !r.split && parked.stream().anyMatch(p -> p[0] < r.index + (1L << r.order) && p[1] > r.index);
+      if (touches) {
+        r.prepared.abort();
+      }
+      return touches;
+    });
   }
 
   /**
@@ -239,8 +264,10 @@ public final class ConversionEngine {
   /**
    * Upstream requires {@code refcount == nr_pages + 1}: no pins, no transient references. A
    * transient reference may be a fresh folio still in an LRU batch, so drain once and look again.
+   * What is still referenced then fails the call with EAGAIN, or, when the arch parks busy pages
+   * (pKVM), is returned as the runs to park in NONE.
    */
-  private void checkReferences(long start, long end) {
+  private List<long[]> checkReferences(long start, long end, java.util.function.Supplier<ArchHooks.BusyPolicy> policy) {
     Filemap filemap = inode.filemap();
     long offending = firstReferenced(filemap, start, end);
     if (offending >= 0 && inode.lruBatch().first(start, end) >= 0) {
@@ -248,10 +275,25 @@ public final class ConversionEngine {
       offending = firstReferenced(filemap, start, end);
     }
     injector.at(ConversionStep.REFCHECK, offending >= 0 ? offending : start);
-    if (offending >= 0) {
+    if (offending < 0) {
+      return List.of();
+    }
+    if (policy.get() != ArchHooks.BusyPolicy.PARK) {
       throw GmemException.atOffset(Errno.EAGAIN, offending << Folio.PAGE_SHIFT,
           "page " + offending + " still has unexpected references (pinned?); release them and retry");
     }
+    List<long[]> busy = new ArrayList<>();
+    long p = offending;
+    while (p >= 0) {
+      long[] last = busy.isEmpty() ? null : busy.get(busy.size() - 1);
+      if (last != null && last[1] == p) {
+        last[1] = p + 1;
+      } else {
+        busy.add(new long[] {p, p + 1});
+      }
+      p = p + 1 < end ? filemap.firstReferenced(p + 1, end) : -1;
+    }
+    return busy;
   }
 
   private long firstReferenced(Filemap filemap, long start, long end) {
@@ -264,13 +306,13 @@ public final class ConversionEngine {
   }
 
   /** The arch's content effect, which a kernel that converts in place applies itself. */
-  private ArchHooks.ContentEffect contentEffect(Shareability from, Shareability to) {
-    return inode.kernelConverts() ? ArchHooks.ContentEffect.PRESERVE : inode.arch().contentEffect(from, to);
+  private ArchHooks.ContentEffect contentEffect(ArchHooks arch, Shareability from, Shareability to) {
+    return inode.kernelConverts() ? ArchHooks.ContentEffect.PRESERVE : arch.contentEffect(from, to);
   }
 
   private boolean changesContents(List<ShareabilityRange> before, Shareability target) {
     for (ShareabilityRange r : before) {
-      if (r.shareability() != target && contentEffect(r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
+      if (r.shareability() != target && contentEffect(inode.arch(), r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
         return true;
       }
     }
@@ -279,31 +321,35 @@ public final class ConversionEngine {
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
   private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
-      ShareabilityStore.Update update, List<Restructure> restructures, ConvertibleInode.ViewWindow contents) {
+      ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted, ConvertibleInode.ViewWindow contents) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
     for (ShareabilityRange r : before) {
       if (r.shareability() == target) {
         continue;
       }
-      ArchHooks.ContentEffect effect = contentEffect(r.shareability(), target);
+      ArchHooks.ContentEffect effect = contentEffect(arch, r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
       if (!leavesPrivate && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
         if (leavesPrivate) {
-          arch.invalidate(s, e - s); // kvm_arch_gmem_invalidate: leaving private use
+          arch.invalidate(new GmemPage(inode.ino(), s), e - s); // kvm_arch_gmem_invalidate: leaving private use
         }
         applyContentEffect(contents, effect, s, e);
       });
     }
+    accepted.commit();
     update.commit();
     for (Restructure r : restructures) {
       if (r.split) {
+        int from = filemap.orderAt(r.index);
         filemap.split(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioSplit(inode.ino(), inode.flags(), r.index, from, r.order));
       } else {
         filemap.merge(r.index, r.order);
+        inode.listeners().forEach(l -> l.folioMerged(inode.ino(), inode.flags(), r.index, r.order));
       }
       r.prepared.commit();
     }

@@ -11,5 +11,7 @@ public enum ConversionStep {
   /** Zapping host mappings of the range (to-private). */
   UNMAP,
   /** The unexpected-reference check (to-private). */
-  REFCHECK
+  REFCHECK,
+  /** The arch's veto ({@code ArchHooks.prepareConversion}), the last step before the point of no return. */
+  ARCH_VETO
 }

@@ -1,6 +1,7 @@
 package dev.gmem.core.convert;
 
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
@@ -15,6 +16,21 @@ import java.util.concurrent.locks.ReadWriteLock;
  * Sizes are in pages unless named in bytes.
  */
 public interface ConvertibleInode {
+
+  /** Inode number, for the arch's page identities. */
+  long ino();
+
+  /** Creation flags, as filemap listeners are told them. */
+  long flags();
+
+  /** Filemap listeners, told of folio splits and merges. */
+  List<FilemapListener> listeners();
+
+  /**
+   * Pages in {@code [start, end)} the arch leaked during this conversion's invalidate leave the
+   * filemap without going back to the allocator, and every host mapping covers them.
+   */
+  void retireLeaked(long start, long end);
 
   /** Size in bytes. */
   long size();

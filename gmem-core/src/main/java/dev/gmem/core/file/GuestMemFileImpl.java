@@ -53,7 +53,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
 
   /** The file a VM creates with its inode; the inode's first reference is this file's. */
   public GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible) {
-    this(vm, inode, inaccessible, inode.allocator().memory() == null ? inode.memory() : null, false);
+    this(vm, inode, inaccessible, inode.isGuestMemfd() ? inode.memory() : null, false);
   }
 
   private GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Fd kernelFile, boolean linked) {

@@ -2,13 +2,18 @@ package dev.gmem.core.inode;
 
 import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
+import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.MemoryExitException;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.FolioShape;
@@ -44,6 +49,9 @@ public final class FaultPath {
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
   /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
   private final boolean racingAllocations;
+  /** The arch last asked whether it overrides {@code guestAccess} (a context move replaces it), and its answer. */
+  private volatile ArchHooks accessArch;
+  private volatile boolean archSeesAccesses;
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
@@ -72,11 +80,38 @@ public final class FaultPath {
     }
   }
 
+  /** The identity of page {@code index} of this inode, as the arch and features key it. */
+  public GmemPage page(long index) {
+    return new GmemPage(ino, index);
+  }
+
+  /** The features' interceptors, for the other host paths (pins, the GPA view). */
+  List<FaultInterceptor> interceptors() {
+    return interceptors;
+  }
+
+  /**
+   * Whether the inode's arch overrides {@code guestAccess}: the software vCPU's hot path skips the
+   * call otherwise, and pages it may raise exceptions on never take the lock-free path.
+   */
+  private boolean archSeesAccesses() {
+    ArchHooks arch = inode.arch();
+    if (arch != accessArch) {
+      try {
+        archSeesAccesses = arch.getClass().getMethod("guestAccess", GuestFault.class).getDeclaringClass() != ArchHooks.class;
+      } catch (NoSuchMethodException e) {
+        throw new IllegalStateException(e);
+      }
+      accessArch = arch;
+    }
+    return archSeesAccesses;
+  }
 
   /**
    * Host user faults on pages {@code [start, end)}, all or nothing: every page is checked before
-   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF and EACCES for a page the host
-   * may not fault, for the first such page — then the interceptors see every page, then the
+   * any is faulted in — SIGBUS semantics become EFAULT beyond EOF, EHWPOISON for a page the arch
+   * leaked and EACCES for a page the host may not fault, for the first such page — then the
+   * interceptors see every page, then the
    * folios are looked up or allocated (an allocation failure leaves the earlier pages allocated,
    * as a kernel fault that ends in VM_FAULT_OOM does). Each page is then installed in the
    * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
@@ -85,7 +120,7 @@ public final class FaultPath {
     checkHostFault(start, end);
     for (FaultInterceptor fi : interceptors) {
       for (long i = start; i < end; i++) {
-        fi.hostFault(ino, i, write);
+        fi.hostFault(page(i), write);
       }
     }
     for (long i = start; i < end; i++) {
@@ -94,14 +129,15 @@ public final class FaultPath {
     }
   }
 
-  /** The checks of {@link #hostFault}, alone: EFAULT beyond EOF, EACCES where the host may not fault. */
+  /** The checks of {@link #hostFault}, alone: EFAULT beyond EOF, EHWPOISON for a leaked page, EACCES where the host may not fault. */
   public void checkHostFault(long start, long end) {
     for (long i = start; i < end; i++) {
       if (i < 0 || i >= nrPages) {
         throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
       }
+      refuseLeaked(i);
       Shareability s = shareability.get(i);
-      if (!inode.arch().hostMayFault(i, s)) {
+      if (!inode.arch().hostMayFault(page(i), s)) {
         throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
       }
     }
@@ -119,7 +155,18 @@ public final class FaultPath {
 
   /** Whether the host may fault page {@code index} now. */
   public boolean hostMayFault(long index) {
-    return index >= 0 && index < nrPages && inode.arch().hostMayFault(index, shareability.get(index));
+    return index >= 0 && index < nrPages && hostMayFault(index, shareability.get(index));
+  }
+
+  /** Whether the host may fault page {@code index} when it is {@code s}: the arch decides, a leaked page never. */
+  public boolean hostMayFault(long index, Shareability s) {
+    return inode.arch().hostMayFault(page(index), s) && !inode.leaked().contains(index);
+  }
+
+  private void refuseLeaked(long index) {
+    if (inode.leaked().contains(index)) {
+      throw new GmemException(Errno.EHWPOISON, "page " + index + " of inode " + ino + " was leaked by the arch and is never handed out again");
+    }
   }
 
   /**
@@ -140,14 +187,23 @@ public final class FaultPath {
 
   /**
    * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}) by an access
-   * whose own private bit is {@code accessBit}, as {@code kvm_gmem_get_pfn} plus the MMU's
-   * private/shared check ({@link #isPrivateAccess}). Returns -1 when the access may proceed,
-   * else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises: a page in the
-   * transient NONE state, or, where accesses carry their own bit, a kind that disagrees with the
-   * page. A private access prepares the folio once.
+   * whose own private bit is {@code accessBit}; see the six-argument form.
    */
   public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit) {
-    if (index < 0 || index >= nrPages) {
+    return guestFault(index, gfn, gpa, write, accessBit, null);
+  }
+
+  /**
+   * Guest fault on page {@code index} through memslot {@code slot} (null where no memslot is
+   * involved; the features' interceptors see it with its VM), as {@code kvm_gmem_get_pfn} plus the
+   * MMU's private/shared check ({@link #isPrivateAccess}). Returns -1 when the access may proceed,
+   * else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises: a page parked in
+   * NONE, a leaked page, or, where accesses carry their own bit, a kind that disagrees with the
+   * page. A private access prepares the folio once. An exception the arch raises for the access
+   * ({@code ArchHooks.guestAccess}) is thrown as {@link MemoryExitException}.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit, Memslot slot) {
+    if (index < 0 || index >= nrPages || inode.leaked().contains(index)) {
       return inode.arch().privateBitInAccess() && accessBit ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
     }
     Shareability s = shareability.get(index);
@@ -156,8 +212,11 @@ public final class FaultPath {
     if (s == Shareability.NONE || privateAccess != isPrivateMemory(s)) {
       return privateFlag;
     }
+    boolean archSees = archSeesAccesses();
+    GuestFault fault = interceptors.isEmpty() && !archSees ? null
+        : new GuestFault(slot == null ? null : slot.file().vm(), slot, page(index), gpa, write, privateAccess);
     for (FaultInterceptor fi : interceptors) {
-      long f = fi.guestFault(ino, index, gpa, write, privateAccess);
+      long f = fi.guestFault(fault);
       if (f != 0) {
         return f | privateFlag;
       }
@@ -171,9 +230,15 @@ public final class FaultPath {
     if (privateAccess) {
       prepareOnce(index, gfn);
     }
-    // Keyed by the access's own bit, which is all the lock-free path knows; any conversion or
-    // punch of the page zaps the entry, and with it the verdict the bit got here.
-    install(index, accessBit ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
+    VcpuExit.GuestException raised = archSees ? inode.arch().guestAccess(fault) : null;
+    if (raised != null) {
+      throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
+    }
+    if (!archSees) {
+      // Keyed by the access's own bit, which is all the lock-free path knows; any conversion or
+      // punch of the page zaps the entry, and with it the verdict the bit got here.
+      install(index, accessBit ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
+    }
     return -1;
   }
 
@@ -210,7 +275,7 @@ public final class FaultPath {
             continue;
           }
           int o = largestAlignedOrder(p, k < prepared.size() ? prepared.get(k)[0] : end);
-          inode.arch().prepare(startGfn + (p - start), p, o);
+          inode.arch().prepare(page(p), startGfn + (p - start), o);
           done.add(new long[] {p, o});
           p += 1L << o;
         }
@@ -239,6 +304,7 @@ public final class FaultPath {
     if (filemap.isPresent(index)) {
       return;
     }
+    refuseLeaked(index);
     if (folioOrder == 0) {
       if (racingAllocations) {
         addSmallFolio(index);
@@ -311,7 +377,19 @@ public final class FaultPath {
    */
   public int mappingOrder(long index, long gfn, boolean isPrivate) {
     int order = filemap.orderAt(index);
-    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(gfn, isPrivate)));
+    return order <= 0 ? 0 : Math.max(0, Math.min(order, inode.arch().maxMappingOrder(page(index), gfn, isPrivate)));
+  }
+
+  /** {@link #mappingOrder(long, long, boolean)} through memslot {@code slot}, also capped by the features (userfault: 4 KiB). */
+  public int mappingOrder(long index, long gfn, boolean isPrivate, Memslot slot) {
+    int order = mappingOrder(index, gfn, isPrivate);
+    if (order > 0 && !interceptors.isEmpty()) {
+      GuestFault fault = new GuestFault(slot.file().vm(), slot, page(index), gfn << Folio.PAGE_SHIFT, false, isPrivate);
+      for (FaultInterceptor fi : interceptors) {
+        order = Math.max(0, Math.min(order, fi.maxMappingOrder(fault)));
+      }
+    }
+    return order;
   }
 
   private void added(long index, int order) {

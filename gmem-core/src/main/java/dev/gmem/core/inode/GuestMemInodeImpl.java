@@ -62,11 +62,19 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final HolePunch holePunch;
   private final PinTable pins;
   private final GuestView guestView;
+  private final LeakedPages leaked = new LeakedPages();
+  private final boolean guestMemfd;
+  private final List<FilemapListener> listeners;
   private final FastPageTable fastPages;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
   private volatile boolean evicted;
   private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
 
+  /**
+   * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
+   *     backend) rather than memory an allocator or a feature supplied, which the kernel sees as
+   *     plain user memory
+   */
   public GuestMemInodeImpl(
       long ino,
       long size,
@@ -76,8 +84,10 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
       FolioAllocator.Inode allocator,
       ArchHooks arch,
       List<FilemapListener> listeners,
-      List<FaultInterceptor> interceptors) {
+      List<FaultInterceptor> interceptors,
+      boolean guestMemfd) {
     this.ino = ino;
+    this.guestMemfd = guestMemfd;
     this.size = size;
     this.flags = flags;
     this.nrPages = size >>> Folio.PAGE_SHIFT;
@@ -89,8 +99,9 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.arch = arch;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
-    this.faults = new FaultPath(this, List.copyOf(listeners), List.copyOf(interceptors));
-    this.holePunch = new HolePunch(this, List.copyOf(listeners));
+    this.listeners = List.copyOf(listeners);
+    this.faults = new FaultPath(this, this.listeners, List.copyOf(interceptors));
+    this.holePunch = new HolePunch(this, this.listeners);
     this.pins = new PinTable(this);
     this.guestView = new GuestView(sys, memory, nrPages, hostBlockOrder);
     this.fastPages = new FastPageTable(nrPages);
@@ -124,12 +135,22 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   }
 
   @Override
+  public List<FilemapListener> listeners() {
+    return listeners;
+  }
+
+  @Override
   public long nrPages() {
     return nrPages;
   }
 
   public Fd memory() {
     return memory;
+  }
+
+  /** Whether the memory is the backend's own file (so a memslot may bind it as a guest_memfd). */
+  public boolean isGuestMemfd() {
+    return guestMemfd;
   }
 
   public Sys sys() {
@@ -283,6 +304,16 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return List.copyOf(files);
   }
 
+  @Override
+  public long shareabilitySequence() {
+    return shareability.sequence();
+  }
+
+  @Override
+  public long leakedPages() {
+    return leaked.count();
+  }
+
   /** As seen by a memslot binding the file at GPA 0 (gfn = index). */
   @Override
   public int mappingOrder(long index) {
@@ -324,6 +355,78 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** Test hook: failures injected at the fallible steps of later conversions. */
   public void conversionFaultInjector(FaultInjector injector) {
     this.conversionFaults = injector;
+  }
+
+  // ---- leaked pages and parked pages -----------------------------------------------------
+
+  LeakedPages leaked() {
+    return leaked;
+  }
+
+  /**
+   * The arch reports pages {@code [start, start + nrPages)} unreclaimable: their indices are
+   * retired at once (faults refuse them); their folios leave the filemap without going back to
+   * the allocator when gmem next frees them or, within a conversion, at its end
+   * ({@link #retireLeaked}). Any lock state; never fails.
+   */
+  public void leak(long start, long nrPages) {
+    long end = Math.min(nrPages(), start + Math.max(0, nrPages));
+    if (start >= 0 && start < end) {
+      retire(start, end);
+    }
+  }
+
+  /** Retires {@code [start, end)} widened to whole allocator blocks: a huge page cannot leave in parts. */
+  void retire(long start, long end) {
+    long block = 1L << folioOrder;
+    leaked.add(start & -block, Math.min(nrPages, (end + block - 1) & -block));
+  }
+
+  @Override
+  public void retireLeaked(long start, long end) {
+    if (leaked.count() == 0) {
+      return;
+    }
+    for (long[] run : leaked.within(start, end)) {
+      for (Folio f : filemap.remove(run[0], run[1])) {
+        pins.forget(f.index(), f.index() + f.nrPages());
+        lruBatch.forget(f.index(), f.index() + f.nrPages());
+      }
+      for (InodeMapping m : mappings) {
+        m.setAccessible(run[0], run[1], false);
+      }
+    }
+  }
+
+  /**
+   * Pages parked in NONE within {@code [start, end)} whose last extra reference went become
+   * private, and the arch hears of each run ({@code drained}). Called when references drop.
+   */
+  public void drainParked(long start, long end) {
+    if (shareability.countPages(Shareability.NONE) == 0) {
+      return;
+    }
+    invalidateLock.writeLock().lock();
+    try {
+      for (ShareabilityRange r : shareability.ranges(Math.max(0, start), Math.min(nrPages, end))) {
+        if (r.shareability() != Shareability.NONE) {
+          continue;
+        }
+        long runStart = -1;
+        for (long i = r.start(); i <= r.end(); i++) {
+          boolean drained = i < r.end() && filemap.refcount(i) == 0;
+          if (drained && runStart < 0) {
+            runStart = i;
+          } else if (!drained && runStart >= 0) {
+            shareability.set(runStart, i, Shareability.PRIVATE);
+            arch.drained(faults.page(runStart), i - runStart);
+            runStart = -1;
+          }
+        }
+      }
+    } finally {
+      invalidateLock.writeLock().unlock();
+    }
   }
 
   // ---- references ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.filemap.Filemap;
 import java.util.ArrayList;
 import java.util.List;
@@ -62,9 +63,10 @@ public final class HolePunch {
    *
    * <p>Then upstream's order ({@code kvm_gmem_punch_hole}: truncate → {@code ->free_folio} →
    * {@code kvm_arch_gmem_invalidate}, and only then the page goes back): the folios leave the
-   * filemap, the arch invalidates each and the listeners hear of it while the page still holds
-   * its contents, and only then is the memory freed ({@code fallocate}, which cannot fail on a
-   * valid range of these files) and the folio given back to the allocator.
+   * filemap, the arch invalidates each while the page still holds its contents — and may leak it,
+   * which keeps it — the listeners hear of the others, and only then is the memory freed
+   * ({@code fallocate}, which cannot fail on a valid range of these files, around leaked pages)
+   * and the folios given back to the allocator.
    */
   private void punch(long offset, long length) {
     long end = Math.min(inode.size(), offset + length < 0 ? Long.MAX_VALUE : offset + length);
@@ -84,23 +86,47 @@ public final class HolePunch {
       for (BlockMerge m : merges) {
         filemap.merge(m.index(), folioOrder);
         m.prepared().commit();
+        for (FilemapListener l : listeners) {
+          l.folioMerged(inode.ino(), inode.flags(), m.index(), folioOrder);
+        }
       }
       List<Folio> removed = wholeStart < wholeEnd ? filemap.remove(wholeStart, wholeEnd) : List.of();
+      List<Folio> freed = new ArrayList<>(removed.size());
       for (Folio f : removed) {
         if (f.refcount() > 0) {
           inode.pins().forget(f.index(), f.index() + f.nrPages());
         }
         inode.lruBatch().forget(f.index(), f.index() + f.nrPages());
-        invalidate(f);
+        if (invalidate(f)) {
+          freed.add(f);
+        }
       }
       // The kernel zaps every mapping of the real file, host and guest windows alike; hugetlbfs
       // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
-      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, offset, end - offset);
-      for (Folio f : removed) {
+      punchFile(offset, end);
+      for (Folio f : freed) {
         allocator.freeFolio(f.index(), f.order());
       }
     } finally {
       inode.invalidateLock().writeLock().unlock();
+    }
+  }
+
+  /**
+   * Punches the memory file over {@code [offset, end)} except where pages are leaked: their
+   * memory stays held while the inode lives.
+   */
+  private void punchFile(long offset, long end) {
+    long at = offset;
+    for (long[] run : inode.leaked().within(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
+      long runStart = run[0] << Folio.PAGE_SHIFT;
+      if (runStart > at) {
+        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, runStart - at);
+      }
+      at = Math.max(at, run[1] << Folio.PAGE_SHIFT);
+    }
+    if (at < end) {
+      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, end - at);
     }
   }
 
@@ -145,16 +171,28 @@ public final class HolePunch {
     }
   }
 
+  /** {@code ->free_folio} and then the allocator takes the folio back, unless it was leaked. */
   private void free(Folio f) {
-    invalidate(f);
-    allocator.freeFolio(f.index(), f.order());
+    if (invalidate(f)) {
+      allocator.freeFolio(f.index(), f.order());
+    }
   }
 
-  /** {@code ->free_folio} before the memory goes: the arch's invalidate, then the listeners. */
-  private void invalidate(Folio f) {
-    inode.arch().invalidate(f.index(), f.nrPages());
+  /**
+   * {@code ->free_folio} while the page still holds its contents: the arch invalidates, then
+   * listeners hear the folio left — unless the arch leaked a page of it during (or before) the
+   * invalidate: then the whole folio is retired and stays where it is, in the firmware's hands.
+   * Returns whether the folio may be freed.
+   */
+  private boolean invalidate(Folio f) {
+    inode.arch().invalidate(new GmemPage(inode.ino(), f.index()), f.nrPages());
+    if (inode.leaked().intersects(f.index(), f.index() + f.nrPages())) {
+      inode.retire(f.index(), f.index() + f.nrPages());
+      return false;
+    }
     for (FilemapListener l : listeners) {
       l.folioRemoved(inode.ino(), inode.flags(), f.index(), f.order());
     }
+    return true;
   }
 }

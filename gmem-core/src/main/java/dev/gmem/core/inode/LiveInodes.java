@@ -23,6 +23,16 @@ public final class LiveInodes {
     }
   }
 
+  /** The live inode numbered {@code ino}, or null (evicted, or never of this runtime). */
+  public GuestMemInodeImpl find(long ino) {
+    for (GuestMemInodeImpl inode : inodes) {
+      if (inode.ino() == ino && !inode.isEvicted()) {
+        return inode;
+      }
+    }
+    return null;
+  }
+
   /** Drops every reference that keeps a live inode alive, except memslots (their VMs drop those). */
   public void releaseAll() {
     for (GuestMemInodeImpl inode : inodes) {

@@ -69,6 +69,7 @@ final class PinImpl implements Pin {
     } finally {
       l.unlock();
     }
+    inode.pins().unpinned(startPage, nrPages);
     inode.release();
   }
 }

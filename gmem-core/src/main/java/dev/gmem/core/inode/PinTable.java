@@ -3,6 +3,7 @@ package dev.gmem.core.inode;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Pin;
+import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.core.filemap.Filemap;
 import java.util.List;
 import java.util.Set;
@@ -35,6 +36,9 @@ public final class PinTable {
         if (!faults.hostMayFault(i)) {
           throw new GmemException(Errno.EFAULT, "cannot pin page " + i + ": the host may not fault it (" + inode.shareabilityStore().get(i) + ")");
         }
+      }
+      for (FaultInterceptor fi : faults.interceptors()) {
+        fi.pin(faults.page(index), nrPages); // GUP on memory a feature removed from the direct map fails here
       }
       long taken = index;
       try {
@@ -69,6 +73,19 @@ public final class PinTable {
 
   void remove(PinImpl p) {
     pins.remove(p);
+  }
+
+  /**
+   * A pin's references on {@code [index, index + nrPages)} were dropped (no lock held): features
+   * hear of it, and pages parked in NONE that have no reference left complete their move to
+   * private.
+   */
+  void unpinned(long index, long nrPages) {
+    FaultPath faults = inode.faults();
+    for (FaultInterceptor fi : faults.interceptors()) {
+      fi.unpin(faults.page(index), nrPages);
+    }
+    inode.drainParked(index, index + nrPages);
   }
 
   /** Pages {@code [start, end)} left the filemap with their references (punched): no pin puts them again. */

@@ -148,7 +148,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          boolean faultable = inode.arch().hostMayFault(r.start(), r.shareability());
+          boolean faultable = inode.faults().hostMayFault(r.start(), r.shareability());
           if (faultable && populate) {
             m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
           }
@@ -279,7 +279,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private boolean blockFaultable(long b) {
     return b + blockPages <= inode.nrPages()
         && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
-        && inode.arch().hostMayFault(b, Shareability.SHARED);
+        && inode.faults().hostMayFault(b, Shareability.SHARED);
   }
 
   /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */

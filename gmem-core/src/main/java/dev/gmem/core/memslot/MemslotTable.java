@@ -30,6 +30,8 @@ public final class MemslotTable {
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
 
   private final Vm vm;
+  private final int validFlags;
+  private final int featureFlags;
   private final int addressSpaces;
   private final int slotIds;
   private final long maxGfn;
@@ -62,7 +64,14 @@ public final class MemslotTable {
    * ({@code kvm_arch_nr_memslot_as_ids}); others have {@link MemslotLimits#addressSpaces()}.
    */
   public MemslotTable(Vm vm, boolean privateMemory, MemslotLimits limits) {
+    this(vm, privateMemory, limits, 0);
+  }
+
+  /** @param featureFlags memslot flags active features give meaning to (KVM Userfault's USERFAULT) */
+  public MemslotTable(Vm vm, boolean privateMemory, MemslotLimits limits, int featureFlags) {
     this.vm = vm;
+    this.featureFlags = featureFlags & ~VALID_FLAGS;
+    this.validFlags = VALID_FLAGS | this.featureFlags;
     this.addressSpaces = privateMemory ? 1 : limits.addressSpaces();
     this.slotIds = limits.slots();
     this.maxGfn = (1L << (limits.maxGpaBits() - Folio.PAGE_SHIFT)) - 1;
@@ -71,7 +80,9 @@ public final class MemslotTable {
   /** What a validated change does. */
   public enum Change {
     CREATE,
-    DELETE
+    DELETE,
+    /** Only feature flags of an existing slot change (the late toggle): nothing reaches the kernel. */
+    UPDATE
   }
 
   /**
@@ -79,7 +90,7 @@ public final class MemslotTable {
    * Call under the VM's memslot lock, then {@link #apply}.
    */
   public synchronized Change validate(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    if ((flags & ~VALID_FLAGS) != 0) {
+    if ((flags & ~validFlags) != 0) {
       throw GmemException.einval("unknown memslot flags 0x" + Integer.toHexString(flags));
     }
     if ((flags & Memslot.GUEST_MEMFD) != 0 && (flags & (Memslot.LOG_DIRTY_PAGES | Memslot.READONLY)) != 0) {
@@ -115,6 +126,9 @@ public final class MemslotTable {
       return Change.DELETE;
     }
     if (old != null) {
+      if (old.gpa() == gpa && old.size() == size && old.file() == file && old.offset() == offset && old.flags() != flags && ((old.flags() ^ flags) & ~featureFlags) == 0) {
+        return Change.UPDATE;
+      }
       throw GmemException.einval("guest_memfd memslot " + slot + " is immutable: delete it first");
     }
     for (Memslot m : slots.values()) {
@@ -157,8 +171,9 @@ public final class MemslotTable {
 
   /**
    * Applies a validated change: a new slot with the window its {@code userspace_addr} points into,
-   * or a deletion, which hands back the deleted slot's window for the caller to close once no
-   * access can be in flight through it.
+   * an update of a slot's flags, which keeps its window ({@code window} and {@code kernelView} are
+   * ignored), or a deletion, which hands back the deleted slot's window for the caller to close
+   * once no access can be in flight through it.
    */
   public synchronized Binding apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset,
       GuestView.Window window, AutoCloseable kernelView) {
@@ -166,6 +181,12 @@ public final class MemslotTable {
     if (change == Change.DELETE) {
       slots.remove(slot);
       result = bindings.remove(slot);
+    } else if (change == Change.UPDATE) {
+      Binding old = bindings.get(slot); // flags only: the window and the kernel's view stay
+      Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
+      slots.put(slot, m);
+      result = Binding.of(m, old.window(), old.kernelView());
+      bindings.put(slot, result);
     } else {
       Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
       slots.put(slot, m);

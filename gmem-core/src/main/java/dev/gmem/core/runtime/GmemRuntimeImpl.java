@@ -9,7 +9,6 @@ import dev.gmem.api.HostInfo;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.AllocatorProvider;
-import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FeatureProvider;
@@ -57,6 +56,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
   private final CopyOnWriteArrayList<VmImpl> vms = new CopyOnWriteArrayList<>();
   private final LiveInodes inodes = new LiveInodes();
   private final AtomicBoolean open = new AtomicBoolean(true);
+  private final List<Feature> features = new ArrayList<>();
 
   @Inject
   GmemRuntimeImpl(
@@ -73,6 +73,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
     List<FaultInterceptor> interceptors = new ArrayList<>();
     for (FeatureProvider fp : plugins.features()) {
       Feature f = fp.create(hostMemory);
+      features.add(f);
       if (f.filemapListener() != null) {
         listeners.add(f.filemapListener());
       }
@@ -82,7 +83,7 @@ final class GmemRuntimeImpl implements GmemRuntime {
     }
     this.vmContext = new VmContext(
         sys, inaccessible, nextIno::getAndIncrement, this::allocatorFor, plugins.contributedFlags(), listeners, interceptors, memslotLimits,
-        inodes);
+        inodes, List.copyOf(features), plugins.features().stream().mapToInt(FeatureProvider::memslotFlags).reduce(0, (x, y) -> x | y));
     LOG.debug("gmem runtime: backend {} ({})", backendInfo.name(), backendInfo.reason());
   }
 
@@ -121,11 +122,15 @@ final class GmemRuntimeImpl implements GmemRuntime {
     }
     ArchProvider arch = plugins.archFor(type).orElseThrow(() -> GmemException.einval(
         "no arch plugin serves VM type " + type + " (put its gmem-arch jar on the class path; found: " + plugins.report().ofKind(dev.gmem.api.PluginDescriptor.Kind.ARCH).stream().map(d -> d.id()).toList() + ")"));
-    ArchHooks hooks = arch.create(type, hostMemory);
     // A closed VM is forgotten: what its files left alive is in the runtime's live inodes.
-    VmImpl vm = new VmImpl(type, vmContext, backend.createVm(type), hooks, vms::remove);
+    VmImpl vm = VmImpl.create(type, vmContext, arch, hostMemory, backend.createVm(type), vms::remove);
     vms.add(vm);
     return vm;
+  }
+
+  @Override
+  public <T> Optional<T> feature(Class<T> type) {
+    return features.stream().filter(type::isInstance).map(type::cast).findFirst();
   }
 
   /**

@@ -26,6 +26,7 @@ public final class Kvm {
   /** In-place conversion series (v7/v8): same nr as the VM ioctl, told apart by direction and size. */
   public static final long SET_MEMORY_ATTRIBUTES2 = Ioc.iowr(KVMIO, 0xd2, 128);
   public static final long CREATE_GUEST_MEMFD = Ioc.iowr(KVMIO, 0xd4, 64);
+  public static final long ENABLE_CAP = Ioc.iow(KVMIO, 0xa3, 104);
   /** {@code KVM_LINK_GUEST_MEMFD} as numbered in its RFC v2 (0xd5 in v1, since taken by KVM_PRE_FAULT_MEMORY). */
   public static final long LINK_GUEST_MEMFD = Ioc.iowr(KVMIO, 0xd6, 64);
 
@@ -34,6 +35,8 @@ public final class Kvm {
   public static final long MEMORY_ATTRIBUTE_PRIVATE = 1L << 3;
   /** {@code KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES} as numbered in the in-place conversion series v7. */
   public static final int CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES = 249;
+  /** {@code KVM_CAP_EXIT_HYPERCALL}: VM scope, returns the hypercalls user space may take ({@code 1 << nr}). */
+  public static final int CAP_EXIT_HYPERCALL = 201;
 
   /** {@code struct kvm_run} offsets (x86_64). */
   public static final class Run {
@@ -56,6 +59,10 @@ public final class Kvm {
     public static final int INTERNAL_DATA = 40;
     public static final int FAIL_ENTRY_REASON = 32;
     public static final int SYSTEM_EVENT_TYPE = 32;
+    public static final int HYPERCALL_NR = 32;
+    public static final int HYPERCALL_ARGS = 40;
+    public static final int HYPERCALL_RET = 88;
+    public static final int HYPERCALL_FLAGS = 96;
 
     /** {@code io.direction} values. */
     public static final int IO_IN = 0;
@@ -65,6 +72,7 @@ public final class Kvm {
 
     /** {@code KVM_EXIT_*} values gmem decodes. */
     public static final int EXIT_IO = 2;
+    public static final int EXIT_HYPERCALL = 3;
     public static final int EXIT_HLT = 5;
     public static final int EXIT_MMIO = 6;
     public static final int EXIT_SHUTDOWN = 8;
@@ -160,6 +168,34 @@ public final class Kvm {
     r.guestMemfd.set(guestMemfd);
     r.guestMemfdOffset.set(guestMemfdOffset);
     sys.ioctl(vm.get(), SET_USER_MEMORY_REGION2, KvmStructs.memory(r), "KVM_SET_USER_MEMORY_REGION2");
+  }
+
+  /** {@code KVM_ENABLE_CAP} on a VM or vCPU fd with {@code args[0]}. */
+  public void enableCap(Fd fd, int cap, long arg0) {
+    KvmStructs.EnableCap c = KvmStructs.allocate(sys, new KvmStructs.EnableCap(sys.runtime()));
+    c.cap.set(cap);
+    c.args[0].set(arg0);
+    sys.ioctl(fd.get(), ENABLE_CAP, KvmStructs.memory(c), "KVM_ENABLE_CAP");
+  }
+
+  /**
+   * Lets user space take {@code KVM_HC_MAP_GPA_RANGE} ({@code KVM_CAP_EXIT_HYPERCALL}) where the
+   * kernel offers it, as a VMM that converts on the guest's request does; without it the guest
+   * gets {@code -KVM_ENOSYS}. Returns whether it is on.
+   */
+  public boolean enableMapGpaRangeExits(Fd vm) {
+    long mask = 1L << dev.gmem.api.VcpuExit.Hypercall.MAP_GPA_RANGE;
+    long offered;
+    try {
+      offered = checkExtension(vm, CAP_EXIT_HYPERCALL);
+    } catch (GmemException e) {
+      return false;
+    }
+    if ((offered & mask) == 0) {
+      return false;
+    }
+    enableCap(vm, CAP_EXIT_HYPERCALL, mask);
+    return true;
   }
 
   public Fd createVcpu(Fd vm, int id) {

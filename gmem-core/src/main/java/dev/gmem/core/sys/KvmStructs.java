@@ -89,6 +89,18 @@ public final class KvmStructs {
     }
   }
 
+  /** {@code struct kvm_enable_cap}: 104 bytes. */
+  public static final class EnableCap extends Struct {
+    public final Unsigned32 cap = new Unsigned32();
+    public final Unsigned32 flags = new Unsigned32();
+    public final Unsigned64[] args = array(new Unsigned64[4]);
+    public final Unsigned8[] pad = array(new Unsigned8[64]);
+
+    public EnableCap(Runtime runtime) {
+      super(runtime);
+    }
+  }
+
   /** {@code struct kvm_regs}: 144 bytes. */
   public static final class Regs extends Struct {
     public final Unsigned64 rax = new Unsigned64();

@@ -36,6 +36,8 @@ public final class Sys {
   public static final int MADV_POPULATE_READ = 22;
   public static final int MADV_POPULATE_WRITE = 23;
 
+  public static final long SYS_GETTID = 186;
+  public static final long SYS_TGKILL = 234;
   public static final long SYS_USERFAULTFD = 323;
   public static final long SYS_MEMFD_SECRET = 447;
   public static final long SYS_MEMBARRIER = 324;
@@ -224,6 +226,32 @@ public final class Sys {
       throw fail(name);
     }
     return r;
+  }
+
+  /** The calling thread's kernel id, {@code gettid(2)}. */
+  public int gettid() {
+    return (int) libc.syscall(SYS_GETTID, 0);
+  }
+
+  /** {@code tgkill(getpid(), tid, sig)}: a signal to one thread of this process. */
+  public void tgkill(int tid, int sig) {
+    if (libc.syscall(SYS_TGKILL, libc.getpid(), tid, sig) < 0) {
+      throw fail("tgkill");
+    }
+  }
+
+  /**
+   * Whether this process has a handler installed for {@code sig} (neither SIG_DFL nor SIG_IGN):
+   * then the signal interrupts a blocking call without killing the process or being dropped.
+   */
+  public boolean signalHandled(int sig) {
+    // glibc's struct sigaction starts with the handler; the rest (mask, flags, restorer) fits in 256 bytes.
+    Pointer old = allocate(256);
+    if (libc.sigaction(sig, null, old) != 0) {
+      throw fail("sigaction");
+    }
+    long handler = old.getLong(0);
+    return handler != 0 && handler != 1;
   }
 
   /**

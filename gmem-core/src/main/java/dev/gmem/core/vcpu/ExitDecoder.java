@@ -41,6 +41,8 @@ final class ExitDecoder {
         return new VcpuExit.SystemEvent(run.getInt(Run.SYSTEM_EVENT_TYPE));
       case Run.EXIT_MEMORY_FAULT:
         return memoryFault();
+      case Run.EXIT_HYPERCALL:
+        return hypercall();
       default:
         return new VcpuExit.Other(reason);
     }
@@ -49,6 +51,14 @@ final class ExitDecoder {
   VcpuExit.MemoryFault memoryFault() {
     return new VcpuExit.MemoryFault(
         run.getLong(Run.MEMORY_FAULT_FLAGS), run.getLong(Run.MEMORY_FAULT_GPA), run.getLong(Run.MEMORY_FAULT_SIZE));
+  }
+
+  private VcpuExit.Hypercall hypercall() {
+    long[] args = new long[VcpuExit.Hypercall.MAX_ARGS];
+    for (int i = 0; i < args.length; i++) {
+      args[i] = run.getLong(Run.HYPERCALL_ARGS + 8 * i);
+    }
+    return new VcpuExit.Hypercall(run.getLong(Run.HYPERCALL_NR), args, run.getLong(Run.HYPERCALL_FLAGS));
   }
 
   /** Offset of the I/O data from the start of kvm_run, checked to lie inside the mapping. */

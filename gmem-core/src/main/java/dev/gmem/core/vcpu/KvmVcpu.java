@@ -24,6 +24,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * state are reused without locks, and a small state word rejects a second thread instead of
  * letting it corrupt them. {@code close()} from another thread during {@code KVM_RUN} is deferred
  * until that call returns, because unmapping kvm_run under the decoder would crash the JVM.
+ *
+ * <p>{@link #kick()} is the exception to the one-thread rule: it sets {@code immediate_exit} and
+ * sends {@link #KICK_SIGNAL} to the thread inside {@code KVM_RUN}, whose kernel id the running
+ * thread publishes. It serialises with the release of kvm_run on {@code kickLock}.
  */
 public final class KvmVcpu implements Vcpu {
   private static final int IDLE = 0;
@@ -33,6 +37,16 @@ public final class KvmVcpu implements Vcpu {
 
   /** What a read nobody answered returns: the PC's floating bus. */
   private static final byte UNANSWERED = (byte) 0xff;
+
+  /**
+   * SIGPIPE: HotSpot installs a handler that ignores it, so sending it to a thread in
+   * {@code KVM_RUN} makes the ioctl return EINTR and does nothing else (QEMU uses a signal of its
+   * own, SIG_IPI, the same way). Checked before use: without a handler it would kill the process.
+   */
+  static final int KICK_SIGNAL = 13;
+
+  /** The calling thread's kernel id, asked once per thread. */
+  private static final ThreadLocal<int[]> TID = new ThreadLocal<>();
 
   private final Kvm kvm;
   private final int id;
@@ -49,6 +63,13 @@ public final class KvmVcpu implements Vcpu {
   private int pendingInOffset = -1;
   private int pendingInLength;
   private boolean pendingMmioRead;
+  private boolean pendingHypercall;
+
+  private final Object kickLock = new Object();
+  /** Kernel id of the thread inside KVM_RUN, 0 when none. */
+  private volatile int runningTid;
+  /** Under kickLock: kvm_run is unmapped. */
+  private boolean released;
 
   private KvmVcpu(Kvm kvm, int id, Fd fd, Mapping runMapping, VcpuGate gate) {
     this.kvm = kvm;
@@ -104,10 +125,13 @@ public final class KvmVcpu implements Vcpu {
     enterGated(true);
     try {
       fillUnansweredReads();
+      runningTid = tid(kvm.sys());
       try {
         kvm.run(fd);
       } catch (GmemException e) {
         return failedRun(e);
+      } finally {
+        runningTid = 0;
       }
       VcpuExit exit = decoder.decode();
       rememberPendingRead(exit);
@@ -124,6 +148,8 @@ public final class KvmVcpu implements Vcpu {
       return decoder.memoryFault();
     }
     if (errno == Errno.EINTR.code() || errno == Errno.EAGAIN.code()) {
+      // This run took any kick made so far; a kick racing with this clear is coalesced into it.
+      run.put(Kvm.Run.IMMEDIATE_EXIT, (byte) 0);
       return new VcpuExit.Other(VcpuExit.Other.INTR);
     }
     throw e;
@@ -135,6 +161,10 @@ public final class KvmVcpu implements Vcpu {
       pendingInLength = decoder.ioLength();
     } else if (exit instanceof VcpuExit.Mmio && !((VcpuExit.Mmio) exit).write()) {
       pendingMmioRead = true;
+    } else if (exit instanceof VcpuExit.Hypercall) {
+      // The kernel presets ret only on some paths (TDX, for QEMU); make an unanswered call return 0 everywhere.
+      run.putLong(Kvm.Run.HYPERCALL_RET, 0);
+      pendingHypercall = true;
     }
   }
 
@@ -150,6 +180,7 @@ public final class KvmVcpu implements Vcpu {
       run.putLong(Kvm.Run.MMIO_DATA, -1L);
       pendingMmioRead = false;
     }
+    pendingHypercall = false;
   }
 
   @Override
@@ -182,6 +213,64 @@ public final class KvmVcpu implements Vcpu {
     } finally {
       leave();
     }
+  }
+
+  @Override
+  public void completeHypercall(long ret) {
+    enter();
+    try {
+      if (!pendingHypercall) {
+        throw new IllegalStateException("vCPU " + id + ": no hypercall exit waiting for a return value");
+      }
+      run.putLong(Kvm.Run.HYPERCALL_RET, ret);
+      pendingHypercall = false;
+    } finally {
+      leave();
+    }
+  }
+
+  /**
+   * immediate_exit first, then the signal: a thread about to enter KVM_RUN sees the flag, one in
+   * the guest is interrupted by the signal. The flag stays set until a run returns EINTR, so a
+   * kick between two runs stops the next one.
+   */
+  @Override
+  public void kick() {
+    synchronized (kickLock) {
+      if (released) {
+        throw new GmemException(Errno.EBADF, "vCPU " + id + " is closed");
+      }
+      if (!kickSignalHandled(kvm.sys())) {
+        throw new GmemException(Errno.EOPNOTSUPP, "no handler for signal " + KICK_SIGNAL + " in this JVM: a kick would kill the process");
+      }
+      run.put(Kvm.Run.IMMEDIATE_EXIT, (byte) 1);
+      java.lang.invoke.VarHandle.fullFence();
+      int tid = runningTid;
+      if (tid != 0) {
+        kvm.sys().tgkill(tid, KICK_SIGNAL);
+      }
+    }
+  }
+
+  private static volatile Boolean kickSignalHandled;
+
+  /** Whether the JVM handles {@link #KICK_SIGNAL}; asked once (HotSpot installs its handlers at startup). */
+  private static boolean kickSignalHandled(Sys sys) {
+    Boolean h = kickSignalHandled;
+    if (h == null) {
+      h = sys.signalHandled(KICK_SIGNAL);
+      kickSignalHandled = h;
+    }
+    return h;
+  }
+
+  private static int tid(Sys sys) {
+    int[] t = TID.get();
+    if (t == null) {
+      t = new int[] {sys.gettid()};
+      TID.set(t);
+    }
+    return t[0];
   }
 
   @Override
@@ -288,10 +377,13 @@ public final class KvmVcpu implements Vcpu {
   }
 
   private void release() {
-    try {
-      runMapping.close();
-    } finally {
-      fd.close();
+    synchronized (kickLock) {
+      released = true;
+      try {
+        runMapping.close();
+      } finally {
+        fd.close();
+      }
     }
   }
 

@@ -2,10 +2,13 @@ package dev.gmem.core.vcpu;
 
 import com.kenai.jffi.MemoryIO;
 import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GuestCall;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
+import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.core.file.GuestMemFileImpl;
@@ -31,12 +34,27 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final FastPageTable.Kind GUEST_SHARED = FastPageTable.Kind.GUEST_SHARED;
 
   private final MemslotTable memslots;
+  private final ArchHooks arch;
   private final Runnable vmAlive;
 
-  /** {@code vmAlive} throws what an access on the VM fails with now (EIO once the VM is dead). */
-  public SoftwareVcpuImpl(MemslotTable memslots, Runnable vmAlive) {
+  /**
+   * @param arch    the VM's hooks, which turn guest hypercalls into exits
+   * @param vmAlive throws what an access on the VM fails with now (EIO once the VM is dead: its
+   *     context moved away, or its arch hit {@code KVM_BUG_ON})
+   */
+  public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable vmAlive) {
     this.memslots = memslots;
+    this.arch = arch;
     this.vmAlive = vmAlive;
+  }
+
+  @Override
+  public GuestCall hypercall(long nr, long... args) {
+    vmAlive.run();
+    if (args.length > VcpuExit.Hypercall.MAX_ARGS) {
+      throw GmemException.einval("a hypercall takes at most " + VcpuExit.Hypercall.MAX_ARGS + " arguments, got " + args.length);
+    }
+    return arch.guestCall(nr, args.clone());
   }
 
   @Override
@@ -127,13 +145,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * that it inlines.
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
+    vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
     while (true) {
       MemslotTable.Binding slot = memslots.binding(gpa);
       if (slot == null) {
         throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
       }
       long off = slot.fileOffset(gpa);
-      vmAlive.run(); // a dead VM (context moved away) accesses nothing, fast path included
       Rcu.Reader r = Rcu.GLOBAL.reader();
       r.lock();
       try {
@@ -206,7 +224,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.faults().guestFault(index, gpa >>> Folio.PAGE_SHIFT, gpa, write, accessBit);
+    long flags = inode.faults().guestFault(index, gpa >>> Folio.PAGE_SHIFT, gpa, write, accessBit, slot);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -227,7 +245,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
     boolean kind = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), privateAccess);
-    int max = inode.faults().mappingOrder(index, gfn, kind);
+    int max = inode.faults().mappingOrder(index, gfn, kind, slot);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;

@@ -16,24 +16,33 @@ import java.util.function.BooleanSupplier;
  */
 final class EncryptionContext implements VcpuGate {
   private final BooleanSupplier awaiting;
+  private final java.util.function.Supplier<String> bugged;
   private final AtomicBoolean migrating = new AtomicBoolean();
   /** Held shared by every vCPU ioctl, KVM_RUN for its whole duration; a move holds it exclusive. */
   private final ReentrantReadWriteLock vcpus = new ReentrantReadWriteLock();
   private volatile boolean movedAway;
 
-  /** {@code awaiting}: whether the VM holds an open linked file still waiting for its context. */
-  EncryptionContext(BooleanSupplier awaiting) {
+  /**
+   * {@code awaiting}: whether the VM holds an open linked file still waiting for its context;
+   * {@code bugged}: why the arch declared the VM dead ({@code KVM_BUG_ON}), or null.
+   */
+  EncryptionContext(BooleanSupplier awaiting, java.util.function.Supplier<String> bugged) {
     this.awaiting = awaiting;
+    this.bugged = bugged;
   }
 
   boolean movedAway() {
     return movedAway;
   }
 
-  /** EIO once the context is gone, as every ioctl on a dead VM. */
+  /** EIO once the context is gone or the arch hit {@code KVM_BUG_ON}, as every ioctl on a dead VM. */
   void checkAlive() {
     if (movedAway) {
       throw new GmemException(Errno.EIO, "the VM's encryption context was moved to another VM: it is dead");
+    }
+    String bug = bugged.get();
+    if (bug != null) {
+      throw new GmemException(Errno.EIO, "the VM is dead (KVM_BUG_ON): " + bug);
     }
   }
 

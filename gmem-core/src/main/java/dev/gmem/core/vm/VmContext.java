@@ -1,6 +1,7 @@
 package dev.gmem.core.vm;
 
 import dev.gmem.api.spi.FaultInterceptor;
+import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.inode.LiveInodes;
@@ -23,6 +24,9 @@ import java.util.function.LongSupplier;
  * @param interceptors      fault interceptors of active features
  * @param memslotLimits     the host kernel's memslot limits
  * @param inodes            every inode of the runtime that is not evicted, for the runtime to release
+ *                          and for arch leak reports
+ * @param features          the active features, asked for inode memory
+ * @param memslotFlags      memslot flags active features give meaning to
  */
 public record VmContext(
     Sys sys,
@@ -33,4 +37,6 @@ public record VmContext(
     List<FilemapListener> listeners,
     List<FaultInterceptor> interceptors,
     MemslotLimits memslotLimits,
-    LiveInodes inodes) {}
+    LiveInodes inodes,
+    List<Feature> features,
+    int memslotFlags) {}

@@ -6,6 +6,7 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.MapFlags;
+import dev.gmem.api.GuestMemory;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Prot;
 import dev.gmem.api.SoftwareVcpu;
@@ -13,9 +14,13 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.ArchProvider;
+import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.access.Rcu;
+import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.backend.BackendVm;
+import dev.gmem.core.backend.MemoryFds;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
@@ -24,7 +29,9 @@ import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
+import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.Lock;
@@ -40,19 +47,40 @@ public final class VmImpl implements Vm {
   private final java.util.function.Consumer<VmImpl> onClose;
   private final SoftwareVcpu softwareVcpu;
   private final CopyOnWriteArrayList<Vcpu> vcpus = new CopyOnWriteArrayList<>();
-  private final EncryptionContext context;
-  /** Files linked into this VM ({@link #linkGuestMemFile}): what a context move must reach. */
+  /** Files linked into this VM, which may wait for a context move. */
   private final CopyOnWriteArrayList<GuestMemFileImpl> files = new CopyOnWriteArrayList<>();
+  private final EncryptionContext context;
+  private final VmArchContext archContext;
+  private final GuestMemory guestMemory;
 
-  public VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, java.util.function.Consumer<VmImpl> onClose) {
+  private VmImpl(VmType type, VmContext ctx, BackendVm backend, ArchHooks arch, VmArchContext archContext,
+      java.util.function.Consumer<VmImpl> onClose) {
     this.type = type;
     this.ctx = ctx;
     this.backend = backend;
     this.arch = arch;
+    this.archContext = archContext;
     this.onClose = onClose;
-    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits());
-    this.context = new EncryptionContext(this::awaitingContext);
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots, context::checkAlive);
+    this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
+    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
+    this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
+  }
+
+  /**
+   * A VM of {@code type} over {@code backend}, with hooks from {@code provider} that report
+   * through the VM's own {@link dev.gmem.api.spi.ArchContext}. Closes {@code backend} if the
+   * provider fails.
+   */
+  public static VmImpl create(VmType type, VmContext ctx, ArchProvider provider, HostMemory host, BackendVm backend,
+      java.util.function.Consumer<VmImpl> onClose) {
+    VmArchContext archContext = new VmArchContext(type, ctx.inodes()::find);
+    try {
+      return new VmImpl(type, ctx, backend, provider.create(type, host, archContext), archContext, onClose);
+    } catch (RuntimeException e) {
+      backend.close();
+      throw e;
+    }
   }
 
   @Override
@@ -82,6 +110,34 @@ public final class VmImpl implements Vm {
 
   EncryptionContext context() {
     return context;
+  }
+
+  /** Dead: its context was moved away, or its arch hit {@code KVM_BUG_ON}. */
+  @Override
+  public boolean isDead() {
+    return context.movedAway() || archContext.isDead();
+  }
+
+  @Override
+  public <T> Optional<T> arch(Class<T> type) {
+    return type.isInstance(arch) ? Optional.of(type.cast(arch)) : Optional.empty();
+  }
+
+  @Override
+  public long populate(long gpa, ByteBuffer source, long npages, long flags) {
+    checkUsable();
+    return new Populate(this, arch).run(gpa, source, npages, flags);
+  }
+
+  @Override
+  public void finalizeLaunch() {
+    checkUsable();
+    arch.finalizeLaunch();
+  }
+
+  @Override
+  public GuestMemory guestMemory() {
+    return guestMemory;
   }
 
   boolean sameRuntime(VmImpl other) {
@@ -133,15 +189,16 @@ public final class VmImpl implements Vm {
     FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
     Fd memory = null;
     try {
-      memory = alloc.memory() != null
-          ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory")
-          : backend.createMemory(size, flags);
-      if (alloc.memory() != null) {
-        dev.gmem.core.backend.MemoryFds.restrict(ctx.sys(), memory);
+      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
+      boolean guestMemfd = memory == null;
+      if (guestMemfd) {
+        memory = backend.createMemory(size, flags);
+      } else {
+        MemoryFds.restrict(ctx.sys(), memory); // allocator or feature memory: a memfd of its own
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors());
-      if (alloc.memory() == null) {
+          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+      if (guestMemfd) {
         inode.passConversionsTo(backend.kernelAttributes());
       }
       ctx.inodes().add(inode);
@@ -154,6 +211,18 @@ public final class VmImpl implements Vm {
       alloc.close();
       throw e;
     }
+  }
+
+  /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
+  private Fd featureMemory(long size, long flags) {
+    for (Feature f : ctx.features()) {
+      try (HostMemory.MemoryFile m = f.memory(size, flags)) {
+        if (m != null) {
+          return new Fd(ctx.sys(), ctx.sys().dup(m.fd()), "feature-memory");
+        }
+      }
+    }
+    return null;
   }
 
   @Override
@@ -216,6 +285,9 @@ public final class VmImpl implements Vm {
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
     checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
+    if (change == MemslotTable.Change.UPDATE) {
+      return memslots.apply(change, slot, flags, gpa, size, file, offset, null, null).slot();
+    }
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);

@@ -4,6 +4,8 @@ import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FeatureProvider;
 import dev.gmem.api.spi.FilemapListener;
+import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
 import dev.gmem.api.spi.HostMemory;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -99,14 +101,14 @@ public final class FaultGate implements FeatureProvider {
   public Feature create(HostMemory host) {
     FaultInterceptor interceptor = new FaultInterceptor() {
       @Override
-      public long guestFault(long ino, long index, long gpa, boolean write, boolean isPrivate) {
-        pass(Point.INTERCEPTOR, ino, index);
+      public long guestFault(GuestFault fault) {
+        pass(Point.INTERCEPTOR, fault.page().ino(), fault.page().index());
         return 0;
       }
 
       @Override
-      public void hostFault(long ino, long index, boolean write) {
-        pass(Point.INTERCEPTOR, ino, index);
+      public void hostFault(GmemPage page, boolean write) {
+        pass(Point.INTERCEPTOR, page.ino(), page.index());
       }
     };
     FilemapListener listener = new FilemapListener() {

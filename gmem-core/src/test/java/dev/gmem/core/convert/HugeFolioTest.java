@@ -12,6 +12,7 @@ import dev.gmem.api.GmemException;
 import dev.gmem.api.Pin;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -94,7 +95,7 @@ class HugeFolioTest {
       }
 
       @Override
-      public int maxMappingOrder(long gfn, boolean isPrivate) {
+      public int maxMappingOrder(GmemPage page, long gfn, boolean isPrivate) {
         return 2;
       }
     };

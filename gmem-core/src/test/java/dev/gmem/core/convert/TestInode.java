@@ -37,7 +37,7 @@ public final class TestInode implements AutoCloseable {
       alloc.close();
       throw e;
     }
-    inode = new GuestMemInodeImpl(1, size, flags, SYS, memory, alloc, arch, List.of(), List.of());
+    inode = new GuestMemInodeImpl(1, size, flags, SYS, memory, alloc, arch, List.of(), List.of(), alloc.memory() == null);
   }
 
   public TestInode(long pages, boolean initShared, ArchHooks arch, FolioAllocator allocator) {

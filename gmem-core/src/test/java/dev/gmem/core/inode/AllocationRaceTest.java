@@ -157,7 +157,7 @@ class AllocationRaceTest {
     SYS.ftruncate(memory.get(), size);
     Folios folios = new Folios();
     GuestMemInodeImpl inode = new GuestMemInodeImpl(
-        1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, allocator(folios), new ArchHooks() {}, List.of(), List.of());
+        1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, allocator(folios), new ArchHooks() {}, List.of(), List.of(), true);
     try {
       Thread loser = new Thread(() -> fault(inode, 3), "loser");
       loser.start();

@@ -1,6 +1,7 @@
 package dev.gmem.core.inode;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyInt;
 import static org.mockito.ArgumentMatchers.anyLong;
 import static org.mockito.ArgumentMatchers.eq;
@@ -16,6 +17,7 @@ import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.alloc.PageAllocator;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Sys;
@@ -57,7 +59,7 @@ class ArchPrepareTest {
     Fd memory = new Fd(SYS, SYS.memfdCreate("arch-prepare-test", Sys.MFD_CLOEXEC), "memfd");
     SYS.ftruncate(memory.get(), size);
     GuestMemInodeImpl inode = new GuestMemInodeImpl(
-        inodes.size() + 1, size, flags, SYS, memory, new PageAllocator().setupInode(size, flags), arch, List.of(), List.of());
+        inodes.size() + 1, size, flags, SYS, memory, new PageAllocator().setupInode(size, flags), arch, List.of(), List.of(), true);
     inodes.add(inode);
     return inode;
   }
@@ -90,9 +92,9 @@ class ArchPrepareTest {
       }
     }
     for (long i = 0; i < 4; i++) {
-      verify(arch, times(1)).prepare(BASE_GFN + i, i, 0);
+      verify(arch, times(1)).prepare(new GmemPage(inode.ino(), i), BASE_GFN + i, 0);
     }
-    verify(arch, times(4)).prepare(anyLong(), anyLong(), anyInt());
+    verify(arch, times(4)).prepare(any(GmemPage.class), anyLong(), anyInt());
     assertEquals(4, inode.allocatedPages());
   }
 
@@ -127,9 +129,9 @@ class ArchPrepareTest {
       pool.shutdownNow();
     }
     for (long i = 0; i < PAGES; i++) {
-      verify(arch, times(1)).prepare(BASE_GFN + i, i, 0);
+      verify(arch, times(1)).prepare(new GmemPage(inode.ino(), i), BASE_GFN + i, 0);
     }
-    verify(arch, times((int) PAGES)).prepare(anyLong(), anyLong(), anyInt());
+    verify(arch, times((int) PAGES)).prepare(any(GmemPage.class), anyLong(), anyInt());
   }
 
   /** Where accesses carry their own private bit (TDX, SNP), a kind that disagrees with the page exits. */
@@ -144,7 +146,7 @@ class ArchPrepareTest {
       assertEquals(VcpuExit.MemoryFault.FLAG_PRIVATE, fault(shared, i, true, true), "private access to a shared page");
       assertEquals(0, fault(priv, i, false, false), "shared access to a private page");
     }
-    verify(arch, never()).prepare(anyLong(), anyLong(), anyInt());
+    verify(arch, never()).prepare(any(GmemPage.class), anyLong(), anyInt());
     assertEquals(PAGES, shared.allocatedPages());
     assertEquals(0, priv.allocatedPages(), "refused faults allocate nothing");
   }
@@ -169,18 +171,18 @@ class ArchPrepareTest {
     GuestMemInodeImpl inode = inode(GmemFlags.MMAP);
     assertEquals(-1, fault(inode, 1, true, true));
     assertEquals(-1, fault(inode, 2, true, true));
-    verify(arch, times(1)).prepare(BASE_GFN + 1, 1, 0);
+    verify(arch, times(1)).prepare(new GmemPage(inode.ino(), 1), BASE_GFN + 1, 0);
 
     inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, PAGE, PAGE);
-    verify(arch, times(1)).invalidate(1, 1);
-    verify(arch, never()).invalidate(eq(2L), anyLong());
+    verify(arch, times(1)).invalidate(new GmemPage(inode.ino(), 1), 1);
+    verify(arch, never()).invalidate(eq(new GmemPage(inode.ino(), 2)), anyLong());
     assertEquals(1, inode.allocatedPages());
 
     assertEquals(-1, fault(inode, 1, false, true));
     assertEquals(-1, fault(inode, 1, true, true));
     assertEquals(-1, fault(inode, 2, false, true));
-    verify(arch, times(2)).prepare(BASE_GFN + 1, 1, 0);
-    verify(arch, times(1)).prepare(BASE_GFN + 2, 2, 0);
+    verify(arch, times(2)).prepare(new GmemPage(inode.ino(), 1), BASE_GFN + 1, 0);
+    verify(arch, times(1)).prepare(new GmemPage(inode.ino(), 2), BASE_GFN + 2, 0);
   }
 
   /** A DEFAULT VM has no private memory: the access's own bit is ignored, every fault is shared, nothing is prepared. */
@@ -188,7 +190,7 @@ class ArchPrepareTest {
   void defaultVmNeverPreparesAndNeverExits() {
     ArchHooks defaults = mock(ArchHooks.class, withSettings().defaultAnswer(CALLS_REAL_METHODS));
     GuestMemInodeImpl inode = new GuestMemInodeImpl(99, PAGES * PAGE, GmemFlags.MMAP, SYS, memfd(PAGES * PAGE),
-        new PageAllocator().setupInode(PAGES * PAGE, GmemFlags.MMAP), defaults, List.of(), List.of());
+        new PageAllocator().setupInode(PAGES * PAGE, GmemFlags.MMAP), defaults, List.of(), List.of(), true);
     inodes.add(inode);
     for (long i = 0; i < PAGES; i++) {
       assertEquals(-1, fault(inode, i, true, true), "private bit on a DEFAULT VM");

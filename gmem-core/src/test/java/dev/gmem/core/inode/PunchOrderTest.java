@@ -49,7 +49,7 @@ class PunchOrderTest {
         }
       };
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, new PageAllocator().setupInode(size, 0), arch, List.of(listener), List.of());
+          1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, new PageAllocator().setupInode(size, 0), arch, List.of(listener), List.of(), true);
       try {
         inode.invalidateLock().readLock().lock();
         try {
@@ -65,6 +65,47 @@ class PunchOrderTest {
         assertEquals(List.of("invalidate 2 sees " + seen, "removed 2 sees " + seen), events,
             "the arch and then the listeners see the page before it is freed");
         assertEquals(0, IO.getLong(probe.address() + 2 * PAGE), "and then it is freed");
+        assertEquals(0, inode.allocatedPages());
+      } finally {
+        inode.release();
+      }
+    }
+  }
+
+  /** A page the arch cannot take back (firmware still owns it) is leaked in its invalidate: its memory is kept. */
+  @Test
+  void aPageLeakedByTheInvalidateKeepsItsMemory() {
+    long size = 4 * PAGE;
+    Fd memory = new Fd(SYS, SYS.memfdCreate("punch-leak-test", Sys.MFD_CLOEXEC), "memfd");
+    SYS.ftruncate(memory.get(), size);
+    GuestMemInodeImpl[] self = new GuestMemInodeImpl[1];
+    try (Mapping probe = new Mapping(SYS, SYS.mmap(0, size, Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED, memory.get(), 0), size)) {
+      ArchHooks arch = new ArchHooks() {
+        @Override
+        public void invalidate(long index, long nrPages) {
+          if (index == 1) {
+            self[0].leak(index, nrPages);
+          }
+        }
+      };
+      GuestMemInodeImpl inode = new GuestMemInodeImpl(
+          1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, new PageAllocator().setupInode(size, 0), arch, List.of(), List.of(), true);
+      self[0] = inode;
+      try {
+        inode.invalidateLock().readLock().lock();
+        try {
+          inode.faults().ensureFolio(1);
+          inode.faults().ensureFolio(2);
+        } finally {
+          inode.invalidateLock().readLock().unlock();
+        }
+        IO.putLong(probe.address() + PAGE, MAGIC);
+        IO.putLong(probe.address() + 2 * PAGE, MAGIC);
+
+        inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 0, size);
+
+        assertEquals(MAGIC, IO.getLong(probe.address() + PAGE), "the leaked page keeps its memory");
+        assertEquals(0, IO.getLong(probe.address() + 2 * PAGE), "the other one is freed");
         assertEquals(0, inode.allocatedPages());
       } finally {
         inode.release();

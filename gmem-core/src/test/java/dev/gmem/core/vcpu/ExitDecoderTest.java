@@ -101,4 +101,22 @@ class ExitDecoderTest {
     assertNotEquals(new VcpuExit.Io(false, 1, 1, 1, new byte[] {5}), io);
     assertThrows(IllegalArgumentException.class, () -> new VcpuExit.Io(true, 1, 2, 1, new byte[1]));
   }
+
+  @Test
+  void hypercallCarriesNrSixArgsAndFlags() {
+    run.putInt(Run.EXIT_REASON, Run.EXIT_HYPERCALL);
+    run.putLong(Run.HYPERCALL_NR, VcpuExit.Hypercall.MAP_GPA_RANGE);
+    for (int i = 0; i < 6; i++) {
+      run.putLong(Run.HYPERCALL_ARGS + 8 * i, 0x1000L * (i + 1));
+    }
+    run.putLong(Run.HYPERCALL_ARGS + 16, VcpuExit.Hypercall.ENCRYPTED);
+    run.putLong(Run.HYPERCALL_RET, 0x77);
+    run.putLong(Run.HYPERCALL_FLAGS, VcpuExit.Hypercall.FLAG_LONG_MODE);
+    VcpuExit.Hypercall hc = (VcpuExit.Hypercall) decoder.decode();
+    assertEquals(new VcpuExit.Hypercall(12, new long[] {0x1000, 0x2000, 0x10, 0x4000, 0x5000, 0x6000}, 1), hc);
+    assertEquals(true, hc.isMapGpaRange());
+    assertEquals(0x1000, hc.gpa());
+    assertEquals(0x2000, hc.npages());
+    assertEquals(true, hc.toPrivate());
+  }
 }

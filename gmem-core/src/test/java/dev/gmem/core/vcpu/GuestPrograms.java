@@ -137,6 +137,26 @@ public final class GuestPrograms {
       0xE7, MISMATCH_PORT, //                                              out 0x11, eax
       0xF4); //                                                            hlt
 
+  /** GPA the {@link #REAL_MODE_MAP_GPA_RANGE} guest asks to convert. */
+  public static final long MAP_GPA = 0x3000;
+
+  /**
+   * 16-bit: {@code KVM_HC_MAP_GPA_RANGE} for 2 pages at {@link #MAP_GPA}, encrypted, by
+   * {@code VMCALL} (KVM rewrites it to VMMCALL on AMD), then reports the return value (eax) on
+   * port 0x10 and halts.
+   */
+  public static final byte[] REAL_MODE_MAP_GPA_RANGE = bytes(
+      0x66, 0xB8, 0x0C, 0x00, 0x00, 0x00, //  mov eax, 12           ; KVM_HC_MAP_GPA_RANGE
+      0x66, 0xBB, 0x00, 0x30, 0x00, 0x00, //  mov ebx, 0x3000       ; gpa
+      0x66, 0xB9, 0x02, 0x00, 0x00, 0x00, //  mov ecx, 2            ; npages
+      0x66, 0xBA, 0x10, 0x00, 0x00, 0x00, //  mov edx, 0x10         ; KVM_MAP_GPA_RANGE_ENCRYPTED
+      0x0F, 0x01, 0xC1, //                    vmcall
+      0x66, 0xE7, 0x10, //                    out 0x10, eax
+      0xF4); //                               hlt
+
+  /** Offset of the VMCALL in {@link #REAL_MODE_MAP_GPA_RANGE}. */
+  public static final int MAP_GPA_RANGE_VMCALL = 24;
+
   /** Raises #UD; with an empty IDT that escalates to a triple fault. */
   static final byte[] UD2 = bytes(
       0x0F, 0x0B); //            ud2

@@ -4,6 +4,7 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.HostMemory;
 import java.util.List;
@@ -65,13 +66,13 @@ public final class MoveArchProvider implements ArchProvider {
     }
 
     @Override
-    public void prepare(long gfn, long index, int order) {
-      LOG.add("prepare vm" + vm + " ctx" + context + " index " + index);
+    public void prepare(GmemPage first, long gfn, int order) {
+      LOG.add("prepare vm" + vm + " ctx" + context + " index " + first.index());
     }
 
     @Override
-    public void invalidate(long index, long nrPages) {
-      LOG.add("invalidate vm" + vm + " ctx" + context + " index " + index);
+    public void invalidate(GmemPage first, long nrPages) {
+      LOG.add("invalidate vm" + vm + " ctx" + context + " index " + first.index());
     }
 
     @Override

@@ -67,4 +67,9 @@ public interface LibC {
 
   @Variadic(fixedCount = 1)
   long syscall(long number, long a1, long a2, long a3);
+
+  int getpid();
+
+  /** {@code sigaction(2)}; gmem only queries ({@code act} null). */
+  int sigaction(int signum, Pointer act, Pointer oldact);
 }
