@@ -29,13 +29,17 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <ul>
  *   <li>{@code gmemConvert1GiB}: 1 GiB of allocated 4 KiB folios, mapped by the host, converted to
- *       private and back ({@code setShareability} twice: validation, store update, host zap,
- *       reference check over 262,144 folios, then the reverse with the remap). Baseline: the
- *       {@code mprotect(PROT_NONE)} and {@code mprotect(PROT_READ|PROT_WRITE)} calls over the
- *       same 1 GiB of a raw mapping — the least any user-space enforcement must pay. Target: ≤
- *       1.25× the floor. {@code populated} says whether the host mapping's page tables are filled
- *       (every page touched) when the conversion starts: zapping filled page tables is what
- *       upstream's {@code unmap_mapping_pages} costs too, and mprotect merely rewrites them.
+ *       private and back ({@code setShareability} twice). Baseline: the {@code mprotect(PROT_NONE)}
+ *       and {@code mprotect(PROT_READ|PROT_WRITE)} calls over the same 1 GiB of a raw mapping — the
+ *       least any user-space enforcement of a raw mapping must pay. Target: ≤ 1.25× the floor.
+ *       {@code populated=false}: the host mapping is used through its accessors only, its raw view
+ *       is never handed out, so there is nothing to cover: validation, store updates and the
+ *       reference check over 262,144 folios. {@code populated=true}: the raw view is handed out
+ *       ({@code buffer()}) and every page touched through it when the conversion starts; to-private
+ *       covers the GiB and detaches every page (copy aside, punch, refill, copy back: a kernel
+ *       reference taken through the raw view must not see the guest's later private writes), and
+ *       to-shared moves a spare file mapping into place. mprotect merely rewrites page tables, so
+ *       this row measures what that guarantee costs; it misses the target by far.
  *   <li>{@code gmemFragmented}: the shareability store of a 1 GiB file (no folios, no mapping)
  *       fragmented into 262,144 runs (every other page private), converted whole to shared or to
  *       private ({@code target}) in one call, which has to visit every run; reported per page.
@@ -47,9 +51,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *       128 MiB allocated file with a live host mapping to private (32,768 runs in the end), then
  *       back, reported per conversion. Baseline: one {@code mprotect} of one page per conversion,
  *       the same 16,384 pages, on a raw mapping of the same allocated file, then back: the least
- *       a user-space implementation pays to make a page of a mapping fault and to undo it. Both
- *       sides stay within {@code vm.max_map_count} (each island is a VMA; gmem's and the raw
- *       mapping are never alive at once). Target: ≤ 4× the mprotect floor.
+ *       a user-space implementation pays to make a page of a mapping fault and to undo it. The
+ *       gmem mapping is used through its accessors (its raw view is never handed out), so gmem
+ *       makes no VMA per island; the raw side's islands are VMAs and stay within
+ *       {@code vm.max_map_count} (gmem's and the raw mapping are never alive at once). Target: ≤
+ *       4× the mprotect floor.
  * </ul>
  */
 @BenchmarkMode(Mode.AverageTime)

@@ -32,7 +32,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Skipped, with the reason, where the kernel cannot provide a gigantic page.
  */
 class GigantPageTest {
-  @RegisterExtension static final HugePool POOL = HugePool.of(0, 1);
+  /** One gigabyte for the file and one to detach it into once a raw mapping reached it (see the second test). */
+  @RegisterExtension static final HugePool POOL = HugePool.of(0, 2);
 
   static final long PAGE = Folio.PAGE_SIZE;
   static final long GIB = HugePool.GIB1;

@@ -21,11 +21,16 @@ import java.util.concurrent.locks.Lock;
  * {@code KVM_SET_MEMORY_ATTRIBUTES2}: everything that can fail happens first; after the point of
  * no return nothing can. gmem goes beyond upstream, which WARNs when its rollback fails: the
  * steps after the point of no return are infallible by construction (a published store version,
- * committed allocator restructures, arch hooks that may not fail, stores into present pages).
+ * committed allocator restructures, host-mapping changes whose VMAs and spare mappings were
+ * reserved, arch hooks that may not fail, stores into present pages).
  *
- * <p>Host mappings are zapped (covered by SIGBUS memory) before the reference check, as upstream
- * unmaps before checking; a failed call does not re-map them, exactly as upstream does not
- * re-populate page tables: the next host access heals them lazily.
+ * <p>Unlike upstream, host mappings are not zapped before the reference check: gmem's own
+ * references (pins) cannot appear while the invalidate lock is held exclusive, and a transient
+ * cover would make raw users of a mapping fault (HotSpot: garbage values and a deferred
+ * InternalError) on a conversion that then fails. A failed conversion therefore changes no
+ * mapping at all; a successful to-private covers the pages and then {@link Detach detaches} those
+ * raw users may have reached, so that a kernel reference taken earlier never sees what the guest
+ * writes afterwards.
  */
 public final class ConversionEngine {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -37,6 +42,8 @@ public final class ConversionEngine {
 
   private final ConvertibleInode inode;
   private final FaultInjector injector;
+  /** gmem's window over the conversion's range, while it applies content effects or detaches. */
+  private ConvertibleInode.ViewWindow window;
 
   public ConversionEngine(ConvertibleInode inode, FaultInjector injector) {
     this.inode = inode;
@@ -74,60 +81,94 @@ public final class ConversionEngine {
     if (store.isUniform(start, end, target)) {
       return;
     }
-    // Before anything else: a lock-free access to these pages must not race the zap, the arch
+    // Before anything else: a lock-free access to these pages must not race the covers, the arch
     // hooks or the store; afterwards they take the locked path until faulted again.
     inode.invalidateBegin(start, end);
     List<ShareabilityRange> before = store.ranges(start, end);
+    boolean toPrivate = target == Shareability.PRIVATE;
     injector.at(ConversionStep.STORE_PREPARE, start);
     ShareabilityStore.Update update = prepareStore(store, start, end, target);
     List<Restructure> restructures = new ArrayList<>();
     ArchConversion arch = new ArchConversion(inode.arch(), inode.ino());
     List<long[]> parked = List.of();
-    boolean zapped = false;
-    ConvertibleInode.ViewWindow contents = null;
+    List<MappingChange> mappings = new ArrayList<>();
+    Detach detach = Detach.NONE;
     try {
       planRestructures(start, end, target, restructures);
-      if (target == Shareability.PRIVATE) {
-        zapped = true;
-        zapHostMappings(start, end);
+      if (toPrivate) {
         parked = checkReferences(start, end, () -> arch.busyPolicy(start, end, before));
         keepParkedPagesSmall(parked, restructures);
       }
-      if (changesContents(before, target)) {
-        contents = inode.viewWindow(start, end); // mapping may fail: do it while failing is allowed
+      prepareHostMappings(start, end, toPrivate, mappings);
+      boolean changesContents = changesContents(before, target);
+      if (toPrivate) {
+        injector.at(ConversionStep.DETACH_PREPARE, start);
+        detach = Detach.prepare(inode, start, end, !changesContents, () -> viewBase(start, end));
+      }
+      if (changesContents) {
+        viewBase(start, end); // a window to apply them through: mapped while failing is still allowed
       }
       injector.at(ConversionStep.ARCH_VETO, start);
       arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
       // Where the kernel converts in place, it checks and converts too; last, as nothing after fails.
       inode.convertInKernel(start, end, target);
     } catch (RuntimeException e) {
-      for (Restructure r : restructures) {
-        r.prepared.abort();
-      }
+      closeWindow();
+      detach.close();
+      mappings.forEach(MappingChange::abort);
+      restructures.forEach(r -> r.prepared.abort());
       update.abort();
-      if (zapped) {
-        remapShared(before);
-      }
-      if (contents != null) {
-        contents.close();
-      }
       throw e;
     }
     // ---- point of no return: nothing below can fail ----
-    try {
-      commit(before, start, end, target, update, restructures, arch, contents);
-    } finally {
-      if (contents != null) {
-        contents.close();
-      }
+    if (toPrivate) {
+      mappings.forEach(MappingChange::apply);
+      detach.apply(); // parked pages too: they turn private once drained, with no conversion to detach them then
+      detach.close();
+      inode.exposure().remove(start, end);
     }
+    commit(before, start, end, target, update, restructures, arch);
+    closeWindow();
     for (long[] p : parked) {
       store.set(p[0], p[1], Shareability.NONE); // pKVM NONE_SHARED: nobody faults them until the references drain
     }
-    if (target == Shareability.SHARED) {
-      remapShared(before);
+    if (!toPrivate) {
+      mappings.forEach(MappingChange::apply);
     }
     inode.retireLeaked(start, end);
+  }
+
+  /**
+   * The address of file byte 0 in a window of gmem's over {@code [start, end)}, mapped on first
+   * use (ENOMEM allowed: before the point of no return only) and held until the conversion ends.
+   */
+  private long viewBase(long start, long end) {
+    if (window == null) {
+      window = inode.viewWindow(start, end);
+    }
+    return window.address(0);
+  }
+
+  private void closeWindow() {
+    if (window != null) {
+      window.close();
+      window = null;
+    }
+  }
+
+  /**
+   * Prepares every host mapping's change — covers for to-private, the file mapped back for
+   * to-shared — so that applying them cannot fail (see {@link InodeMapping#prepareAccess}).
+   */
+  private void prepareHostMappings(long start, long end, boolean toPrivate, List<MappingChange> out) {
+    injector.at(ConversionStep.MAPPINGS_PREPARE, start);
+    for (InodeMapping m : inode.mappings()) {
+      try {
+        out.add(m.prepareAccess(start, end, !toPrivate));
+      } catch (GmemException e) {
+        throw rebase(e, start);
+      }
+    }
   }
 
   /**
@@ -143,26 +184,6 @@ public final class ConversionEngine {
       }
       return touches;
     });
-  }
-
-  /**
-   * Maps the file back over pages that are (again) shared, so raw users of the host mapping's
-   * address see them at once, as they would with the kernel. Best effort: a failure (the kernel
-   * refusing a VMA for want of memory) leaves the pages to be healed by the next host fault,
-   * which reports the ENOMEM itself, as a kernel fault may end in VM_FAULT_OOM.
-   */
-  private void remapShared(List<ShareabilityRange> ranges) {
-    for (ShareabilityRange r : ranges) {
-      if (r.shareability() == Shareability.SHARED || inode.shareabilityStore().isUniform(r.start(), r.end(), Shareability.SHARED)) {
-        for (InodeMapping m : inode.mappings()) {
-          try {
-            m.setAccessible(r.start(), r.end(), true);
-          } catch (GmemException e) {
-            // healed lazily by the next host fault
-          }
-        }
-      }
-    }
   }
 
   private static ShareabilityStore.Update prepareStore(ShareabilityStore store, long start, long end, Shareability target) {
@@ -250,17 +271,6 @@ public final class ConversionEngine {
     }
   }
 
-  private void zapHostMappings(long start, long end) {
-    injector.at(ConversionStep.UNMAP, start);
-    for (InodeMapping m : inode.mappings()) {
-      try {
-        m.setAccessible(start, end, false);
-      } catch (GmemException e) {
-        throw rebase(e, start);
-      }
-    }
-  }
-
   /**
    * Upstream requires {@code refcount == nr_pages + 1}: no pins, no transient references. A
    * transient reference may be a fresh folio still in an LRU batch, so drain once and look again.
@@ -321,7 +331,7 @@ public final class ConversionEngine {
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
   private void commit(List<ShareabilityRange> before, long start, long end, Shareability target,
-      ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted, ConvertibleInode.ViewWindow contents) {
+      ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
     for (ShareabilityRange r : before) {
@@ -330,14 +340,14 @@ public final class ConversionEngine {
       }
       ArchHooks.ContentEffect effect = contentEffect(arch, r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
-      if (!leavesPrivate && effect == ArchHooks.ContentEffect.PRESERVE) {
+      if ((!leavesPrivate || !ArchOverrides.invalidates(arch)) && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
         if (leavesPrivate) {
           arch.invalidate(new GmemPage(inode.ino(), s), e - s); // kvm_arch_gmem_invalidate: leaving private use
         }
-        applyContentEffect(contents, effect, s, e);
+        applyContentEffect(effect, s, e);
       });
     }
     accepted.commit();
@@ -355,18 +365,18 @@ public final class ConversionEngine {
     }
     // Prepare is undone for pages that left private use; the next private fault prepares again.
     for (ShareabilityRange r : before) {
-      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE) {
+      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE && ArchOverrides.prepares(arch)) {
         filemap.clearPrepared(r.start(), r.end());
       }
     }
   }
 
-  /** Stores into present pages through a window mapped before: no allocation, no fault, cannot fail. */
-  private static void applyContentEffect(ConvertibleInode.ViewWindow contents, ArchHooks.ContentEffect effect, long start, long end) {
+  /** Stores into present pages through the window mapped before: no allocation, no fault, cannot fail. */
+  private void applyContentEffect(ArchHooks.ContentEffect effect, long start, long end) {
     if (effect == ArchHooks.ContentEffect.PRESERVE) {
       return;
     }
-    long addr = contents.address(start << Folio.PAGE_SHIFT);
+    long addr = window.address(start << Folio.PAGE_SHIFT);
     long len = (end - start) << Folio.PAGE_SHIFT;
     IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : SCRAMBLE_FILL);
   }

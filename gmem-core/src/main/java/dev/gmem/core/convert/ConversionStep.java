@@ -1,6 +1,6 @@
 package dev.gmem.core.convert;
 
-/** The fallible steps of a conversion, all before its point of no return. */
+/** The fallible steps of a conversion, all before its point of no return, in the order they run. */
 public enum ConversionStep {
   /** Preparing the shareability store's next version (tracking memory). */
   STORE_PREPARE,
@@ -8,10 +8,12 @@ public enum ConversionStep {
   SPLIT_PREPARE,
   /** Preparing a folio merge (allocator metadata). */
   MERGE_PREPARE,
-  /** Zapping host mappings of the range (to-private). */
-  UNMAP,
   /** The unexpected-reference check (to-private). */
   REFCHECK,
+  /** Preparing the host mappings' change: VMA budget, spare mappings for remaps. */
+  MAPPINGS_PREPARE,
+  /** Preparing the detach of exposed pages (to-private): copy buffer, huge-page pool. */
+  DETACH_PREPARE,
   /** The arch's veto ({@code ArchHooks.prepareConversion}), the last step before the point of no return. */
   ARCH_VETO
 }

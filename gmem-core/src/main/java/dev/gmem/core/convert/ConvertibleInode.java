@@ -6,6 +6,8 @@ import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
 import dev.gmem.core.shareability.ShareabilityStore;
+import dev.gmem.core.sys.Fd;
+import dev.gmem.core.sys.Sys;
 import java.util.List;
 import java.util.concurrent.locks.ReadWriteLock;
 
@@ -71,7 +73,7 @@ public interface ConvertibleInode {
    */
   default void convertInKernel(long start, long end, dev.gmem.api.Shareability target) {}
 
-  /** A mapping of pages {@code [first, end)} for content effects; may fail with ENOMEM. */
+  /** A mapping of pages {@code [first, end)} for content effects and detaching; may fail with ENOMEM. */
   ViewWindow viewWindow(long first, long end);
 
   /** A mapping of part of the memory, held until closed. */
@@ -89,4 +91,15 @@ public interface ConvertibleInode {
    * contents; returns when no lock-free access to them is in flight. Cannot fail.
    */
   void invalidateBegin(long start, long end);
+
+  /** The memory's fd (guest_memfd, memfd or the allocator's hugetlbfs file): a detach punches it. */
+  Fd memory();
+
+  Sys sys();
+
+  /** Order of the memory's own page size (0, or the huge page order on hugetlbfs): its punch and mapping granule. */
+  int hostBlockOrder();
+
+  /** The pages raw host users may have reached: what a to-private detaches. */
+  HostExposure exposure();
 }

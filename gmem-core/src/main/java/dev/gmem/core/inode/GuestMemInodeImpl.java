@@ -18,6 +18,7 @@ import dev.gmem.core.backend.KernelAttributes;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
+import dev.gmem.core.convert.HostExposure;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.filemap.LruBatch;
@@ -62,6 +63,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final HolePunch holePunch;
   private final PinTable pins;
   private final GuestView guestView;
+  private final HostExposure exposure = new HostExposure();
   private final LeakedPages leaked = new LeakedPages();
   private final boolean guestMemfd;
   private final List<FilemapListener> listeners;
@@ -144,6 +146,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return nrPages;
   }
 
+  @Override
   public Fd memory() {
     return memory;
   }
@@ -153,6 +156,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return guestMemfd;
   }
 
+  @Override
   public Sys sys() {
     return sys;
   }
@@ -199,8 +203,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * Order of the blocks in which host mappings of the memory can be changed: 0 for shmem and
    * guest_memfd, the huge page order for hugetlbfs, whose VMAs split only at huge-page boundaries.
    */
+  @Override
   public int hostBlockOrder() {
     return hostBlockOrder;
+  }
+
+  @Override
+  public HostExposure exposure() {
+    return exposure;
   }
 
   @Override
@@ -393,7 +403,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
         lruBatch.forget(f.index(), f.index() + f.nrPages());
       }
       for (InodeMapping m : mappings) {
-        m.setAccessible(run[0], run[1], false);
+        m.retire(run[0], run[1]);
       }
     }
   }

@@ -15,32 +15,26 @@ import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.convert.InodeMapping;
+import dev.gmem.core.convert.MappingChange;
 import dev.gmem.core.shareability.ShareabilityStore;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 
 /**
- * A host mapping of a file range. Pages the host may not fault are covered by a mapping of an
- * empty memfd ({@link InaccessibleMemory}): any access to them raises SIGBUS, exactly as the
- * kernel does for a private guest_memfd page (and, unlike PROT_NONE, the JVM survives a SIGBUS in
- * an unsafe access). gmem's accessors check shareability first, so through them the host gets a
- * {@link GmemException} instead: under the inode's invalidate lock, or, for an access within one
- * page already faulted, lock-free against the inode's fast page table inside an RCU read-side
- * section that conversion, punch and eviction wait for ({@link #access}). A failed access faults
- * nothing in; one of zero bytes does nothing.
- *
- * <h2>Huge-page memory</h2>
- * A hugetlbfs mapping can be replaced only in whole huge pages (its VMAs split at huge-page
- * boundaries only), so where the memory's block is larger than a page the covering works per
- * block: a block is mapped only while every page of it is host-faultable; a block holding any
- * private page is covered whole. The accessors copy through a window of gmem's over the range
- * after the per-page check, so shared pages of such a mixed block stay reachable through gmem, while raw
- * access to the mapping's address faults for the whole block and {@link #buffer} refuses it.
- * The part of the mapping beyond EOF is covered too: hugetlbfs would reserve pool pages for it
- * and instantiate pages there on a fault.
+ * A host mapping of a file range. gmem's accessors check shareability first, so through them the
+ * host gets a {@link GmemException} for a page it may not fault: under the inode's invalidate
+ * lock, or, for an access within one page already faulted, lock-free against the inode's fast page
+ * table inside an RCU read-side section that conversion, punch and eviction wait for
+ * ({@link #access}); either way they copy through a window of gmem's over the mapping's range
+ * (inside EOF), held while the mapping lives. A failed access faults
+ * nothing in; one of zero bytes does nothing. The mapping's own memory is the raw view
+ * ({@link #address}, {@link #buffer}), kept by {@link RawView}: pages the host may not fault are
+ * covered there by SIGBUS memory from the moment the raw view is handed out.
  */
 public final class HostMappingImpl implements HostMapping, InodeMapping {
   private static final MemoryIO IO = MemoryIO.getInstance();
@@ -48,57 +42,32 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   private final GuestMemFile file;
   private final GuestMemInodeImpl inode;
-  private final InaccessibleMemory inaccessible;
-  private final Sys sys;
   private final long offset;
   private final long length;
   private final int prot;
-  private final Mapping mapping;
-  private final long firstPage;
-  /** Pages per block in which the mapping can be changed (1 but for huge-page memory). */
-  private final long blockPages;
-  /** Per mapped page: SHARED = the file is mapped there, PRIVATE = the SIGBUS memory is. */
-  private final ShareabilityStore mapped;
+  private final RawView raw;
   /**
-   * Where the accessors copy: the mapping itself, whose private pages are covered, so no other
-   * mapping of the range exists for them; on huge-page memory a window of gmem's
-   * ({@link #accessorWindow}) at this mapping's offset.
+   * Where the accessors copy: {@link #window} at this mapping's offset. One field and one add per
+   * access; 0 for a mapping wholly beyond EOF, whose accesses all fail before they copy.
    */
   private final long view;
-  /** The window {@link #view} points into on huge-page memory, else null; closed with the mapping. */
-  private final GuestView.Window accessorWindow;
+  /** gmem's window over the mapping's range inside EOF (null when there is none); closed with the mapping. */
+  private final GuestView.Window window;
   /** The inode's page table for lock-free accesses. */
   private final FastPageTable fastPages;
   /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
   private volatile boolean open = true;
 
-  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, long offset, long length,
-      int prot, Mapping mapping, Shareability initiallyMapped, GuestView.Window accessorWindow) {
+  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, GuestView.Window window) {
     this.file = file;
     this.inode = inode;
-    this.inaccessible = inaccessible;
-    this.sys = inode.sys();
     this.offset = offset;
     this.length = length;
     this.prot = prot;
-    this.mapping = mapping;
-    this.firstPage = offset >>> Folio.PAGE_SHIFT;
-    this.blockPages = 1L << inode.hostBlockOrder();
-    this.mapped = new ShareabilityStore((mapping.length() + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT, initiallyMapped);
-    this.accessorWindow = accessorWindow;
-    this.view = accessorWindow != null ? accessorWindow.address(offset) : mapping.address();
+    this.raw = raw;
+    this.window = window;
+    this.view = window == null ? 0 : window.address(offset);
     this.fastPages = inode.fastPages();
-  }
-
-  /**
-   * Huge-page memory only: the shared pages of a huge page that also holds private ones must stay
-   * reachable for the accessors while the mapping covers that block whole, so they copy through a
-   * window over the mapping's range inside EOF (none when it lies wholly beyond).
-   */
-  private static GuestView.Window accessorWindow(GuestMemInodeImpl inode, long offset, long length) {
-    long first = offset >>> Folio.PAGE_SHIFT;
-    long end = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
-    return inode.hostBlockOrder() > 0 && first < end ? inode.guestView().acquire(first, end) : null;
   }
 
   /** {@link #create(GuestMemFile, GuestMemInodeImpl, InaccessibleMemory, Placement, long, long, int, int)} where the kernel chooses. */
@@ -111,64 +80,52 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /**
    * Maps into {@code where} after the file layer validated the arguments; registers with the inode.
-   * Pages the host may not fault are never mapped, not even for a moment: under MAP_LOCKED, which
-   * faults in what it maps, and on huge-page memory the region starts as SIGBUS memory and the
-   * file is mapped over the pages the host may fault; otherwise the file is mapped and those pages
-   * are covered before anyone can touch them (the inode's lock is held).
+   * Pages the host may not fault are never mapped for anyone who could touch them: the raw view is
+   * kept in step from its hand-out on (see {@link RawView}), which is at once where the caller
+   * chose the address (MAP_FIXED, MAP_FIXED_NOREPLACE) or where MAP_LOCKED must fault in what the
+   * host may fault, and only that (the region then starts as SIGBUS memory).
    *
-   * <p>MAP_LOCKED locks what it maps now (the region is VM_LOCKED and its host-faultable pages are
-   * faulted in); pages that become host-faultable later are mapped on demand, not locked, as a
-   * fault would bring them in. On huge-page memory it populates only (hugetlb pages are never
-   * swapped).
+   * <p>MAP_LOCKED locks what it maps (every piece of the region is VM_LOCKED); on huge-page memory
+   * it populates only (hugetlb pages are never swapped).
    */
   public static HostMappingImpl create(GuestMemFile file, GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where,
       long offset, long length, int prot, int mapFlags) {
-    Sys sys = inode.sys();
     inode.acquire();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
-    Mapping region = null;
+    RawView raw = null;
     GuestView.Window window = null;
     try {
-      boolean huge = inode.hostBlockOrder() > 0;
-      boolean locked = (mapFlags & MapFlags.LOCKED) != 0 && !huge;
-      boolean covered = huge || locked;
-      if (huge) {
-        region = coveredRegion(inode, inaccessible, where, offset, length, prot);
-      } else if (locked) {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED | MapFlags.LOCKED, inaccessible.fd(), 0), length);
-      } else {
-        region = new Mapping(sys, sys.mmap(where.address(), length, prot, MapFlags.SHARED | MapFlags.FIXED, inode.memory().get(), offset), length);
-      }
       window = accessorWindow(inode, offset, length);
-      HostMappingImpl m = new HostMappingImpl(file, inode, inaccessible, offset, length, prot, region, covered ? Shareability.PRIVATE : Shareability.SHARED, window);
+      raw = RawView.map(inode, inaccessible, where, offset, length, prot, mapFlags);
+      HostMappingImpl m = new HostMappingImpl(file, inode, offset, length, prot, raw, window);
       // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
-      boolean populate = (mapFlags & MapFlags.LOCKED) != 0 || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
+      boolean locked = (mapFlags & MapFlags.LOCKED) != 0;
+      boolean populate = locked || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
       long firstPage = offset >>> Folio.PAGE_SHIFT;
       long endPage = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+      List<ShareabilityRange> faultable = new ArrayList<>();
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          boolean faultable = inode.faults().hostMayFault(r.start(), r.shareability());
-          if (faultable && populate) {
-            m.allocate(r.start(), r.end()); // gmem's folios first, as a kernel fault allocates before it maps
-          }
-          if (faultable && locked) {
-            m.mapFile(r.start(), r.end(), MapFlags.LOCKED); // the kernel faults them in here
-          } else if (faultable && huge) {
-            m.setAccessible(r.start(), r.end(), true);
-          } else if (!faultable && !covered) {
-            m.setAccessible(r.start(), r.end(), false);
-          }
-          if (faultable && populate && !locked) {
-            m.prefault(r.start(), r.end());
+          if (inode.faults().hostMayFault(r.start(), r.shareability())) {
+            faultable.add(r);
           }
         }
+      }
+      if (populate) {
+        faultable.forEach(r -> m.allocate(r.start(), r.end())); // gmem's folios first, as a kernel fault allocates before it maps
+      }
+      if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE | MapFlags.LOCKED)) != 0) {
+        raw.handOut();
+      }
+      if (populate && !locked) {
+        faultable.forEach(r -> m.prefault(r.start(), r.end()));
       }
       inode.addMapping(m);
       return m;
     } catch (RuntimeException e) {
-      if (region != null) {
-        region.close();
+      if (raw != null) {
+        raw.close();
       } else {
         where.release();
       }
@@ -183,18 +140,13 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * For huge-page memory: a block-aligned region of whole blocks (the placement is), all SIGBUS
-   * memory at first; the file's blocks are mapped over it as they become faultable.
+   * The window the accessors copy through: the mapping's range inside EOF, none when it lies
+   * wholly beyond (hugetlbfs rounds it to whole huge pages).
    */
-  private static Mapping coveredRegion(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot) {
-    Sys sys = inode.sys();
-    long block = Folio.PAGE_SIZE << inode.hostBlockOrder();
-    if ((offset & (block - 1)) != 0) {
-      // hugetlbfs_file_mmap's rule: the offset must be huge-page aligned.
-      throw GmemException.einval("mmap offset 0x" + Long.toHexString(offset) + " not aligned to the huge page size 0x" + Long.toHexString(block));
-    }
-    long regionLength = (length + block - 1) & -block;
-    return new Mapping(sys, sys.mmap(where.address(), regionLength, prot, MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0), regionLength);
+  private static GuestView.Window accessorWindow(GuestMemInodeImpl inode, long offset, long length) {
+    long first = offset >>> Folio.PAGE_SHIFT;
+    long end = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+    return first < end ? inode.guestView().acquire(first, end) : null;
   }
 
   /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
@@ -215,90 +167,20 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     long rel = (startPage << Folio.PAGE_SHIFT) - offset;
     int advice = (prot & Prot.WRITE) != 0 ? Sys.MADV_POPULATE_WRITE : Sys.MADV_POPULATE_READ;
     try {
-      sys.madvise(mapping.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
+      inode.sys().madvise(raw.address() + rel, (endPage - startPage) << Folio.PAGE_SHIFT, advice);
     } catch (GmemException ignored) {
       // mm_populate's result is ignored by mmap(MAP_POPULATE) too.
     }
   }
 
-  /**
-   * Maps the file (accessible) or the SIGBUS memory over file pages {@code [startPage, endPage)}
-   * of this mapping. Called to zap (conversion to private, under the exclusive lock) and to heal
-   * lazily on the next host fault of a page that became shared, as the kernel's fault handler
-   * maps a page only when it is touched. On huge-page memory the change widens to whole blocks:
-   * a zap covers every block it touches, and only blocks the host may fault entirely are mapped.
-   */
   @Override
-  public synchronized void setAccessible(long startPage, long endPage, boolean accessible) {
-    long mappedEnd = firstPage + mapped.nrPages();
-    long first = Math.max(firstPage, startPage & -blockPages);
-    long end = Math.min(mappedEnd, (endPage + blockPages - 1) & -blockPages);
-    if (first >= end || !mapping.isOpen()) {
-      return;
-    }
-    if (!accessible) {
-      cover(first, end);
-    } else if (blockPages == 1) {
-      mapFile(first, end);
-    } else {
-      for (long b = first; b < end; ) {
-        long runEnd = b;
-        while (runEnd < end && blockFaultable(runEnd)) {
-          runEnd += blockPages;
-        }
-        if (runEnd > b) {
-          mapFile(b, runEnd);
-        }
-        b = Math.max(runEnd, b + blockPages);
-      }
-    }
+  public MappingChange prepareAccess(long startPage, long endPage, boolean accessible) {
+    return raw.prepareAccess(startPage, endPage, accessible);
   }
 
-  private void cover(long first, long end) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED, inaccessible.fd(), 0);
-    mapped.set(first - firstPage, end - firstPage, Shareability.PRIVATE);
-  }
-
-  private void mapFile(long first, long end) {
-    mapFile(first, end, 0);
-  }
-
-  /** Maps the file over pages {@code [first, end)}; {@code extraFlags} MAP_LOCKED also faults them in. */
-  private void mapFile(long first, long end, int extraFlags) {
-    sys.mmap(mapping.address() + (first - firstPage) * Folio.PAGE_SIZE, (end - first) << Folio.PAGE_SHIFT, prot,
-        MapFlags.SHARED | MapFlags.FIXED | extraFlags, inode.memory().get(), first << Folio.PAGE_SHIFT);
-    mapped.set(first - firstPage, end - firstPage, Shareability.SHARED);
-  }
-
-  /**
-   * Whether the host may fault every page of the block at {@code b}, which lies inside EOF. Asks
-   * the arch once per block (like {@link #create} once per run) and allocates nothing: accessors
-   * ask it on every access to a mixed block.
-   */
-  private boolean blockFaultable(long b) {
-    return b + blockPages <= inode.nrPages()
-        && inode.shareabilityStore().isUniform(b, b + blockPages, Shareability.SHARED)
-        && inode.faults().hostMayFault(b, Shareability.SHARED);
-  }
-
-  /** Pages healed per fault at most: one 2 MiB block, so a fault's work is bounded. */
-  private static final long HEAL_BLOCK = 1L << Folio.PMD_ORDER;
-
-  /** The host may fault {@code page} but it is still covered by SIGBUS memory: map its shared run. */
-  private void heal(long page) {
-    if (blockPages > 1) {
-      setAccessible(page, page + 1, true);
-      return;
-    }
-    long blockStart = Math.max(firstPage, page & ~(HEAL_BLOCK - 1));
-    long blockEnd = Math.min(Math.min(inode.nrPages(), firstPage + mapped.nrPages()), blockStart + HEAL_BLOCK);
-    for (ShareabilityRange r : inode.shareabilityRanges(blockStart, blockEnd)) {
-      if (r.start() <= page && page < r.end()) {
-        setAccessible(r.start(), r.end(), true);
-        return;
-      }
-    }
+  @Override
+  public void retire(long startPage, long endPage) {
+    raw.retire(startPage, endPage);
   }
 
   @Override
@@ -323,7 +205,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public long address() {
-    return mapping.address();
+    raw.handOut();
+    return raw.address();
   }
 
   @Override
@@ -353,23 +236,15 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /**
    * Host-faults every page of {@code [off, off+len)}, {@code len > 0}, all or nothing, and returns
-   * where to copy ({@link #view}). A page the host may fault that the mapping still covers (a
-   * conversion that failed leaves it to the next fault) is mapped again before the fault installs
-   * its fast-page-table entry: the lock-free path copies through the mapping. The caller holds the
-   * invalidate lock shared.
+   * where to copy: gmem's window, so that shared pages of a huge page that also holds private
+   * ones, which the raw view must cover, stay reachable. The caller holds the invalidate lock
+   * shared.
    */
   private long fault(long off, long len, boolean write) {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
     long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
-    if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
-      inode.faults().checkHostFault(first, last + 1); // heal only what the host may fault
-      for (long i = first; i <= last; i = (i & -blockPages) + blockPages) {
-        if (mapped.get(i - firstPage) != Shareability.SHARED) {
-          heal(i);
-        }
-      }
-    }
     inode.faults().hostFault(first, last + 1, write);
+    raw.heal(first, last);
     return view + off;
   }
 
@@ -402,7 +277,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       r.lock();
       try {
         if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
-          return copy.at(view + off, value); // close() waits for this section before it unmaps
+          return copy.at(view + off, value); // close() waits for this section before the window goes
         }
       } finally {
         r.unlock();
@@ -491,28 +366,28 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   public ByteBuffer buffer(long off, int len) {
     int needProt = Prot.READ | (prot & Prot.WRITE);
     checkRange(off, len, needProt);
+    raw.handOut();
     if (len > 0) {
       lockedAccess(off, len, needProt, 0, (a, v) -> {
         long first = (offset + off) >>> Folio.PAGE_SHIFT;
         long last = (offset + off + len - 1) >>> Folio.PAGE_SHIFT;
-        if (!mapped.isUniform(first - firstPage, last + 1 - firstPage, Shareability.SHARED)) {
+        if (!raw.mapsAll(first, last)) {
           throw new GmemException(Errno.EFAULT, "[0x" + Long.toHexString(off) + ", +0x" + Integer.toHexString(len)
               + ") lies in a huge page that also holds pages the host may not fault: the mapping covers it whole; use the accessors");
         }
         return 0;
       });
     }
-    ByteBuffer b = Sys.buffer(mapping.address() + off, len);
+    ByteBuffer b = Sys.buffer(raw.address() + off, len);
     return (prot & Prot.WRITE) != 0 ? b : b.asReadOnlyBuffer();
   }
 
   /**
-   * Unmaps. Accessors that start afterwards fail with EFAULT. The accessors copy through the
-   * mapping itself, so none may be in flight when it goes: one on the lock-free path re-checks
-   * {@code open} inside its RCU section, which this waits for; one on the locked path holds the
-   * invalidate lock shared, which this takes exclusive. The unmapping itself is under this
-   * object's monitor, so that no {@link #setAccessible} maps into the region after it is unmapped
-   * (the address may belong to someone else by then).
+   * Unmaps. Accessors that start afterwards fail with EFAULT; none is in flight when the window
+   * goes: one on the lock-free path re-checks {@code open} inside its RCU section, which this
+   * waits for, and one on the locked path holds the invalidate lock shared, which this takes
+   * exclusive. A conversion's prepared change of the raw view finds it closed and maps nothing
+   * into the address, which may belong to someone else by then.
    */
   @Override
   public void close() {
@@ -528,10 +403,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     try {
       synchronized (this) {
         inode.removeMapping(this);
-        mapping.close();
+        raw.close();
       }
-      if (accessorWindow != null) {
-        accessorWindow.close();
+      if (window != null) {
+        window.close();
       }
     } finally {
       l.unlock();

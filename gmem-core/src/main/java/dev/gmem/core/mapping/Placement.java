@@ -20,9 +20,7 @@ import java.nio.file.Path;
  * the caller's own memory reserves nothing and replaces that memory only when the mapping is made.
  */
 public final class Placement {
-  private static final int MAP_ANONYMOUS = 0x20;
-  private static final int MAP_NORESERVE = 0x4000;
-  private static final int RESERVE = MapFlags.PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  private static final int RESERVE = MapFlags.PRIVATE | Sys.MAP_ANONYMOUS | Sys.MAP_NORESERVE;
   /** {@code vm.mmap_min_addr}; below it the JVM relies on faults (implicit null checks). */
   private static final long MIN_ADDRESS = minAddress();
 

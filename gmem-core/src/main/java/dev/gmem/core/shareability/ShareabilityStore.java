@@ -106,6 +106,15 @@ public final class ShareabilityStore {
     }
   }
 
+  /** The maximal run holding page {@code index}, not clipped. O(log runs). */
+  public ShareabilityRange runAt(long index) {
+    checkIndex(index);
+    Cursor c = Cursor.at(state, index);
+    long e = c.entry();
+    long end = c.next() ? Entries.start(c.entry()) : nrPages;
+    return new ShareabilityRange(Entries.start(e), end, Entries.value(e));
+  }
+
   /** Whether every page of {@code [start, end)} is {@code s}. O(log runs), allocation-free. */
   public boolean isUniform(long start, long end, Shareability s) {
     checkRange(start, end);

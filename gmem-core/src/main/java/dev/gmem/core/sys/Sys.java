@@ -36,6 +36,12 @@ public final class Sys {
   public static final int MADV_POPULATE_READ = 22;
   public static final int MADV_POPULATE_WRITE = 23;
 
+  public static final int MAP_ANONYMOUS = 0x20;
+  public static final int MAP_NORESERVE = 0x4000;
+
+  public static final int MREMAP_MAYMOVE = 1;
+  public static final int MREMAP_FIXED = 2;
+
   public static final long SYS_GETTID = 186;
   public static final long SYS_TGKILL = 234;
   public static final long SYS_USERFAULTFD = 323;
@@ -120,6 +126,16 @@ public final class Sys {
   public void munmap(long addr, long length) {
     if (libc.munmap(addr, length) != 0) {
       throw fail("munmap");
+    }
+  }
+
+  /**
+   * Moves the mapping at {@code from} onto {@code to} ({@code MREMAP_FIXED}): whatever was mapped
+   * at {@code to} is unmapped in the same call, so the range is never unmapped in between.
+   */
+  public void mremapFixed(long from, long length, long to) {
+    if (libc.mremap(from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
+      throw fail("mremap");
     }
   }
 
@@ -216,6 +232,14 @@ public final class Sys {
     long r = libc.write(fd, addr, count);
     if (r < 0) {
       throw fail("write");
+    }
+    return r;
+  }
+
+  public long pwrite(int fd, long addr, long count, long offset) {
+    long r = libc.pwrite(fd, addr, count, offset);
+    if (r < 0) {
+      throw fail("pwrite");
     }
     return r;
   }

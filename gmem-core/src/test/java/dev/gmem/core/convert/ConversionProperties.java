@@ -127,10 +127,12 @@ public final class ConversionProperties {
       failure = e;
     }
     inode.conversionFaultInjector(FaultInjector.NONE);
+    boolean eagain = changes && conv.target() == Shareability.PRIVATE && pinnedInRange;
     boolean stepRuns = changes && failAt != null && (failAt == ConversionStep.STORE_PREPARE
-        || (conv.target() == Shareability.PRIVATE && (failAt == ConversionStep.UNMAP || failAt == ConversionStep.REFCHECK)));
-    boolean expectEagain = changes && conv.target() == Shareability.PRIVATE && pinnedInRange
-        && failAt != ConversionStep.STORE_PREPARE && failAt != ConversionStep.UNMAP;
+        || (conv.target() == Shareability.PRIVATE && failAt == ConversionStep.REFCHECK)
+        || (!eagain && (failAt == ConversionStep.MAPPINGS_PREPARE || failAt == ConversionStep.ARCH_VETO
+            || (conv.target() == Shareability.PRIVATE && failAt == ConversionStep.DETACH_PREPARE))));
+    boolean expectEagain = eagain && failAt != ConversionStep.STORE_PREPARE;
     if (failure != null) {
       boolean injected = failAt != null && failure.getMessage().contains("injected at " + failAt);
       assertTrue(injected || (expectEagain && failure.errno() == Errno.EAGAIN), "unexpected failure " + failure);

@@ -2,20 +2,15 @@ package dev.gmem.core.convert;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.mockito.ArgumentMatchers.anyInt;
-import static org.mockito.ArgumentMatchers.anyLong;
-import static org.mockito.Mockito.CALLS_REAL_METHODS;
-import static org.mockito.Mockito.doReturn;
-import static org.mockito.Mockito.mock;
-import static org.mockito.Mockito.times;
-import static org.mockito.Mockito.verify;
-import static org.mockito.Mockito.withSettings;
 
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.GmemPage;
 import dev.gmem.core.alloc.PageAllocator;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,11 +28,29 @@ class PrepareOnceTest {
   static final long PAGE = 4096;
   static final long BASE_GFN = 0x100000;
 
-  private static ArchHooks privateMemoryArch() {
-    ArchHooks arch = mock(ArchHooks.class, withSettings().defaultAnswer(CALLS_REAL_METHODS));
-    doReturn(true).when(arch).hasPrivateMemory();
-    doReturn(true).when(arch).supportsInitShared();
-    return arch;
+  /** A VM with private memory whose prepare and invalidate record what they were asked. */
+  static final class RecordingArch implements ArchHooks {
+    final List<String> calls = new CopyOnWriteArrayList<>();
+
+    @Override
+    public boolean hasPrivateMemory() {
+      return true;
+    }
+
+    @Override
+    public boolean supportsInitShared() {
+      return true;
+    }
+
+    @Override
+    public void prepare(GmemPage first, long gfn, int order) {
+      calls.add("prepare gfn " + Long.toHexString(gfn) + " page " + first.index() + " order " + order);
+    }
+
+    @Override
+    public void invalidate(GmemPage first, long nrPages) {
+      calls.add("invalidate page " + first.index() + " x" + nrPages);
+    }
   }
 
   /** A private guest access to page {@code index}, as the software vCPU makes it; -1 when it proceeds. */
@@ -54,22 +67,21 @@ class PrepareOnceTest {
 
   @Test
   void mergedFolioPreparesOnlyThePagesThatWereNot() {
-    ArchHooks arch = privateMemoryArch();
+    RecordingArch arch = new RecordingArch();
     try (TestInode t = new TestInode(512, GmemFlags.MMAP, arch, new BlockAllocator(9))) {
       GuestMemInodeImpl inode = t.inode;
       assertEquals(-1, privateFault(inode, 0));
-      verify(arch, times(1)).prepare(BASE_GFN, 0, 9);
+      assertEquals(List.of("prepare gfn 100000 page 0 order 9"), arch.calls);
 
-      inode.convert(5 * PAGE, PAGE, Shareability.SHARED); // split; page 5 is no longer prepared
-      verify(arch, times(1)).invalidate(5, 1);
+      inode.convert(5 * PAGE, PAGE, Shareability.SHARED); // split; page 5 leaves private use
+      assertEquals("invalidate page 5 x1", arch.calls.get(1));
       inode.convert(5 * PAGE, PAGE, Shareability.PRIVATE); // merged again: 511 prepared pages and one not
       assertEquals(9, inode.filemap().orderAt(0));
 
       assertEquals(-1, privateFault(inode, 0));
       assertEquals(-1, privateFault(inode, 5));
-      verify(arch, times(1)).prepare(BASE_GFN + 5, 5, 0);
-      verify(arch, times(1)).prepare(BASE_GFN, 0, 9);
-      verify(arch, times(2)).prepare(anyLong(), anyLong(), anyInt());
+      assertEquals(List.of("prepare gfn 100000 page 0 order 9", "invalidate page 5 x1", "prepare gfn 100005 page 5 order 0"), arch.calls,
+          "only the page that was not prepared is prepared, once");
     }
   }
 

@@ -29,6 +29,9 @@ public interface LibC {
   @ssize_t
   long write(int fd, long buf, @size_t long count);
 
+  @ssize_t
+  long pwrite(int fd, long buf, @size_t long count, @off_t long offset);
+
   @Variadic(fixedCount = 2)
   int ioctl(int fd, long request, long arg);
 
@@ -38,6 +41,9 @@ public interface LibC {
   long mmap(Pointer addr, @size_t long length, int prot, int flags, int fd, @off_t long offset);
 
   int munmap(long addr, @size_t long length);
+
+  @Variadic(fixedCount = 4)
+  long mremap(long oldAddr, @size_t long oldLength, @size_t long newLength, int flags, long newAddr);
 
   int mprotect(long addr, @size_t long length, int prot);
 
