@@ -258,7 +258,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * {@link FastPageTable} entries of pages {@code [start, end)} and waits ({@link Rcu#synchronize})
    * until no access that may have used one is in flight. Every holder of the exclusive
    * invalidate lock calls it before it changes what an entry vouches for — presence (punch),
-   * shareability and contents (conversion), the guest view's address space (eviction kills the
+   * shareability and contents (conversion), gmem's windows (eviction kills the
    * whole table) — so an access on the lock-free path never meets a page in transition. Cannot fail.
    */
   @Override
@@ -477,7 +477,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return mappings;
   }
 
-  /** Whether the last reference is gone: memory, fd and guest view went back. */
+  /** Whether the last reference is gone: memory, fd and windows went back. */
   public boolean isEvicted() {
     return evicted;
   }
@@ -501,7 +501,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     try {
       evicted = true;
       fastPages.kill();
-      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from the guest view
+      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from a window
       guestView.close();
       holePunch.truncateAll();
       memory.close();

@@ -289,7 +289,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   /**
    * The slow path: under the invalidate lock taken shared, host-faults the pages of
    * {@code [off, off+len)} (installing their fast-page-table entries) and runs {@code copy} at
-   * their address in the guest view. A write fault when {@code needProt} includes
+   * their address in gmem's window. A write fault when {@code needProt} includes
    * {@link Prot#WRITE}. {@code len > 0}.
    */
   private long lockedAccess(long off, long len, int needProt, long value, Copy copy) {
@@ -297,7 +297,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     l.lock();
     try {
       if (!open) {
-        throw closed(); // closed meanwhile: the guest view may be gone as soon as we unlock
+        throw closed(); // closed meanwhile: the window may be gone as soon as we unlock
       }
       return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0), value);
     } finally {

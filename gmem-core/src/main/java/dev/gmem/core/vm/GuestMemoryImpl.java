@@ -25,7 +25,7 @@ import java.util.Objects;
 /**
  * A VM's guest memory by GPA with the host's rules, as KVM's own accesses through
  * {@code userspace_addr} have them: GPA → memslot → inode, the host-fault check of every page
- * (arch verdict, leaked pages, feature interceptors), then a copy through the inode's guest view
+ * (arch verdict, leaked pages, feature interceptors), then a copy through the memslot's window
  * under its invalidate lock taken shared.
  */
 public final class GuestMemoryImpl implements GuestMemory {
