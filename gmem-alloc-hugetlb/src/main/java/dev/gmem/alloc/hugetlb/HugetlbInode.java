@@ -46,6 +46,32 @@ final class HugetlbInode implements FolioAllocator.Inode {
    */
   @Override
   public void allocFolio(long index) {
+    instantiate(index);
+    splits.markAllocated(index);
+  }
+
+  /**
+   * As {@link #allocFolio}, with a handle: the huge page is the file's page at {@code index},
+   * so a folio given back before core commits it (a failed split preparation; core serialises
+   * the faults of one huge page, so it never loses a race for one) is punched and unmarked.
+   */
+  @Override
+  public FolioAllocator.Allocation allocate(long index) {
+    allocFolio(index);
+    long start = index & -(1L << size.order());
+    return new FolioAllocator.Allocation() {
+      @Override
+      public void commit() {}
+
+      @Override
+      public void free() {
+        punchAndReserve(start);
+        splits.release(start);
+      }
+    };
+  }
+
+  private void instantiate(long index) {
     long offset = index << Folio.PAGE_SHIFT;
     try {
       PoolReservation.reserve(file, offset, size.bytes());
@@ -56,7 +82,6 @@ final class HugetlbInode implements FolioAllocator.Inode {
           ? new GmemException(Errno.ENOMEM, "no " + size + " huge page for page " + index + ": " + e.getMessage(), e)
           : e;
     }
-    splits.markAllocated(index);
   }
 
   /**
@@ -70,6 +95,11 @@ final class HugetlbInode implements FolioAllocator.Inode {
     if (order < size.order() && !splits.freePart(index, order)) {
       return;
     }
+    punchAndReserve(start);
+    splits.release(start);
+  }
+
+  private void punchAndReserve(long start) {
     long offset = start << Folio.PAGE_SHIFT;
     try {
       // Core's punch has freed the page already (a no-op here); at eviction it has not.
@@ -79,7 +109,6 @@ final class HugetlbInode implements FolioAllocator.Inode {
       // Cannot fail on a valid range; if another process took the freed page before we could
       // reserve it again, allocFolio reserves anew (or reports ENOMEM) when the page is next needed.
     }
-    splits.release(start);
   }
 
   @Override

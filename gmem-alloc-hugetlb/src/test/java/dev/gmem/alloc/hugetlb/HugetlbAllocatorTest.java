@@ -69,6 +69,23 @@ class HugetlbAllocatorTest {
     assertEquals(before, HugePool.counters(MIB2), "teardown gives the reservation back");
   }
 
+  /** A folio handle given back before core committed it returns its page; a committed one is freed by index. */
+  @Test
+  void anUncommittedFolioGoesBackAndACommittedOneIsFreedByIndex() {
+    HugetlbAllocator a = new HugetlbAllocator(host);
+    HugePagePool before = HugePool.counters(MIB2);
+    try (FolioAllocator.Inode inode = a.setupInode(2 * MIB2, FLAGS_2M)) {
+      FolioAllocator.Allocation lost = inode.allocate(512);
+      assertEquals(HugePool.plus(before, -1, 1), HugePool.counters(MIB2), "the page came out of the reservation");
+      lost.free();
+      assertEquals(HugePool.plus(before, 0, 2), HugePool.counters(MIB2), "given back, still reserved for the inode");
+      inode.allocate(512).commit();
+      inode.freeFolio(512, 9);
+      assertEquals(HugePool.plus(before, 0, 2), HugePool.counters(MIB2));
+    }
+    assertEquals(before, HugePool.counters(MIB2));
+  }
+
   @Test
   void surplusPagesAreNeverUsedEvenWhenOvercommitAllowsThem() {
     long overcommit = HugePages.overcommit(MIB2);

@@ -195,6 +195,19 @@ public interface ArchHooks {
   }
 
   /**
+   * Whether a guest access carries its own private bit (TDX: the GPA's shared bit; SNP: the
+   * C-bit), so that its kind can disagree with the page's attributes and the fault exits to user
+   * space ({@code KVM_EXIT_MEMORY_FAULT}). When false (the default) the kind is the page's: an
+   * access to a private page is private, as {@code kvm_mmu_page_fault} sets PFERR_PRIVATE_ACCESS
+   * from {@code kvm_mem_is_private} for SW_PROTECTED, and a VM without private memory only makes
+   * shared accesses. Both vCPU paths of a VM apply this one rule.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default boolean privateBitInAccess() {
+    return false;
+  }
+
+  /**
    * Whether the host may fault {@code page} (pKVM: the hypervisor decides, whatever the VMM's
    * bookkeeping says). Asked on every host fault path. Default: SHARED pages only.
    */

@@ -39,6 +39,29 @@ public interface FolioAllocator {
     void allocFolio(long index) throws GmemException;
 
     /**
+     * {@code alloc_folio} with a handle on the new folio. Two first faults of one page may both
+     * allocate; core adds one folio to the filemap and {@linkplain Allocation#commit() commits}
+     * it, and the loser {@linkplain Allocation#free() frees} its own — never the winner's, which
+     * {@link #freeFolio} by index cannot tell apart. The default wraps {@link #allocFolio}; core
+     * never lets two allocations of one index race for an allocator that keeps it (it serialises
+     * them), so only allocators that override this method allocate concurrently.
+     */
+    @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+    default Allocation allocate(long index) throws GmemException {
+      allocFolio(index);
+      int order = folioOrder();
+      return new Allocation() {
+        @Override
+        public void commit() {}
+
+        @Override
+        public void free() {
+          freeFolio(index, order);
+        }
+      };
+    }
+
+    /**
      * {@code free_folio}: give back the folio of {@code order} at {@code index}. Never fails. Core
      * merges a split huge page before freeing it (punch); only when an inode is torn down while a
      * huge page is split does it free the pieces one by one, and the allocator returns the huge
@@ -79,6 +102,16 @@ public interface FolioAllocator {
     /** {@code inode_teardown}: release the reservation and any memory. */
     @Override
     void close();
+  }
+
+  /** A folio just allocated and not yet in the filemap; exactly one of the two methods is called, once. Neither may fail. */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  interface Allocation {
+    /** The folio is in the filemap now: from here on it is freed by index ({@link Inode#freeFolio}). */
+    void commit();
+
+    /** The folio lost the race for its index (or the fault failed): give back this folio. */
+    void free();
   }
 
   /** A prepared split or merge. {@link #commit()} cannot fail; {@link #abort()} undoes the preparation. */

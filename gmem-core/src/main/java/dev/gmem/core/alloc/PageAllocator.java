@@ -8,6 +8,13 @@ import dev.gmem.api.spi.FolioAllocator;
  * memfd), which is all a 6.18 guest_memfd hands out. Nothing to reserve, so nothing can fail.
  */
 public final class PageAllocator implements FolioAllocator {
+  private static final Allocation NOTHING_TO_FREE = new Allocation() {
+    @Override
+    public void commit() {}
+
+    @Override
+    public void free() {}
+  };
 
   @Override
   public Inode setupInode(long size, long flags) throws GmemException {
@@ -19,6 +26,12 @@ public final class PageAllocator implements FolioAllocator {
 
       @Override
       public void allocFolio(long index) {}
+
+      /** The backend's file gives every index its own page: a lost race has nothing to give back. */
+      @Override
+      public Allocation allocate(long index) {
+        return NOTHING_TO_FREE;
+      }
 
       @Override
       public void freeFolio(long index, int order) {}

@@ -8,11 +8,19 @@ import dev.gmem.core.vcpu.VcpuGate;
 public interface BackendVm extends AutoCloseable {
 
   /**
-   * Memory for a new inode of {@code size} bytes. The kvm backend creates a real guest_memfd with
-   * MMAP|INIT_SHARED: a 6.18 kernel cannot share a non-INIT_SHARED page later, so privacy is
-   * enforced by gmem above this layer.
+   * Memory for a new inode of {@code size} bytes, for a file created with {@code flags}. The kvm
+   * backend creates a real guest_memfd with MMAP|INIT_SHARED where the kernel cannot convert in
+   * place (6.18 could never share a non-INIT_SHARED page later; gmem enforces privacy above this
+   * layer), and with the file's own INIT_SHARED choice where it can ({@link InPlaceConversion}).
+   * The fd is close-on-exec and, where the file system allows, not reopenable through
+   * {@code /proc/self/fd} by a process without CAP_DAC_OVERRIDE (mode 000).
    */
-  Fd createMemory(long size);
+  Fd createMemory(long size, long flags);
+
+  /** Where conversions of this VM's memory go to the kernel too; {@link KernelAttributes#NONE} on 6.18. */
+  default KernelAttributes kernelAttributes() {
+    return KernelAttributes.NONE;
+  }
 
   /** The real KVM VM fd, or null on the memfd backend. */
   Fd kvmVmFd();

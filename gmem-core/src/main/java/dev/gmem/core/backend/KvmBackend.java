@@ -1,6 +1,5 @@
 package dev.gmem.core.backend;
 
-import dev.gmem.api.GmemFlags;
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VmType;
@@ -14,18 +13,32 @@ import dev.gmem.core.vcpu.VcpuGate;
  * runs over a real DEFAULT VM, with its rules applied by gmem and the type's arch plugin.
  */
 public final class KvmBackend implements Backend {
-  private static final long REAL_GMEM_FLAGS = GmemFlags.MMAP | GmemFlags.INIT_SHARED;
-
   private final Kvm kvm;
   private final HostInfo host;
   private final Fd device;
+  private final InPlaceConversion inPlace;
   private final GuestMemfdLinks links;
 
   public KvmBackend(Kvm kvm, HostInfo host) {
     this.kvm = kvm;
     this.host = host;
     this.device = kvm.openDevice();
+    this.inPlace = InPlaceConversion.probe(kvm, device);
     this.links = new GuestMemfdLinks(kvm);
+  }
+
+  /** With a given probe result: the pass-through path, testable on a kernel without it. */
+  KvmBackend(Kvm kvm, HostInfo host, Fd device, InPlaceConversion inPlace) {
+    this.kvm = kvm;
+    this.host = host;
+    this.device = device;
+    this.inPlace = inPlace;
+    this.links = new GuestMemfdLinks(kvm);
+  }
+
+  /** What the kernel's in-place conversion probe found. */
+  public InPlaceConversion inPlaceConversion() {
+    return inPlace;
   }
 
   @Override
@@ -47,10 +60,19 @@ public final class KvmBackend implements Backend {
       vm.close();
       throw e;
     }
+    boolean kernelPrivate = host.kernelOffers(type) && type.hasPrivateMemory();
+    KernelAttributes attributes = inPlace.passesThrough(kernelPrivate)
+        ? (memory, offset, size, toPrivate) -> kvm.setMemoryAttributes2(memory, offset, size, toPrivate ? Kvm.MEMORY_ATTRIBUTE_PRIVATE : 0)
+        : KernelAttributes.NONE;
     return new BackendVm() {
       @Override
-      public Fd createMemory(long size) {
-        return kvm.createGuestMemfd(vm, size, REAL_GMEM_FLAGS);
+      public Fd createMemory(long size, long flags) {
+        return MemoryFds.restricted(kvm.sys(), kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags)), fd -> {});
+      }
+
+      @Override
+      public KernelAttributes kernelAttributes() {
+        return attributes;
       }
 
       @Override

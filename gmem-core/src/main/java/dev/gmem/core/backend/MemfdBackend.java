@@ -25,15 +25,9 @@ public final class MemfdBackend implements Backend {
   public BackendVm createVm(VmType type) {
     return new BackendVm() {
       @Override
-      public Fd createMemory(long size) {
-        Fd fd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
-        try {
-          sys.ftruncate(fd.get(), size);
-          return fd;
-        } catch (RuntimeException e) {
-          fd.close();
-          throw e;
-        }
+      public Fd createMemory(long size, long flags) {
+        Fd memfd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
+        return MemoryFds.restricted(sys, memfd, fd -> sys.ftruncate(fd.get(), size));
       }
 
       @Override

@@ -42,6 +42,8 @@ public final class ConversionEngine {
 
   private final ConvertibleInode inode;
   private final FaultInjector injector;
+  /** gmem's window over the conversion's range, while it applies content effects or detaches. */
+  private ConvertibleInode.ViewWindow window;
 
   public ConversionEngine(ConvertibleInode inode, FaultInjector injector) {
     this.inode = inode;
@@ -101,14 +103,17 @@ public final class ConversionEngine {
       boolean changesContents = changesContents(before, target);
       if (toPrivate) {
         injector.at(ConversionStep.DETACH_PREPARE, start);
-        detach = Detach.prepare(inode, start, end, !changesContents);
+        detach = Detach.prepare(inode, start, end, !changesContents, () -> viewBase(start, end));
       }
-      if (changesContents || detach.any()) {
-        inode.guestViewAddress(); // maps lazily: do it while failing is still allowed
+      if (changesContents) {
+        viewBase(start, end); // a window to apply them through: mapped while failing is still allowed
       }
       injector.at(ConversionStep.ARCH_VETO, start);
       arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
+      // Where the kernel converts in place, it checks and converts too; last, as nothing after fails.
+      inode.convertInKernel(start, end, target);
     } catch (RuntimeException e) {
+      closeWindow();
       detach.close();
       mappings.forEach(MappingChange::abort);
       restructures.forEach(r -> r.prepared.abort());
@@ -123,6 +128,7 @@ public final class ConversionEngine {
       inode.exposure().remove(start, end);
     }
     commit(before, start, end, target, update, restructures, arch);
+    closeWindow();
     for (long[] p : parked) {
       store.set(p[0], p[1], Shareability.NONE); // pKVM NONE_SHARED: nobody faults them until the references drain
     }
@@ -130,6 +136,24 @@ public final class ConversionEngine {
       mappings.forEach(MappingChange::apply);
     }
     inode.retireLeaked(start, end);
+  }
+
+  /**
+   * The address of file byte 0 in a window of gmem's over {@code [start, end)}, mapped on first
+   * use (ENOMEM allowed: before the point of no return only) and held until the conversion ends.
+   */
+  private long viewBase(long start, long end) {
+    if (window == null) {
+      window = inode.viewWindow(start, end);
+    }
+    return window.address(0);
+  }
+
+  private void closeWindow() {
+    if (window != null) {
+      window.close();
+      window = null;
+    }
   }
 
   /**
@@ -291,9 +315,14 @@ public final class ConversionEngine {
     return batched < 0 ? pinned : Math.min(pinned, batched);
   }
 
+  /** The arch's content effect, which a kernel that converts in place applies itself. */
+  private ArchHooks.ContentEffect contentEffect(ArchHooks arch, Shareability from, Shareability to) {
+    return inode.kernelConverts() ? ArchHooks.ContentEffect.PRESERVE : arch.contentEffect(from, to);
+  }
+
   private boolean changesContents(List<ShareabilityRange> before, Shareability target) {
     for (ShareabilityRange r : before) {
-      if (r.shareability() != target && inode.arch().contentEffect(r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
+      if (r.shareability() != target && contentEffect(inode.arch(), r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
         return true;
       }
     }
@@ -309,7 +338,7 @@ public final class ConversionEngine {
       if (r.shareability() == target) {
         continue;
       }
-      ArchHooks.ContentEffect effect = arch.contentEffect(r.shareability(), target);
+      ArchHooks.ContentEffect effect = contentEffect(arch, r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
       if ((!leavesPrivate || !ArchOverrides.invalidates(arch)) && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
@@ -342,12 +371,12 @@ public final class ConversionEngine {
     }
   }
 
-  /** Stores into present pages through the guest view: no allocation, no fault, cannot fail. */
+  /** Stores into present pages through the window mapped before: no allocation, no fault, cannot fail. */
   private void applyContentEffect(ArchHooks.ContentEffect effect, long start, long end) {
     if (effect == ArchHooks.ContentEffect.PRESERVE) {
       return;
     }
-    long addr = inode.guestViewAddress() + (start << Folio.PAGE_SHIFT);
+    long addr = window.address(start << Folio.PAGE_SHIFT);
     long len = (end - start) << Folio.PAGE_SHIFT;
     IO.setMemory(addr, len, effect == ArchHooks.ContentEffect.ZERO ? (byte) 0 : SCRAMBLE_FILL);
   }

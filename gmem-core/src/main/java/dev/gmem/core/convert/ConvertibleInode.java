@@ -60,14 +60,37 @@ public interface ConvertibleInode {
   List<? extends InodeMapping> mappings();
 
   /**
+   * Whether the kernel converts this memory in place ({@code KVM_SET_MEMORY_ATTRIBUTES2}): it then
+   * refuses host faults on private pages and applies the firmware's content effects itself.
+   */
+  default boolean kernelConverts() {
+    return false;
+  }
+
+  /**
+   * Converts pages {@code [start, end)} in the kernel too, where it {@link #kernelConverts()}; may
+   * fail as the kernel does (EAGAIN at an offset, ENOMEM), changing nothing.
+   */
+  default void convertInKernel(long start, long end, dev.gmem.api.Shareability target) {}
+
+  /** A mapping of pages {@code [first, end)} for content effects and detaching; may fail with ENOMEM. */
+  ViewWindow viewWindow(long first, long end);
+
+  /** A mapping of part of the memory, held until closed. */
+  interface ViewWindow extends AutoCloseable {
+    /** The address of file byte {@code offset}, which lies in the window. */
+    long address(long offset);
+
+    @Override
+    void close();
+  }
+
+  /**
    * Hook for gmem's lock-free accessors (see {@code GuestMemInodeImpl#invalidateBegin}): called
    * under the exclusive invalidate lock before pages {@code [start, end)} change shareability or
    * contents; returns when no lock-free access to them is in flight. Cannot fail.
    */
   void invalidateBegin(long start, long end);
-
-  /** Address of the inode's whole-file guest mapping; maps it on first use (may fail with ENOMEM). */
-  long guestViewAddress();
 
   /** The memory's fd (guest_memfd, memfd or the allocator's hugetlbfs file): a detach punches it. */
   Fd memory();

@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Cost: two copies, a punch and a refill per exposed page, paid only on to-private of pages a
  * handed-out raw view mapped (see {@code RawView}); pages only reached through gmem's accessors,
- * which copy through the guest view, are never detached.
+ * which copy through gmem's windows, are never detached.
  *
  * <p>Everything fallible happens in {@link #prepare}: the copy buffer is mapped and populated,
  * and on hugetlb memory the pool must have a free page per huge page detached (a detached page
@@ -42,16 +42,19 @@ final class Detach {
   private static final long CHUNK = 2L << 20;
   private static final MemoryIO IO = MemoryIO.getInstance();
   private static final Logger LOG = LoggerFactory.getLogger(Detach.class);
-  static final Detach NONE = new Detach(null, List.of(), false, 0, 0);
+  static final Detach NONE = new Detach(null, 0, List.of(), false, 0, 0);
 
   private final ConvertibleInode inode;
+  /** Where file byte 0 would be in the window the detach copies through. */
+  private final long view;
   private final List<long[]> runs;
   private final boolean keepContents;
   private final long buffer;
   private final long bufferLength;
 
-  private Detach(ConvertibleInode inode, List<long[]> runs, boolean keepContents, long buffer, long bufferLength) {
+  private Detach(ConvertibleInode inode, long view, List<long[]> runs, boolean keepContents, long buffer, long bufferLength) {
     this.inode = inode;
+    this.view = view;
     this.runs = runs;
     this.keepContents = keepContents;
     this.buffer = buffer;
@@ -61,10 +64,11 @@ final class Detach {
   /**
    * Plans detaching the exposed pages of {@code [start, end)}, widened to the memory's page size.
    * {@code keepContents} is false when the arch does not keep contents across the conversion:
-   * then nothing is copied. Maps the guest view (which the detach copies through) while failing
-   * is still allowed.
+   * then nothing is copied. {@code view} maps a window over the range (which the detach copies
+   * through) and answers where file byte 0 would be in it; asked only when there is something to
+   * detach, while failing is still allowed.
    */
-  static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents) {
+  static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents, java.util.function.LongSupplier view) {
     long block = 1L << inode.hostBlockOrder();
     List<long[]> runs = new ArrayList<>();
     for (long[] r : inode.exposure().within(start, end)) {
@@ -80,7 +84,7 @@ final class Detach {
     if (runs.isEmpty()) {
       return NONE;
     }
-    long view = inode.guestViewAddress();
+    long base = view.getAsLong();
     long pages = 0;
     for (long[] r : runs) {
       pages += r[1] - r[0];
@@ -88,12 +92,12 @@ final class Detach {
     if (block > 1) {
       long[] resident = new long[1];
       for (long[] r : runs) {
-        forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> resident[0] += e - s);
+        forEachResident(inode.sys(), base, r[0], r[1], block, (s, e) -> resident[0] += e - s);
       }
       checkPool(block << Folio.PAGE_SHIFT, resident[0] / block, runs.get(0)[0]);
     }
     if (!keepContents) {
-      return new Detach(inode, runs, false, 0, 0);
+      return new Detach(inode, base, runs, false, 0, 0);
     }
     long length = Math.min(pages << Folio.PAGE_SHIFT, Math.max(CHUNK, block << Folio.PAGE_SHIFT));
     Sys sys = inode.sys();
@@ -102,7 +106,7 @@ final class Detach {
     try {
       buffer = sys.mmap(0, length, Prot.READ_WRITE, MapFlags.PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
       sys.madvise(buffer, length, Sys.MADV_POPULATE_WRITE);
-      return new Detach(inode, runs, true, buffer, length);
+      return new Detach(inode, base, runs, true, buffer, length);
     } catch (GmemException e) {
       if (buffer != 0) {
         sys.munmap(buffer, length);
@@ -119,8 +123,8 @@ final class Detach {
   }
 
   /**
-   * The runs of {@code [start, end)} whose pages the file holds (mincore through the guest
-   * view), in whole blocks: gmem's filemap is not enough, since a raw access may have made the
+   * The runs of {@code [start, end)} whose pages the file holds (mincore through gmem's
+   * window), in whole blocks: gmem's filemap is not enough, since a raw access may have made the
    * kernel instantiate a page gmem has not handed out yet. A chunk at a time, so the residency
    * vector stays small.
    */
@@ -177,7 +181,6 @@ final class Detach {
     if (runs.isEmpty()) {
       return;
     }
-    long view = inode.guestViewAddress();
     long block = 1L << inode.hostBlockOrder();
     for (long[] r : runs) {
       forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> detach(view, s << Folio.PAGE_SHIFT, e << Folio.PAGE_SHIFT));

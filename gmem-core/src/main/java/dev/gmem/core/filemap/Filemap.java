@@ -54,6 +54,7 @@ public final class Filemap {
   private final RefCounts refs = new RefCounts();
   private final LongAdder present = new LongAdder();
   private final LongAdder folios = new LongAdder();
+  private final PreparedParts preparedParts = new PreparedParts();
 
   /**
    * An empty filemap for an inode of {@code nrPages} pages.
@@ -149,6 +150,7 @@ public final class Filemap {
    */
   public void clearPrepared(long start, long end) {
     checkRange(start, end);
+    preparedParts.removeWhollyInside(start, end, this::orderAt);
     FolioWalk.clearPrepared(table, start, end);
   }
 
@@ -243,6 +245,7 @@ public final class Filemap {
   public List<Folio> remove(long start, long end) {
     checkRange(start, end);
     List<Folio> out = new ArrayList<>();
+    preparedParts.removeWhollyInside(start, end, this::orderAt);
     FolioRestructure.remove(table, refs, start, end, out);
     long pages = 0;
     for (Folio f : out) {
@@ -255,7 +258,7 @@ public final class Filemap {
   /**
    * Splits the folio covering {@code index}, of order k, into {@code 2^(k - newOrder)} folios of
    * {@code newOrder}. Reference counts stay with their pages; every new folio inherits the
-   * prepared flag. Presence of every page is unchanged. Structural: see the class comment.
+   * prepared flag, or its share of the {@linkplain #preparedParts prepared parts}. Presence of every page is unchanged. Structural: see the class comment.
    *
    * @throws IllegalStateException if no folio covers {@code index}, or its order is not above
    *     {@code newOrder}
@@ -264,13 +267,18 @@ public final class Filemap {
   public void split(long index, int newOrder) {
     checkOrder(newOrder, 0);
     checkIndex(index);
+    int order = orderAt(index);
     account(0, FolioRestructure.split(table, index, newOrder));
+    if (order > newOrder && !preparedParts.isEmpty()) {
+      preparedParts.split(index & -(1L << order), order, newOrder, this::markPrepared);
+    }
   }
 
   /**
    * Merges the pages of the aligned block {@code [index, index + 2^order)}, all present as
    * smaller folios, into one folio of {@code order}. Reference counts stay with their pages; the
-   * merged folio is prepared only if every part was. Structural: see the class comment.
+   * merged folio is prepared only if every part was, and otherwise keeps which parts were
+   * ({@link #preparedParts}). Structural: see the class comment.
    *
    * @throws IllegalStateException if a page of the block is absent, or already belongs to a folio
    *     of {@code order} or larger
@@ -279,10 +287,29 @@ public final class Filemap {
    */
   public void merge(long index, int order) {
     checkBlock(index, order, 1, 1);
-    account(0, FolioRestructure.merge(table, index, order));
+    List<long[]> prepared = new ArrayList<>();
+    account(0, FolioRestructure.merge(table, index, order, prepared)); // a refused merge throws before any change
+    prepared.addAll(preparedParts.take(index, index + (1L << order)));
+    if (!isPrepared(index)) {
+      preparedParts.put(index, prepared);
+    }
   }
 
   // ---------------------------------------------------------------- prepared flag
+
+  /**
+   * The prepared blocks {@code {index, order}} of the unprepared folio at {@code start}, by
+   * index: parts that were prepared before it was merged (see {@link PreparedParts}). Empty when
+   * none are, or the folio is prepared.
+   */
+  public List<long[]> preparedParts(long start) {
+    return preparedParts.get(start);
+  }
+
+  /** Records that blocks of the unprepared folio at {@code start} are prepared (a prepare that failed part way). */
+  public void recordPreparedParts(long start, List<long[]> blocks) {
+    preparedParts.put(start, blocks);
+  }
 
   /** Whether the folio covering {@code index} is prepared; false if there is none. */
   public boolean isPrepared(long index) {
@@ -318,6 +345,9 @@ public final class Filemap {
 
   private boolean setPrepared(long index, boolean value) {
     checkIndex(index);
+    if (!preparedParts.isEmpty()) {
+      preparedParts.remove(folioStart(index)); // the flag says it all now
+    }
     long chunk = index >>> CHUNK_SHIFT;
     int off = (int) (index & CHUNK_MASK);
     for (;;) {

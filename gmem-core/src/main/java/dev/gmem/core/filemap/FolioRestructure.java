@@ -95,12 +95,18 @@ final class FolioRestructure {
     return (1L << (order - newOrder)) - 1;
   }
 
-  /** See {@link Filemap#merge}; returns the folio-count change. */
-  static long merge(ChunkTable table, long index, int order) {
-    return order >= CHUNK_SHIFT ? mergeChunks(table, index, order) : mergeInChunk(table, index, order);
+  /** See {@link Filemap#merge}; adds the parts that were prepared to {@code prepared}; returns the folio-count change. */
+  static long merge(ChunkTable table, long index, int order, List<long[]> prepared) {
+    return order >= CHUNK_SHIFT ? mergeChunks(table, index, order, prepared) : mergeInChunk(table, index, order, prepared);
   }
 
-  private static long mergeChunks(ChunkTable table, long index, int order) {
+  private static void addIf(List<long[]> blocks, boolean prepared, long index, int order) {
+    if (prepared) {
+      blocks.add(new long[] {index, order});
+    }
+  }
+
+  private static long mergeChunks(ChunkTable table, long index, int order, List<long[]> partsPrepared) {
     long first = index >>> CHUNK_SHIFT;
     long end = first + (1L << (order - CHUNK_SHIFT));
     boolean prepared = true;
@@ -112,15 +118,18 @@ final class FolioRestructure {
           throw new IllegalStateException("page " + index + " already in a folio of order " + h.order);
         }
         prepared &= h.prepared();
+        addIf(partsPrepared, h.prepared(), h.start, h.order);
         parts++;
         c = h.endChunk() - 1;
       } else if (slot instanceof SmallChunk sc && sc.isCanonical()) {
         // One of the shared full chunks: folios of one order, one prepared state (a split gigabyte's).
         prepared &= sc.prepared(0);
+        addIf(partsPrepared, sc.prepared(0), c << CHUNK_SHIFT, CHUNK_SHIFT);
         parts += SmallChunk.PAGES >> sc.orderAt(0);
       } else if (slot instanceof SmallChunk sc && sc.present == SmallChunk.PAGES) {
         for (int off = 0; off < SmallChunk.PAGES; off += 1 << sc.orderAt(off)) {
           prepared &= sc.prepared(off);
+          addIf(partsPrepared, sc.prepared(off), (c << CHUNK_SHIFT) + off, sc.orderAt(off));
           parts++;
         }
       } else {
@@ -134,7 +143,7 @@ final class FolioRestructure {
     return 1 - parts;
   }
 
-  private static long mergeInChunk(ChunkTable table, long index, int order) {
+  private static long mergeInChunk(ChunkTable table, long index, int order, List<long[]> partsPrepared) {
     long chunk = index >>> CHUNK_SHIFT;
     Object slot = table.get(chunk);
     if (slot instanceof HugeFolio h && h.isLive()) {
@@ -156,6 +165,7 @@ final class FolioRestructure {
         throw new IllegalStateException("page " + index + " already in a folio of order " + o);
       }
       prepared &= sc.prepared(off);
+      addIf(partsPrepared, sc.prepared(off), index + off - lo, o);
       parts++;
       off += 1 << o;
     }

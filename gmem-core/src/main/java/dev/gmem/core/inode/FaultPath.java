@@ -32,6 +32,8 @@ import java.util.concurrent.locks.Lock;
 public final class FaultPath {
   /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
   private static final int ALLOCATION_STRIPES = 64;
+  /** Locks serialising the prepare of one folio, so that different folios prepare in parallel. */
+  private static final int PREPARE_STRIPES = 64;
 
   private final GuestMemInodeImpl inode;
   private final long ino;
@@ -43,8 +45,10 @@ public final class FaultPath {
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
   private final List<FaultInterceptor> interceptors;
-  private final Object prepareLock = new Object();
+  private final Striped<Lock> prepareStripes = Striped.lock(PREPARE_STRIPES);
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
+  /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
+  private final boolean racingAllocations;
   /** The arch last asked whether it overrides {@code guestAccess} (a context move replaces it), and its answer. */
   private volatile ArchHooks accessArch;
   private volatile boolean archSeesAccesses;
@@ -60,6 +64,20 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
+    this.racingAllocations = overridesAllocate(allocator);
+  }
+
+  /**
+   * Whether {@code allocator} implements {@link FolioAllocator.Inode#allocate} itself: the SPI's
+   * default frees a lost race's folio by index, which may be the winner's, so core keeps
+   * allocations of one page from racing for allocators written before folio handles.
+   */
+  private static boolean overridesAllocate(FolioAllocator.Inode allocator) {
+    try {
+      return allocator.getClass().getMethod("allocate", long.class).getDeclaringClass() != FolioAllocator.Inode.class;
+    } catch (NoSuchMethodException e) {
+      return false;
+    }
   }
 
   /** The identity of page {@code index} of this inode, as the arch and features key it. */
@@ -99,6 +117,20 @@ public final class FaultPath {
    * inode's {@link FastPageTable} for host accesses, unless an interceptor must see every access.
    */
   public void hostFault(long start, long end, boolean write) {
+    checkHostFault(start, end);
+    for (FaultInterceptor fi : interceptors) {
+      for (long i = start; i < end; i++) {
+        fi.hostFault(page(i), write);
+      }
+    }
+    for (long i = start; i < end; i++) {
+      ensureFolio(i);
+      install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /** The checks of {@link #hostFault}, alone: EFAULT beyond EOF, EHWPOISON for a leaked page, EACCES where the host may not fault. */
+  public void checkHostFault(long start, long end) {
     for (long i = start; i < end; i++) {
       if (i < 0 || i >= nrPages) {
         throw new GmemException(Errno.EFAULT, "host access beyond EOF of inode " + ino + " (page " + i + ")");
@@ -108,15 +140,6 @@ public final class FaultPath {
       if (!inode.arch().hostMayFault(page(i), s)) {
         throw new GmemException(Errno.EACCES, "host access to " + s + " page " + i + " of inode " + ino);
       }
-    }
-    for (FaultInterceptor fi : interceptors) {
-      for (long i = start; i < end; i++) {
-        fi.hostFault(page(i), write);
-      }
-    }
-    for (long i = start; i < end; i++) {
-      ensureFolio(i);
-      install(i, FastPageTable.Kind.HOST);
     }
   }
 
@@ -147,27 +170,46 @@ public final class FaultPath {
   }
 
   /**
-   * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}), as
-   * {@code kvm_gmem_get_pfn} plus the MMU's private/shared check. Returns -1 when the access may
-   * proceed, else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises.
+   * The kind of a guest access to a page of shareability {@code s} whose own private bit is
+   * {@code accessBit}: that bit on arches whose accesses carry one (TDX, SNP); elsewhere the page's
+   * attribute, as {@code kvm_mmu_page_fault} sets PFERR_PRIVATE_ACCESS from
+   * {@code kvm_mem_is_private} — so a VM without private memory only makes shared accesses.
+   * Both vCPU paths resolve an access with this one rule.
    */
-  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess) {
-    return guestFault(index, gfn, gpa, write, privateAccess, null);
+  public boolean isPrivateAccess(Shareability s, boolean accessBit) {
+    return inode.arch().privateBitInAccess() ? accessBit : isPrivateMemory(s);
+  }
+
+  /** {@code kvm_mem_is_private}: the VM has private memory and the page is private. */
+  private boolean isPrivateMemory(Shareability s) {
+    return s == Shareability.PRIVATE && inode.arch().hasPrivateMemory();
   }
 
   /**
-   * {@link #guestFault(long, long, long, boolean, boolean)} through memslot {@code slot} (null
-   * where no memslot is involved), which the features' interceptors see with its VM. A page
-   * parked in NONE and a leaked page refuse every guest access. An exception the arch raises
-   * for the access ({@code ArchHooks.guestAccess}) is thrown as {@link MemoryExitException}.
+   * Guest fault on page {@code index} (guest frame {@code gfn}, address {@code gpa}) by an access
+   * whose own private bit is {@code accessBit}; see the six-argument form.
    */
-  public long guestFault(long index, long gfn, long gpa, boolean write, boolean privateAccess, Memslot slot) {
-    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit) {
+    return guestFault(index, gfn, gpa, write, accessBit, null);
+  }
+
+  /**
+   * Guest fault on page {@code index} through memslot {@code slot} (null where no memslot is
+   * involved; the features' interceptors see it with its VM), as {@code kvm_gmem_get_pfn} plus the
+   * MMU's private/shared check ({@link #isPrivateAccess}). Returns -1 when the access may proceed,
+   * else the {@code KVM_MEMORY_EXIT_FLAG_*} of the memory-fault exit it raises: a page parked in
+   * NONE, a leaked page, or, where accesses carry their own bit, a kind that disagrees with the
+   * page. A private access prepares the folio once. An exception the arch raises for the access
+   * ({@code ArchHooks.guestAccess}) is thrown as {@link MemoryExitException}.
+   */
+  public long guestFault(long index, long gfn, long gpa, boolean write, boolean accessBit, Memslot slot) {
     if (index < 0 || index >= nrPages || inode.leaked().contains(index)) {
-      return privateFlag;
+      return inode.arch().privateBitInAccess() && accessBit ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
     }
     Shareability s = shareability.get(index);
-    if (s == Shareability.NONE || (s == Shareability.PRIVATE) != privateAccess) {
+    boolean privateAccess = isPrivateAccess(s, accessBit);
+    long privateFlag = privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0;
+    if (s == Shareability.NONE || privateAccess != isPrivateMemory(s)) {
       return privateFlag;
     }
     boolean archSees = archSeesAccesses();
@@ -179,6 +221,11 @@ public final class FaultPath {
         return f | privateFlag;
       }
     }
+    if (privateAccess && inode.kernelConverts()) {
+      // The kernel SIGBUSes every user access to a private page, gmem's windows included.
+      throw new GmemException(Errno.EOPNOTSUPP, "private page " + index + " of inode " + ino
+          + " is the kernel's to protect: only a real vCPU reaches it");
+    }
     ensureFolio(index);
     if (privateAccess) {
       prepareOnce(index, gfn);
@@ -188,23 +235,68 @@ public final class FaultPath {
       throw new MemoryExitException(raised); // TDX #VE, SNP #VC: the access does not happen
     }
     if (!archSees) {
-      install(index, privateAccess ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
+      // Keyed by the access's own bit, which is all the lock-free path knows; any conversion or
+      // punch of the page zaps the entry, and with it the verdict the bit got here.
+      install(index, accessBit ? FastPageTable.Kind.GUEST_PRIVATE : FastPageTable.Kind.GUEST_SHARED);
     }
     return -1;
   }
 
-  /** {@code kvm_arch_gmem_prepare} once per folio, for private use only. */
+  /**
+   * {@code kvm_arch_gmem_prepare} exactly once per page, for private use only: the whole folio on
+   * its first private fault, or — for a folio merged from parts of which some were prepared —
+   * only the pages that were not, in naturally aligned blocks. Serialised per folio (striped),
+   * so first faults of different folios prepare in parallel.
+   */
   private void prepareOnce(long index, long gfn) {
     long start = filemap.folioStart(index);
     if (filemap.isPrepared(start)) {
       return;
     }
-    synchronized (prepareLock) {
-      if (!filemap.isPrepared(start)) {
-        inode.arch().prepare(page(start), gfn - (index - start), filemap.orderAt(start));
-        filemap.markPrepared(start);
+    Lock stripe = prepareStripes.getAt((int) ((start ^ (start >>> 18)) & (prepareStripes.size() - 1)));
+    stripe.lock();
+    try {
+      if (filemap.isPrepared(start)) {
+        return;
       }
+      long startGfn = gfn - (index - start);
+      long end = start + (1L << filemap.orderAt(start));
+      List<long[]> prepared = filemap.preparedParts(start);
+      List<long[]> done = new ArrayList<>(prepared);
+      long p = start;
+      int k = 0;
+      try {
+        while (p < end) {
+          while (k < prepared.size() && blockEnd(prepared.get(k)) <= p) {
+            k++;
+          }
+          if (k < prepared.size() && prepared.get(k)[0] <= p) {
+            p = blockEnd(prepared.get(k));
+            continue;
+          }
+          int o = largestAlignedOrder(p, k < prepared.size() ? prepared.get(k)[0] : end);
+          inode.arch().prepare(page(p), startGfn + (p - start), o);
+          done.add(new long[] {p, o});
+          p += 1L << o;
+        }
+      } catch (RuntimeException e) {
+        filemap.recordPreparedParts(start, done); // what did get prepared stays prepared
+        throw e;
+      }
+      filemap.markPrepared(start);
+    } finally {
+      stripe.unlock();
     }
+  }
+
+  private static long blockEnd(long[] block) {
+    return block[0] + (1L << block[1]);
+  }
+
+  /** The order of the largest naturally aligned block at {@code p} that ends by {@code end}. */
+  private static int largestAlignedOrder(long p, long end) {
+    int o = Math.min(Long.numberOfTrailingZeros(p), 63 - Long.numberOfLeadingZeros(end - p));
+    return Math.min(o, Filemap.MAX_ORDER);
   }
 
   /** Looks up or allocates the folio holding page {@code index}. */
@@ -214,11 +306,16 @@ public final class FaultPath {
     }
     refuseLeaked(index);
     if (folioOrder == 0) {
-      allocator.allocFolio(index);
-      if (filemap.add(index, 0)) {
-        added(index, 0);
+      if (racingAllocations) {
+        addSmallFolio(index);
       } else {
-        allocator.freeFolio(index, 0);
+        Lock stripe = allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
+        stripe.lock();
+        try {
+          addSmallFolio(index);
+        } finally {
+          stripe.unlock();
+        }
       }
       return;
     }
@@ -230,7 +327,7 @@ public final class FaultPath {
       if (filemap.isPresent(index)) {
         return;
       }
-      allocator.allocFolio(start);
+      FolioAllocator.Allocation folio = allocator.allocate(start);
       // Page size follows shareability: a huge page holding shared pages is handed out split,
       // in stages where the allocator has them. The store cannot change: we hold the lock shared.
       FolioShape.PrivateRange pages = (s, e) -> shareability.isUniform(s, e, Shareability.PRIVATE);
@@ -241,17 +338,35 @@ public final class FaultPath {
         for (FolioAllocator.Restructure r : splits) {
           r.abort();
         }
-        allocator.freeFolio(start, folioOrder);
+        folio.free();
         throw e;
       }
       // One filemap update per run of like folios (a block handed out as 512 4 KiB folios is one).
       FolioShape.folioRuns(allocator, pages, start, folioOrder, filemap::addAll);
+      folio.commit();
       for (FolioAllocator.Restructure r : splits) {
         r.commit();
       }
       FolioShape.folioRuns(allocator, pages, start, folioOrder, this::addedAll);
     } finally {
       stripe.unlock();
+    }
+  }
+
+  /**
+   * An order-0 folio for {@code index}, as {@code filemap_add_folio} races: of two first faults of
+   * the page both allocate, one folio goes in, and the loser frees its own.
+   */
+  private void addSmallFolio(long index) {
+    if (filemap.isPresent(index)) {
+      return;
+    }
+    FolioAllocator.Allocation folio = allocator.allocate(index);
+    if (filemap.add(index, 0)) {
+      folio.commit();
+      added(index, 0);
+    } else {
+      folio.free();
     }
   }
 

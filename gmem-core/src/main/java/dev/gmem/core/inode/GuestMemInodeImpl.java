@@ -14,6 +14,7 @@ import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
+import dev.gmem.core.backend.KernelAttributes;
 import dev.gmem.core.convert.ConversionEngine;
 import dev.gmem.core.convert.ConvertibleInode;
 import dev.gmem.core.convert.FaultInjector;
@@ -34,7 +35,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * shareability, filemap, the files and host mappings viewing it, the invalidate lock and the
  * references that keep it alive. The work is done by its parts: {@link FaultPath} (host and guest
  * faults, folio hand-out), {@link HolePunch} (fallocate, punch, final truncation),
- * {@link PinTable} (long-term references), {@link GuestView} (the whole-file guest mapping) and
+ * {@link PinTable} (long-term references), {@link GuestView} (gmem's windows on the memory) and
  * {@link ConversionEngine} (shareability conversion, through {@link ConvertibleInode}). Faults
  * take the lock shared; punch and conversion take it exclusive. Page indices and counts are in
  * pages, offsets and sizes in bytes.
@@ -69,6 +70,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final FastPageTable fastPages;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
   private volatile boolean evicted;
+  private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
 
   /**
    * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
@@ -103,7 +105,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.faults = new FaultPath(this, this.listeners, List.copyOf(interceptors));
     this.holePunch = new HolePunch(this, this.listeners);
     this.pins = new PinTable(this);
-    this.guestView = new GuestView(sys, memory, size);
+    this.guestView = new GuestView(sys, memory, nrPages, hostBlockOrder);
     this.fastPages = new FastPageTable(nrPages);
   }
 
@@ -233,13 +235,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return pins;
   }
 
-  /**
-   * Address of the whole-file mapping that stands in for the guest's stage-2 view (see
-   * {@link GuestView}); memslots pass it as {@code userspace_addr}.
-   */
+  /** gmem's windows on the memory: memslots, the software vCPU, content effects (see {@link GuestView}). */
+  public GuestView guestView() {
+    return guestView;
+  }
+
   @Override
-  public long guestViewAddress() {
-    return guestView.address();
+  public GuestView.Window viewWindow(long first, long end) {
+    return guestView.acquire(first, end);
   }
 
   /**
@@ -255,7 +258,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * {@link FastPageTable} entries of pages {@code [start, end)} and waits ({@link Rcu#synchronize})
    * until no access that may have used one is in flight. Every holder of the exclusive
    * invalidate lock calls it before it changes what an entry vouches for — presence (punch),
-   * shareability and contents (conversion), the guest view's address space (eviction kills the
+   * shareability and contents (conversion), gmem's windows (eviction kills the
    * whole table) — so an access on the lock-free path never meets a page in transition. Cannot fail.
    */
   @Override
@@ -339,6 +342,24 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** In-place conversion of bytes {@code [offset, offset + length)}; see {@link ConversionEngine}. */
   public void convert(long offset, long length, Shareability target) {
     new ConversionEngine(this, conversionFaults).convert(offset, length, target);
+  }
+
+  /**
+   * Conversions go to the kernel too ({@link dev.gmem.core.backend.InPlaceConversion}): set once
+   * by the VM that created the inode, before anyone can convert.
+   */
+  public void passConversionsTo(KernelAttributes attributes) {
+    this.kernelAttributes = attributes;
+  }
+
+  @Override
+  public boolean kernelConverts() {
+    return kernelAttributes != KernelAttributes.NONE;
+  }
+
+  @Override
+  public void convertInKernel(long start, long end, Shareability target) {
+    kernelAttributes.set(memory, start << Folio.PAGE_SHIFT, (end - start) << Folio.PAGE_SHIFT, target == Shareability.PRIVATE);
   }
 
   /** Test hook: failures injected at the fallible steps of later conversions. */
@@ -456,7 +477,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     return mappings;
   }
 
-  /** Whether the last reference is gone: memory, fd and guest view went back. */
+  /** Whether the last reference is gone: memory, fd and windows went back. */
   public boolean isEvicted() {
     return evicted;
   }
@@ -480,7 +501,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     try {
       evicted = true;
       fastPages.kill();
-      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from the guest view
+      Rcu.GLOBAL.synchronize(); // no lock-free access is still loading from a window
       guestView.close();
       holePunch.truncateAll();
       memory.close();

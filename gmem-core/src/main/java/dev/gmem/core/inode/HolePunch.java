@@ -58,8 +58,15 @@ public final class HolePunch {
    * Punch with upstream's huge-page rules (driven by the allocator's folio order): pages of a
    * partly punched huge page are only zeroed — no folio leaves, no reference check; a wholly
    * punched huge page is merged back if it was split and freed, which fails with EAGAIN at the
-   * first pinned page. Everything that can fail happens before the file is touched, so a failed
-   * punch changes nothing. With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   * first pinned page. Everything that can fail happens first, so a failed punch changes nothing.
+   * With 4 KiB folios, pinned pages are freed (the pin keeps the old page).
+   *
+   * <p>Then upstream's order ({@code kvm_gmem_punch_hole}: truncate → {@code ->free_folio} →
+   * {@code kvm_arch_gmem_invalidate}, and only then the page goes back): the folios leave the
+   * filemap, the arch invalidates each while the page still holds its contents — and may leak it,
+   * which keeps it — the listeners hear of the others, and only then is the memory freed
+   * ({@code fallocate}, which cannot fail on a valid range of these files, around leaked pages)
+   * and the folios given back to the allocator.
    */
   private void punch(long offset, long length) {
     long end = Math.min(inode.size(), offset + length < 0 ? Long.MAX_VALUE : offset + length);
@@ -75,14 +82,7 @@ public final class HolePunch {
       long wholeStart = Math.min(last, (first + block - 1) & -block);
       long wholeEnd = Math.max(wholeStart, last & -block);
       List<BlockMerge> merges = folioOrder > 0 && wholeStart < wholeEnd ? prepareFree(wholeStart, wholeEnd) : List.of();
-      try {
-        // The kernel zaps every mapping of the real file, host and guest view alike; hugetlbfs
-        // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
-        punchFile(offset, end);
-      } catch (RuntimeException e) {
-        merges.forEach(m -> m.prepared().abort());
-        throw e;
-      }
+      // ---- nothing below fails ----
       for (BlockMerge m : merges) {
         filemap.merge(m.index(), folioOrder);
         m.prepared().commit();
@@ -90,15 +90,22 @@ public final class HolePunch {
           l.folioMerged(inode.ino(), inode.flags(), m.index(), folioOrder);
         }
       }
-      if (wholeStart == wholeEnd) {
-        return;
-      }
-      for (Folio f : filemap.remove(wholeStart, wholeEnd)) {
+      List<Folio> removed = wholeStart < wholeEnd ? filemap.remove(wholeStart, wholeEnd) : List.of();
+      List<Folio> freed = new ArrayList<>(removed.size());
+      for (Folio f : removed) {
         if (f.refcount() > 0) {
           inode.pins().forget(f.index(), f.index() + f.nrPages());
         }
         inode.lruBatch().forget(f.index(), f.index() + f.nrPages());
-        free(f);
+        if (invalidate(f)) {
+          freed.add(f);
+        }
+      }
+      // The kernel zaps every mapping of the real file, host and guest windows alike; hugetlbfs
+      // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
+      punchFile(offset, end);
+      for (Folio f : freed) {
+        allocator.freeFolio(f.index(), f.order());
       }
     } finally {
       inode.invalidateLock().writeLock().unlock();
@@ -164,20 +171,28 @@ public final class HolePunch {
     }
   }
 
-  /**
-   * {@code ->free_folio}: the arch invalidates, then listeners hear the folio left, then the
-   * allocator takes it back — unless the arch leaked a page of it during (or before) the
-   * invalidate: then the whole folio is retired and stays where it is, in the firmware's hands.
-   */
+  /** {@code ->free_folio} and then the allocator takes the folio back, unless it was leaked. */
   private void free(Folio f) {
+    if (invalidate(f)) {
+      allocator.freeFolio(f.index(), f.order());
+    }
+  }
+
+  /**
+   * {@code ->free_folio} while the page still holds its contents: the arch invalidates, then
+   * listeners hear the folio left — unless the arch leaked a page of it during (or before) the
+   * invalidate: then the whole folio is retired and stays where it is, in the firmware's hands.
+   * Returns whether the folio may be freed.
+   */
+  private boolean invalidate(Folio f) {
     inode.arch().invalidate(new GmemPage(inode.ino(), f.index()), f.nrPages());
     if (inode.leaked().intersects(f.index(), f.index() + f.nrPages())) {
       inode.retire(f.index(), f.index() + f.nrPages());
-      return;
+      return false;
     }
     for (FilemapListener l : listeners) {
       l.folioRemoved(inode.ino(), inode.flags(), f.index(), f.order());
     }
-    allocator.freeFolio(f.index(), f.order());
+    return true;
   }
 }

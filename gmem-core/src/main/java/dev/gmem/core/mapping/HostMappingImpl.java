@@ -13,6 +13,7 @@ import dev.gmem.api.ShareabilityRange;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.convert.InodeMapping;
 import dev.gmem.core.convert.MappingChange;
 import dev.gmem.core.shareability.ShareabilityStore;
@@ -29,7 +30,8 @@ import java.util.concurrent.locks.Lock;
  * host gets a {@link GmemException} for a page it may not fault: under the inode's invalidate
  * lock, or, for an access within one page already faulted, lock-free against the inode's fast page
  * table inside an RCU read-side section that conversion, punch and eviction wait for
- * ({@link #access}); either way they copy through the inode's guest view. A failed access faults
+ * ({@link #access}); either way they copy through a window of gmem's over the mapping's range
+ * (inside EOF), held while the mapping lives. A failed access faults
  * nothing in; one of zero bytes does nothing. The mapping's own memory is the raw view
  * ({@link #address}, {@link #buffer}), kept by {@link RawView}: pages the host may not fault are
  * covered there by SIGBUS memory from the moment the raw view is handed out.
@@ -44,21 +46,27 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final long length;
   private final int prot;
   private final RawView raw;
-  /** Where the accessors copy: the inode's guest view at this mapping's offset (lives as long as the inode). */
+  /**
+   * Where the accessors copy: {@link #window} at this mapping's offset. One field and one add per
+   * access; 0 for a mapping wholly beyond EOF, whose accesses all fail before they copy.
+   */
   private final long view;
+  /** gmem's window over the mapping's range inside EOF (null when there is none); closed with the mapping. */
+  private final GuestView.Window window;
   /** The inode's page table for lock-free accesses. */
   private final FastPageTable fastPages;
   /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
   private volatile boolean open = true;
 
-  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, long guestView) {
+  private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, GuestView.Window window) {
     this.file = file;
     this.inode = inode;
     this.offset = offset;
     this.length = length;
     this.prot = prot;
     this.raw = raw;
-    this.view = guestView + offset;
+    this.window = window;
+    this.view = window == null ? 0 : window.address(offset);
     this.fastPages = inode.fastPages();
   }
 
@@ -86,10 +94,11 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     RawView raw = null;
+    GuestView.Window window = null;
     try {
-      long guestView = inode.guestViewAddress();
+      window = accessorWindow(inode, offset, length);
       raw = RawView.map(inode, inaccessible, where, offset, length, prot, mapFlags);
-      HostMappingImpl m = new HostMappingImpl(file, inode, offset, length, prot, raw, guestView);
+      HostMappingImpl m = new HostMappingImpl(file, inode, offset, length, prot, raw, window);
       // mmap populates for MAP_LOCKED, and for MAP_POPULATE unless MAP_NONBLOCK.
       boolean locked = (mapFlags & MapFlags.LOCKED) != 0;
       boolean populate = locked || (mapFlags & (MapFlags.POPULATE | MapFlags.NONBLOCK)) == MapFlags.POPULATE;
@@ -120,11 +129,24 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       } else {
         where.release();
       }
+      if (window != null) {
+        window.close();
+      }
       inode.release();
       throw e;
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * The window the accessors copy through: the mapping's range inside EOF, none when it lies
+   * wholly beyond (hugetlbfs rounds it to whole huge pages).
+   */
+  private static GuestView.Window accessorWindow(GuestMemInodeImpl inode, long offset, long length) {
+    long first = offset >>> Folio.PAGE_SHIFT;
+    long end = Math.min(inode.nrPages(), (offset + length + Folio.PAGE_SIZE - 1) >>> Folio.PAGE_SHIFT);
+    return first < end ? inode.guestView().acquire(first, end) : null;
   }
 
   /** MAP_POPULATE / MAP_LOCKED: gmem's folios for pages the mapping can reach (PROT_NONE reaches none). */
@@ -214,9 +236,9 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /**
    * Host-faults every page of {@code [off, off+len)}, {@code len > 0}, all or nothing, and returns
-   * where to copy: the inode's guest view, so that shared pages of a huge page that also holds
-   * private ones, which the mapping itself must cover, stay reachable. The caller holds the
-   * invalidate lock shared.
+   * where to copy: gmem's window, so that shared pages of a huge page that also holds private
+   * ones, which the raw view must cover, stay reachable. The caller holds the invalidate lock
+   * shared.
    */
   private long fault(long off, long len, boolean write) {
     long first = (offset + off) >>> Folio.PAGE_SHIFT;
@@ -254,8 +276,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       Rcu.Reader r = Rcu.GLOBAL.reader();
       r.lock();
       try {
-        if (fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
-          return copy.at(view + off, value);
+        if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
+          return copy.at(view + off, value); // close() waits for this section before the window goes
         }
       } finally {
         r.unlock();
@@ -267,7 +289,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   /**
    * The slow path: under the invalidate lock taken shared, host-faults the pages of
    * {@code [off, off+len)} (installing their fast-page-table entries) and runs {@code copy} at
-   * their address in the guest view. A write fault when {@code needProt} includes
+   * their address in gmem's window. A write fault when {@code needProt} includes
    * {@link Prot#WRITE}. {@code len > 0}.
    */
   private long lockedAccess(long off, long len, int needProt, long value, Copy copy) {
@@ -275,7 +297,7 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     l.lock();
     try {
       if (!open) {
-        throw closed(); // closed meanwhile: the guest view may be gone as soon as we unlock
+        throw closed(); // closed meanwhile: the window may be gone as soon as we unlock
       }
       return copy.at(fault(off, len, (needProt & Prot.WRITE) != 0), value);
     } finally {
@@ -361,10 +383,11 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * Unmaps. Accessors that start afterwards fail with EFAULT; one in flight on the locked path
-   * holds the invalidate lock and so delays the eviction this may cause, one on the lock-free
-   * path is waited for by it. A conversion's prepared change of the raw view finds it closed and
-   * maps nothing into the address, which may belong to someone else by then.
+   * Unmaps. Accessors that start afterwards fail with EFAULT; none is in flight when the window
+   * goes: one on the lock-free path re-checks {@code open} inside its RCU section, which this
+   * waits for, and one on the locked path holds the invalidate lock shared, which this takes
+   * exclusive. A conversion's prepared change of the raw view finds it closed and maps nothing
+   * into the address, which may belong to someone else by then.
    */
   @Override
   public void close() {
@@ -373,8 +396,20 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
         return;
       }
       open = false;
-      inode.removeMapping(this);
-      raw.close();
+    }
+    Rcu.GLOBAL.synchronize();
+    Lock l = inode.invalidateLock().writeLock();
+    l.lock();
+    try {
+      synchronized (this) {
+        inode.removeMapping(this);
+        raw.close();
+      }
+      if (window != null) {
+        window.close();
+      }
+    } finally {
+      l.unlock();
     }
     inode.release();
   }

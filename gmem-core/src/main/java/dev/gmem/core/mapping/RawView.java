@@ -20,7 +20,7 @@ import java.util.concurrent.locks.Lock;
  * so a raw access to them raises SIGBUS as the kernel's would.
  *
  * <p>Covers are kept only once the raw view has been handed out: until then nobody can touch the
- * memory but gmem's accessors, which copy through the guest view after checking shareability,
+ * memory but gmem's accessors, which copy through gmem's window after checking shareability,
  * so conversions change nothing here and a mapping used through its accessors alone stays one
  * VMA however many private islands its file has. The first hand-out brings the region up to date
  * (under the invalidate lock, so no conversion runs meanwhile) and records the file pages now

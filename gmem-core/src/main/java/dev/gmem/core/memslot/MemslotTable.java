@@ -8,6 +8,7 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.Vm;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.file.GuestMemFileImpl;
+import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -35,16 +36,21 @@ public final class MemslotTable {
   private final int slotIds;
   private final long maxGfn;
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
+  private final java.util.HashMap<Integer, Binding> bindings = new java.util.HashMap<>();
   private volatile Binding[] byGpa = new Binding[0];
 
   /**
-   * A slot of address space 0 with what the software vCPU needs on every access resolved once,
-   * when the slot is created: fewer dependent loads on its lock-free path.
+   * A slot with what the software vCPU needs on every access resolved once, when the slot is
+   * created (fewer dependent loads on its lock-free path): its file and inode, the inode's fast page
+   * table, the window the software vCPU copies through ({@code viewBase}: where file byte 0 would
+   * be) and — where the kernel must not reach every page of the slot — the mapping the kernel is
+   * given as {@code userspace_addr} instead; null where the kernel is given the window.
    */
-  public record Binding(long gpa, long size, Memslot slot, GuestMemFileImpl file, GuestMemInodeImpl inode, FastPageTable fastPages) {
-    static Binding of(Memslot m) {
+  public record Binding(long gpa, long size, Memslot slot, GuestMemFileImpl file, GuestMemInodeImpl inode, FastPageTable fastPages,
+      GuestView.Window window, long viewBase, AutoCloseable kernelView) {
+    static Binding of(Memslot m, GuestView.Window window, AutoCloseable kernelView) {
       GuestMemFileImpl f = (GuestMemFileImpl) m.file();
-      return new Binding(m.gpa(), m.size(), m, f, f.inodeImpl(), f.inodeImpl().fastPages());
+      return new Binding(m.gpa(), m.size(), m, f, f.inodeImpl(), f.inodeImpl().fastPages(), window, window.address(0), kernelView);
     }
 
     /** The file offset that backs {@code address}. */
@@ -163,16 +169,32 @@ public final class MemslotTable {
     return Long.compareUnsigned(a, b + blen) < 0 && Long.compareUnsigned(b, a + alen) < 0;
   }
 
-  /** Applies a validated change. */
-  public synchronized Memslot apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
-    Memslot result;
+  /**
+   * Applies a validated change: a new slot with the window its {@code userspace_addr} points into,
+   * an update of a slot's flags, which keeps its window ({@code window} and {@code kernelView} are
+   * ignored), or a deletion, which hands back the deleted slot's window for the caller to close
+   * once no access can be in flight through it.
+   */
+  public synchronized Binding apply(Change change, int slot, int flags, long gpa, long size, GuestMemFile file, long offset,
+      GuestView.Window window, AutoCloseable kernelView) {
+    Binding result;
     if (change == Change.DELETE) {
-      result = slots.remove(slot);
+      slots.remove(slot);
+      result = bindings.remove(slot);
+    } else if (change == Change.UPDATE) {
+      Binding old = bindings.get(slot); // flags only: the window and the kernel's view stay
+      Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
+      slots.put(slot, m);
+      result = Binding.of(m, old.window(), old.kernelView());
+      bindings.put(slot, result);
     } else {
-      result = new Memslot(slot, flags, gpa, size, file, offset);
-      slots.put(slot, result);
+      Memslot m = new Memslot(slot, flags, gpa, size, file, offset);
+      slots.put(slot, m);
+      result = Binding.of(m, window, kernelView);
+      bindings.put(slot, result);
     }
-    Binding[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0).map(Binding::of).toArray(Binding[]::new);
+    Binding[] snap = slots.values().stream().filter(m -> (m.slot() >>> 16) == 0)
+        .map(m -> bindings.get(m.slot())).toArray(Binding[]::new);
     Arrays.sort(snap, Comparator.comparingLong(Binding::gpa));
     byGpa = snap;
     return result;
@@ -197,7 +219,7 @@ public final class MemslotTable {
       } else if (Long.compareUnsigned(gpa - m.gpa(), m.size()) >= 0) {
         lo = mid + 1;
       } else {
-        return m;
+        return s[mid];
       }
     }
     return null;

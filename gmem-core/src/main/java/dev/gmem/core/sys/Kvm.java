@@ -1,5 +1,6 @@
 package dev.gmem.core.sys;
 
+import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import jnr.ffi.Pointer;
 
@@ -122,6 +123,26 @@ public final class Kvm {
     arg.flags.set(flags);
     int fd = sys.ioctl(vm.get(), CREATE_GUEST_MEMFD, KvmStructs.memory(arg), "KVM_CREATE_GUEST_MEMFD");
     return new Fd(sys, fd, "guest_memfd");
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd (kernels with in-place conversion): sets the
+   * attributes of {@code [offset, offset+size)}. A failure carries the kernel's
+   * {@code error_offset} where it reports one (EAGAIN, ENOMEM).
+   */
+  public void setMemoryAttributes2(Fd gmem, long offset, long size, long attributes) {
+    KvmStructs.MemoryAttributes2 arg = KvmStructs.allocate(sys, new KvmStructs.MemoryAttributes2(sys.runtime()));
+    arg.offset.set(offset);
+    arg.size.set(size);
+    arg.attributes.set(attributes);
+    try {
+      sys.ioctl(gmem.get(), SET_MEMORY_ATTRIBUTES2, KvmStructs.memory(arg), "KVM_SET_MEMORY_ATTRIBUTES2");
+    } catch (GmemException e) {
+      if (e.errno() == Errno.EAGAIN || e.errno() == Errno.ENOMEM) {
+        throw GmemException.atOffset(e.errno(), arg.errorOffset.get(), e.getMessage());
+      }
+      throw e;
+    }
   }
 
   /**

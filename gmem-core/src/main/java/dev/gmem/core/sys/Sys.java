@@ -25,8 +25,14 @@ public final class Sys {
   public static final int MFD_HUGETLB = 0x4;
   public static final int MFD_HUGE_SHIFT = 26;
 
+  public static final int F_DUPFD_CLOEXEC = 1030;
+  public static final int F_GETFD = 1;
+  public static final int F_SETFD = 2;
+  public static final int FD_CLOEXEC = 1;
+
   public static final int MADV_DONTNEED = 4;
   public static final int MADV_REMOVE = 9;
+  public static final int MADV_DONTDUMP = 16;
   public static final int MADV_POPULATE_READ = 22;
   public static final int MADV_POPULATE_WRITE = 23;
 
@@ -165,12 +171,27 @@ public final class Sys {
     return fd;
   }
 
+  /** A duplicate that is close-on-exec ({@code F_DUPFD_CLOEXEC}; plain dup(2) would drop the flag). */
   public int dup(int fd) {
-    int r = libc.dup(fd);
+    int r = libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (r < 0) {
-      throw fail("dup");
+      throw fail("fcntl(F_DUPFD_CLOEXEC)");
     }
     return r;
+  }
+
+  public int fcntl(int fd, int cmd, int arg) {
+    int r = libc.fcntl(fd, cmd, arg);
+    if (r < 0) {
+      throw fail("fcntl");
+    }
+    return r;
+  }
+
+  public void fchmod(int fd, int mode) {
+    if (libc.fchmod(fd, mode) != 0) {
+      throw fail("fchmod");
+    }
   }
 
   /** fstat(2) decoded from the x86_64 {@code struct stat} (144 bytes). */

@@ -21,7 +21,7 @@ import java.util.concurrent.locks.Lock;
 
 /**
  * The guest fault path in software: memslot → file → inode, then either the lock-free path for a
- * page whose last fault of the same kind succeeded and that no invalidation touched since, or,
+ * page whose last fault with the same private bit succeeded and that no invalidation touched since, or,
  * under the inode's invalidate lock taken shared, {@link dev.gmem.core.inode.FaultPath#guestFault}
  * for the shareability check, folio allocation and the arch's prepare. Accesses never span pages: a multi-page access is split, and
  * the first page that exits stops it (earlier pages are done, as on hardware). Every access goes
@@ -138,7 +138,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   /**
    * The one guest access path: {@code len} bytes at {@code gpa}, within one page. Memslot lookup
    * (none: an MMIO exit carrying {@code value}, the data of a store); then, if the file is open and
-   * the inode's {@linkplain FastPageTable fast page table} maps the page for this kind of access,
+   * the inode's {@linkplain FastPageTable fast page table} maps the page for this access's bit,
    * {@code copy} at once, inside an {@link Rcu} read-side section (an invalidation zaps the entry
    * and waits for the section before it changes the page); else {@link #lockedAccessPage}. Returns
    * what {@code copy} returned; an exit is thrown as {@link MemoryExitException}. Kept small so
@@ -146,46 +146,76 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
-    MemslotTable.Binding slot = memslots.binding(gpa);
-    if (slot == null) {
-      throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
-    }
-    long off = slot.fileOffset(gpa);
-    Rcu.Reader r = Rcu.GLOBAL.reader();
-    r.lock();
-    try {
-      // The fast page table is per inode; a linked file awaiting its context move may not take a
-      // private access another VM's fault installed.
-      if (slot.file().isOpen() && !(privateAccess && ((GuestMemFileImpl) slot.file()).awaitingContext()) && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
-        return copy.at(slot.inode().guestViewAddress() + off, value);
+    while (true) {
+      MemslotTable.Binding slot = memslots.binding(gpa);
+      if (slot == null) {
+        throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
       }
-    } finally {
-      r.unlock();
+      long off = slot.fileOffset(gpa);
+      Rcu.Reader r = Rcu.GLOBAL.reader();
+      r.lock();
+      try {
+        // The fast page table is per inode and keyed by the access's own bit: a linked file
+        // awaiting its context move takes no access another VM's fault installed. The slot's
+        // window: a deleted slot retires it, waits for this section, then unmaps it.
+        if (slot.file().isOpen() && !((GuestMemFileImpl) slot.file()).awaitingContext() && slot.window().isOpen()
+            && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+          return copy.at(slot.viewBase() + off, value);
+        }
+      } finally {
+        r.unlock();
+      }
+      try {
+        return lockedAccessPage(slot, gpa, off, write, privateAccess, value, copy);
+      } catch (SlotDeleted e) {
+        // look the GPA up again
+      }
     }
-    return lockedAccessPage(slot.slot(), slot.inode(), gpa, off, write, privateAccess, value, copy);
   }
 
-  /** The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs the fast-page-table entry), then {@code copy}. */
-  private long lockedAccessPage(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess,
+  /** The slot was deleted while an access waited for the lock; never escapes {@link #accessPage}. */
+  private static final class SlotDeleted extends RuntimeException {
+    static final SlotDeleted INSTANCE = new SlotDeleted();
+
+    private SlotDeleted() {
+      super(null, null, false, false);
+    }
+  }
+
+  /**
+   * The slow path: under the inode's invalidate lock taken shared, the guest fault (which installs
+   * the fast-page-table entry), then {@code copy} in the slot's window.
+   */
+  private long lockedAccessPage(MemslotTable.Binding slot, long gpa, long off, boolean write, boolean privateAccess,
       long value, Copy copy) {
+    GuestMemInodeImpl inode = slot.inode();
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     try {
-      VcpuExit exit = fault(slot, inode, gpa, off, write, privateAccess);
+      if (!slot.window().isOpen()) {
+        throw SlotDeleted.INSTANCE;
+      }
+      VcpuExit exit = fault(slot.slot(), inode, gpa, off, write, privateAccess);
       if (exit != null) {
         throw new MemoryExitException(exit);
       }
-      return copy.at(inode.guestViewAddress() + off, value);
+      return copy.at(slot.viewBase() + off, value);
     } finally {
       lock.unlock();
     }
   }
 
-  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean privateAccess) {
+  /**
+   * The guest fault of an access whose own private bit is {@code accessBit}; its kind follows the
+   * VM type's rule ({@link dev.gmem.core.inode.FaultPath#isPrivateAccess}).
+   */
+  private VcpuExit fault(Memslot slot, GuestMemInodeImpl inode, long gpa, long off, boolean write, boolean accessBit) {
     // Under the inode's lock, which a context move holds while it commits: no access of a VM
     // that just lost its context slips through.
     vmAlive.run();
     GuestMemFileImpl file = (GuestMemFileImpl) slot.file();
+    long index = off >>> Folio.PAGE_SHIFT;
+    boolean privateAccess = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), accessBit);
     if (privateAccess && file.awaitingContext()) {
       // A linked file before the context move: the private fault finds no pfn for this VM.
       return memoryFault(gpa, VcpuExit.MemoryFault.FLAG_PRIVATE);
@@ -194,7 +224,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       // The kernel clears slot->gmem.file on release: the guest fault finds no pfn.
       return memoryFault(gpa, privateAccess ? VcpuExit.MemoryFault.FLAG_PRIVATE : 0);
     }
-    long flags = inode.faults().guestFault(off >>> Folio.PAGE_SHIFT, gpa >>> Folio.PAGE_SHIFT, gpa, write, privateAccess, slot);
+    long flags = inode.faults().guestFault(index, gpa >>> Folio.PAGE_SHIFT, gpa, write, accessBit, slot);
     return flags < 0 ? null : memoryFault(gpa, flags);
   }
 
@@ -214,7 +244,8 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) slot.file()).inodeImpl();
     long index = slot.fileOffset(gpa) >>> Folio.PAGE_SHIFT;
     long gfn = gpa >>> Folio.PAGE_SHIFT;
-    int max = inode.faults().mappingOrder(index, gfn, privateAccess, slot);
+    boolean kind = inode.faults().isPrivateAccess(inode.shareabilityStore().get(index), privateAccess);
+    int max = inode.faults().mappingOrder(index, gfn, kind, slot);
     for (int level : LEVELS) {
       long n = 1L << level;
       long blockGpa = (gfn & -n) << Folio.PAGE_SHIFT;

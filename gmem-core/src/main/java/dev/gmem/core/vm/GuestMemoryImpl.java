@@ -25,7 +25,7 @@ import java.util.Objects;
 /**
  * A VM's guest memory by GPA with the host's rules, as KVM's own accesses through
  * {@code userspace_addr} have them: GPA → memslot → inode, the host-fault check of every page
- * (arch verdict, leaked pages, feature interceptors), then a copy through the inode's guest view
+ * (arch verdict, leaked pages, feature interceptors), then a copy through the memslot's window
  * under its invalidate lock taken shared.
  */
 public final class GuestMemoryImpl implements GuestMemory {
@@ -46,8 +46,11 @@ public final class GuestMemoryImpl implements GuestMemory {
     this.checkLive = checkLive;
   }
 
-  /** The part of an access that falls in one memslot: {@code length} bytes at {@code fileOffset} of {@code inode}. */
-  private record Piece(GuestMemInodeImpl inode, long gpa, long fileOffset, long length) {
+  /**
+   * The part of an access that falls in one memslot: {@code length} bytes at {@code fileOffset} of
+   * {@code inode}, copied through the slot's window.
+   */
+  private record Piece(GuestMemInodeImpl inode, MemslotTable.Binding slot, long gpa, long fileOffset, long length) {
     long firstPage() {
       return fileOffset / PAGE;
     }
@@ -57,7 +60,7 @@ public final class GuestMemoryImpl implements GuestMemory {
     }
 
     long address() {
-      return inode.guestViewAddress() + fileOffset;
+      return slot.viewBase() + fileOffset;
     }
   }
 
@@ -70,12 +73,12 @@ public final class GuestMemoryImpl implements GuestMemory {
     List<Piece> pieces = new ArrayList<>();
     for (long done = 0; done < length; ) {
       long a = gpa + done;
-      Memslot slot = memslots.lookup(a);
+      MemslotTable.Binding slot = memslots.binding(a);
       if (slot == null) {
         throw new GmemException(Errno.EFAULT, "GPA 0x" + Long.toHexString(a) + " is in no memslot");
       }
       long n = Math.min(length - done, slot.gpa() + slot.size() - a);
-      pieces.add(new Piece(((GuestMemFileImpl) slot.file()).inodeImpl(), a, slot.fileOffset(a), n));
+      pieces.add(new Piece(slot.inode(), slot, a, slot.fileOffset(a), n));
       done += n;
     }
     return pieces;
@@ -109,6 +112,11 @@ public final class GuestMemoryImpl implements GuestMemory {
    * otherwise, before anything happens), then each is host-faulted (interceptors, folio).
    */
   private static void fault(List<Piece> pieces, boolean write) {
+    for (Piece p : pieces) {
+      if (!p.slot().window().isOpen()) { // deleted after the lookup: its window goes under our lock
+        throw new GmemException(Errno.EFAULT, "GPA 0x" + Long.toHexString(p.gpa()) + " is in no memslot");
+      }
+    }
     for (Piece p : pieces) {
       for (long i = p.firstPage(); i < p.endPage(); i++) {
         if (!p.inode().faults().hostMayFault(i)) {

@@ -10,6 +10,7 @@ import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.inode.FaultPath;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.Lock;
@@ -39,7 +40,8 @@ final class Populate {
     if (source != null && npages > source.remaining() / PAGE) {
       throw GmemException.einval("populate source holds " + source.remaining() + " bytes, " + npages + " pages requested");
     }
-    Memslot slot = vm.memslotTable().lookup(gpa);
+    MemslotTable.Binding binding = vm.memslotTable().binding(gpa);
+    Memslot slot = binding == null ? null : binding.slot();
     if (slot == null) {
       throw GmemException.einval("populate gpa 0x" + Long.toHexString(gpa) + " is in no memslot");
     }
@@ -53,10 +55,13 @@ final class Populate {
     Lock lock = inode.invalidateLock().writeLock();
     lock.lock();
     try {
+      if (!binding.window().isOpen()) {
+        throw GmemException.einval("populate gpa 0x" + Long.toHexString(gpa) + " is in no memslot (deleted meanwhile)");
+      }
       long done = 0;
       for (; done < n; done++) {
         try {
-          if (!populateOne(inode, first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
+          if (!populateOne(inode, binding.viewBase(), first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
             break;
           }
         } catch (GmemException e) {
@@ -76,7 +81,7 @@ final class Populate {
   }
 
   /** One page; false when the arch stopped before it (an error on the first page of the call). */
-  private boolean populateOne(GuestMemInodeImpl inode, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
+  private boolean populateOne(GuestMemInodeImpl inode, long viewBase, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
     if (inode.shareabilityStore().get(index) != Shareability.PRIVATE) {
       throw GmemException.einval("populate: page at gfn 0x" + Long.toHexString(gfn) + " is not private");
     }
@@ -92,7 +97,7 @@ final class Populate {
       int at = source.position() + (int) (i * PAGE);
       src = source.duplicate().position(at).limit(at + (int) PAGE).slice();
     }
-    ByteBuffer target = Sys.buffer(inode.guestViewAddress() + index * PAGE, (int) PAGE);
+    ByteBuffer target = Sys.buffer(viewBase + index * PAGE, (int) PAGE); // the slot's window
     if (!arch.postPopulate(faults.page(index), gfn, src, target, flags)) {
       if (first) {
         throw new GmemException(Errno.EAGAIN, "populate: the arch did not take the page at gfn 0x" + Long.toHexString(gfn) + "; retry");

@@ -5,8 +5,10 @@ import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.GuestMemory;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Prot;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.Vm;
@@ -15,18 +17,24 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FolioAllocator;
+import dev.gmem.core.access.Rcu;
 import dev.gmem.api.spi.HostMemory;
 import dev.gmem.core.backend.BackendVm;
+import dev.gmem.core.backend.MemoryFds;
 import dev.gmem.core.file.GuestMemFileImpl;
 import dev.gmem.core.inode.GuestMemInodeImpl;
+import dev.gmem.core.inode.GuestView;
+import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.memslot.MemslotTable;
 import dev.gmem.core.sys.Fd;
+import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.Lock;
 
 /** A VM: its backend state, arch hooks, files and memslots. */
 public final class VmImpl implements Vm {
@@ -184,10 +192,15 @@ public final class VmImpl implements Vm {
       memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
       boolean guestMemfd = memory == null;
       if (guestMemfd) {
-        memory = backend.createMemory(size);
+        memory = backend.createMemory(size, flags);
+      } else {
+        MemoryFds.restrict(ctx.sys(), memory); // allocator or feature memory: a memfd of its own
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
           ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+      if (guestMemfd) {
+        inode.passConversionsTo(backend.kernelAttributes());
+      }
       ctx.inodes().add(inode);
       GuestMemFileImpl file = new GuestMemFileImpl(this, inode, ctx.inaccessible());
       return file;
@@ -256,45 +269,93 @@ public final class VmImpl implements Vm {
   }
 
   /**
-   * A memslot holds a reference on its file's inode, like a host mapping does: its
-   * {@code userspace_addr} is the inode's guest view, and on hosts that serve guest accesses
-   * through {@code userspace_addr} (kernel-uapi §4.9) an unmapped view could be reused by another
-   * file's mapping and the guest would reach that file's memory. The reference goes with the slot.
+   * A memslot holds a reference on its file's inode, like a host mapping does, and a window of
+   * gmem's over its file range, which the software vCPU copies through and which is its
+   * {@code userspace_addr}: on hosts that serve guest accesses through {@code userspace_addr}
+   * (kernel-uapi §4.9) an unmapped window could be reused by another file's mapping and the guest
+   * would reach that file's memory. Window and reference go with the slot.
+   *
+   * <p>Where the arch's accesses carry their own private bit, the kernel (which on 6.18 sees all
+   * memory shared) gets a mapping whose private pages are covered, as a host mapping's are, and the
+   * slot is bound as plain user memory so that every kernel takes guest accesses through it:
+   * a real vCPU's access to a private page then comes back and goes through gmem's fault path
+   * ({@link GuestFaultingVcpu}), like the software vCPU's.
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
     checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.UPDATE) {
-      return memslots.apply(change, slot, flags, gpa, size, file, offset);
+      return memslots.apply(change, slot, flags, gpa, size, file, offset, null, null).slot();
     }
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
       backend.setMemoryRegion(slot, old.gpa(), 0, 0, null, 0, false);
-      Memslot deleted = memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset());
-      ((GuestMemFileImpl) old.file()).inodeImpl().release();
-      return deleted;
+      return unbind(memslots.apply(change, slot, old.flags(), old.gpa(), 0, old.file(), old.offset(), null, null));
     }
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();
+    GuestView.Window window = null;
+    HostMappingImpl kernelView = null;
     try {
-      long uaddr = inode.guestViewAddress() + offset;
+      window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
+      if (arch().privateBitInAccess()) {
+        kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
+      }
       // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
-      // a file linked where the kernel cannot link — is bound as plain user memory through the
-      // guest view, and gmem keeps the guest_memfd rules.
-      Fd kernelFile = ((GuestMemFileImpl) file).kernelGuestMemfd();
+      // a file linked where the kernel cannot link — and memory whose private pages the kernel must
+      // not reach is bound as plain user memory, and gmem keeps the guest_memfd rules.
+      Fd kernelFile = kernelView == null ? ((GuestMemFileImpl) file).kernelGuestMemfd() : null;
+      long uaddr = kernelView != null ? kernelView.address() : window.address(offset);
       backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
+      if (kernelView != null) {
+        kernelView.close();
+      }
+      if (window != null) {
+        window.close(); // nobody copies through it yet
+      }
       inode.release();
       throw e;
     }
-    return memslots.apply(change, slot, flags, gpa, size, file, offset);
+    return memslots.apply(change, slot, flags, gpa, size, file, offset, window, kernelView).slot();
+  }
+
+  /**
+   * A deleted slot's window goes once no software-vCPU access can be in flight through it: those on
+   * the lock-free path check it is open inside an RCU section, which this waits for after retiring
+   * it; those on the locked path hold the invalidate lock shared, under which this unmaps it. Then
+   * the slot's reference.
+   */
+  private static Memslot unbind(MemslotTable.Binding deleted) {
+    GuestMemInodeImpl inode = deleted.inode();
+    deleted.window().retire();
+    Rcu.GLOBAL.synchronize();
+    Lock lock = inode.invalidateLock().writeLock();
+    lock.lock();
+    try {
+      deleted.window().close();
+    } finally {
+      lock.unlock();
+    }
+    if (deleted.kernelView() != null) {
+      try {
+        deleted.kernelView().close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    }
+    inode.release();
+    return deleted.slot();
   }
 
   @Override
   public Vcpu createVcpu(int id) {
     checkUsable();
     Vcpu v = backend.createVcpu(id, context);
+    if (arch().privateBitInAccess()) {
+      v = new GuestFaultingVcpu(v, memslots, softwareVcpu);
+    }
     vcpus.add(v);
     return v;
   }
@@ -328,8 +389,7 @@ public final class VmImpl implements Vm {
       backend.close();
       synchronized (this) {
         for (Memslot m : memslots.all()) {
-          memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset());
-          ((GuestMemFileImpl) m.file()).inodeImpl().release();
+          unbind(memslots.apply(MemslotTable.Change.DELETE, m.slot(), m.flags(), m.gpa(), 0, m.file(), m.offset(), null, null));
         }
       }
       onClose.accept(this);

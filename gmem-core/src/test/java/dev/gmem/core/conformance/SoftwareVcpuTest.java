@@ -17,6 +17,7 @@ import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
+import dev.gmem.core.convert.TestRuntimes;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -29,8 +30,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The software vCPU's guest-fault rules on each backend: shared accesses to shared pages reach the
  * same bytes as host mappings; a private/shared mismatch or a memslot whose file is closed is a
- * {@code KVM_EXIT_MEMORY_FAULT} that touches no memory; no memslot is MMIO. Private memory needs
- * a {@link VmType#SW_PROTECTED} VM; a file created without INIT_SHARED starts private.
+ * {@code KVM_EXIT_MEMORY_FAULT} that touches no memory; no memslot is MMIO. Mismatches exist where
+ * accesses carry their own private bit: those cases run on a SW_PROTECTED VM with such an arch
+ * (TDX/SNP-like); a file created without INIT_SHARED starts private.
  */
 class SoftwareVcpuTest {
   static final long PAGE = 4096;
@@ -47,6 +49,17 @@ class SoftwareVcpuTest {
   private static void withVm(String backend, VmType type, Consumer<Vm> test) {
     try (GmemRuntime rt = Backends.open(backend)) {
       test.accept(rt.createVm(type));
+    }
+  }
+
+  /**
+   * A SW_PROTECTED VM whose accesses carry their own private bit (as TDX's and SNP's do), where a
+   * kind that disagrees with the page exits; core's own SW_PROTECTED takes the kind from the page
+   * and never exits for it ({@link AccessKindTest}).
+   */
+  private static void withAccessBitVm(String backend, Consumer<Vm> test) {
+    try (GmemRuntime rt = TestRuntimes.withAccessBitArch(backend)) {
+      test.accept(rt.createVm(VmType.SW_PROTECTED));
     }
   }
 
@@ -104,7 +117,7 @@ class SoftwareVcpuTest {
   @ParameterizedTest
   @MethodSource("backends")
   void privateAccessToASharedPageIsAPrivateMemoryFaultThatTouchesNothing(String backend) {
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       try (GuestMemFile f = vm.createGuestMemFile(2 * PAGE, SHARED); HostMapping m = f.map()) {
         vm.setMemoryRegion(0, GM, GPA, 2 * PAGE, f, 0);
         SoftwareVcpu cpu = vm.softwareVcpu();
@@ -124,7 +137,7 @@ class SoftwareVcpuTest {
   @ParameterizedTest
   @MethodSource("backends")
   void sharedAccessToAPrivatePageIsASharedMemoryFaultThatTouchesNothing(String backend) {
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       try (GuestMemFile f = vm.createGuestMemFile(2 * PAGE, PRIVATE); HostMapping m = f.map()) {
         vm.setMemoryRegion(0, GM, GPA, 2 * PAGE, f, 0);
         SoftwareVcpu cpu = vm.softwareVcpu();
@@ -170,7 +183,7 @@ class SoftwareVcpuTest {
   @MethodSource("backends")
   void memslotWhoseFileWasClosedIsAMemoryFault(String backend) {
     long gpa = 0xc000_0000L;
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       GuestMemFile f = vm.createGuestMemFile(PAGE, PRIVATE);
       vm.setMemoryRegion(1, GM, gpa, PAGE, f, 0);
       SoftwareVcpu cpu = vm.softwareVcpu();
@@ -190,7 +203,7 @@ class SoftwareVcpuTest {
   @ParameterizedTest
   @MethodSource("backends")
   void multiPageAccessStopsAtTheFirstPageThatExits(String backend) {
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       try (GuestMemFile shared = vm.createGuestMemFile(PAGE, SHARED);
           GuestMemFile priv = vm.createGuestMemFile(PAGE, PRIVATE);
           HostMapping m = shared.map()) {
@@ -220,7 +233,7 @@ class SoftwareVcpuTest {
   @ParameterizedTest
   @MethodSource("backends")
   void readLongAndWriteLongThrowTheExit(String backend) {
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       try (GuestMemFile shared = vm.createGuestMemFile(PAGE, SHARED); GuestMemFile priv = vm.createGuestMemFile(PAGE, PRIVATE)) {
         vm.setMemoryRegion(0, GM, GPA, PAGE, shared, 0);
         vm.setMemoryRegion(1, GM, GPA + 2 * PAGE, PAGE, priv, 0);
@@ -253,7 +266,7 @@ class SoftwareVcpuTest {
   @ParameterizedTest
   @MethodSource("backends")
   void accessesStraddlingTwoPagesWork(String backend) {
-    withVm(backend, VmType.SW_PROTECTED, vm -> {
+    withAccessBitVm(backend, vm -> {
       try (GuestMemFile f = vm.createGuestMemFile(2 * PAGE, SHARED);
           GuestMemFile next = vm.createGuestMemFile(PAGE, SHARED);
           GuestMemFile priv = vm.createGuestMemFile(PAGE, PRIVATE);

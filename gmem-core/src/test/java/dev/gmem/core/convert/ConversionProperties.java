@@ -84,7 +84,7 @@ public final class ConversionProperties {
       inode.convert(s.start() << 12, s.len() << 12, s.target());
       Arrays.fill(model, (int) s.start(), (int) (s.start() + s.len()), s.target());
     }
-    long view = inode.guestViewAddress();
+    long view = inode.guestView().acquire(0, inode.nrPages()).address(0); // unmapped when the inode goes
     for (int p : c.writes()) {
       inode.invalidateLock().readLock().lock();
       try {

@@ -111,7 +111,7 @@ class HugeFolioTest {
     BlockAllocator a = new BlockAllocator(4, 2);
     try (TestInode t = new TestInode(32, true, TestInode.SW_PROTECTED, a)) {
       GuestMemInodeImpl inode = t.inode;
-      long view = inode.guestViewAddress();
+      long view = inode.guestView().acquire(0, inode.nrPages()).address(0); // unmapped when the inode goes
       for (long p = 0; p < 32; p++) {
         fault(inode, p);
         IO.putLong(view + p * PAGE, p + 1);

@@ -22,6 +22,11 @@ public final class TestRuntimes {
     return withArch(backend, ZeroingArchProvider.class, ZeroingArchProvider.ID, VmType.SW_PROTECTED);
   }
 
+  /** SW_PROTECTED VMs whose accesses carry their own private bit (TDX/SNP-like mismatch exits). */
+  public static GmemRuntime withAccessBitArch(String backend) {
+    return withArch(backend, AccessBitArchProvider.class, AccessBitArchProvider.ID, dev.gmem.api.VmType.SW_PROTECTED);
+  }
+
   /** A runtime on {@code backend} that discovers the feature {@code provider} besides what the class path has. */
   public static GmemRuntime withFeature(String backend, Class<? extends FeatureProvider> provider) {
     return withProviders(backend, Map.of(FeatureProvider.class, List.of(provider)), Map.of());

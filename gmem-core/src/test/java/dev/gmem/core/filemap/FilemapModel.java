@@ -5,7 +5,11 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-/** The simple reference: per page, its folio's start and order, the folio's flag, and its count. */
+/**
+ * The simple reference: per page, its folio's start and order, whether the page is prepared, and
+ * its count. A folio is prepared when all of its pages are: prepare runs once per page, so split
+ * and merge keep what each page is.
+ */
 final class FilemapModel {
 
   final int n;
@@ -34,15 +38,15 @@ final class FilemapModel {
         return false;
       }
     }
-    setFolio(index, o, false);
+    setFolio(index, o);
     return true;
   }
 
-  private void setFolio(int index, int o, boolean prep) {
+  /** A new folio over pages whose prepared state stays as it was (false for pages just added). */
+  private void setFolio(int index, int o) {
     for (int p = index; p < index + (1 << o); p++) {
       start[p] = index;
       order[p] = o;
-      prepared[p] = prep;
     }
   }
 
@@ -97,15 +101,13 @@ final class FilemapModel {
       return "order";
     }
     int s = (int) start[index];
-    boolean prep = prepared[index];
     for (int p = s; p < s + (1 << o); p += 1 << newOrder) {
-      setFolio(p, newOrder, prep);
+      setFolio(p, newOrder);
     }
     return null;
   }
 
   String merge(int index, int o) {
-    boolean prep = true;
     for (int p = index; p < index + (1 << o); p++) {
       if (!present(p)) {
         return "absent";
@@ -113,10 +115,20 @@ final class FilemapModel {
       if (order[p] >= o) {
         return "order";
       }
-      prep &= prepared[p];
     }
-    setFolio(index, o, prep);
+    setFolio(index, o);
     return null;
+  }
+
+  /** The folio's flag: every page of the folio holding {@code p} is prepared. */
+  boolean folioPrepared(int p) {
+    int s = (int) start[p];
+    for (int q = s; q < s + (1 << order[p]); q++) {
+      if (!prepared[q]) {
+        return false;
+      }
+    }
+    return true;
   }
 
   void setPrepared(int p, boolean value) {

@@ -155,7 +155,7 @@ class FilemapPropertiesTest {
         case MARK, CLEAR -> {
           boolean value = op.kind() == Kind.MARK;
           if (m.present(page)) {
-            boolean changes = m.prepared[page] != value;
+            boolean changes = m.folioPrepared(page) != value;
             assertEquals(changes, value ? fm.markPrepared(page) : fm.clearPrepared(page));
             m.setPrepared(page, value);
           } else {
@@ -205,7 +205,7 @@ class FilemapPropertiesTest {
       assertEquals(m.order[p], fm.orderAt(p), "order of page " + p);
       assertEquals(m.start[p], fm.folioStart(p));
       assertEquals(m.present(p), fm.isPresent(p));
-      assertEquals(m.prepared[p], fm.isPrepared(p));
+      assertEquals(m.present(p) && m.folioPrepared(p), fm.isPrepared(p), "prepared flag of page " + p);
       assertEquals(m.refs[p], fm.refcount(p));
     }
     List<Folio> all = m.folios(0, n);

@@ -6,6 +6,7 @@ import static org.mockito.ArgumentMatchers.anyInt;
 import static org.mockito.ArgumentMatchers.anyLong;
 import static org.mockito.ArgumentMatchers.eq;
 import static org.mockito.Mockito.CALLS_REAL_METHODS;
+import static org.mockito.Mockito.doReturn;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.never;
 import static org.mockito.Mockito.times;
@@ -43,7 +44,14 @@ class ArchPrepareTest {
   static final long BASE_GFN = (1L << 32) >>> 12;
   private static final Sys SYS = Sys.load();
 
-  private final ArchHooks arch = mock(ArchHooks.class, withSettings().defaultAnswer(CALLS_REAL_METHODS));
+  /** A VM with private memory, SW_PROTECTED-like: the access kind is the page's. */
+  private final ArchHooks arch = privateMemory(mock(ArchHooks.class, withSettings().defaultAnswer(CALLS_REAL_METHODS)));
+
+  private static ArchHooks privateMemory(ArchHooks hooks) {
+    doReturn(true).when(hooks).hasPrivateMemory();
+    doReturn(true).when(hooks).supportsInitShared();
+    return hooks;
+  }
   private final List<GuestMemInodeImpl> inodes = new ArrayList<>();
 
   private GuestMemInodeImpl inode(long flags) {
@@ -126,8 +134,10 @@ class ArchPrepareTest {
     verify(arch, times((int) PAGES)).prepare(any(GmemPage.class), anyLong(), anyInt());
   }
 
+  /** Where accesses carry their own private bit (TDX, SNP), a kind that disagrees with the page exits. */
   @Test
   void sharedFaultsAndRefusedFaultsNeverPrepare() {
+    doReturn(true).when(arch).privateBitInAccess();
     GuestMemInodeImpl shared = inode(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
     GuestMemInodeImpl priv = inode(GmemFlags.MMAP);
     for (long i = 0; i < PAGES; i++) {
@@ -139,6 +149,21 @@ class ArchPrepareTest {
     verify(arch, never()).prepare(any(GmemPage.class), anyLong(), anyInt());
     assertEquals(PAGES, shared.allocatedPages());
     assertEquals(0, priv.allocatedPages(), "refused faults allocate nothing");
+  }
+
+  /** SW_PROTECTED: the page decides the kind, whatever the access's bit; only private pages prepare. */
+  @Test
+  void attributesDecideTheKindAndOnlyPrivatePagesPrepare() {
+    GuestMemInodeImpl shared = inode(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+    GuestMemInodeImpl priv = inode(GmemFlags.MMAP);
+    for (long i = 0; i < PAGES; i++) {
+      assertEquals(-1, fault(shared, i, true, true), "the private bit on a shared page: a shared access");
+      assertEquals(-1, fault(priv, i, false, false), "no private bit on a private page: a private access");
+    }
+    verify(arch, times((int) PAGES)).prepare(anyLong(), anyLong(), anyInt());
+    for (long i = 0; i < PAGES; i++) {
+      verify(arch).prepare(BASE_GFN + i, i, 0);
+    }
   }
 
   @Test
@@ -158,5 +183,26 @@ class ArchPrepareTest {
     assertEquals(-1, fault(inode, 2, false, true));
     verify(arch, times(2)).prepare(new GmemPage(inode.ino(), 1), BASE_GFN + 1, 0);
     verify(arch, times(1)).prepare(new GmemPage(inode.ino(), 2), BASE_GFN + 2, 0);
+  }
+
+  /** A DEFAULT VM has no private memory: the access's own bit is ignored, every fault is shared, nothing is prepared. */
+  @Test
+  void defaultVmNeverPreparesAndNeverExits() {
+    ArchHooks defaults = mock(ArchHooks.class, withSettings().defaultAnswer(CALLS_REAL_METHODS));
+    GuestMemInodeImpl inode = new GuestMemInodeImpl(99, PAGES * PAGE, GmemFlags.MMAP, SYS, memfd(PAGES * PAGE),
+        new PageAllocator().setupInode(PAGES * PAGE, GmemFlags.MMAP), defaults, List.of(), List.of(), true);
+    inodes.add(inode);
+    for (long i = 0; i < PAGES; i++) {
+      assertEquals(-1, fault(inode, i, true, true), "private bit on a DEFAULT VM");
+      assertEquals(-1, fault(inode, i, false, false));
+    }
+    verify(defaults, never()).prepare(anyLong(), anyLong(), anyInt());
+    assertEquals(PAGES, inode.allocatedPages());
+  }
+
+  private static Fd memfd(long size) {
+    Fd memory = new Fd(SYS, SYS.memfdCreate("arch-prepare-test", Sys.MFD_CLOEXEC), "memfd");
+    SYS.ftruncate(memory.get(), size);
+    return memory;
   }
 }

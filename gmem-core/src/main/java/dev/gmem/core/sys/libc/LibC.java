@@ -63,6 +63,11 @@ public interface LibC {
 
   int dup(int fd);
 
+  @Variadic(fixedCount = 2)
+  int fcntl(int fd, int cmd, int arg);
+
+  int fchmod(int fd, int mode);
+
   @Variadic(fixedCount = 1)
   long syscall(long number, long a1);
 

@@ -1,0 +1,126 @@
+package dev.gmem.core.vcpu;
+
+import dev.gmem.api.Registers;
+import dev.gmem.api.SoftwareVcpu;
+import dev.gmem.api.SpecialRegisters;
+import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.core.memslot.MemslotTable;
+
+/**
+ * A real vCPU whose guest faults on gmem memory follow the VM type's rule where the kernel cannot
+ * apply it. On Linux 6.18 the kernel sees an INIT_SHARED guest_memfd as all shared and its vCPU
+ * makes only shared accesses; where the arch's accesses carry their own private bit, gmem maps a
+ * memslot's private pages out of its {@code userspace_addr}, and the kernel reports an access to
+ * one as MMIO inside the slot (kernel-uapi §4.9). Such an exit is the guest fault the kernel could
+ * not resolve: it goes through the software vCPU's fault path as a shared access, and either
+ * completes there (a page that became reachable in the meantime) or becomes the
+ * {@link VcpuExit.MemoryFault} the rule gives, as {@code KVM_EXIT_MEMORY_FAULT} would.
+ *
+ * <p>The kernel has already emulated the instruction as an MMIO access, so the access is redone,
+ * not retried: a faulting one stays pending, and the next {@link #run()} redoes it before
+ * entering the guest — completing the read with the memory's bytes or storing the write — or
+ * returns the exit again while the page is still not reachable. Exactly once, as on hardware.
+ */
+public final class GuestFaultingVcpu implements Vcpu {
+  private final Vcpu vcpu;
+  private final MemslotTable memslots;
+  private final SoftwareVcpu fault;
+  /** The access the kernel handed back and the rule refused; null when none. */
+  private VcpuExit.Mmio pending;
+
+  public GuestFaultingVcpu(Vcpu vcpu, MemslotTable memslots, SoftwareVcpu fault) {
+    this.vcpu = vcpu;
+    this.memslots = memslots;
+    this.fault = fault;
+  }
+
+  @Override
+  public VcpuExit run() {
+    while (true) {
+      if (pending != null) {
+        VcpuExit refused = redo(pending);
+        if (refused != null) {
+          return refused;
+        }
+        pending = null;
+      }
+      VcpuExit exit = vcpu.run();
+      if (!(exit instanceof VcpuExit.Mmio m) || memslots.lookup(m.gpa()) == null || m.length() > Long.BYTES) {
+        return exit;
+      }
+      pending = m;
+    }
+  }
+
+  /** The pending access through gmem's fault path; null once done, else the exit it raises. */
+  private VcpuExit redo(VcpuExit.Mmio m) {
+    byte[] bytes = new byte[m.length()];
+    if (m.write()) {
+      for (int i = 0; i < bytes.length; i++) {
+        bytes[i] = (byte) (m.data() >>> (8 * i));
+      }
+      return fault.write(m.gpa(), bytes, 0, bytes.length, false);
+    }
+    VcpuExit e = fault.read(m.gpa(), bytes, 0, bytes.length, false);
+    if (e != null) {
+      return e;
+    }
+    long value = 0;
+    for (int i = 0; i < bytes.length; i++) {
+      value |= (bytes[i] & 0xffL) << (8 * i);
+    }
+    vcpu.completeMmioRead(value);
+    return null;
+  }
+
+  @Override
+  public int id() {
+    return vcpu.id();
+  }
+
+  @Override
+  public Registers registers() {
+    return vcpu.registers();
+  }
+
+  @Override
+  public void setRegisters(Registers registers) {
+    vcpu.setRegisters(registers);
+  }
+
+  @Override
+  public SpecialRegisters specialRegisters() {
+    return vcpu.specialRegisters();
+  }
+
+  @Override
+  public void setSpecialRegisters(SpecialRegisters registers) {
+    vcpu.setSpecialRegisters(registers);
+  }
+
+  @Override
+  public void completeIn(byte[] data) {
+    vcpu.completeIn(data);
+  }
+
+  @Override
+  public void completeMmioRead(long data) {
+    vcpu.completeMmioRead(data);
+  }
+
+  @Override
+  public boolean isOpen() {
+    return vcpu.isOpen();
+  }
+
+  @Override
+  public void close() {
+    vcpu.close();
+  }
+
+  @Override
+  public String toString() {
+    return vcpu.toString();
+  }
+}
