@@ -208,6 +208,19 @@ public interface ArchHooks {
   }
 
   /**
+   * Where an access's private bit is a bit of its guest physical address (TDX: the shared bit,
+   * GPA bit 47 for a 4-level-EPT TD, {@code kvm_gfn_direct_bits}), that bit; 0 (the default) where
+   * it is not. A real vCPU's access that the kernel hands back (see {@link #privateBitInAccess()})
+   * is then resolved at the GPA without the bit, as a private access when the bit is clear and a
+   * shared one when it is set, so that both vCPU paths see the same access kind; with 0 a real
+   * vCPU's accesses are shared.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long sharedGpaBit() {
+    return 0;
+  }
+
+  /**
    * Whether the host may fault {@code page} (pKVM: the hypervisor decides, whatever the VMM's
    * bookkeeping says). Asked on every host fault path. Default: SHARED pages only.
    */

@@ -13,7 +13,8 @@ import dev.gmem.core.memslot.MemslotTable;
  * makes only shared accesses; where the arch's accesses carry their own private bit, gmem maps a
  * memslot's private pages out of its {@code userspace_addr}, and the kernel reports an access to
  * one as MMIO inside the slot (kernel-uapi §4.9). Such an exit is the guest fault the kernel could
- * not resolve: it goes through the software vCPU's fault path as a shared access, and either
+ * not resolve: it goes through the software vCPU's fault path — as a shared access, or, where the
+ * arch's private bit is a GPA bit (TDX's shared bit), as the kind that bit gives — and either
  * completes there (a page that became reachable in the meantime) or becomes the
  * {@link VcpuExit.MemoryFault} the rule gives, as {@code KVM_EXIT_MEMORY_FAULT} would.
  *
@@ -26,13 +27,26 @@ public final class GuestFaultingVcpu implements Vcpu {
   private final Vcpu vcpu;
   private final MemslotTable memslots;
   private final SoftwareVcpu fault;
-  /** The access the kernel handed back and the rule refused; null when none. */
+  /** The arch's GPA bit that marks a shared access ({@code ArchHooks.sharedGpaBit}), 0 if none. */
+  private final long sharedBit;
+  /** The access the kernel handed back and the rule refused, at its GPA without the shared bit; null when none. */
   private VcpuExit.Mmio pending;
+  /** Whether {@link #pending} is a private access. */
+  private boolean pendingPrivate;
 
   public GuestFaultingVcpu(Vcpu vcpu, MemslotTable memslots, SoftwareVcpu fault) {
+    this(vcpu, memslots, fault, 0);
+  }
+
+  /**
+   * @param sharedBit where the arch's private bit is a GPA bit (TDX's shared bit), that bit: an
+   *     access without it is private, one with it is shared and resolves at the GPA without it
+   */
+  public GuestFaultingVcpu(Vcpu vcpu, MemslotTable memslots, SoftwareVcpu fault, long sharedBit) {
     this.vcpu = vcpu;
     this.memslots = memslots;
     this.fault = fault;
+    this.sharedBit = sharedBit;
   }
 
   @Override
@@ -46,10 +60,15 @@ public final class GuestFaultingVcpu implements Vcpu {
         pending = null;
       }
       VcpuExit exit = vcpu.run();
-      if (!(exit instanceof VcpuExit.Mmio m) || memslots.lookup(m.gpa()) == null || m.length() > Long.BYTES) {
+      if (!(exit instanceof VcpuExit.Mmio m) || m.length() > Long.BYTES) {
         return exit;
       }
-      pending = m;
+      long gpa = m.gpa() & ~sharedBit;
+      if (memslots.lookup(gpa) == null) {
+        return exit;
+      }
+      pending = gpa == m.gpa() ? m : new VcpuExit.Mmio(gpa, m.write(), m.length(), m.data());
+      pendingPrivate = sharedBit != 0 && (m.gpa() & sharedBit) == 0;
     }
   }
 
@@ -60,9 +79,9 @@ public final class GuestFaultingVcpu implements Vcpu {
       for (int i = 0; i < bytes.length; i++) {
         bytes[i] = (byte) (m.data() >>> (8 * i));
       }
-      return fault.write(m.gpa(), bytes, 0, bytes.length, false);
+      return fault.write(m.gpa(), bytes, 0, bytes.length, pendingPrivate);
     }
-    VcpuExit e = fault.read(m.gpa(), bytes, 0, bytes.length, false);
+    VcpuExit e = fault.read(m.gpa(), bytes, 0, bytes.length, pendingPrivate);
     if (e != null) {
       return e;
     }

@@ -354,7 +354,7 @@ public final class VmImpl implements Vm {
     checkUsable();
     Vcpu v = backend.createVcpu(id, context);
     if (arch().privateBitInAccess()) {
-      v = new GuestFaultingVcpu(v, memslots, softwareVcpu);
+      v = new GuestFaultingVcpu(v, memslots, softwareVcpu, arch().sharedGpaBit());
     }
     vcpus.add(v);
     return v;
