@@ -33,6 +33,10 @@ class DemoCommandTest {
     assertEquals(0, run.rc(), run.err());
     assertEquals("VM of type DEFAULT; guest_memfd flags it accepts: MMAP|INIT_SHARED|HUGE_PAGE_SIZE", lines.get(1));
     assertTrue(lines.contains("after the pin is released the same call succeeds: [[0, 16) PRIVATE]"), run.out());
+    assertTrue(lines.contains("TD: MRTD equal across two runs: yes"), run.out());
+    assertTrue(lines.contains("TD: MapGPA of 5 MiB -> 3 exits, status 0x0"), run.out());
+    assertTrue(lines.contains("TD: host reads the shared page: \"hello from the TD\""), run.out());
+    assertTrue(lines.contains("TD: the next guest access -> EIO; the VM closes cleanly"), run.out());
     if (Files.isWritable(NR) || before.available() > 0) {
       assertTrue(lines.contains("page 1 private again: merged back, folios [Folio[index=0, order=9, refcount=0]]"),
           run.out());
