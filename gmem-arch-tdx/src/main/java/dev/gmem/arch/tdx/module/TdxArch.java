@@ -237,8 +237,15 @@ final class TdxArch implements ArchHooks, TdxModule {
     if (!access.isPrivate()) {
       return null;
     }
-    SeptEntry e = sept.lookup(access.gpa() & ~SHARED_BIT);
-    if (e != null && (e.state() == SeptState.PENDING || e.state() == SeptState.PENDING_BLOCKED)) {
+    long gpa = access.gpa() & ~SHARED_BIT;
+    SeptEntry e = sept.lookup(gpa);
+    if (e == null) {
+      // A page of a huge folio that populate marked prepared as a whole without adding this page:
+      // on hardware its first access is an EPT violation that KVM resolves with an AUG.
+      aug(access.page(), gpa & -PAGE, 0);
+      e = sept.lookup(gpa);
+    }
+    if (e.state() == SeptState.PENDING || e.state() == SeptState.PENDING_BLOCKED) {
       return new VcpuExit.GuestException(TdxAbi.VE, TdxAbi.EXIT_REASON_EPT_VIOLATION, access.gpa());
     }
     return null;
