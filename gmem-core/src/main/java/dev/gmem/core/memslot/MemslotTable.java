@@ -77,6 +77,11 @@ public final class MemslotTable {
     this.maxGfn = (1L << (limits.maxGpaBits() - Folio.PAGE_SHIFT)) - 1;
   }
 
+  /** Memslot flag bits active features give meaning to. */
+  public int featureFlags() {
+    return featureFlags;
+  }
+
   /** What a validated change does. */
   public enum Change {
     CREATE,
