@@ -218,8 +218,10 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   @Override
   public void close() {
     source.close();
-    if (failure == null) {
+    if (failure == null && !complete()) {
       fail("page server closed");
+    } else if (failure == null) {
+      userfault.supervise(vm, null);
     }
   }
 }
