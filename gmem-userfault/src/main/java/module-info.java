@@ -10,6 +10,7 @@ module dev.gmem.userfault {
 
   exports dev.gmem.userfault;
   exports dev.gmem.userfault.source;
+  exports dev.gmem.userfault.snapshot;
   exports dev.gmem.userfault.uffd;
   // jnr-ffi's generated binding lives in an unnamed module: the interface must be exported.
   exports dev.gmem.userfault.uffd.libc;
