@@ -18,7 +18,7 @@ public final class FaultStats {
   private final ConcurrentHashMap<String, LatencyHistogram> byThread = new ConcurrentHashMap<>();
   private final LongAdder failed = new LongAdder();
 
-  FaultStats() {
+  public FaultStats() {
     for (FaultSource s : FaultSource.values()) {
       resolved.put(s, new LongAdder());
       bySource.put(s, new LatencyHistogram());

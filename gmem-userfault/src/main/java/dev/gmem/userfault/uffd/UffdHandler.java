@@ -188,7 +188,13 @@ public final class UffdHandler implements AutoCloseable {
     }
     faults.incrementAndGet();
     long addr = m.address() & ~(PAGE - 1);
-    Region r = regions.stream().filter(x -> x.contains(addr)).findFirst().orElse(null);
+    Region r = null;
+    for (Region x : regions) {
+      if (x.contains(addr)) {
+        r = x;
+        break;
+      }
+    }
     long t0 = System.nanoTime();
     pending.putIfAbsent(addr, t0);
     if (r == null || failure != null) {
@@ -201,6 +207,11 @@ public final class UffdHandler implements AutoCloseable {
           uffd.resume(addr, PAGE);
           resolved(addr);
         }
+        return;
+      }
+      long src = r.pages().mapped(r, addr);
+      if (src != 0) {
+        copied(addr, src);
         return;
       }
       page.clear();

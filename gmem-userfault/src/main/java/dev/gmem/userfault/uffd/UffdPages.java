@@ -23,6 +23,15 @@ public interface UffdPages {
   }
 
   /**
+   * Where the content of the page at {@code pageAddress} already lies in this process's memory (a
+   * mapped snapshot): UFFDIO_COPY straight from there, without {@link #missing}; 0 for none (the
+   * default).
+   */
+  default long mapped(UffdHandler.Region region, long pageAddress) {
+    return 0;
+  }
+
+  /**
    * A MISSING fault at page {@code pageAddress} of {@code region}: fill {@code page} (4096 bytes,
    * position 0) and answer DATA, or answer ZERO or LATER. Throwing fails the fault (the page is
    * poisoned: the access fails instead of seeing made-up content).

@@ -53,6 +53,9 @@ public final class Userfaultfd implements AutoCloseable {
 
   public static final int MSG_SIZE = 32;
 
+  /** One control structure per thread, reused: an allocation per ioctl would cost more than the ioctl. */
+  private static final ThreadLocal<Pointer> ARG = ThreadLocal.withInitial(() -> Native.allocate(64));
+
   private final int fd;
   private final long features;
   private volatile boolean open = true;
@@ -112,7 +115,7 @@ public final class Userfaultfd implements AutoCloseable {
 
   /** UFFDIO_REGISTER of {@code [start, start+len)} in {@code mode}; returns the ioctls allowed on it. */
   public long register(long start, long len, long mode) {
-    Pointer p = Native.allocate(32);
+    Pointer p = ARG.get();
     p.putLong(0, start);
     p.putLong(8, len);
     p.putLong(16, mode);
@@ -123,7 +126,7 @@ public final class Userfaultfd implements AutoCloseable {
   }
 
   public void unregister(long start, long len) {
-    Pointer p = Native.allocate(16);
+    Pointer p = ARG.get();
     p.putLong(0, start);
     p.putLong(8, len);
     if (Native.libc().ioctl(fd, UFFDIO_UNREGISTER, p) != 0) {
@@ -133,10 +136,11 @@ public final class Userfaultfd implements AutoCloseable {
 
   /** UFFDIO_COPY of {@code len} bytes from {@code src} to {@code dst}, waking the faulting threads; returns bytes copied. EEXIST where the page is present. */
   public long copy(long dst, long src, long len) {
-    Pointer p = Native.allocate(40);
+    Pointer p = ARG.get();
     p.putLong(0, dst);
     p.putLong(8, src);
     p.putLong(16, len);
+    p.putLong(24, 0);
     if (Native.libc().ioctl(fd, UFFDIO_COPY, p) != 0) {
       throw Native.failure("UFFDIO_COPY");
     }
@@ -159,9 +163,10 @@ public final class Userfaultfd implements AutoCloseable {
   }
 
   private long rangeOp(long request, String name, long start, long len) {
-    Pointer p = Native.allocate(32);
+    Pointer p = ARG.get();
     p.putLong(0, start);
     p.putLong(8, len);
+    p.putLong(16, 0);
     if (Native.libc().ioctl(fd, request, p) != 0) {
       throw Native.failure(name);
     }
@@ -169,7 +174,7 @@ public final class Userfaultfd implements AutoCloseable {
   }
 
   public void wake(long start, long len) {
-    Pointer p = Native.allocate(16);
+    Pointer p = ARG.get();
     p.putLong(0, start);
     p.putLong(8, len);
     if (Native.libc().ioctl(fd, UFFDIO_WAKE, p) != 0) {
