@@ -317,6 +317,8 @@ public abstract class ArchContractTests {
       }
     } finally {
       pool.shutdownNow();
+      // Gone before the next test: a thread's stack is a VMA, and later tests count them.
+      pool.awaitTermination(60, TimeUnit.SECONDS);
     }
     c.checkEquals(1, log().prepareCount(g.page(0)), "prepare calls covering page 0 after two racing first private writes");
   }
@@ -733,6 +735,8 @@ public abstract class ArchContractTests {
       view.get(300, TimeUnit.SECONDS);
     } finally {
       pool.shutdownNow();
+      // Gone before the next test: a thread's stack is a VMA, and later tests count them.
+      pool.awaitTermination(60, TimeUnit.SECONDS);
     }
     c.check(exposed.get() == null, () -> exposed.get());
     c.check(hostReads.get() > 0, () -> "no host read succeeded at all while the page was shared");
