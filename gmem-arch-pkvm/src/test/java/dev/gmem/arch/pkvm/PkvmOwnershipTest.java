@@ -209,4 +209,62 @@ class PkvmOwnershipTest {
       vm.close();
     }
   }
+
+  /**
+   * A real arm64 vCPU forwards the guest's SMCCC call to user space as {@code KVM_EXIT_HYPERCALL}
+   * (function id in {@code nr}, x1.. in {@code args}); x86 hosts cannot issue HVC, so the exit is
+   * built as KVM fills {@code kvm_run}. The VMM hands it to the same hypervisor checks and serves
+   * the resulting call; x0 is what it puts back with {@code completeHypercall}.
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aRealVcpusForwardedCallGoesThroughTheSameHypervisorChecks(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = new PkvmGuest(rt, 2)) {
+      g.cpu.writeLong(g.gpa(0), 0, true);
+      VcpuExit exit = new VcpuExit.Hypercall(PkvmHypercalls.MEM_SHARE, new long[] {g.gpa(0) + 0x10, 0, 0}, 0);
+      assertTrue(PkvmHypercalls.isMemoryCall(exit));
+      VcpuExit.Hypercall h = (VcpuExit.Hypercall) exit;
+      assertEquals(g.gpa(0), PkvmHypercalls.ipa(h), "the hypervisor works on the page holding the IPA");
+      assertEquals(PkvmHypercalls.SUCCESS, MemoryCallService.serve(g.vm, g.hyp.guestCall(h.nr(), h.args())));
+      assertEquals(Shareability.SHARED, g.file.shareability(0));
+      assertEquals(PkvmHypercalls.INVALID_PARAMETER, MemoryCallService.serve(g.vm, g.hyp.guestCall(h.nr(), h.args())), "shared already");
+      assertFalse(PkvmHypercalls.isMemoryCall(VcpuExit.Hypercall.mapGpaRange(g.gpa(0), 1, 0)));
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void theGuestSharingAParkedPageCancelsTheWaitingUnshare(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = new PkvmGuest(rt, 2)) {
+      g.cpu.writeLong(g.gpa(0), 0, true);
+      g.call(PkvmHypercalls.MEM_SHARE, 0);
+      g.map.putLong(0, 0x77);
+      try (Pin pin = g.file.pin(0, PAGE)) {
+        assertEquals(PkvmHypercalls.SUCCESS, g.call(PkvmHypercalls.MEM_UNSHARE, 0));
+        assertEquals(Shareability.NONE, g.file.shareability(0));
+        assertEquals(PkvmHypercalls.SUCCESS, g.call(PkvmHypercalls.MEM_SHARE, 0));
+        assertEquals(Shareability.SHARED, g.file.shareability(0));
+        assertTrue(pin.isHeld());
+      }
+      assertEquals(Shareability.SHARED, g.file.shareability(0), "nothing drained into private");
+      assertTrue(g.hyp.ownership(g.page(0)).orElseThrow().sharedWithHost());
+      assertEquals(0x77, g.map.getLong(0));
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aSharedPageTheHostRefaultedAfterAPunchIsTheHostsToGive(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = new PkvmGuest(rt, 2)) {
+      g.cpu.writeLong(g.gpa(0), 0, true);
+      g.call(PkvmHypercalls.MEM_SHARE, 0);
+      g.file.punchHole(0, PAGE);
+      assertEquals(Optional.empty(), g.hyp.ownership(g.page(0)), "freed: back to the host");
+      g.map.putLong(0, 3); // a fresh host page, still SHARED
+      g.file.setShareability(0, PAGE, Shareability.PRIVATE); // the host gives its own page away
+      expect(Errno.EACCES, () -> g.map.getLong(0));
+      assertEquals(3, g.cpu.readLong(g.gpa(0), true));
+      assertTrue(g.hyp.ownership(g.page(0)).orElseThrow().guestOwned(), "donated at the guest's fault");
+    }
+  }
 }
