@@ -12,6 +12,7 @@ import dev.gmem.api.spi.GmemPage;
 final class MemCall implements GuestCall {
   private final PkvmHypervisor hyp;
   private final VcpuExit.Hypercall exit;
+  /** The page at the IPA, or null for a share of an IPA the guest never touched. */
   private final GmemPage page;
   private Result result;
 
@@ -31,7 +32,7 @@ final class MemCall implements GuestCall {
     if (result != null) {
       throw new IllegalStateException("no hypercall exit is pending");
     }
-    result = new Result(hyp.complete(exit.nr(), page, ret));
+    result = new Result(hyp.complete(exit.nr(), exit.args()[0], page, ret));
   }
 
   @Override

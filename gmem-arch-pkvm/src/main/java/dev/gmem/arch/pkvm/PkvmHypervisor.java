@@ -48,6 +48,13 @@ public final class PkvmHypervisor implements ArchHooks {
   /** Pages whose MEM_SHARE / MEM_UNSHARE the hypervisor accepted and the VMM has not completed. */
   private final Set<GmemPage> shareRequested = ConcurrentHashMap.newKeySet();
   private final Set<GmemPage> unshareRequested = ConcurrentHashMap.newKeySet();
+  /**
+   * MEM_SHAREs of IPAs the guest never touched, by gfn, not served yet: pKVM has the host map such
+   * a page and retries the call, so it ends up shared without a private use. The hypervisor cannot
+   * tell which page the VMM will put there; the VMM's conversion of a page the guest never
+   * received (which holds nothing of the guest's) takes the oldest.
+   */
+  private final java.util.Deque<Long> unmappedShares = new java.util.concurrent.ConcurrentLinkedDeque<>();
   /** Pages of a conversion to shared between its veto and its commit: their invalidate is not a reclaim. */
   private final Set<GmemPage> sharing = ConcurrentHashMap.newKeySet();
   private final AtomicLong reclaimedGuestPages = new AtomicLong();
@@ -129,6 +136,11 @@ public final class PkvmHypervisor implements ArchHooks {
     if (shareability != Shareability.SHARED) {
       return false;
     }
+    // Asked with SHARED while gmem still says otherwise: a conversion to shared plans the host's
+    // mappings before the hypervisor commits; a page the guest asked to share will be the host's.
+    if (shareRequested.contains(page)) {
+      return true;
+    }
     if (!stage2.hostMayMap(page)) {
       refusedHostFaults.incrementAndGet();
       return false;
@@ -143,6 +155,17 @@ public final class PkvmHypervisor implements ArchHooks {
 
   @Override
   public Prepared prepareConversion(Conversion run) {
+    if (run.to() == Shareability.SHARED && run.from() == Shareability.PRIVATE) {
+      long untouched = 0;
+      for (long i = 0; i < run.nrPages(); i++) {
+        GmemPage p = run.first().plus(i);
+        untouched += !shareRequested.contains(p) && stage2.get(p) == null ? 1 : 0;
+      }
+      if (untouched > unmappedShares.size()) {
+        throw new GmemException(Errno.EPERM, "pKVM refuses PRIVATE -> SHARED of " + run + ": " + untouched
+            + " page(s) the guest never received, " + unmappedShares.size() + " share(s) of untouched IPAs pending");
+      }
+    }
     for (long i = 0; i < run.nrPages(); i++) {
       GmemPage p = run.first().plus(i);
       String refusal = refusal(p, run.from(), run.to());
@@ -173,6 +196,9 @@ public final class PkvmHypervisor implements ArchHooks {
       if (shareRequested.contains(p) || (from == Shareability.PRIVATE && o != null && o.sharedWithHost())) {
         return null;
       }
+      if (from == Shareability.PRIVATE && o == null && !unmappedShares.isEmpty()) {
+        return null; // the guest asked to share an IPA it never touched: the host maps a page there
+      }
       return "the guest has not shared it (MEM_SHARE); the host cannot make protected memory shared";
     }
     if (from == Shareability.NONE) {
@@ -191,6 +217,12 @@ public final class PkvmHypervisor implements ArchHooks {
 
   private void commitPage(GmemPage p, Shareability from, Shareability to) {
     if (to == Shareability.SHARED) {
+      if (stage2.get(p) == null) {
+        Long gfn = unmappedShares.pollFirst();
+        if (gfn != null) {
+          stage2.donateShared(p, gfn); // the host's page, mapped at the guest's IPA and shared in one go
+        }
+      }
       stage2.share(p); // NONE -> SHARED cancels the parked unshare: the page is shared again
       shareRequested.remove(p);
       sharing.remove(p);
@@ -258,10 +290,13 @@ public final class PkvmHypervisor implements ArchHooks {
       }
       return new MemCall(this, nr, ipa, page);
     }
-    // Not mapped in the guest's stage 2: pKVM asks the host to map it and retries the HVC; the
-    // software vCPU has no retry, so the guest touches a page before sharing it.
     if (page == null) {
-      return finished(PkvmHypercalls.INVALID_PARAMETER);
+      if (nr == PkvmHypercalls.MEM_UNSHARE) {
+        return finished(PkvmHypercalls.INVALID_PARAMETER); // nothing shared there
+      }
+      // Not in the guest's stage 2: pKVM asks the host to map a page there and retries the call.
+      unmappedShares.addLast(ipa >>> 12);
+      return new MemCall(this, nr, ipa, null);
     }
     Errno e = nr == PkvmHypercalls.MEM_SHARE ? stage2.checkShare(page) : stage2.checkUnshare(page);
     if (e != null) {
@@ -272,9 +307,12 @@ public final class PkvmHypervisor implements ArchHooks {
   }
 
   /** The VMM completed the exit of a call on {@code page} with {@code ret}: what the guest reads. */
-  long complete(long nr, GmemPage page, long ret) {
+  long complete(long nr, long ipa, GmemPage page, long ret) {
     if (nr == PkvmHypercalls.MEM_RELINQUISH) {
       return PkvmHypercalls.SUCCESS; // the hypervisor gave the page back already; freeing it is the host's business
+    }
+    if (nr == PkvmHypercalls.MEM_SHARE && page == null) {
+      return completeUnmappedShare(ipa, ret);
     }
     if (nr == PkvmHypercalls.MEM_SHARE) {
       boolean asked = shareRequested.remove(page);
@@ -297,6 +335,18 @@ public final class PkvmHypervisor implements ArchHooks {
     // Done (guest OWNED) or waiting for the host's references (parked): the guest's unshare
     // stands. Still shared: the host did not unmap, so the hypervisor refuses.
     return o.guestOwned() || o.unmapping() ? PkvmHypercalls.SUCCESS : PkvmHypercalls.INVALID_PARAMETER;
+  }
+
+  /** A share of an IPA that had no page: done if the VMM's conversion mapped one there. */
+  private long completeUnmappedShare(long ipa, long ret) {
+    long gfn = ipa >>> 12;
+    boolean pending = unmappedShares.removeFirstOccurrence(gfn); // false: a conversion took it
+    if (ret != 0 || pending) {
+      return PkvmHypercalls.INVALID_PARAMETER; // refused, or the VMM put no page there
+    }
+    GmemPage page = stage2.lookup(gfn);
+    Ownership o = page == null ? null : stage2.get(page);
+    return o != null && o.sharedWithHost() ? PkvmHypercalls.SUCCESS : PkvmHypercalls.INVALID_PARAMETER;
   }
 
   /** The context move: this VM's hypervisor state takes over the source's. */

@@ -49,6 +49,19 @@ final class Stage2 {
     return null;
   }
 
+  /**
+   * A page the guest never received, mapped at {@code gfn} and shared at once (the host's map
+   * request for an untouched IPA followed by the retried MEM_SHARE): SHARED_BORROWED /
+   * SHARED_OWNED. Refused where the guest has another page at {@code gfn}.
+   */
+  synchronized Errno donateShared(GmemPage page, long gfn) {
+    Errno e = donate(page, gfn);
+    if (e == null) {
+      pages.computeIfPresent(page, (p, o) -> o.shared());
+    }
+    return e;
+  }
+
   /** The checks of {@code __pkvm_guest_share_host}: guest OWNED, host NOPAGE (a parked page may be shared back). */
   Errno checkShare(GmemPage page) {
     Ownership o = pages.get(page);

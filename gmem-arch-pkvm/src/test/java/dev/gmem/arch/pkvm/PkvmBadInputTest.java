@@ -70,10 +70,8 @@ class PkvmBadInputTest {
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_SHARE, g.gpa(0), 1, 0); // x2 must be 0
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_SHARE, g.gpa(0), 0, 1); // x3 must be 0
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_SHARE, g.gpa(1)); // already shared: guest SHARED_OWNED, not OWNED
-      refusedWithoutExit(g, inv, PkvmHypercalls.MEM_SHARE, g.gpa(2)); // not in the guest's stage 2
-      refusedWithoutExit(g, inv, PkvmHypercalls.MEM_SHARE, 0x4000_0000L); // outside every memslot
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_UNSHARE, g.gpa(0)); // guest-owned, not shared
-      refusedWithoutExit(g, inv, PkvmHypercalls.MEM_UNSHARE, g.gpa(2));
+      refusedWithoutExit(g, inv, PkvmHypercalls.MEM_UNSHARE, g.gpa(2)); // not in the guest's stage 2
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_UNSHARE, g.gpa(1), 7, 0);
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_RELINQUISH, g.gpa(1)); // shared: only OWNED pages are relinquished
       refusedWithoutExit(g, inv, PkvmHypercalls.MEM_RELINQUISH, g.gpa(0), 0, 3);
@@ -122,6 +120,20 @@ class PkvmBadInputTest {
       pending.complete(1);
       assertEquals(PkvmHypercalls.INVALID_PARAMETER, pending.result().value());
       expect(Errno.EPERM, () -> g.file.setShareability(0, PAGE, Shareability.SHARED)); // the refused request is gone
+      assertEquals(before, snapshot(g));
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aShareOfAnIpaWithNoMemoryBehindItFailsAndLeavesNoRequest(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = setUp(rt)) {
+      Snapshot before = snapshot(g);
+      GuestCall call = g.cpu.hypercall(PkvmHypercalls.MEM_SHARE, 0x4000_0000L); // outside every memslot
+      assertEquals(PkvmHypercalls.MEM_SHARE, call.pendingExit().nr(), "the hypervisor asks the host to map it");
+      assertEquals(PkvmHypercalls.INVALID_PARAMETER, MemoryCallService.serve(g.vm, call), "the VMM has nothing to map there");
+      assertEquals(before, snapshot(g));
+      expect(Errno.EPERM, () -> g.file.setShareability(2 * PAGE, PAGE, Shareability.SHARED)); // no request left to cover it
       assertEquals(before, snapshot(g));
     }
   }

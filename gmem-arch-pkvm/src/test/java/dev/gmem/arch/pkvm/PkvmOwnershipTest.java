@@ -49,6 +49,7 @@ class PkvmOwnershipTest {
       assertEquals(Shareability.SHARED, g.file.shareability(PAGE));
       assertEquals(PageState.SHARED_BORROWED, g.hyp.hostState(g.page(1)));
       assertEquals(PageState.SHARED_OWNED, g.hyp.guestState(g.page(1)));
+      assertNull(KernelCopy.read(g.map.address() + PAGE, 8), "the raw mapping has the page back");
       g.map.putLong(PAGE, 0x4057);
       assertEquals(0x4057, g.cpu.readLong(g.gpa(1), false), "the guest sees the host's write");
 
@@ -265,6 +266,25 @@ class PkvmOwnershipTest {
       expect(Errno.EACCES, () -> g.map.getLong(0));
       assertEquals(3, g.cpu.readLong(g.gpa(0), true));
       assertTrue(g.hyp.ownership(g.page(0)).orElseThrow().guestOwned(), "donated at the guest's fault");
+    }
+  }
+
+  /** pKVM maps a page at an IPA the guest never touched and shares it in one go: no private use, no prepare. */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aShareOfAnUntouchedIpaMapsAHostPageThereShared(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = new PkvmGuest(rt, 2)) {
+      GuestCall share = g.cpu.hypercall(PkvmHypercalls.MEM_SHARE, g.gpa(1));
+      expect(Errno.EPERM, () -> g.file.setShareability(0, 2 * PAGE, Shareability.SHARED)); // one request covers one page
+      assertEquals(PkvmHypercalls.SUCCESS, MemoryCallService.serve(g.vm, share));
+      assertEquals(Shareability.SHARED, g.file.shareability(PAGE));
+      assertEquals(Optional.of(new Ownership(PageState.SHARED_BORROWED, PageState.SHARED_OWNED, g.gpa(1) >>> 12, false)), g.hyp.ownership(g.page(1)));
+      assertEquals(0, g.hyp.ownership(g.page(0)).map(o -> 1).orElse(0), "page 0 untouched");
+      g.map.putLong(PAGE, 6);
+      assertEquals(6, g.cpu.readLong(g.gpa(1), false));
+      assertEquals(PkvmHypercalls.SUCCESS, g.call(PkvmHypercalls.MEM_UNSHARE, 1));
+      assertEquals(6, g.cpu.readLong(g.gpa(1), true));
+      expect(Errno.EPERM, () -> g.file.setShareability(0, PAGE, Shareability.SHARED));
     }
   }
 }
