@@ -287,4 +287,27 @@ class PkvmOwnershipTest {
       expect(Errno.EPERM, () -> g.file.setShareability(0, PAGE, Shareability.SHARED));
     }
   }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void theUnshareWaitsForEveryPinAndTheGpaViewIsRefusedMeanwhile(String backend) {
+    try (GmemRuntime rt = Backends.open(backend); PkvmGuest g = new PkvmGuest(rt, 2)) {
+      g.cpu.writeLong(g.gpa(0), SECRET, true);
+      expect(Errno.EFAULT, () -> g.vm.guestMemory().loadLong(g.gpa(0))); // the VMM's GPA view: guest-owned
+      g.cpu.writeLong(g.gpa(0), 0, true);
+      g.call(PkvmHypercalls.MEM_SHARE, 0);
+      g.vm.guestMemory().storeLong(g.gpa(0), 0x99);
+      Pin first = g.file.pin(0, PAGE);
+      Pin second = g.file.pin(0, PAGE);
+      assertEquals(PkvmHypercalls.SUCCESS, g.call(PkvmHypercalls.MEM_UNSHARE, 0));
+      expect(Errno.EFAULT, () -> g.vm.guestMemory().loadLong(g.gpa(0)));
+      first.close();
+      assertEquals(Shareability.NONE, g.file.shareability(0), "one pin still holds it");
+      assertTrue(g.hyp.ownership(g.page(0)).orElseThrow().unmapping());
+      second.close();
+      assertEquals(Shareability.PRIVATE, g.file.shareability(0));
+      assertTrue(g.hyp.ownership(g.page(0)).orElseThrow().guestOwned());
+      assertEquals(0x99, g.cpu.readLong(g.gpa(0), true));
+    }
+  }
 }
