@@ -82,6 +82,7 @@ final class DemoCommand implements Callable<Integer> {
       hugePages(out, rt);
       MigrationChapter.run(out, rt);
       TdxChapter.run(out, rt);
+      PkvmChapter.run(out, rt);
     }
     out.flush();
     return 0;
