@@ -32,4 +32,14 @@ public interface Feature {
   default HostMemory.MemoryFile memory(long size, long flags) throws GmemException {
     return null;
   }
+
+  /**
+   * {@link #memory(long, long)} for the inode that will be numbered {@code ino} (the number its
+   * {@link FilemapListener} calls carry), so a feature can keep per-inode state over the memory
+   * it supplies. Core calls this form; the default forgets the number.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default HostMemory.MemoryFile memory(long ino, long size, long flags) throws GmemException {
+    return memory(size, flags);
+  }
 }

@@ -4,6 +4,7 @@ import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemFlags;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
@@ -64,7 +65,8 @@ public final class FaultPath {
     this.filemap = inode.filemap();
     this.listeners = listeners;
     this.interceptors = interceptors;
-    this.racingAllocations = overridesAllocate(allocator);
+    // write() fills a page before it enters the filemap: a fault must not add the page meanwhile.
+    this.racingAllocations = overridesAllocate(allocator) && (flags & GmemFlags.WRITE) == 0;
   }
 
   /**
@@ -390,6 +392,78 @@ public final class FaultPath {
       }
     }
     return order;
+  }
+
+  /**
+   * {@code write()} population of pages {@code [first, first + n)}, {@code n} = whole pages of
+   * {@code src} (the file checked flag, alignment and EOF): per page in order — EHWPOISON for a
+   * leaked page, EACCES for one the host may not fault or that is not SHARED, the interceptors'
+   * host-fault checks, EEXIST for a present page of a NO_DIRECT_MAP inode (it is sealed); then an
+   * absent page is filled through a temporary mapping and only then added (the listeners seal
+   * it), a present one is overwritten. Serialised with the page's first faults by its allocation
+   * stripe. A failure at the first page throws and changes nothing; a later one ends the call.
+   * Returns the bytes written and advances {@code src} by as many.
+   */
+  public long write(long first, java.nio.ByteBuffer src) {
+    if (folioOrder != 0) {
+      throw GmemException.einval("write() population of inode " + ino + ": only 4 KiB folios are supported");
+    }
+    long n = src.remaining() >>> Folio.PAGE_SHIFT;
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    long done = 0;
+    try {
+      for (; done < n; done++) {
+        java.nio.ByteBuffer page = src.duplicate();
+        page.position(src.position() + (int) (done << Folio.PAGE_SHIFT)).limit(page.position() + (int) Folio.PAGE_SIZE);
+        try {
+          writeOne(first + done, page);
+        } catch (GmemException e) {
+          if (done == 0) {
+            throw e;
+          }
+          break;
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    src.position(src.position() + (int) (done << Folio.PAGE_SHIFT));
+    return done << Folio.PAGE_SHIFT;
+  }
+
+  private void writeOne(long index, java.nio.ByteBuffer data) {
+    checkHostFault(index, index + 1);
+    if (shareability.get(index) != Shareability.SHARED) {
+      throw new GmemException(Errno.EACCES, "write() to " + shareability.get(index) + " page " + index + " of inode " + ino + ": only shared memory may be written");
+    }
+    for (FaultInterceptor fi : interceptors) {
+      fi.hostFault(page(index), true);
+    }
+    Lock stripe = allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
+    stripe.lock();
+    try {
+      boolean present = filemap.isPresent(index);
+      if (present && (flags & GmemFlags.NO_DIRECT_MAP) != 0) {
+        throw new GmemException(Errno.EEXIST, "write() to page " + index + " of inode " + ino + ": it is present and sealed (removed from the direct map)");
+      }
+      FolioAllocator.Allocation folio = present ? null : allocator.allocate(index);
+      try (var m = inode.temporaryMappings().open(inode, index, 1)) {
+        m.write(0, data);
+      } catch (RuntimeException e) {
+        if (folio != null) {
+          folio.free();
+        }
+        throw e;
+      }
+      if (folio != null) {
+        filemap.add(index, 0); // cannot lose: first faults of the page take this stripe too
+        folio.commit();
+        added(index, 0);
+      }
+    } finally {
+      stripe.unlock();
+    }
   }
 
   private void added(long index, int order) {

@@ -188,8 +188,9 @@ public final class VmImpl implements Vm {
     FolioAllocator allocator = ctx.allocatorFor().apply(flags);
     FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
     Fd memory = null;
+    long ino = ctx.nextIno().getAsLong();
     try {
-      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
+      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(ino, size, flags);
       boolean guestMemfd = memory == null;
       if (guestMemfd) {
         memory = backend.createMemory(size, flags);
@@ -197,7 +198,7 @@ public final class VmImpl implements Vm {
         MemoryFds.restrict(ctx.sys(), memory); // allocator or feature memory: a memfd of its own
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+          ino, size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
       if (guestMemfd) {
         inode.passConversionsTo(backend.kernelAttributes());
       }
@@ -214,9 +215,9 @@ public final class VmImpl implements Vm {
   }
 
   /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
-  private Fd featureMemory(long size, long flags) {
+  private Fd featureMemory(long ino, long size, long flags) {
     for (Feature f : ctx.features()) {
-      try (HostMemory.MemoryFile m = f.memory(size, flags)) {
+      try (HostMemory.MemoryFile m = f.memory(ino, size, flags)) {
         if (m != null) {
           return new Fd(ctx.sys(), ctx.sys().dup(m.fd()), "feature-memory");
         }

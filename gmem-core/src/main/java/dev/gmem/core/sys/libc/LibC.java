@@ -57,6 +57,8 @@ public interface LibC {
 
   int fstat(int fd, Pointer statbuf);
 
+  int fstatfs(int fd, Pointer statfsbuf);
+
   int mincore(long addr, @size_t long length, @Out byte[] vec);
 
   int pipe(@Out int[] fds);
