@@ -8,6 +8,7 @@ module dev.gmem.examples {
   requires java.management; // the benchmark runner reports the JVM's input arguments
   requires dev.gmem.api;
   requires dev.gmem.core;
+  requires static dev.gmem.directmap; // info and demo use its API only when the feature was found
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;
   requires jmh.core;

@@ -25,6 +25,14 @@ public interface DirectMap {
   boolean isRemoved(long ino, long index);
 
   /**
+   * A scoped temporary mapping of pages {@code [index, index + nrPages)} of live inode {@code ino}
+   * ({@code kmap_local}): how framework code — an emulator reading an instruction, a populate
+   * step — reaches folios removed from gmem's direct map. Counted in
+   * {@link DirectMapStats#temporaryMappings()}; EINVAL for an unknown inode or a range beyond it.
+   */
+  dev.gmem.api.spi.TemporaryMapping mapTemporarily(long ino, long index, long nrPages);
+
+  /**
    * Whether a real vCPU runs on NO_DIRECT_MAP memory of {@code rt}'s backend, found by running
    * one (cached per runtime): see {@link SecretVcpuProbe}.
    */

@@ -213,6 +213,11 @@ final class DirectMapFeature implements Feature, DirectMap {
   }
 
   @Override
+  public dev.gmem.api.spi.TemporaryMapping mapTemporarily(long ino, long index, long nrPages) {
+    return host.mapTemporarily(new GmemPage(ino, index), nrPages);
+  }
+
+  @Override
   public synchronized SecretVcpuProbe.Result realVcpu(GmemRuntime rt) {
     return vcpuProbes.computeIfAbsent(rt, SecretVcpuProbe::run);
   }

@@ -81,6 +81,9 @@ final class DemoCommand implements Callable<Integer> {
       conversion(out, rt);
       hugePages(out, rt);
       MigrationChapter.run(out, rt);
+      if (DirectMapInfo.active(rt)) {
+        DirectMapChapter.run(out, rt);
+      }
     }
     out.flush();
     return 0;

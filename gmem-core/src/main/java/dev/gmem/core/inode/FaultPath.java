@@ -412,12 +412,13 @@ public final class FaultPath {
     Lock lock = inode.invalidateLock().readLock();
     lock.lock();
     long done = 0;
-    try {
+    // One temporary mapping for the call: the pages are filled through it before they are added.
+    try (dev.gmem.api.spi.TemporaryMapping target = inode.temporaryMappings().open(inode, first, n)) {
       for (; done < n; done++) {
         java.nio.ByteBuffer page = src.duplicate();
         page.position(src.position() + (int) (done << Folio.PAGE_SHIFT)).limit(page.position() + (int) Folio.PAGE_SIZE);
         try {
-          writeOne(first + done, page);
+          writeOne(first + done, page, target, done << Folio.PAGE_SHIFT);
         } catch (GmemException e) {
           if (done == 0) {
             throw e;
@@ -432,7 +433,7 @@ public final class FaultPath {
     return done << Folio.PAGE_SHIFT;
   }
 
-  private void writeOne(long index, java.nio.ByteBuffer data) {
+  private void writeOne(long index, java.nio.ByteBuffer data, dev.gmem.api.spi.TemporaryMapping target, long at) {
     checkHostFault(index, index + 1);
     if (shareability.get(index) != Shareability.SHARED) {
       throw new GmemException(Errno.EACCES, "write() to " + shareability.get(index) + " page " + index + " of inode " + ino + ": only shared memory may be written");
@@ -448,8 +449,8 @@ public final class FaultPath {
         throw new GmemException(Errno.EEXIST, "write() to page " + index + " of inode " + ino + ": it is present and sealed (removed from the direct map)");
       }
       FolioAllocator.Allocation folio = present ? null : allocator.allocate(index);
-      try (var m = inode.temporaryMappings().open(inode, index, 1)) {
-        m.write(0, data);
+      try {
+        target.write(at, data);
       } catch (RuntimeException e) {
         if (folio != null) {
           folio.free();

@@ -215,6 +215,24 @@ public final class Sys {
     return buf.getLong(0);
   }
 
+  /**
+   * {@code vmsplice(2)} of {@code [addr, addr + length)} into a fresh pipe: the kernel takes the
+   * pages with GUP. Returns 0 when it did, else the errno (EFAULT where GUP cannot reach them, as
+   * on {@code memfd_secret} memory). A probe: the pipe is closed again at once.
+   */
+  public int vmspliceProbe(long addr, long length) {
+    int[] p = pipe();
+    try {
+      Pointer iov = allocate(16);
+      iov.putLong(0, addr);
+      iov.putLong(8, length);
+      return libc.vmsplice(p[1], iov, 1, 0) >= 0 ? 0 : lastError.getAsInt();
+    } finally {
+      closeQuietly(p[0]);
+      closeQuietly(p[1]);
+    }
+  }
+
   /** One byte per page, bit 0 = resident. */
   public byte[] mincore(long addr, long length) {
     byte[] vec = new byte[(int) ((length + PAGE_SIZE - 1) / PAGE_SIZE)];

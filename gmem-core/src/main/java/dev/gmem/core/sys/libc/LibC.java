@@ -59,6 +59,8 @@ public interface LibC {
 
   int fstatfs(int fd, Pointer statfsbuf);
 
+  long vmsplice(int fd, Pointer iov, @size_t long nrSegs, int flags);
+
   int mincore(long addr, @size_t long length, @Out byte[] vec);
 
   int pipe(@Out int[] fds);
