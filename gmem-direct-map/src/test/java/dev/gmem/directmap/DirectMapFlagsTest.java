@@ -67,6 +67,18 @@ class DirectMapFlagsTest {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void hugePagesWithNoDirectMapAreRefusedBeforeAnyMemoryIsTaken() {
+    try (GmemRuntime rt = Runtimes.open("memfd")) {
+      DirectMapFeature dm = Runtimes.feature(rt);
+      GmemException e = assertThrows(GmemException.class,
+          () -> dm.memory(12345, 2L << 20, GmemFlags.MMAP | GmemFlags.NO_DIRECT_MAP | GmemFlags.hugePageSize(21)));
+      assertEquals(Errno.EINVAL, e.errno(), "v12 zaps only 4 KiB folios");
+      assertEquals(0, dm.stats().inodes());
+      assertTrue(dm.memory(12346, SIZE, GmemFlags.MMAP) == null, "no memory for inodes without NO_DIRECT_MAP");
+    }
+  }
+
   @ParameterizedTest
   @MethodSource("dev.gmem.directmap.Runtimes#backends")
   void tdxAndSnpRefuseNoDirectMapByTheirArchRule(String backend) {

@@ -190,7 +190,15 @@ public final class VmImpl implements Vm {
     Fd memory = null;
     long ino = ctx.nextIno().getAsLong();
     try {
-      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(ino, size, flags);
+      // Features are asked even where the allocator has memory: one may refuse the combination
+      // (direct-map removal with huge pages); one that answers there conflicts with the allocator.
+      memory = featureMemory(ino, size, flags);
+      if (alloc.memory() != null) {
+        if (memory != null) {
+          throw GmemException.einval("flags " + GmemFlags.describe(flags) + ": both the allocator and a feature supply the memory");
+        }
+        memory = new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory");
+      }
       boolean guestMemfd = memory == null;
       if (guestMemfd) {
         memory = backend.createMemory(size, flags);
