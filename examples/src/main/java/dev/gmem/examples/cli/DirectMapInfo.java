@@ -22,9 +22,9 @@ final class DirectMapInfo {
 
   /** The section, whether or not the jar is there; the plugin's classes are touched only when it is. */
   static void section(GmemRuntime rt, PrintWriter out) {
-    out.println("Direct map (gmem-direct-map: NO_DIRECT_MAP and WRITE)");
+    out.println("Direct map (gmem-direct-map)");
     if (!active(rt)) {
-      out.println("  not on the class path, or switched off: NO_DIRECT_MAP and WRITE are EINVAL, write() is EINVAL (as on Linux 6.18)");
+      out.println("  not on the class path, or switched off: creation flag bits 2 and 3 are EINVAL and so is write(), as on Linux 6.18");
       return;
     }
     Present.print(rt, out);
