@@ -146,6 +146,11 @@ final class DirectMapFeature implements Feature, DirectMap {
 
   private final FaultInterceptor interceptor = new FaultInterceptor() {
     @Override
+    public boolean interceptsAccesses() {
+      return false; // pins only: accesses keep the lock-free path
+    }
+
+    @Override
     public void pin(GmemPage first, long nrPages) {
       if (noDirectMap.contains(first.ino())) {
         refusedPins.incrementAndGet();

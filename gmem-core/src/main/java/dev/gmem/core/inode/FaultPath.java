@@ -45,7 +45,10 @@ public final class FaultPath {
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
+  /** The interceptors that see accesses (and keep them off the lock-free path). */
   private final List<FaultInterceptor> interceptors;
+  /** Every interceptor: pins go to all of them. */
+  private final List<FaultInterceptor> allInterceptors;
   private final Striped<Lock> prepareStripes = Striped.lock(PREPARE_STRIPES);
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
   /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
@@ -64,7 +67,8 @@ public final class FaultPath {
     this.shareability = inode.shareabilityStore();
     this.filemap = inode.filemap();
     this.listeners = listeners;
-    this.interceptors = interceptors;
+    this.interceptors = interceptors.stream().filter(FaultInterceptor::interceptsAccesses).toList();
+    this.allInterceptors = interceptors;
     // write() fills a page before it enters the filemap: a fault must not add the page meanwhile.
     this.racingAllocations = overridesAllocate(allocator) && (flags & GmemFlags.WRITE) == 0;
   }
@@ -87,9 +91,9 @@ public final class FaultPath {
     return new GmemPage(ino, index);
   }
 
-  /** The features' interceptors, for the other host paths (pins, the GPA view). */
+  /** Every feature's interceptor, for pins. */
   List<FaultInterceptor> interceptors() {
-    return interceptors;
+    return allInterceptors;
   }
 
   /**
