@@ -113,6 +113,24 @@ class DirectMapSecurityTest {
     }
   }
 
+  /** The feature refuses pins only: host accesses keep the lock-free path, on its inodes and everyone else's. */
+  @ParameterizedTest
+  @MethodSource("dev.gmem.directmap.Runtimes#backends")
+  void accessesKeepTheLockFreePath(String backend) {
+    try (GmemRuntime rt = Runtimes.open(backend)) {
+      Vm vm = rt.createVm(VmType.DEFAULT);
+      try (GuestMemFile secret = noDirectMap(vm); HostMapping s = secret.map();
+          GuestMemFile plain = vm.createGuestMemFile(SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED); HostMapping p = plain.map()) {
+        s.putLong(0, 1);
+        p.putLong(0, 1);
+        for (GuestMemFile f : new GuestMemFile[] {secret, plain}) {
+          assertTrue(((dev.gmem.core.file.GuestMemFileImpl) f).inodeImpl().fastPages()
+              .isMapped(0, dev.gmem.core.access.FastPageTable.Kind.HOST), f + " page 0 on the lock-free path");
+        }
+      }
+    }
+  }
+
   @ParameterizedTest
   @MethodSource("dev.gmem.directmap.Runtimes#backends")
   void noTemporaryMappingOutlivesItsScope(String backend) throws Exception {
