@@ -174,7 +174,7 @@ final class DirectMapFeature implements Feature, DirectMap {
       l.add("kernel direct map: removed by the kernel's guest_memfd (GUEST_MEMFD_FLAG_NO_DIRECT_MAP passed through, kvm backend)");
     } else {
       l.add("kernel direct map: removed — NO_DIRECT_MAP inodes live in memfd_secret(2) memory on both backends;"
-          + " GUP (vmsplice, process_vm_readv, O_DIRECT, pins) fails with EFAULT");
+          + " GUP (vmsplice, process_vm_readv, pin()) fails with EFAULT");
       l.add("secret memory is freed only with its inode: a punched page is zeroed and stays charged (see accounting)");
     }
     l.add("gmem's direct map (its whole-file view of each such inode): each folio zapped at filemap add, restored at removal;"

@@ -49,14 +49,17 @@ import org.openjdk.jmh.annotations.Warmup;
  *       the plain 4 KiB copy from a standing mapping. For information.</li>
  * </ul>
  *
+ * <p>A short family (the whole of it takes about two minutes with the default two forks): the
+ * population moves 1 GiB per invocation, so it runs one warm-up and two measured single shots.
+ *
  * <p>Secret memory cannot be punched, so every first-touch invocation and every population
  * iteration gets fresh files (untimed); closing the old ones frees their memory.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Fork(value = BenchDefaults.FORKS, jvmArgsAppend = BenchDefaults.NATIVE_ACCESS)
-@Warmup(iterations = BenchDefaults.WARMUP_ITERATIONS, time = BenchDefaults.ITERATION_SECONDS)
-@Measurement(iterations = BenchDefaults.MEASUREMENT_ITERATIONS, time = BenchDefaults.ITERATION_SECONDS)
+@Warmup(iterations = 2, time = BenchDefaults.ITERATION_SECONDS)
+@Measurement(iterations = 3, time = BenchDefaults.ITERATION_SECONDS)
 public class DirectMapBench {
   static final int PAGES = 2048;
   static final long SIZE = PAGES * PAGE;
@@ -238,7 +241,7 @@ public class DirectMapBench {
   @BenchmarkMode(Mode.SingleShotTime)
   @OutputTimeUnit(TimeUnit.MILLISECONDS)
   @Warmup(iterations = 1)
-  @Measurement(iterations = 3)
+  @Measurement(iterations = 2)
   @Paired(baseline = "rawSecretMemcpy", maxRatio = 1.25)
   public long gmemWritePopulate(GmemPopulate s, Source src) {
     return s.file.write(0, src.data.duplicate());
@@ -248,7 +251,7 @@ public class DirectMapBench {
   @BenchmarkMode(Mode.SingleShotTime)
   @OutputTimeUnit(TimeUnit.MILLISECONDS)
   @Warmup(iterations = 1)
-  @Measurement(iterations = 3)
+  @Measurement(iterations = 2)
   public ByteBuffer rawSecretMemcpy(RawPopulate s, Source src) {
     return s.raw.buffer().put(src.data.duplicate());
   }

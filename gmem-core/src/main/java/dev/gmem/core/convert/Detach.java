@@ -70,8 +70,8 @@ final class Detach {
    */
   static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents, java.util.function.LongSupplier view) {
     if (inode.secretMemory()) {
-      // GUP fails on memfd_secret memory (vmsplice, O_DIRECT, io_uring: EFAULT), so no kernel
-      // reference can have been taken through a raw view: nothing to detach.
+      // GUP fails on memfd_secret memory (vmsplice, process_vm_readv: EFAULT, tested in
+      // gmem-direct-map), so no kernel reference can have been taken through a raw view: nothing to detach.
       return NONE;
     }
     long block = 1L << inode.hostBlockOrder();
