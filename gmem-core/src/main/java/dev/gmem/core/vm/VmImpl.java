@@ -219,6 +219,10 @@ public final class VmImpl implements Vm {
         memory.close();
       }
       alloc.close();
+      // A feature may have set up state for the inode with its memory: the inode never lived.
+      for (dev.gmem.api.spi.FilemapListener l : ctx.listeners()) {
+        l.inodeEvicted(ino, flags);
+      }
       throw e;
     }
   }
