@@ -134,8 +134,19 @@ public final class HolePunch {
    * ones. Absent pages are not touched: a write would allocate them.
    */
   private void zeroSecret(List<Folio> freed, long first, long last) {
-    for (Folio f : freed) {
-      zeroSecret(f.index() << Folio.PAGE_SHIFT, (f.index() + f.nrPages()) << Folio.PAGE_SHIFT);
+    long runStart = -1;
+    long runEnd = -1;
+    for (Folio f : freed) { // in index order: one temporary mapping per contiguous run
+      if (f.index() != runEnd) {
+        if (runStart >= 0) {
+          zeroSecret(runStart << Folio.PAGE_SHIFT, runEnd << Folio.PAGE_SHIFT);
+        }
+        runStart = f.index();
+      }
+      runEnd = f.index() + f.nrPages();
+    }
+    if (runStart >= 0) {
+      zeroSecret(runStart << Folio.PAGE_SHIFT, runEnd << Folio.PAGE_SHIFT);
     }
     for (long[] r : inode.exposure().within(first, last)) {
       punchFile(Math.max(r[0], first) << Folio.PAGE_SHIFT, Math.min(r[1], last) << Folio.PAGE_SHIFT, this::zeroSecret);
