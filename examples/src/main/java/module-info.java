@@ -9,6 +9,7 @@ module dev.gmem.examples {
   requires dev.gmem.api;
   requires dev.gmem.core;
   requires static dev.gmem.directmap; // info and demo use its API only when the feature was found
+  requires dev.gmem.userfault; // gmem snapshot / restore
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;
   requires jmh.core;
