@@ -18,6 +18,12 @@ public final class GmemFlags {
   /** {@code GUEST_MEMFD_FLAG_NO_DIRECT_MAP} (proposed): folios leave the host direct map. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
   public static final long NO_DIRECT_MAP = 1L << 2;
+  /**
+   * {@code GUEST_MEMFD_FLAG_WRITE} (proposed; the value Firecracker's secret-hiding kernels use):
+   * {@link GuestMemFile#write} may populate the file. Valid only where a plugin gives it meaning.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  public static final long WRITE = 1L << 3;
 
   /** Upstream guestmem_hugetlb encodes log2(page size) in bits 58..63 (mask 0x3f). */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.1")
@@ -70,6 +76,10 @@ public final class GmemFlags {
     if ((rest & NO_DIRECT_MAP) != 0) {
       j.add("NO_DIRECT_MAP");
       rest &= ~NO_DIRECT_MAP;
+    }
+    if ((rest & WRITE) != 0) {
+      j.add("WRITE");
+      rest &= ~WRITE;
     }
     int huge = hugePageLog2(rest);
     if (huge != 0) {

@@ -82,6 +82,34 @@ public interface GuestMemFile extends AutoCloseable {
     return map(0, size(), Prot.READ_WRITE, MapFlags.SHARED);
   }
 
+  /**
+   * {@code write(2)} population of a file created with {@link GmemFlags#WRITE} (Kalyazin's
+   * guest_memfd {@code write()}, as Firecracker's secret-hiding kernels carry it): copies
+   * {@code src}'s remaining bytes to file bytes {@code [offset, offset + n)}, a whole number of
+   * pages, and returns how many bytes it wrote (advancing {@code src} by as many). A page the
+   * host may fault and that is not yet present is filled and only then added to the filemap, so
+   * a NO_DIRECT_MAP page is sealed (removed from the direct map) with its contents already in it;
+   * a present page of a file without NO_DIRECT_MAP is overwritten. Errors, checked per page in
+   * file order: a page that is present and sealed → EEXIST, a page that is not SHARED → EACCES
+   * (write is allowed exactly when the memory is shared); before any page: an offset or length
+   * that is not page aligned, or a range beyond EOF → EINVAL. A failure at the first page
+   * changes nothing; a later one ends the call with what was written so far, as
+   * {@code generic_perform_write} returns a short count.
+   *
+   * <p>Without the WRITE flag: EINVAL where no plugin gives the flag meaning (Linux 6.18's
+   * guest_memfd has no write operation), ENODEV where one does (the proposal's answer for a file
+   * created without it).
+   *
+   * <p>There is no {@code read()}: the proposal leaves it out on purpose. Reads would have to
+   * reach pages that are removed from the direct map (or private) through a temporary mapping, for
+   * every caller, which is the kernel-side access path direct-map removal exists to close; a VMM
+   * reads shared memory through its own mapping instead.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default long write(long offset, java.nio.ByteBuffer src) {
+    throw GmemException.einval("write() on a guest_memfd: Linux 6.18 has no write operation for it");
+  }
+
   /** Shareability of the page holding {@code offset}. */
   default Shareability shareability(long offset) {
     return inode().shareability(offset >>> Folio.PAGE_SHIFT);

@@ -83,6 +83,9 @@ final class DemoCommand implements Callable<Integer> {
       MigrationChapter.run(out, rt);
       TdxChapter.run(out, rt);
       PkvmChapter.run(out, rt);
+      if (DirectMapInfo.active(rt)) {
+        DirectMapChapter.run(out, rt);
+      }
     }
     out.flush();
     return 0;

@@ -79,6 +79,8 @@ final class InfoCommand implements Callable<Integer> {
     out.println();
     vmTypes(rt, out);
     out.println();
+    DirectMapInfo.section(rt, out);
+    out.println();
     DiscoveryReport r = rt.plugins();
     out.println("Plugins");
     for (PluginDescriptor d : r.plugins()) {

@@ -31,7 +31,12 @@ class DemoCommandTest {
 
     List<String> lines = run.out().lines().toList();
     assertEquals(0, run.rc(), run.err());
-    assertEquals("VM of type DEFAULT; guest_memfd flags it accepts: MMAP|INIT_SHARED|HUGE_PAGE_SIZE", lines.get(1));
+    assertEquals("VM of type DEFAULT; guest_memfd flags it accepts: MMAP|INIT_SHARED|NO_DIRECT_MAP|WRITE|HUGE_PAGE_SIZE", lines.get(1));
+    // The direct-map chapter: populated by write(), the guest ran, the kernel's GUP refused, the second write sealed.
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("the kernel's GUP on the same page: vmsplice -> EFAULT")), run.out());
+    assertTrue(lines.contains("a second write() of the data page: EEXIST (sealed); the guest's byte is still 0x42"), run.out());
+    assertTrue(lines.contains("pin() of the data page: EFAULT, as GUP fails on memory removed from the direct map"), run.out());
+    assertTrue(lines.contains("  createGuestMemFile(MMAP|NO_DIRECT_MAP): EINVAL"), run.out());
     assertTrue(lines.contains("after the pin is released the same call succeeds: [[0, 16) PRIVATE]"), run.out());
     assertTrue(lines.contains("TD: MRTD equal across two runs: yes"), run.out());
     assertTrue(lines.contains("TD: MapGPA of 5 MiB -> 3 exits, status 0x0"), run.out());

@@ -21,7 +21,7 @@ class InfoCommandTest {
 
   @Test
   void withTheHugetlbPluginVmsAcceptHugePageFlagsAndNothingElseIsClaimed() {
-    List<String> lines = info(InfoCommandTest.class.getClassLoader());
+    List<String> lines = info(PluginView.without("gmem-direct-map"));
 
     assertTrue(lines.contains("  DEFAULT           MMAP|INIT_SHARED|HUGE_PAGE_SIZE"), String.join("\n", lines));
     assertTrue(lines.contains("  SW_PROTECTED      MMAP|INIT_SHARED|HUGE_PAGE_SIZE; private memory"), String.join("\n", lines));
@@ -30,8 +30,28 @@ class InfoCommandTest {
   }
 
   @Test
+  void withTheDirectMapPluginVmsAcceptNoDirectMapAndWriteAndInfoSaysWhatIsRemoved() {
+    List<String> lines = info(InfoCommandTest.class.getClassLoader());
+
+    assertTrue(lines.contains("  DEFAULT           MMAP|INIT_SHARED|NO_DIRECT_MAP|WRITE|HUGE_PAGE_SIZE"), String.join("\n", lines));
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  TDX ") && !l.contains("NO_DIRECT_MAP")), String.join("\n", lines));
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  feature   direct-map ")), String.join("\n", lines));
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  kernel direct map: removed")), String.join("\n", lines));
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  real vCPU on ")), String.join("\n", lines));
+  }
+
+  @Test
+  void withoutTheDirectMapJarInfoSaysBothFlagsAreEinval() {
+    List<String> lines = info(PluginView.without("gmem-direct-map"));
+
+    assertTrue(lines.contains("  not on the class path, or switched off: creation flag bits 2 and 3 are EINVAL and so is write(), as on Linux 6.18"),
+        String.join("\n", lines));
+    assertFalse(lines.stream().anyMatch(l -> l.contains("direct-map ")), String.join("\n", lines));
+  }
+
+  @Test
   void withoutItNoVmAcceptsHugePageFlags() {
-    List<String> lines = info(PluginView.without("gmem-alloc-hugetlb"));
+    List<String> lines = info(PluginView.without("gmem-alloc-hugetlb", "gmem-direct-map"));
 
     assertTrue(lines.contains("  DEFAULT           MMAP|INIT_SHARED"), String.join("\n", lines));
     assertTrue(lines.contains("  SW_PROTECTED      MMAP|INIT_SHARED; private memory"), String.join("\n", lines));
@@ -42,7 +62,7 @@ class InfoCommandTest {
 
   @Test
   void noDirectMapIsListedOnlyWhereAFeatureGivesItMeaning() {
-    List<String> lines = info(PluginView.with(FeatureProvider.class, NoDirectMapFeature.class, dir));
+    List<String> lines = info(PluginView.with(FeatureProvider.class, NoDirectMapFeature.class, dir, "gmem-direct-map"));
 
     assertTrue(lines.contains("  DEFAULT           MMAP|INIT_SHARED|NO_DIRECT_MAP|HUGE_PAGE_SIZE"), String.join("\n", lines));
     assertTrue(lines.stream().anyMatch(l -> l.startsWith("  feature   " + NoDirectMapFeature.ID + " ")), String.join("\n", lines));
@@ -67,8 +87,8 @@ class InfoCommandTest {
   /** 841f90e printed "NO_DIRECT_MAP, KVM userfault: implemented by gmem" from a constant, whatever was present. */
   private static void assertNoClaimWithoutCode(List<String> lines) {
     for (String line : lines) {
-      assertFalse(line.contains("NO_DIRECT_MAP") || line.contains("KVM userfault") || line.contains("implemented by gmem"),
-          line);
+      assertFalse(line.contains("NO_DIRECT_MAP") || line.contains("KVM userfault") || line.contains("implemented by gmem")
+          || line.contains("direct map: removed"), line);
     }
   }
 

@@ -65,6 +65,17 @@ public interface FaultInterceptor {
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default void pin(GmemPage first, long nrPages) throws GmemException {}
 
+  /**
+   * Whether this interceptor must see host and guest accesses ({@link #hostFault},
+   * {@link #guestFault}, {@link #maxMappingOrder}). One that only sees pins (direct-map removal)
+   * answers false, so that accesses keep gmem's lock-free path; its access methods are then not
+   * called.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default boolean interceptsAccesses() {
+    return true;
+  }
+
   /** The references taken on {@code [first, first+nrPages)} by a pin were dropped. Must not throw. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default void unpin(GmemPage first, long nrPages) {}

@@ -22,14 +22,25 @@ public interface Feature {
   /**
    * Memory for a new inode of {@code size} bytes created with {@code flags}, or null to leave it
    * to the allocator and the backend (e.g. {@code memfd_secret(2)} memory for NO_DIRECT_MAP
-   * inodes). Asked at file creation, after the flags and size were validated, only when the
-   * inode's allocator supplies no memory of its own; the first feature that answers wins. Throw
-   * to refuse the creation (EINVAL for a flag combination the feature cannot serve). gmem takes
+   * inodes). Asked at every file creation, after the flags and size were validated; the first
+   * feature that answers wins, and an answer for an inode whose allocator supplies memory of its
+   * own fails the creation with EINVAL (since 0.2; 0.1 did not ask then). Throw to refuse the
+   * creation (EINVAL for a flag combination the feature cannot serve). gmem takes
    * ownership and closes the file with the inode; such memory is no guest_memfd to the kernel and
    * is bound to memslots through {@code userspace_addr}.
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default HostMemory.MemoryFile memory(long size, long flags) throws GmemException {
     return null;
+  }
+
+  /**
+   * {@link #memory(long, long)} for the inode that will be numbered {@code ino} (the number its
+   * {@link FilemapListener} calls carry), so a feature can keep per-inode state over the memory
+   * it supplies. Core calls this form; the default forgets the number.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default HostMemory.MemoryFile memory(long ino, long size, long flags) throws GmemException {
+    return memory(size, flags);
   }
 }

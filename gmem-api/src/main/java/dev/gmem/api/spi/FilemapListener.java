@@ -30,4 +30,13 @@ public interface FilemapListener {
    */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default void folioMerged(long ino, long flags, long index, int order) {}
+
+  /**
+   * Inode {@code ino} was evicted: its last reference went, every folio was removed (after
+   * {@link #folioRemoved}) and its memory is being released; also when a creation failed after
+   * {@link Feature#memory(long, long, long)} was asked for that number. Per-inode state can go.
+   * Must not fail.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void inodeEvicted(long ino, long flags) {}
 }

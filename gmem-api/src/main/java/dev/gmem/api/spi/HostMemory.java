@@ -33,6 +33,22 @@ public interface HostMemory {
   /** {@code memfd_secret(0)} sized with {@code ftruncate}: memory removed from the kernel direct map. */
   MemoryFile createSecretMemory(long size) throws GmemException;
 
+  /**
+   * A scoped temporary mapping of pages {@code [first.index(), first.index() + nrPages)} of a live
+   * inode of this runtime (see {@link TemporaryMapping}): EINVAL for an unknown inode or a range
+   * beyond its end. The default, for hosts without inodes, refuses with EOPNOTSUPP.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default TemporaryMapping mapTemporarily(GmemPage first, long nrPages) throws GmemException {
+    throw new GmemException(dev.gmem.api.Errno.EOPNOTSUPP, "this host offers no temporary mappings");
+  }
+
+  /** The runtime's temporary-mapping counters; the default has none. */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default TemporaryMapping.Stats temporaryMappingStats() {
+    return TemporaryMapping.Stats.NONE;
+  }
+
   /** An fd with its size. Closing closes the fd; mappings keep the memory alive. */
   @Api(status = Api.Status.STABLE, since = "0.1")
   interface MemoryFile extends AutoCloseable {

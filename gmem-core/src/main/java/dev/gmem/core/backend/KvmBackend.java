@@ -1,5 +1,6 @@
 package dev.gmem.core.backend;
 
+import dev.gmem.api.GmemFlags;
 import dev.gmem.api.HostInfo;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VmType;
@@ -67,7 +68,9 @@ public final class KvmBackend implements Backend {
     return new BackendVm() {
       @Override
       public Fd createMemory(long size, long flags) {
-        return MemoryFds.restricted(kvm.sys(), kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags)), fd -> {});
+        // NO_DIRECT_MAP goes to a kernel that offers it (the direct-map feature then supplies no memory).
+        long passThrough = flags & GmemFlags.NO_DIRECT_MAP & host.guestMemfdFlags();
+        return MemoryFds.restricted(kvm.sys(), kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags) | passThrough), fd -> {});
       }
 
       @Override

@@ -102,4 +102,9 @@ public interface ConvertibleInode {
 
   /** The pages raw host users may have reached: what a to-private detaches. */
   HostExposure exposure();
+
+  /** Whether the memory is {@code memfd_secret(2)} memory, which GUP cannot take references on. */
+  default boolean secretMemory() {
+    return false;
+  }
 }

@@ -69,6 +69,11 @@ final class Detach {
    * detach, while failing is still allowed.
    */
   static Detach prepare(ConvertibleInode inode, long start, long end, boolean keepContents, java.util.function.LongSupplier view) {
+    if (inode.secretMemory()) {
+      // GUP fails on memfd_secret memory (vmsplice, process_vm_readv: EFAULT, tested in
+      // gmem-direct-map), so no kernel reference can have been taken through a raw view: nothing to detach.
+      return NONE;
+    }
     long block = 1L << inode.hostBlockOrder();
     List<long[]> runs = new ArrayList<>();
     for (long[] r : inode.exposure().within(start, end)) {

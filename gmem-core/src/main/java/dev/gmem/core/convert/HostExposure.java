@@ -33,7 +33,7 @@ public final class HostExposure {
   }
 
   /** The exposed runs inside {@code [start, end)}, as {start, end} pairs in order. */
-  synchronized List<long[]> within(long start, long end) {
+  public synchronized List<long[]> within(long start, long end) {
     if (start >= end || pages.isEmpty()) {
       return List.of();
     }

@@ -247,6 +247,28 @@ public final class GuestMemFileImpl implements GuestMemFile {
   }
 
   @Override
+  public long write(long offset, java.nio.ByteBuffer src) {
+    checkOpen();
+    if ((inode.flags() & GmemFlags.WRITE) == 0) {
+      if ((vm.supportedGuestMemFlags() & GmemFlags.WRITE) != 0) {
+        throw new GmemException(Errno.ENODEV, "write() on a guest_memfd created without GUEST_MEMFD_FLAG_WRITE");
+      }
+      throw GmemException.einval("write() on a guest_memfd: Linux 6.18 has no write operation for it");
+    }
+    long length = src.remaining();
+    if (length == 0) {
+      return 0;
+    }
+    if (offset < 0 || offset + length < 0 || offset + length > inode.size()) {
+      throw GmemException.einval("write of [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") beyond EOF");
+    }
+    if (((offset | length) & (Folio.PAGE_SIZE - 1)) != 0) {
+      throw GmemException.einval("write of [0x" + Long.toHexString(offset) + ", +0x" + Long.toHexString(length) + ") not page aligned");
+    }
+    return inode.faults().write(offset >>> Folio.PAGE_SHIFT, src);
+  }
+
+  @Override
   public boolean isOpen() {
     return open.get();
   }

@@ -4,6 +4,7 @@ import com.google.common.util.concurrent.Striped;
 import dev.gmem.api.Errno;
 import dev.gmem.api.Folio;
 import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemFlags;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
@@ -44,7 +45,10 @@ public final class FaultPath {
   private final ShareabilityStore shareability;
   private final Filemap filemap;
   private final List<FilemapListener> listeners;
+  /** The interceptors that see accesses (and keep them off the lock-free path). */
   private final List<FaultInterceptor> interceptors;
+  /** Every interceptor: pins go to all of them. */
+  private final List<FaultInterceptor> allInterceptors;
   private final Striped<Lock> prepareStripes = Striped.lock(PREPARE_STRIPES);
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
   /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
@@ -63,8 +67,10 @@ public final class FaultPath {
     this.shareability = inode.shareabilityStore();
     this.filemap = inode.filemap();
     this.listeners = listeners;
-    this.interceptors = interceptors;
-    this.racingAllocations = overridesAllocate(allocator);
+    this.interceptors = interceptors.stream().filter(FaultInterceptor::interceptsAccesses).toList();
+    this.allInterceptors = interceptors;
+    // write() fills a page before it enters the filemap: a fault must not add the page meanwhile.
+    this.racingAllocations = overridesAllocate(allocator) && (flags & GmemFlags.WRITE) == 0;
   }
 
   /**
@@ -85,9 +91,9 @@ public final class FaultPath {
     return new GmemPage(ino, index);
   }
 
-  /** The features' interceptors, for the other host paths (pins, the GPA view). */
+  /** Every feature's interceptor, for pins. */
   List<FaultInterceptor> interceptors() {
-    return interceptors;
+    return allInterceptors;
   }
 
   /**
@@ -409,6 +415,79 @@ public final class FaultPath {
       }
     }
     return order;
+  }
+
+  /**
+   * {@code write()} population of pages {@code [first, first + n)}, {@code n} = whole pages of
+   * {@code src} (the file checked flag, alignment and EOF): per page in order — EHWPOISON for a
+   * leaked page, EACCES for one the host may not fault or that is not SHARED, the interceptors'
+   * host-fault checks, EEXIST for a present page of a NO_DIRECT_MAP inode (it is sealed); then an
+   * absent page is filled through a temporary mapping and only then added (the listeners seal
+   * it), a present one is overwritten. Serialised with the page's first faults by its allocation
+   * stripe. A failure at the first page throws and changes nothing; a later one ends the call.
+   * Returns the bytes written and advances {@code src} by as many.
+   */
+  public long write(long first, java.nio.ByteBuffer src) {
+    if (folioOrder != 0) {
+      throw GmemException.einval("write() population of inode " + ino + ": only 4 KiB folios are supported");
+    }
+    long n = src.remaining() >>> Folio.PAGE_SHIFT;
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    long done = 0;
+    // One temporary mapping for the call: the pages are filled through it before they are added.
+    try (dev.gmem.api.spi.TemporaryMapping target = inode.temporaryMappings().open(inode, first, n)) {
+      for (; done < n; done++) {
+        java.nio.ByteBuffer page = src.duplicate();
+        page.position(src.position() + (int) (done << Folio.PAGE_SHIFT)).limit(page.position() + (int) Folio.PAGE_SIZE);
+        try {
+          writeOne(first + done, page, target, done << Folio.PAGE_SHIFT);
+        } catch (GmemException e) {
+          if (done == 0) {
+            throw e;
+          }
+          break;
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    src.position(src.position() + (int) (done << Folio.PAGE_SHIFT));
+    return done << Folio.PAGE_SHIFT;
+  }
+
+  private void writeOne(long index, java.nio.ByteBuffer data, dev.gmem.api.spi.TemporaryMapping target, long at) {
+    checkHostFault(index, index + 1);
+    if (shareability.get(index) != Shareability.SHARED) {
+      throw new GmemException(Errno.EACCES, "write() to " + shareability.get(index) + " page " + index + " of inode " + ino + ": only shared memory may be written");
+    }
+    for (FaultInterceptor fi : interceptors) {
+      fi.hostFault(page(index), true);
+    }
+    Lock stripe = allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
+    stripe.lock();
+    try {
+      boolean present = filemap.isPresent(index);
+      if (present && (flags & GmemFlags.NO_DIRECT_MAP) != 0) {
+        throw new GmemException(Errno.EEXIST, "write() to page " + index + " of inode " + ino + ": it is present and sealed (removed from the direct map)");
+      }
+      FolioAllocator.Allocation folio = present ? null : allocator.allocate(index);
+      try {
+        target.write(at, data);
+      } catch (RuntimeException e) {
+        if (folio != null) {
+          folio.free();
+        }
+        throw e;
+      }
+      if (folio != null) {
+        filemap.add(index, 0); // cannot lose: first faults of the page take this stripe too
+        folio.commit();
+        added(index, 0);
+      }
+    } finally {
+      stripe.unlock();
+    }
   }
 
   private void added(long index, int order) {

@@ -71,6 +71,9 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
   private volatile boolean evicted;
   private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
+  /** Whether the memory is {@code memfd_secret(2)}: the kernel removed it from its direct map. */
+  private final boolean secretMemory;
+  private volatile TemporaryMappings temporaryMappings = new TemporaryMappings();
 
   /**
    * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
@@ -98,6 +101,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
     this.allocator = allocator;
     this.folioOrder = allocator.folioOrder();
     this.hostBlockOrder = blockOrder(sys, memory);
+    this.secretMemory = !guestMemfd && sys.fstatfsType(memory.get()) == Sys.SECRETMEM_MAGIC;
     this.arch = arch;
     this.shareability = new ShareabilityStore(nrPages, (flags & GmemFlags.INIT_SHARED) != 0 ? Shareability.SHARED : Shareability.PRIVATE);
     this.filemap = new Filemap(nrPages);
@@ -149,6 +153,25 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   @Override
   public Fd memory() {
     return memory;
+  }
+
+  /**
+   * Whether the memory is {@code memfd_secret(2)} memory (found by its file system's magic): GUP
+   * cannot reach it, it cannot be punched ({@code fallocate} is EOPNOTSUPP), only faulted in
+   * through a mapping, and it is freed when its last fd and mapping go.
+   */
+  @Override
+  public boolean secretMemory() {
+    return secretMemory;
+  }
+
+  /** The runtime's temporary mappings (set when the inode joins its runtime's live inodes). */
+  public TemporaryMappings temporaryMappings() {
+    return temporaryMappings;
+  }
+
+  void useTemporaryMappings(TemporaryMappings mappings) {
+    this.temporaryMappings = mappings;
   }
 
   /** Whether the memory is the backend's own file (so a memslot may bind it as a guest_memfd). */
@@ -506,6 +529,9 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
       holePunch.truncateAll();
       memory.close();
       allocator.close();
+      for (FilemapListener l : listeners) {
+        l.inodeEvicted(ino, flags);
+      }
     } finally {
       invalidateLock.writeLock().unlock();
     }

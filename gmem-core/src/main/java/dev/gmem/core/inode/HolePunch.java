@@ -45,7 +45,11 @@ public final class HolePunch {
     try {
       long first = offset >>> Folio.PAGE_SHIFT;
       long end = (offset + length) >>> Folio.PAGE_SHIFT;
-      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE, offset, length);
+      if (inode.secretMemory()) {
+        faultInSecret(first, end);
+      } else {
+        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE, offset, length);
+      }
       for (long i = first; i < end; i++) {
         inode.faults().ensureFolio(i);
       }
@@ -103,7 +107,11 @@ public final class HolePunch {
       }
       // The kernel zaps every mapping of the real file, host and guest windows alike; hugetlbfs
       // zeroes the partial huge pages and frees the whole ones, shmem frees every page.
-      punchFile(offset, end);
+      if (inode.secretMemory()) {
+        zeroSecret(freed, first, last);
+      } else {
+        punchFile(offset, end);
+      }
       for (Folio f : freed) {
         allocator.freeFolio(f.index(), f.order());
       }
@@ -117,16 +125,74 @@ public final class HolePunch {
    * memory stays held while the inode lives.
    */
   private void punchFile(long offset, long end) {
+    punchFile(offset, end, (a, b) -> inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, a, b - a));
+  }
+
+  /**
+   * The secret-memory form of {@link #punchFile}: the freed folios, and the pages of the range a
+   * raw view exposed (a raw access may have instantiated them without a folio), except leaked
+   * ones. Absent pages are not touched: a write would allocate them.
+   */
+  private void zeroSecret(List<Folio> freed, long first, long last) {
+    long runStart = -1;
+    long runEnd = -1;
+    for (Folio f : freed) { // in index order: one temporary mapping per contiguous run
+      if (f.index() != runEnd) {
+        if (runStart >= 0) {
+          zeroSecret(runStart << Folio.PAGE_SHIFT, runEnd << Folio.PAGE_SHIFT);
+        }
+        runStart = f.index();
+      }
+      runEnd = f.index() + f.nrPages();
+    }
+    if (runStart >= 0) {
+      zeroSecret(runStart << Folio.PAGE_SHIFT, runEnd << Folio.PAGE_SHIFT);
+    }
+    for (long[] r : inode.exposure().within(first, last)) {
+      punchFile(Math.max(r[0], first) << Folio.PAGE_SHIFT, Math.min(r[1], last) << Folio.PAGE_SHIFT, this::zeroSecret);
+    }
+  }
+
+  private void punchFile(long offset, long end, java.util.function.BiConsumer<Long, Long> free) {
     long at = offset;
     for (long[] run : inode.leaked().within(offset >>> Folio.PAGE_SHIFT, end >>> Folio.PAGE_SHIFT)) {
       long runStart = run[0] << Folio.PAGE_SHIFT;
       if (runStart > at) {
-        inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, runStart - at);
+        free.accept(at, runStart);
       }
       at = Math.max(at, run[1] << Folio.PAGE_SHIFT);
     }
     if (at < end) {
-      inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, at, end - at);
+      free.accept(at, end);
+    }
+  }
+
+  /**
+   * Secret memory cannot be fallocated (EOPNOTSUPP): its pages are allocated by faults, so the
+   * absent ones are faulted in by a read through a temporary mapping, which changes no byte.
+   */
+  private void faultInSecret(long first, long end) {
+    for (long i = first; i < end; i++) {
+      if (!filemap.isPresent(i)) {
+        try (var m = inode.temporaryMappings().open(inode, i, 1)) {
+          m.read(0, java.nio.ByteBuffer.allocate(1));
+        }
+      }
+    }
+  }
+
+  /**
+   * Secret memory cannot be punched ({@code fallocate} is EOPNOTSUPP, {@code MADV_REMOVE} EINVAL):
+   * its pages stay allocated until the inode's last fd and mapping go. So a punched range is
+   * zeroed instead, through a temporary mapping, after the folios left the filemap — it reads
+   * zero again, as a punched page does — and stays charged to the inode (the direct-map feature's
+   * accounting shows it as held).
+   */
+  private void zeroSecret(long offset, long end) {
+    long first = offset >>> Folio.PAGE_SHIFT;
+    long last = end >>> Folio.PAGE_SHIFT;
+    try (var m = inode.temporaryMappings().open(inode, first, last - first)) {
+      m.fill(0, (last - first) << Folio.PAGE_SHIFT, (byte) 0);
     }
   }
 

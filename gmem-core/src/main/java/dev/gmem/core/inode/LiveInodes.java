@@ -12,8 +12,15 @@ public final class LiveInodes {
   private final Set<GuestMemInodeImpl> inodes = ConcurrentHashMap.newKeySet();
   /** Size after the last sweep of evicted inodes: the next sweep waits until the set doubled. */
   private int swept;
+  private final TemporaryMappings temporaryMappings = new TemporaryMappings();
+
+  /** The runtime's temporary mappings, which its inodes share. */
+  public TemporaryMappings temporaryMappings() {
+    return temporaryMappings;
+  }
 
   public void add(GuestMemInodeImpl inode) {
+    inode.useTemporaryMappings(temporaryMappings);
     inodes.add(inode);
     synchronized (this) {
       if (inodes.size() > 2 * swept + 16) {

@@ -72,12 +72,12 @@ final class GmemRuntimeImpl implements GmemRuntime {
         : backendInfo;
     this.backend = backend;
     this.plugins = plugins;
-    this.hostMemory = hostMemory;
+    this.hostMemory = new dev.gmem.core.host.RuntimeHostMemory(hostMemory, inodes);
     this.inaccessible = new InaccessibleMemory(sys);
     List<FilemapListener> listeners = new ArrayList<>();
     List<FaultInterceptor> interceptors = new ArrayList<>();
     for (FeatureProvider fp : plugins.features()) {
-      Feature f = fp.create(hostMemory);
+      Feature f = fp.create(this.hostMemory);
       features.add(f);
       if (f.filemapListener() != null) {
         listeners.add(f.filemapListener());

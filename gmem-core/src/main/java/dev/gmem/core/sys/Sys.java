@@ -52,6 +52,9 @@ public final class Sys {
   public static final int MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3;
   public static final int MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4;
 
+  /** {@code SECRETMEM_MAGIC}: the f_type of {@code memfd_secret(2)} files. */
+  public static final long SECRETMEM_MAGIC = 0x5345434dL;
+
   public static final long MAP_FAILED = -1L;
   public static final long PAGE_SIZE = 4096;
 
@@ -201,6 +204,33 @@ public final class Sys {
       throw fail("fstat");
     }
     return new Stat(buf.getLong(0), buf.getLong(8), buf.getLong(16), buf.getInt(24), buf.getLong(48), buf.getLong(56), buf.getLong(64));
+  }
+
+  /** {@code f_type} of the file system holding {@code fd} ({@code struct statfs}, 120 bytes on x86_64). */
+  public long fstatfsType(int fd) {
+    Pointer buf = allocate(120);
+    if (libc.fstatfs(fd, buf) != 0) {
+      throw fail("fstatfs");
+    }
+    return buf.getLong(0);
+  }
+
+  /**
+   * {@code vmsplice(2)} of {@code [addr, addr + length)} into a fresh pipe: the kernel takes the
+   * pages with GUP. Returns 0 when it did, else the errno (EFAULT where GUP cannot reach them, as
+   * on {@code memfd_secret} memory). A probe: the pipe is closed again at once.
+   */
+  public int vmspliceProbe(long addr, long length) {
+    int[] p = pipe();
+    try {
+      Pointer iov = allocate(16);
+      iov.putLong(0, addr);
+      iov.putLong(8, length);
+      return libc.vmsplice(p[1], iov, 1, 0) >= 0 ? 0 : lastError.getAsInt();
+    } finally {
+      closeQuietly(p[0]);
+      closeQuietly(p[1]);
+    }
   }
 
   /** One byte per page, bit 0 = resident. */

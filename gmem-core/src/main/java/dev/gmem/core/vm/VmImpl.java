@@ -190,8 +190,17 @@ public final class VmImpl implements Vm {
     FolioAllocator allocator = ctx.allocatorFor().apply(flags);
     FolioAllocator.Inode alloc = allocator.setupInode(size, flags);
     Fd memory = null;
+    long ino = ctx.nextIno().getAsLong();
     try {
-      memory = alloc.memory() != null ? new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory") : featureMemory(size, flags);
+      // Features are asked even where the allocator has memory: one may refuse the combination
+      // (direct-map removal with huge pages); one that answers there conflicts with the allocator.
+      memory = featureMemory(ino, size, flags);
+      if (alloc.memory() != null) {
+        if (memory != null) {
+          throw GmemException.einval("flags " + GmemFlags.describe(flags) + ": both the allocator and a feature supply the memory");
+        }
+        memory = new Fd(ctx.sys(), ctx.sys().dup(alloc.memory().fd()), "allocator-memory");
+      }
       boolean guestMemfd = memory == null;
       if (guestMemfd) {
         memory = backend.createMemory(size, flags);
@@ -199,7 +208,7 @@ public final class VmImpl implements Vm {
         MemoryFds.restrict(ctx.sys(), memory); // allocator or feature memory: a memfd of its own
       }
       GuestMemInodeImpl inode = new GuestMemInodeImpl(
-          ctx.nextIno().getAsLong(), size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
+          ino, size, flags, ctx.sys(), memory, alloc, arch, ctx.listeners(), ctx.interceptors(), guestMemfd);
       if (guestMemfd) {
         inode.passConversionsTo(backend.kernelAttributes());
       }
@@ -211,14 +220,18 @@ public final class VmImpl implements Vm {
         memory.close();
       }
       alloc.close();
+      // A feature may have set up state for the inode with its memory: the inode never lived.
+      for (dev.gmem.api.spi.FilemapListener l : ctx.listeners()) {
+        l.inodeEvicted(ino, flags);
+      }
       throw e;
     }
   }
 
   /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
-  private Fd featureMemory(long size, long flags) {
+  private Fd featureMemory(long ino, long size, long flags) {
     for (Feature f : ctx.features()) {
-      try (HostMemory.MemoryFile m = f.memory(size, flags)) {
+      try (HostMemory.MemoryFile m = f.memory(ino, size, flags)) {
         if (m != null) {
           return new Fd(ctx.sys(), ctx.sys().dup(m.fd()), "feature-memory");
         }

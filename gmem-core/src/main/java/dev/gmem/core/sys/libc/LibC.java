@@ -57,6 +57,10 @@ public interface LibC {
 
   int fstat(int fd, Pointer statbuf);
 
+  int fstatfs(int fd, Pointer statfsbuf);
+
+  long vmsplice(int fd, Pointer iov, @size_t long nrSegs, int flags);
+
   int mincore(long addr, @size_t long length, @Out byte[] vec);
 
   int pipe(@Out int[] fds);
