@@ -8,6 +8,7 @@ module dev.gmem.examples {
   requires java.management; // the benchmark runner reports the JVM's input arguments
   requires dev.gmem.api;
   requires dev.gmem.core;
+  requires dev.gmem.arch.snp; // the SNP demo chapter and SnpLaunchBench inspect its firmware model
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;
   requires jmh.core;

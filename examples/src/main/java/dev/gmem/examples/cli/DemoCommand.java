@@ -81,6 +81,7 @@ final class DemoCommand implements Callable<Integer> {
       conversion(out, rt);
       hugePages(out, rt);
       MigrationChapter.run(out, rt);
+      SnpChapter.run(out, rt);
     }
     out.flush();
     return 0;

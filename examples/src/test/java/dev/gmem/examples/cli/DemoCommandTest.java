@@ -43,6 +43,10 @@ class DemoCommandTest {
       assertTrue(lines.contains("hugetlb: pool given back (nr_hugepages " + before.total() + ", as found)"), run.out());
     }
     assertFalse(run.out().contains("skipped") && Files.isWritable(NR), run.out());
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  a second VM built from the same image: ") && l.endsWith("-> the same measurement")), run.out());
+    assertTrue(lines.contains("  host reads the shared page: \"hello host, from the SNP guest\""), run.out());
+    assertTrue(lines.contains("  a reclaim fails (injected RMPUPDATE failure): leaked pages 1, VM dead: true, next guest access -> EIO, VM closed cleanly"),
+        run.out());
     assertEquals(before, pool());
   }
 

@@ -29,6 +29,14 @@ public record RmpEntry(boolean assigned, boolean validated, int order, boolean i
     return order == ORDER_2M;
   }
 
+  @Override
+  public String toString() {
+    return assigned
+        ? String.format("RmpEntry[assigned, %s, %s%s, asid %d, gpa 0x%x]", validated ? "validated" : "not validated",
+            is2M() ? "2M" : "4K", immutable ? ", immutable" : "", asid, gpa)
+        : "RmpEntry[hypervisor-owned]";
+  }
+
   RmpEntry withValidated(boolean v) {
     return new RmpEntry(assigned, v, order, immutable, asid, gpa);
   }

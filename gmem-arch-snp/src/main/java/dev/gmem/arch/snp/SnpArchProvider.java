@@ -29,8 +29,9 @@ public final class SnpArchProvider implements ArchProvider {
   /** Says what is modelled: `gmem info` prints it. */
   @Override
   public Support probe(HostInfo host) {
-    return Support.yes("no SNP hardware used: RMP, PVALIDATE/#VC and SNP_LAUNCH_UPDATE modelled over a DEFAULT KVM VM;"
-        + " launch digest computed (SHA-384 PAGE_INFO chain); PSC exits as KVM makes them");
+    return Support.yes("no SNP hardware used. Real: the memory, conversions, a DEFAULT KVM VM underneath (real vCPUs make shared accesses),"
+        + " the launch digest (SHA-384 PAGE_INFO chain), KVM's page-state-change exits. Modelled: RMP, PSMASH, PVALIDATE/#VC"
+        + " (software vCPU), SNP_LAUNCH_UPDATE's page handling, encryption (private bytes stored plain; the host sees a scramble)");
   }
 
   @Override
