@@ -135,7 +135,10 @@ public final class SnpArch implements ArchHooks {
     return rmp.rmpUpdates();
   }
 
-  /** Host faults the RMP check refused on assigned pages. */
+  /**
+   * How often the RMP check refused the host an assigned page: gmem asks on every host fault path
+   * (mappings' accessors, pins, the GPA view) and when it lays out a host mapping's covers.
+   */
   public long rmpViolations() {
     return rmpViolations.get();
   }
