@@ -442,16 +442,18 @@ public final class SnpArch implements ArchHooks {
         }
         copy(source, target);
       }
-      case ZERO -> fill(target, (byte) 0);
+      case ZERO -> zero(target);
       case SECRETS -> {
-        fill(target, (byte) 0);
+        zero(target);
         byte[] keys = new byte[4 * 32]; // VMPCK0..3 at 0x20 (the firmware's; the rest of the page is the OS area)
         random.nextBytes(keys);
         target.duplicate().putInt(0, 3).position(0x20).put(keys);
       }
       default -> copy(source, target);
     }
-    digest.update(type, gpa, type == PageType.NORMAL ? target.duplicate().clear() : null);
+    // The page now holds exactly the source's bytes: hashing the VMM's (heap) copy measures the same
+    // contents without reading the page back through a direct buffer.
+    digest.update(type, gpa, type != PageType.NORMAL ? null : source != null ? source.duplicate() : target.duplicate().clear());
     rmp.assign(page, gfn, 0, asid, true, true);
     launchedThisCall++;
     return true;
@@ -463,11 +465,10 @@ public final class SnpArch implements ArchHooks {
     }
   }
 
-  private static void fill(ByteBuffer target, byte value) {
-    ByteBuffer t = target.duplicate().clear();
-    while (t.hasRemaining()) {
-      t.put(value);
-    }
+  private static final byte[] ZEROS = new byte[(int) Folio.PAGE_SIZE];
+
+  private static void zero(ByteBuffer target) {
+    target.duplicate().clear().put(ZEROS);
   }
 
   /** {@code SNP_LAUNCH_FINISH}: the digest becomes the measurement, launch pages become ordinary guest pages. */
