@@ -64,6 +64,11 @@ public final class LaunchDigest {
     System.arraycopy(sha384.digest(), 0, current, 0, SIZE);
   }
 
+  /** Continues from {@code other}'s digest (an encryption context moved to another VM). */
+  void copyFrom(LaunchDigest other) {
+    System.arraycopy(other.current, 0, current, 0, SIZE);
+  }
+
   /** The digest so far (a copy). */
   public byte[] value() {
     return current.clone();

@@ -85,6 +85,20 @@ final class Rmp {
     entries.replaceAll((p, e) -> e.mutable());
   }
 
+  /** The move of an encryption context: every entry and count of {@code source} becomes this table's; {@code source} is left empty. */
+  void takeFrom(Rmp source) {
+    synchronized (source) {
+      synchronized (this) {
+        entries.putAll(source.entries);
+        byGfn.putAll(source.byGfn);
+        psmashes += source.psmashes;
+        rmpUpdates += source.rmpUpdates;
+        source.entries.clear();
+        source.byGfn.clear();
+      }
+    }
+  }
+
   synchronized long psmashes() {
     return psmashes;
   }

@@ -83,7 +83,7 @@ public final class SnpArch implements ArchHooks {
   private static final int ORDER_2M = RmpEntry.ORDER_2M;
 
   private final ArchContext vm;
-  private final int asid;
+  private volatile int asid;
   private final Rmp rmp = new Rmp();
   private final LaunchDigest digest = new LaunchDigest();
   private final SecureRandom random = new SecureRandom();
@@ -400,6 +400,29 @@ public final class SnpArch implements ArchHooks {
     }
     rmp.validate(page, order, validate == 1);
     return PVALIDATE_SUCCESS;
+  }
+
+  /**
+   * {@code KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM}: this (destination) VM takes the source's ASID, RMP,
+   * launch state and digest, as KVM moves the SEV context; the source keeps nothing.
+   */
+  @Override
+  public void moveEncryptionContextFrom(ArchHooks source) {
+    if (!(source instanceof SnpArch s)) {
+      throw GmemException.einval("the source VM's arch is not SEV-SNP");
+    }
+    synchronized (s) {
+      synchronized (this) {
+        rmp.takeFrom(s.rmp);
+        asid = s.asid;
+        launched = s.launched;
+        measurement = s.measurement;
+        digest.copyFrom(s.digest);
+        unreclaimable.addAll(s.unreclaimable);
+        killOnReclaimFailure = s.killOnReclaimFailure;
+        cpuidPolicy = s.cpuidPolicy;
+      }
+    }
   }
 
   // ---- launch ---------------------------------------------------------------------------------
