@@ -27,8 +27,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p><b>What is real and what is modelled.</b> There is no SNP hardware or firmware here. Real: the
  * memory (gmem's guest_memfd or memfd pages), the conversions and their content effects, the
  * launch digest (SHA-384 over the ABI's PAGE_INFO chain, bit-exact), the KVM exit protocol of page
- * state changes ({@code KVM_HC_MAP_GPA_RANGE} exits with KVM's chunking and error codes), and on
- * the kvm backend a real DEFAULT KVM VM whose real vCPUs make shared accesses. Modelled: the RMP
+ * state changes ({@code KVM_HC_MAP_GPA_RANGE} exits with KVM's coalescing and error codes), and on
+ * the kvm backend a real DEFAULT KVM VM whose real vCPUs make shared accesses only (6.18 gives a
+ * DEFAULT VM no C-bit): a real vCPU's access to a private page is the memory-fault exit, never a
+ * #VC. Modelled: the RMP
  * (a table in this object, changed where KVM issues RMPUPDATE and PSMASH), PVALIDATE and the #VC
  * it and guest accesses raise on the software vCPU, SNP_LAUNCH_UPDATE's page handling (copy,
  * zero, CPUID check against a {@link CpuidPolicy}, immutable pre-guest pages) and encryption

@@ -9,6 +9,7 @@ import static dev.gmem.core.conformance.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemFlags;
@@ -84,6 +85,39 @@ class PageStateChangeTest {
       assertEquals(PageStateChange.GHCB_MSR_PSC_RESP_ERROR, cpu.hypercall(SnpArch.VMGEXIT_MSR, PageStateChange.msrRequest(GPA >>> 12, 7)).result().value(),
           "an unknown operation, without an exit");
       assertEquals(Shareability.PRIVATE, f.shareability(2 * PAGE, PAGE).orElseThrow());
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aGuestShares2MiBWithOnePscBufferEntryAndTakesItBack(String backend) {
+    long huge = SnpVms.HUGE;
+    long base = 0x4000_0000L;
+    try (GmemRuntime rt = SnpVms.hugeRuntime(backend)) {
+      Vm vm = rt.createVm(VmType.SNP);
+      SnpArch snp = SnpVms.arch(vm);
+      GuestMemFile f = vm.createGuestMemFile(huge, GmemFlags.MMAP | SnpVms.BLOCKS);
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, base, huge, f, 0);
+      vm.finalizeLaunch();
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      assertEquals(SnpArch.PVALIDATE_SUCCESS, SnpGuest.pvalidate(cpu, base, true, true));
+      assertEquals(SnpArch.PVALIDATE_SUCCESS, SnpGuest.pvalidate(cpu, base, true, false));
+
+      GuestCall share = snp.pageStateChange(PageStateChange.buffer(entry(base >>> 12, OP_SHARED, true, 0)));
+      VcpuExit.Hypercall exit = share.pendingExit();
+      assertEquals(VcpuExit.Hypercall.mapGpaRange(base, 512, VcpuExit.Hypercall.DECRYPTED | VcpuExit.Hypercall.PAGE_SZ_2M), exit);
+      f.setShareability(0, exit.arg(1) * PAGE, Shareability.SHARED);
+      share.complete(0);
+      assertEquals(0, share.result().value());
+      assertEquals(0, snp.assignedPages());
+      assertEquals(0, snp.psmashCount(), "the whole 2 MiB entry went back at once");
+
+      GuestCall take = snp.pageStateChange(PageStateChange.buffer(entry(base >>> 12, OP_PRIVATE, true, 0)));
+      f.setShareability(0, take.pendingExit().arg(1) * PAGE, Shareability.PRIVATE);
+      take.complete(0);
+      assertEquals(SnpArch.PVALIDATE_SUCCESS, SnpGuest.pvalidate(cpu, base, true, true));
+      assertTrue(snp.rmpEntry(SnpVms.page(f, 100)).is2M(), "private again at 2 MiB");
+      assertNull(cpu.write(base + 100 * PAGE, new byte[] {1}, 0, 1, true));
     }
   }
 
