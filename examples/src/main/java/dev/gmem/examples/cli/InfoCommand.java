@@ -67,11 +67,12 @@ final class InfoCommand implements Callable<Integer> {
     out.println();
     out.println("Backend");
     out.printf("  %s: %s%n", rt.backend().name(), rt.backend().reason());
-    // What this gmem does; the kernel capability only says whether a newer gmem could hand it over.
-    long inPlace = h.capability(KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES);
-    out.printf("  private pages     hidden from host mappings by gmem in user space; the kernel %s%n", inPlace != 0
-        ? "offers in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " " + inPlace + "), which gmem does not use yet"
-        : "has no in-place conversion (KVM_CAP_" + KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES + " 0)");
+    // What this gmem does follows the backend's behavioural probe (above); the capability number
+    // alone decides nothing, since out-of-tree kernels reuse numbers.
+    out.printf("  private pages     %s; KVM_CAP_%s = %d%n", rt.backend().reason().contains("in-place conversion present")
+        ? "the kernel converts in place and refuses host faults on private pages; gmem passes conversions through"
+        : "hidden from host mappings by gmem in user space (no in-place conversion found by the probe)",
+        KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES, h.capability(KvmCapability.GUEST_MEMFD_MEMORY_ATTRIBUTES));
     out.printf("  linked files      KVM_LINK_GUEST_MEMFD and the context move by gmem%s%n", rt.backend().name().equals("kvm")
         ? "; a destination binds the inode's memory as plain user memory unless the kernel links (probed by behaviour at the first link)"
         : " (no KVM on this backend)");

@@ -35,6 +35,8 @@ public final class FastPageTable {
 
   private static final int LEAF_SHIFT = 12;
   private static final int WORDS_PER_PLANE = (1 << LEAF_SHIFT) / 64;
+  /** A leaf's three planes are followed by one summary word per plane (64 words, one bit each). */
+  private static final int LEAF_SUMMARY = 3 * WORDS_PER_PLANE;
   private static final int DIR_BITS = 9;
   private static final int DIR_MASK = (1 << DIR_BITS) - 1;
   private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
@@ -47,6 +49,13 @@ public final class FastPageTable {
   /** Small tables: the three planes, {@link #planeWords} words each; never replaced, zeroed when killed. */
   private final long[] flat;
   private final int planeWords;
+  /**
+   * Small tables: per plane, one bit per word of {@link #flat} that may be non-zero ({@link #summaryWords}
+   * words a plane), so that a zap visits only words that hold entries — a 1 GiB conversion of a file
+   * whose accessors touched a few pages clears those words, not 12,288.
+   */
+  private final long[] summary;
+  private final int summaryWords;
   private final int levels;
   /** Large tables: the radix directory, null once killed: every lookup misses from then on. */
   private Object[] root;
@@ -57,6 +66,8 @@ public final class FastPageTable {
     this.nrPages = nrPages;
     this.planeWords = nrPages <= FLAT_MAX_PAGES ? (int) ((nrPages + 63) >>> 6) : 0;
     this.flat = nrPages <= FLAT_MAX_PAGES ? new long[Kind.values().length * planeWords] : null;
+    this.summaryWords = (planeWords + 63) >>> 6;
+    this.summary = flat != null ? new long[Kind.values().length * summaryWords] : null;
     long leaves = ((nrPages - 1) >>> LEAF_SHIFT) + 1;
     int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, leaves - 1));
     this.levels = Math.max(1, (bits + DIR_BITS - 1) / DIR_BITS);
@@ -89,11 +100,28 @@ public final class FastPageTable {
     if (killed || Long.compareUnsigned(page, nrPages) >= 0) {
       return;
     }
-    long[] bits = flat != null ? flat : leaf(root, page >>> LEAF_SHIFT);
-    int w = flat != null ? kind.ordinal() * planeWords + (int) (page >>> 6) : word(page, kind);
     long bit = 1L << page;
+    if (flat != null) {
+      int rel = (int) (page >>> 6);
+      int w = kind.ordinal() * planeWords + rel;
+      if ((flat[w] & bit) == 0) {
+        WORD.getAndBitwiseOr(flat, w, bit);
+        markSummary(summary, kind.ordinal() * summaryWords + (rel >>> 6), 1L << rel);
+      }
+      return;
+    }
+    long[] bits = leaf(root, page >>> LEAF_SHIFT);
+    int w = word(page, kind);
     if ((bits[w] & bit) == 0) {
       WORD.getAndBitwiseOr(bits, w, bit);
+      markSummary(bits, LEAF_SUMMARY + kind.ordinal(), 1L << (w - kind.ordinal() * WORDS_PER_PLANE));
+    }
+  }
+
+  /** Concurrent installs hold the invalidate lock shared, so they OR; zaps hold it exclusive. */
+  private static void markSummary(long[] sum, int i, long bit) {
+    if ((sum[i] & bit) == 0) {
+      WORD.getAndBitwiseOr(sum, i, bit);
     }
   }
 
@@ -106,7 +134,7 @@ public final class FastPageTable {
     }
     if (flat != null) {
       for (Kind k : Kind.values()) {
-        clear(flat, k.ordinal() * planeWords, start, end);
+        clear(flat, k.ordinal() * planeWords, summary, k.ordinal() * summaryWords, start, end);
       }
       return;
     }
@@ -120,7 +148,7 @@ public final class FastPageTable {
       long s = Math.max(start, base) - base;
       long e = Math.min(end, base + (1L << LEAF_SHIFT)) - base;
       for (Kind k : Kind.values()) {
-        clear(bits, k.ordinal() * WORDS_PER_PLANE, s, e);
+        clear(bits, k.ordinal() * WORDS_PER_PLANE, bits, LEAF_SUMMARY + k.ordinal(), s, e);
       }
     }
   }
@@ -130,23 +158,42 @@ public final class FastPageTable {
     killed = true;
     root = null;
     if (flat != null) {
-      for (int w = 0; w < flat.length; w++) {
-        if (flat[w] != 0) {
-          WORD.setOpaque(flat, w, 0L);
-        }
+      for (Kind k : Kind.values()) {
+        clear(flat, k.ordinal() * planeWords, summary, k.ordinal() * summaryWords, 0, nrPages);
       }
     }
   }
 
-  private static void clear(long[] bits, int plane, long s, long e) {
-    for (long p = s; p < e; ) {
-      int w = plane + (int) (p >>> 6);
-      long hi = Math.min(e, (p | 63) + 1);
-      long mask = (hi - p == 64 ? -1L : ((1L << (hi - p)) - 1)) << p;
-      if ((bits[w] & mask) != 0) {
-        WORD.setOpaque(bits, w, bits[w] & ~mask);
+  /**
+   * Clears pages {@code [s, e)} (relative to the plane) of the plane at {@code plane} in
+   * {@code bits}, visiting only the words the plane's summary ({@code sum} from {@code sumBase},
+   * one bit per word) marks, and unmarking words left empty.
+   */
+  private static void clear(long[] bits, int plane, long[] sum, int sumBase, long s, long e) {
+    long firstWord = s >>> 6;
+    long lastWord = (e - 1) >>> 6;
+    for (long sw = firstWord >>> 6; sw <= lastWord >>> 6; sw++) {
+      long marks = sum[sumBase + (int) sw];
+      long lo = sw << 6;
+      if (lo < firstWord) {
+        marks &= -1L << (firstWord - lo);
       }
-      p = hi;
+      if (lastWord - lo < 63) {
+        marks &= (2L << (lastWord - lo)) - 1;
+      }
+      while (marks != 0) {
+        long wi = lo + Long.numberOfTrailingZeros(marks);
+        marks &= marks - 1;
+        long p = Math.max(s, wi << 6);
+        long hi = Math.min(e, (wi << 6) + 64);
+        long mask = (hi - p == 64 ? -1L : ((1L << (hi - p)) - 1)) << p;
+        int w = plane + (int) wi;
+        long left = bits[w] & ~mask;
+        WORD.setOpaque(bits, w, left);
+        if (left == 0) {
+          WORD.setOpaque(sum, sumBase + (int) sw, sum[sumBase + (int) sw] & ~(1L << wi));
+        }
+      }
     }
   }
 
@@ -184,7 +231,7 @@ public final class FastPageTable {
     for (int l = levels - 1; l > 0; l--) {
       dir = (Object[]) slot(dir, (int) ((leaf >>> (DIR_BITS * l)) & DIR_MASK), () -> new Object[1 << DIR_BITS]);
     }
-    return (long[]) slot(dir, (int) (leaf & DIR_MASK), () -> new long[Kind.values().length * WORDS_PER_PLANE]);
+    return (long[]) slot(dir, (int) (leaf & DIR_MASK), () -> new long[Kind.values().length * (WORDS_PER_PLANE + 1)]);
   }
 
   private static Object slot(Object[] dir, int i, java.util.function.Supplier<Object> fresh) {

@@ -1,6 +1,7 @@
 package dev.gmem.core.convert;
 
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.api.spi.Conversion;
 import dev.gmem.api.spi.GmemPage;
 
 /**
@@ -16,7 +17,14 @@ final class ArchOverrides {
   private static final ClassValue<Boolean> PREPARES = overrides(
       new Signature("prepare", GmemPage.class, long.class, int.class), new Signature("prepare", long.class, long.class, int.class));
 
+  private static final ClassValue<Boolean> VETOES = overrides(new Signature("prepareConversion", Conversion.class));
+
   private ArchOverrides() {}
+
+  /** Whether the arch can refuse or reserve for a conversion: else it is not asked, run by run. */
+  static boolean vetoes(ArchHooks arch) {
+    return VETOES.get(arch.getClass());
+  }
 
   static boolean invalidates(ArchHooks arch) {
     return INVALIDATES.get(arch.getClass());

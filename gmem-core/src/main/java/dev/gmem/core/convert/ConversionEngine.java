@@ -109,7 +109,9 @@ public final class ConversionEngine {
         viewBase(start, end); // a window to apply them through: mapped while failing is still allowed
       }
       injector.at(ConversionStep.ARCH_VETO, start);
-      arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
+      if (ArchOverrides.vetoes(inode.arch())) {
+        arch.veto(ArchConversion.runs(inode.ino(), before, parked, target));
+      }
       // Where the kernel converts in place, it checks and converts too; last, as nothing after fails.
       inode.convertInKernel(start, end, target);
     } catch (RuntimeException e) {
@@ -321,12 +323,26 @@ public final class ConversionEngine {
   }
 
   private boolean changesContents(List<ShareabilityRange> before, Shareability target) {
+    ArchHooks.ContentEffect[] effects = new ArchHooks.ContentEffect[Shareability.values().length];
     for (ShareabilityRange r : before) {
-      if (r.shareability() != target && contentEffect(inode.arch(), r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
+      if (r.shareability() != target && effect(effects, inode.arch(), r.shareability(), target) != ArchHooks.ContentEffect.PRESERVE) {
         return true;
       }
     }
     return false;
+  }
+
+  /**
+   * The content effect of converting {@code from} to {@code target}, asked of the arch once per
+   * conversion and source shareability ({@code seen} remembers), not per run: a fragmented range
+   * has hundreds of thousands of runs.
+   */
+  private ArchHooks.ContentEffect effect(ArchHooks.ContentEffect[] seen, ArchHooks arch, Shareability from, Shareability target) {
+    ArchHooks.ContentEffect e = seen[from.ordinal()];
+    if (e == null) {
+      e = seen[from.ordinal()] = contentEffect(arch, from, target);
+    }
+    return e;
   }
 
   /** Upstream's order after the point of no return: invalidate, arch hooks, store, restructure. */
@@ -334,13 +350,15 @@ public final class ConversionEngine {
       ShareabilityStore.Update update, List<Restructure> restructures, ArchConversion accepted) {
     ArchHooks arch = inode.arch();
     Filemap filemap = inode.filemap();
+    ArchHooks.ContentEffect[] effects = new ArchHooks.ContentEffect[Shareability.values().length];
+    boolean invalidates = ArchOverrides.invalidates(arch);
     for (ShareabilityRange r : before) {
       if (r.shareability() == target) {
         continue;
       }
-      ArchHooks.ContentEffect effect = contentEffect(arch, r.shareability(), target);
+      ArchHooks.ContentEffect effect = effect(effects, arch, r.shareability(), target);
       boolean leavesPrivate = r.shareability() == Shareability.PRIVATE;
-      if ((!leavesPrivate || !ArchOverrides.invalidates(arch)) && effect == ArchHooks.ContentEffect.PRESERVE) {
+      if ((!leavesPrivate || !invalidates) && effect == ArchHooks.ContentEffect.PRESERVE) {
         continue; // nothing per folio to do: skip the walk over millions of 4 KiB folios
       }
       filemap.forEachPresentRun(r.start(), r.end(), (s, e) -> {
@@ -364,9 +382,11 @@ public final class ConversionEngine {
       r.prepared.commit();
     }
     // Prepare is undone for pages that left private use; the next private fault prepares again.
-    for (ShareabilityRange r : before) {
-      if (r.shareability() == Shareability.PRIVATE && target != Shareability.PRIVATE && ArchOverrides.prepares(arch)) {
-        filemap.clearPrepared(r.start(), r.end());
+    if (target != Shareability.PRIVATE && ArchOverrides.prepares(arch)) {
+      for (ShareabilityRange r : before) {
+        if (r.shareability() == Shareability.PRIVATE) {
+          filemap.clearPrepared(r.start(), r.end());
+        }
       }
     }
   }

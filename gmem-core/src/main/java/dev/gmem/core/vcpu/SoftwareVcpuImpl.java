@@ -36,6 +36,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private final MemslotTable memslots;
   private final ArchHooks arch;
   private final Runnable vmAlive;
+  /**
+   * The binding the last access used, like KVM's {@code last_used_slot}: a hint, checked on every use
+   * (the GPA must fall in it, and its window must still be open inside the read-side section, which a
+   * deleted slot's is not), written only when it changes so that threads sharing this vCPU keep the
+   * line shared.
+   */
+  private MemslotTable.Binding lastSlot;
 
   /**
    * @param arch    the VM's hooks, which turn guest hypercalls into exits
@@ -146,8 +153,11 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
+    MemslotTable.Binding slot = lastSlot;
+    if (slot == null || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
+      slot = lookup(gpa);
+    }
     while (true) {
-      MemslotTable.Binding slot = memslots.binding(gpa);
       if (slot == null) {
         throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
       }
@@ -168,9 +178,17 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
       try {
         return lockedAccessPage(slot, gpa, off, write, privateAccess, value, copy);
       } catch (SlotDeleted e) {
-        // look the GPA up again
+        slot = lookup(gpa); // look the GPA up again
       }
     }
+  }
+
+  private MemslotTable.Binding lookup(long gpa) {
+    MemslotTable.Binding slot = memslots.binding(gpa);
+    if (slot != null && slot != lastSlot) {
+      lastSlot = slot;
+    }
+    return slot;
   }
 
   /** The slot was deleted while an access waited for the lock; never escapes {@link #accessPage}. */

@@ -21,6 +21,11 @@ final class EncryptionContext implements VcpuGate {
   /** Held shared by every vCPU ioctl, KVM_RUN for its whole duration; a move holds it exclusive. */
   private final ReentrantReadWriteLock vcpus = new ReentrantReadWriteLock();
   private volatile boolean movedAway;
+  /**
+   * Moved away or bugged: the one flag the hot access paths read ({@link #checkAlive} runs on every
+   * software-vCPU access), set before either reason becomes visible through its own field's checks.
+   */
+  private volatile boolean dead;
 
   /**
    * {@code awaiting}: whether the VM holds an open linked file still waiting for its context;
@@ -37,6 +42,17 @@ final class EncryptionContext implements VcpuGate {
 
   /** EIO once the context is gone or the arch hit {@code KVM_BUG_ON}, as every ioctl on a dead VM. */
   void checkAlive() {
+    if (dead) {
+      throwDead();
+    }
+  }
+
+  /** The arch hit {@code KVM_BUG_ON}. */
+  void markDead() {
+    dead = true;
+  }
+
+  private void throwDead() {
     if (movedAway) {
       throw new GmemException(Errno.EIO, "the VM's encryption context was moved to another VM: it is dead");
     }
@@ -86,5 +102,6 @@ final class EncryptionContext implements VcpuGate {
   /** The commit's last word for the source: every later call fails with EIO. */
   void markMovedAway() {
     movedAway = true;
+    dead = true;
   }
 }

@@ -20,6 +20,8 @@ final class VmArchContext implements ArchContext {
   private final VmType type;
   private final LongFunction<GuestMemInodeImpl> inodes;
   private final AtomicReference<String> deathReason = new AtomicReference<>();
+  /** Told once, when the VM dies: the vCPU paths read one volatile flag instead of this reference. */
+  private volatile Runnable onDeath = () -> {};
 
   VmArchContext(VmType type, LongFunction<GuestMemInodeImpl> inodes) {
     this.type = type;
@@ -43,6 +45,7 @@ final class VmArchContext implements ArchContext {
   @Override
   public void bug(String reason) {
     if (deathReason.compareAndSet(null, reason)) {
+      onDeath.run();
       LOG.error("{} VM is dead (KVM_BUG_ON): {}", type, reason);
     }
   }
@@ -50,6 +53,14 @@ final class VmArchContext implements ArchContext {
   @Override
   public boolean isDead() {
     return deathReason.get() != null;
+  }
+
+  /** {@code r} runs when the VM dies, or now if it already did. */
+  void onDeath(Runnable r) {
+    onDeath = r;
+    if (deathReason.get() != null) {
+      r.run();
+    }
   }
 
   /** Why the VM died, or null. */

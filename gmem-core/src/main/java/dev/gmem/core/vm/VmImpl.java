@@ -63,6 +63,7 @@ public final class VmImpl implements Vm {
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
     this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    archContext.onDeath(context::markDead);
     this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
     this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
   }
