@@ -53,6 +53,9 @@ final class SnpChapter {
     out.printf("  a second VM built from the same image: %s -> %s%n", second, first.equals(second) ? "the same measurement" : "DIFFERENT (bug)");
     again.close();
     runGuest(out, probe);
+    if (rt.backend().name().equals("kvm")) {
+      realVcpu(out, probe);
+    }
     probe.close();
     failingReclaim(out, rt);
   }
@@ -137,6 +140,38 @@ final class SnpChapter {
       } catch (GmemException e) {
         out.printf("  host reads the private page 8 -> %s (RMP check refusals so far: %d)%n", e.errno(), snp.rmpViolations());
       }
+    }
+  }
+
+  /**
+   * The DEFAULT KVM VM under the SNP VM: a real vCPU in real mode (shared accesses only: no C-bit
+   * on 6.18) reads the page the guest shared, and its read of a private page exits.
+   */
+  private static void realVcpu(PrintWriter out, Vm vm) {
+    GuestMemFile f = vm.memslots().get(0).file();
+    // Real mode reaches up to 0x10ffef: segment 0xffff (base 0xffff0) covers the chapter's pages 8..10.
+    int seg = 0xffff;
+    long base = (long) seg << 4;
+    f.setShareability(10 * PAGE, PAGE, Shareability.SHARED); // the VMM shares a page for the vCPU's code
+    long shared = GPA + 9 * PAGE - base;
+    long priv = GPA + 8 * PAGE - base;
+    byte[] program = {
+      (byte) 0xa0, (byte) shared, (byte) (shared >>> 8), // mov al, [page 9]   ; shared
+      (byte) 0xe6, 0x10, //                                out 0x10, al
+      (byte) 0xa0, (byte) priv, (byte) (priv >>> 8), //     mov al, [page 8]   ; private
+      (byte) 0xe6, 0x10, //                                out 0x10, al
+      (byte) 0xf4 //                                       hlt
+    };
+    try (HostMapping m = f.map(); dev.gmem.api.Vcpu cpu = vm.createVcpu(0)) {
+      m.write(10 * PAGE, program, 0, program.length);
+      cpu.setSpecialRegisters(cpu.specialRegisters()
+          .withCodeSegment(dev.gmem.api.Segment.realMode(seg, true))
+          .withDataSegments(dev.gmem.api.Segment.realMode(seg, false)));
+      cpu.setRegisters(dev.gmem.api.Registers.initial().withRip(GPA + 10 * PAGE - base));
+      VcpuExit first = cpu.run();
+      out.printf("  a real vCPU of the DEFAULT KVM VM underneath reads the shared page: %s ('%c')%n", first,
+          first instanceof VcpuExit.Io io ? (char) io.data()[0] : '?');
+      out.printf("  and the private page 8 (a shared access: no C-bit here) -> %s%n", cpu.run());
     }
   }
 
