@@ -91,6 +91,8 @@ public final class SnpArch implements ArchHooks {
   private final SecureRandom random = new SecureRandom();
   private final Set<GmemPage> unreclaimable = ConcurrentHashMap.newKeySet();
   private final Set<Long> nestedFaults = ConcurrentHashMap.newKeySet();
+  /** Guest frames the guest validates right before its first private access ({@link #validateBeforeFirstUse}). */
+  private final Set<Long> validateOnUse = ConcurrentHashMap.newKeySet();
   private final AtomicLong rmpViolations = new AtomicLong();
   private final AtomicLong vcEvents = new AtomicLong();
   private volatile boolean killOnReclaimFailure;
@@ -195,6 +197,23 @@ public final class SnpArch implements ArchHooks {
   public GuestCall pageStateChange(ByteBuffer pscBuffer) {
     checkAlive();
     return PageStateChange.buffer(pscBuffer);
+  }
+
+  /**
+   * Guest policy: the guest PVALIDATEs each page of {@code [gpa, gpa + length)} right before its
+   * first private access to it (just-in-time validation, as a guest that accepts memory lazily on
+   * allocation does), instead of all of them now. That access validates the page's RMP entry (a
+   * 2 MiB entry as a whole) instead of raising #VC; nothing is faulted in before it, so pages the
+   * guest never uses are never prepared — the RMP and prepare calls such a guest produces on
+   * hardware. Counted as validations, not as #VC events.
+   */
+  public void validateBeforeFirstUse(long gpa, long length) {
+    if ((gpa & (Folio.PAGE_SIZE - 1)) != 0 || length <= 0 || (length & (Folio.PAGE_SIZE - 1)) != 0) {
+      throw GmemException.einval("validateBeforeFirstUse: gpa 0x" + Long.toHexString(gpa) + " and length " + length + " must be page aligned");
+    }
+    for (long g = gpa >>> 12; g < (gpa + length) >>> 12; g++) {
+      validateOnUse.add(g);
+    }
   }
 
   private void checkAlive() {
@@ -355,6 +374,15 @@ public final class SnpArch implements ArchHooks {
       return null; // PVALIDATE's own nested page fault: it only needed the page in place
     }
     RmpEntry e = rmp.get(access.page());
+    if (e.assigned() && !e.validated() && validateOnUse.remove(access.gpa() >>> 12)) {
+      GmemPage first = e.is2M() ? Rmp.base2M(access.page()) : access.page();
+      rmp.validate(first, e.order(), true); // the guest's PVALIDATE just before this access
+      long firstGfn = (e.gpa() >>> 12) - (access.page().index() - first.index());
+      for (long g = firstGfn; g < firstGfn + (1L << e.order()); g++) {
+        validateOnUse.remove(g);
+      }
+      return null;
+    }
     if (e.assigned() && !e.validated()) {
       vcEvents.incrementAndGet();
       return new VcpuExit.GuestException(VcpuExit.GuestException.VC, VC_PAGE_NOT_VALIDATED, access.gpa());

@@ -75,6 +75,31 @@ class ValidationTest {
 
   @ParameterizedTest
   @MethodSource("backends")
+  void aGuestThatValidatesJustBeforeFirstUsePreparesOnlyWhatItUses(String backend) {
+    try (GmemRuntime rt = SnpVms.runtime(backend)) {
+      Vm vm = rt.createVm(VmType.SNP);
+      SnpArch snp = SnpVms.arch(vm);
+      GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP);
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, GPA, 4 * PAGE, f, 0);
+      snp.validateBeforeFirstUse(GPA, 3 * PAGE);
+      expect(Errno.EINVAL, () -> snp.validateBeforeFirstUse(GPA + 1, PAGE));
+      expect(Errno.EINVAL, () -> snp.validateBeforeFirstUse(GPA, 0));
+
+      assertNull(vm.softwareVcpu().write(GPA + PAGE, new byte[] {9}, 0, 1, true), "validated right before the access");
+      assertTrue(snp.rmpEntry(page(f, 1)).validated());
+      assertEquals(RmpEntry.HYPERVISOR, snp.rmpEntry(page(f, 2)), "never used: never faulted in");
+      assertEquals(0, snp.vcEvents());
+      assertEquals(new VcpuExit.GuestException(VcpuExit.GuestException.VC, SnpArch.VC_PAGE_NOT_VALIDATED, GPA + 3 * PAGE),
+          vm.softwareVcpu().read(GPA + 3 * PAGE, new byte[1], 0, 1, true), "outside the range: #VC");
+      f.setShareability(PAGE, PAGE, Shareability.SHARED);
+      f.setShareability(PAGE, PAGE, Shareability.PRIVATE);
+      assertEquals(new VcpuExit.GuestException(VcpuExit.GuestException.VC, SnpArch.VC_PAGE_NOT_VALIDATED, GPA + PAGE),
+          vm.softwareVcpu().read(GPA + PAGE, new byte[1], 0, 1, true), "once per validation: private again, unvalidated again");
+    }
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
   void badPvalidateInputFailsAndChangesNothing(String backend) {
     try (GmemRuntime rt = SnpVms.runtime(backend)) {
       Vm vm = rt.createVm(VmType.SNP);
