@@ -9,6 +9,7 @@ module dev.gmem.examples {
   requires dev.gmem.api;
   requires dev.gmem.core;
   requires dev.gmem.arch.snp; // the SNP demo chapter and SnpLaunchBench inspect its firmware model
+  requires dev.gmem.userfault; // gmem snapshot / restore
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;
   requires jmh.core;

@@ -10,6 +10,8 @@ import dev.gmem.api.VmType;
  * The gmem side of a pair: a runtime forced onto one backend, a DEFAULT VM and one
  * {@code MMAP|INIT_SHARED} guest_memfd file — the same flags the raw side passes to
  * {@code KVM_CREATE_GUEST_MEMFD} (other VM types and creation flags where a family needs them).
+ * The userfault feature is off: its interceptor sees every access (no lock-free path), which is
+ * its own cost, measured by its own family, not these.
  */
 final class GmemFixture implements AutoCloseable {
   final GmemRuntime runtime;
@@ -31,7 +33,7 @@ final class GmemFixture implements AutoCloseable {
   }
 
   static GmemFixture open(String backend, long size, VmType type, long flags) {
-    GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).build();
+    GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).property("gmem.feature.userfault", "false").build();
     try {
       if (!rt.backend().name().equals(backend)) {
         throw new IllegalStateException("gmem chose backend " + rt.backend().name() + " (" + rt.backend().reason() + "), not " + backend);

@@ -38,6 +38,8 @@ public final class MemslotTable {
   private final TreeMap<Integer, Memslot> slots = new TreeMap<>();
   private final java.util.HashMap<Integer, Binding> bindings = new java.util.HashMap<>();
   private volatile Binding[] byGpa = new Binding[0];
+  /** Bumped by every applied change, like KVM's memslot generation: a cached binding is valid only within one. */
+  private volatile long generation;
 
   /**
    * A slot with what the software vCPU needs on every access resolved once, when the slot is
@@ -75,6 +77,19 @@ public final class MemslotTable {
     this.addressSpaces = privateMemory ? 1 : limits.addressSpaces();
     this.slotIds = limits.slots();
     this.maxGfn = (1L << (limits.maxGpaBits() - Folio.PAGE_SHIFT)) - 1;
+  }
+
+  /**
+   * The table's generation: changes with every applied change (an update of a slot's flags
+   * included, which keeps the slot's window but replaces its binding). Lock-free.
+   */
+  public long generation() {
+    return generation;
+  }
+
+  /** Memslot flag bits active features give meaning to. */
+  public int featureFlags() {
+    return featureFlags;
   }
 
   /** What a validated change does. */
@@ -197,6 +212,7 @@ public final class MemslotTable {
         .map(m -> bindings.get(m.slot())).toArray(Binding[]::new);
     Arrays.sort(snap, Comparator.comparingLong(Binding::gpa));
     byGpa = snap;
+    generation++; // after the new snapshot: a reader that sees the new generation finds the new bindings
     return result;
   }
 

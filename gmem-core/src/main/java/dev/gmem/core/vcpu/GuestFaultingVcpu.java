@@ -6,6 +6,7 @@ import dev.gmem.api.SpecialRegisters;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.core.memslot.MemslotTable;
+import dev.gmem.core.memslot.StageTwoView;
 
 /**
  * A real vCPU whose guest faults on gmem memory follow the VM type's rule where the kernel cannot
@@ -21,6 +22,13 @@ import dev.gmem.core.memslot.MemslotTable;
  * not retried: a faulting one stays pending, and the next {@link #run()} redoes it before
  * entering the guest — completing the read with the memory's bytes or storing the write — or
  * returns the exit again while the page is still not reachable. Exactly once, as on hardware.
+ *
+ * <p>Slots with a {@link StageTwoView} (a feature's memslot flag, e.g. KVM Userfault) come back the
+ * same way for data accesses, and as an emulation failure for an instruction fetch from a zapped
+ * page, whose GPA is the code segment base plus RIP, translated through the guest's page tables
+ * where paging is on (4-level only). Either becomes a guest fault on gmem's path; once that lets
+ * the access through, the page is mapped back in the view, as KVM installs a stage-2 entry, so
+ * later accesses to it no longer leave the guest.
  */
 public final class GuestFaultingVcpu implements Vcpu {
   private final Vcpu vcpu;
@@ -43,13 +51,102 @@ public final class GuestFaultingVcpu implements Vcpu {
         if (refused != null) {
           return refused;
         }
+        mapBack(pending.gpa());
         pending = null;
       }
       VcpuExit exit = vcpu.run();
+      if (exit instanceof VcpuExit.InternalError ie && ie.suberror() == VcpuExit.InternalError.SUBERROR_EMULATION) {
+        VcpuExit fetch = zappedFetch(exit);
+        if (fetch != null) {
+          return fetch;
+        }
+        continue;
+      }
       if (!(exit instanceof VcpuExit.Mmio m) || memslots.lookup(m.gpa()) == null || m.length() > Long.BYTES) {
         return exit;
       }
       pending = m;
+    }
+  }
+
+  /**
+   * An emulation failure: if the instruction fetch hit a zapped page of a slot's stage-2 view, a
+   * guest fault on it — its exit, or null once the page is mapped back and the guest may run
+   * again; else {@code exit} itself.
+   */
+  private VcpuExit zappedFetch(VcpuExit exit) {
+    long gpa;
+    try {
+      gpa = fetchGpa();
+    } catch (FetchExit e) {
+      return e.exit;
+    }
+    MemslotTable.Binding b = gpa < 0 ? null : memslots.binding(gpa);
+    if (b == null || !(b.kernelView() instanceof StageTwoView view) || !view.isZapped((gpa - b.gpa()) >>> 12)) {
+      return exit;
+    }
+    VcpuExit refused = fault.read(gpa, new byte[1], 0, 1, false);
+    if (refused != null) {
+      return refused;
+    }
+    view.map((gpa - b.gpa()) >>> 12);
+    return null;
+  }
+
+  /** A guest fault met while walking the guest's page tables for the fetch address. */
+  private static final class FetchExit extends RuntimeException {
+    final VcpuExit exit;
+
+    FetchExit(VcpuExit exit) {
+      super(null, null, false, false);
+      this.exit = exit;
+    }
+  }
+
+  /** The GPA of the instruction at CS:RIP, or -1 where gmem does not walk this paging mode. */
+  private long fetchGpa() {
+    SpecialRegisters s = vcpu.specialRegisters();
+    long linear = s.cs().base() + vcpu.registers().rip();
+    if ((s.cr0() & SpecialRegisters.CR0_PG) == 0) {
+      return linear & 0xffff_ffffL;
+    }
+    if ((s.efer() & SpecialRegisters.EFER_LMA) == 0) {
+      return -1;
+    }
+    long table = s.cr3() & 0x000f_ffff_ffff_f000L;
+    for (int level = 3; level >= 0; level--) {
+      long entry = readGuestLong(table + 8 * ((linear >>> (12 + 9 * level)) & 0x1ff));
+      if ((entry & 1) == 0) {
+        return -1;
+      }
+      long frame = entry & 0x000f_ffff_ffff_f000L;
+      if (level > 0 && level < 3 && (entry & 0x80) != 0) {
+        long size = 1L << (12 + 9 * level);
+        return (frame & -size) | (linear & (size - 1));
+      }
+      table = frame;
+    }
+    return table | (linear & 0xfff);
+  }
+
+  private long readGuestLong(long gpa) {
+    byte[] b = new byte[Long.BYTES];
+    VcpuExit e = fault.read(gpa, b, 0, b.length, false);
+    if (e != null) {
+      throw new FetchExit(e);
+    }
+    long v = 0;
+    for (int i = 0; i < b.length; i++) {
+      v |= (b[i] & 0xffL) << (8 * i);
+    }
+    return v;
+  }
+
+  /** A pending access that went through: map its page back where the slot's view zapped it. */
+  private void mapBack(long gpa) {
+    MemslotTable.Binding b = memslots.binding(gpa);
+    if (b != null && b.kernelView() instanceof StageTwoView view) {
+      view.map((gpa - b.gpa()) >>> 12);
     }
   }
 

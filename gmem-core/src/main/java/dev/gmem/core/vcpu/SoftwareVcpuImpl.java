@@ -42,7 +42,14 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * deleted slot's is not), written only when it changes so that threads sharing this vCPU keep the
    * line shared.
    */
-  private MemslotTable.Binding lastSlot;
+  private Hint lastSlot;
+
+  /**
+   * The hinted binding with the table's generation it was looked up in, published as one reference:
+   * a late toggle of a slot's feature flag (KVM Userfault) replaces its binding but keeps its window
+   * open, so the hint must not outlive the generation or faults would see the old flags.
+   */
+  private record Hint(MemslotTable.Binding binding, long generation) {}
 
   /**
    * @param arch    the VM's hooks, which turn guest hypercalls into exits
@@ -153,8 +160,9 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
-    MemslotTable.Binding slot = lastSlot;
-    if (slot == null || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
+    Hint hint = lastSlot;
+    MemslotTable.Binding slot = hint == null ? null : hint.binding();
+    if (slot == null || hint.generation() != memslots.generation() || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
       slot = lookup(gpa);
     }
     while (true) {
@@ -184,9 +192,11 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   }
 
   private MemslotTable.Binding lookup(long gpa) {
+    long generation = memslots.generation(); // before the lookup: a change in between leaves the hint stale, never wrong
     MemslotTable.Binding slot = memslots.binding(gpa);
-    if (slot != null && slot != lastSlot) {
-      lastSlot = slot;
+    Hint hint = lastSlot;
+    if (slot != null && (hint == null || slot != hint.binding() || generation != hint.generation())) {
+      lastSlot = new Hint(slot, generation);
     }
     return slot;
   }

@@ -26,6 +26,7 @@ import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.inode.GuestView;
 import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.memslot.MemslotTable;
+import dev.gmem.core.memslot.StageTwoView;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.vcpu.GuestFaultingVcpu;
 import dev.gmem.core.vcpu.SoftwareVcpuImpl;
@@ -281,13 +282,26 @@ public final class VmImpl implements Vm {
    * slot is bound as plain user memory so that every kernel takes guest accesses through it:
    * a real vCPU's access to a private page then comes back and goes through gmem's fault path
    * ({@link GuestFaultingVcpu}), like the software vCPU's.
+   *
+   * <p>Where active features give meaning to memslot flags (KVM Userfault), a slot of 4 KiB memory
+   * gets a {@link StageTwoView} as its {@code userspace_addr} instead, bound as plain user memory
+   * for the same reason: setting such a flag, at creation or late, zaps it, and clearing it maps it
+   * whole again, so that a real vCPU's faults reach the features as the software vCPU's do.
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
     checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.UPDATE) {
-      return memslots.apply(change, slot, flags, gpa, size, file, offset, null, null).slot();
+      MemslotTable.Binding b = memslots.apply(change, slot, flags, gpa, size, file, offset, null, null);
+      if (b.kernelView() instanceof StageTwoView view) {
+        if ((flags & memslots.featureFlags()) != 0) {
+          view.zapAll(); // set, or changed while set: as KVM zaps the slot's stage-2 mappings
+        } else {
+          view.mapAll();
+        }
+      }
+      return b.slot();
     }
     if (change == MemslotTable.Change.DELETE) {
       Memslot old = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow();
@@ -297,21 +311,28 @@ public final class VmImpl implements Vm {
     GuestMemInodeImpl inode = ((GuestMemFileImpl) file).inodeImpl();
     inode.acquire();
     GuestView.Window window = null;
-    HostMappingImpl kernelView = null;
+    AutoCloseable kernelView = null;
     try {
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
       if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
+      } else if (memslots.featureFlags() != 0 && inode.hostBlockOrder() == 0) {
+        kernelView = StageTwoView.create(inode, offset, size, (flags & memslots.featureFlags()) != 0);
       }
       // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
       // a file linked where the kernel cannot link — and memory whose private pages the kernel must
       // not reach is bound as plain user memory, and gmem keeps the guest_memfd rules.
       Fd kernelFile = kernelView == null ? ((GuestMemFileImpl) file).kernelGuestMemfd() : null;
-      long uaddr = kernelView != null ? kernelView.address() : window.address(offset);
+      long uaddr = kernelView instanceof HostMappingImpl h ? h.address()
+          : kernelView instanceof StageTwoView v ? v.address() : window.address(offset);
       backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
     } catch (RuntimeException e) {
       if (kernelView != null) {
-        kernelView.close();
+        try {
+          kernelView.close();
+        } catch (Exception suppressed) {
+          e.addSuppressed(suppressed);
+        }
       }
       if (window != null) {
         window.close(); // nobody copies through it yet
@@ -354,7 +375,7 @@ public final class VmImpl implements Vm {
   public Vcpu createVcpu(int id) {
     checkUsable();
     Vcpu v = backend.createVcpu(id, context);
-    if (arch().privateBitInAccess()) {
+    if (arch().privateBitInAccess() || memslots.featureFlags() != 0) {
       v = new GuestFaultingVcpu(v, memslots, softwareVcpu);
     }
     vcpus.add(v);

@@ -74,4 +74,21 @@ class GuestAccessRulesTest {
       expect(Errno.EINVAL, () -> other.setMemoryRegion(0, Memslot.GUEST_MEMFD | FixtureFeature.USERFAULT, 0, PAGE, g, 0));
     }
   }
+
+  /** The software vCPU's last-used-slot hint must not carry a slot's flags across a late toggle. */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aLateToggleReachesTheNextAccessOfTheSameVcpu(String backend) {
+    try (GmemRuntime rt = SpiFixtures.runtime(backend)) {
+      FixtureFeature feature = rt.feature(FixtureFeature.class).orElseThrow();
+      Vm vm = rt.createVm(VmType.DEFAULT);
+      GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, GPA, 4 * PAGE, f, 0);
+      vm.softwareVcpu().readLong(GPA, false);
+      assertEquals(Memslot.GUEST_MEMFD, feature.lastGuestFault().slot().flags());
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD | FixtureFeature.USERFAULT, GPA, 4 * PAGE, f, 0);
+      vm.softwareVcpu().readLong(GPA + PAGE, false);
+      assertEquals(Memslot.GUEST_MEMFD | FixtureFeature.USERFAULT, feature.lastGuestFault().slot().flags());
+    }
+  }
 }

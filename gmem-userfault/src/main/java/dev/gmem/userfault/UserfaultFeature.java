@@ -1,0 +1,335 @@
+package dev.gmem.userfault;
+
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Vm;
+import dev.gmem.api.spi.FaultInterceptor;
+import dev.gmem.api.spi.Feature;
+import dev.gmem.api.spi.GmemPage;
+import dev.gmem.api.spi.GuestFault;
+import dev.gmem.api.spi.HostMemory;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * KVM Userfault in user space: per-memslot bitmaps, the vCPU exit, the 4 KiB limit, the async
+ * wait of host accesses, the installer. The real vCPU's faults reach {@link #guestFault} through
+ * core's stage-2 view of slots with a feature flag (core zaps it when the flag is set and maps a
+ * page back once this lets an access through), the software vCPU's directly.
+ */
+final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
+  private static final long PAGE = 4096;
+  /** Whether the current thread is installing a page (its own accesses must not wait for it). */
+  private static final ThreadLocal<Boolean> INSTALLING = ThreadLocal.withInitial(() -> false);
+
+  private final HostMemory host;
+  private final boolean kernelUserfault;
+  private final FaultStats stats = new FaultStats();
+  private final Map<SlotKey, Registration> bySlot = new ConcurrentHashMap<>();
+  /** Every registration, for host faults by inode page; replaced whole on change. */
+  private volatile Registration[] all = new Registration[0];
+  private final Map<Vm, Supervisor> supervisors = new ConcurrentHashMap<>();
+  /** Per thread: the page its last vCPU access exited on, and when (for the latency of the resolution). */
+  private final ThreadLocal<long[]> exitedOn = ThreadLocal.withInitial(() -> new long[] {-1, 0});
+  private volatile long deadlineNanos = Duration.ofSeconds(10).toNanos();
+
+  UserfaultFeature(HostMemory host, boolean kernelUserfault) {
+    this.host = host;
+    this.kernelUserfault = kernelUserfault;
+  }
+
+  private record SlotKey(Vm vm, int slot) {}
+
+  /**
+   * A bitmap bound to a memslot's geometry, and the slot's stand-in for stage 2: the pages a vCPU
+   * access mapped since the flag was last set ({@code mapped}), reset when the feature sees a new
+   * epoch of the slot (a different {@link Memslot} record: the flag was cleared and set again).
+   */
+  private static final class Registration {
+    final Vm vm;
+    final int slot;
+    final long gpa;
+    final long pages;
+    final long ino;
+    final long fileOffset;
+    final UserfaultBitmap bitmap;
+    volatile Memslot epoch;
+    volatile AtomicLongArray mapped;
+
+    Registration(Vm vm, Memslot m, UserfaultBitmap bitmap) {
+      this.vm = vm;
+      this.slot = m.slot();
+      this.gpa = m.gpa();
+      this.pages = m.size() / PAGE;
+      this.ino = m.file().inode().ino();
+      this.fileOffset = m.offset();
+      this.bitmap = bitmap;
+      this.mapped = new AtomicLongArray((int) ((pages + 63) >>> 6));
+    }
+
+    boolean sameGeometry(Memslot m) {
+      return m.gpa() == gpa && m.size() / PAGE == pages && m.offset() == fileOffset && m.file().inode().ino() == ino;
+    }
+
+    boolean isMapped(long page) {
+      return (mapped.get((int) (page >>> 6)) & (1L << page)) != 0;
+    }
+
+    void markMapped(long page) {
+      mapped.getAndAccumulate((int) (page >>> 6), 1L << page, (a, b) -> a | b);
+    }
+
+    /** The stage-2 stand-in for slot record {@code m}: a new epoch starts with nothing mapped. */
+    void enter(Memslot m) {
+      if (epoch != m) {
+        synchronized (this) {
+          if (epoch != m) {
+            mapped = new AtomicLongArray(mapped.length());
+            epoch = m;
+          }
+        }
+      }
+    }
+  }
+
+  @Override
+  public FaultInterceptor faultInterceptor() {
+    return this;
+  }
+
+  // ---- API ------------------------------------------------------------------------------------
+
+  @Override
+  public synchronized UserfaultBitmap bitmap(Vm vm, int slot) {
+    Memslot m = vm.memslots().stream().filter(s -> s.slot() == slot).findFirst()
+        .orElseThrow(() -> GmemException.einval("VM has no memslot " + slot));
+    SlotKey key = new SlotKey(vm, slot);
+    Registration r = bySlot.get(key);
+    if (r != null && r.sameGeometry(m) && r.bitmap.isOpen()) {
+      return r.bitmap;
+    }
+    // A slot deleted and created anew gets a new bitmap; the old one stays mapped (a racing host
+    // fault may still read it) until the runtime goes.
+    Registration fresh = new Registration(vm, m, new UserfaultBitmap(host, m.size() / PAGE));
+    bySlot.put(key, fresh);
+    publish();
+    return fresh.bitmap;
+  }
+
+  private void publish() {
+    all = bySlot.values().toArray(Registration[]::new);
+  }
+
+  private Registration byGpa(Vm vm, long gpa) {
+    for (Registration r : all) {
+      if (r.vm == vm && Long.compareUnsigned(gpa - r.gpa, r.pages * PAGE) < 0) {
+        return r;
+      }
+    }
+    return null;
+  }
+
+  @Override
+  public void install(Vm vm, long gpa, ByteBuffer page) {
+    if (page.remaining() < PAGE) {
+      throw GmemException.einval("a page is 4096 bytes, got " + page.remaining());
+    }
+    byte[] bytes = new byte[(int) PAGE];
+    page.duplicate().get(bytes);
+    fill(vm, gpa, bytes);
+  }
+
+  @Override
+  public void installZero(Vm vm, long gpa) {
+    fill(vm, gpa, new byte[(int) PAGE]);
+  }
+
+  private void fill(Vm vm, long gpa, byte[] bytes) {
+    Registration r = byGpa(vm, gpa);
+    if (r == null) {
+      throw GmemException.einval("GPA 0x" + Long.toHexString(gpa) + " is covered by no userfault bitmap");
+    }
+    long page = (gpa - r.gpa) / PAGE;
+    if (!r.bitmap.isSet(page)) {
+      throw new GmemException(Errno.EEXIST, "page at GPA 0x" + Long.toHexString(gpa) + " is present (its bit is clear)");
+    }
+    INSTALLING.set(true);
+    try {
+      vm.guestMemory().write(r.gpa + page * PAGE, bytes, 0, bytes.length);
+    } finally {
+      INSTALLING.set(false);
+    }
+    r.bitmap.clear(page); // release: the data above is visible to whoever sees the bit clear
+  }
+
+  @Override
+  public void await(Vm vm, long gpa) {
+    Registration r = byGpa(vm, gpa);
+    if (r == null) {
+      throw GmemException.einval("GPA 0x" + Long.toHexString(gpa) + " is covered by no userfault bitmap");
+    }
+    long bit = (gpa - r.gpa) / PAGE;
+    if (r.bitmap.isSet(bit)) {
+      await(r, bit, FaultSource.VCPU_USERFAULT);
+    }
+  }
+
+  @Override
+  public boolean isMissing(Vm vm, long gpa) {
+    Registration r = byGpa(vm, gpa);
+    return r != null && r.bitmap.isSet((gpa - r.gpa) / PAGE);
+  }
+
+  @Override
+  public Duration deadline() {
+    return Duration.ofNanos(deadlineNanos);
+  }
+
+  @Override
+  public void deadline(Duration deadline) {
+    if (deadline.isNegative() || deadline.isZero()) {
+      throw GmemException.einval("deadline must be positive: " + deadline);
+    }
+    deadlineNanos = deadline.toNanos();
+  }
+
+  @Override
+  public void supervise(Vm vm, Supervisor supervisor) {
+    if (supervisor == null) {
+      supervisors.remove(vm);
+    } else {
+      supervisors.put(vm, supervisor);
+    }
+    for (Registration r : all) {
+      if (r.vm == vm) {
+        r.bitmap.wakeAll();
+      }
+    }
+  }
+
+  @Override
+  public FaultStats stats() {
+    return stats;
+  }
+
+  @Override
+  public boolean kernelUserfault() {
+    return kernelUserfault;
+  }
+
+  // ---- vCPU faults ------------------------------------------------------------------------------
+
+  @Override
+  public long guestFault(GuestFault fault) {
+    Memslot slot = fault.slot();
+    if (slot == null || (slot.flags() & MEM_USERFAULT) == 0) {
+      return 0;
+    }
+    Registration r = bySlot.get(new SlotKey(fault.vm(), slot.slot()));
+    if (r == null || !r.sameGeometry(slot)) {
+      return 0; // no bitmap given: no bit is set
+    }
+    r.enter(slot);
+    long page = (fault.gpa() - slot.gpa()) / PAGE;
+    long pageGpa = slot.gpa() + page * PAGE;
+    long[] last = exitedOn.get();
+    if (r.isMapped(page)) {
+      return 0; // KVM mapped it since the flag was set: later bits do not affect it
+    }
+    if (r.bitmap.isSet(page)) {
+      if (last[0] != pageGpa) {
+        last[0] = pageGpa;
+        last[1] = System.nanoTime();
+        Supervisor s = supervisors.get(fault.vm());
+        if (s != null) {
+          s.demanded(pageGpa, FaultSource.VCPU_USERFAULT);
+        }
+      }
+      return EXIT_FLAG_USERFAULT;
+    }
+    if (last[0] == pageGpa) {
+      stats.resolved(FaultSource.VCPU_USERFAULT, Thread.currentThread().getName(), pageGpa, System.nanoTime() - last[1]);
+      last[0] = -1;
+    }
+    r.markMapped(page);
+    return 0;
+  }
+
+  @Override
+  public int maxMappingOrder(GuestFault fault) {
+    return fault.slot() != null && (fault.slot().flags() & MEM_USERFAULT) != 0 ? 0 : 18;
+  }
+
+  // ---- non-vCPU accesses: async userfault --------------------------------------------------------
+
+  @Override
+  public void hostFault(GmemPage page, boolean write) {
+    if (INSTALLING.get()) {
+      return;
+    }
+    long offset = page.offset();
+    for (Registration r : all) {
+      if (r.ino == page.ino() && Long.compareUnsigned(offset - r.fileOffset, r.pages * PAGE) < 0) {
+        long bit = (offset - r.fileOffset) / PAGE;
+        if (r.bitmap.isSet(bit)) {
+          await(r, bit, FaultSource.ASYNC);
+        }
+      }
+    }
+  }
+
+  @Override
+  public void pin(GmemPage first, long nrPages) {
+    for (long i = 0; i < nrPages; i++) {
+      hostFault(first.plus(i), true);
+    }
+  }
+
+  private void await(Registration r, long bit, FaultSource source) {
+    long gpa = r.gpa + bit * PAGE;
+    long t0 = System.nanoTime();
+    Supervisor s = supervisors.get(r.vm);
+    if (s != null) {
+      String failed = s.failure();
+      if (failed != null) {
+        stats.failed();
+        throw new GmemException(Errno.EIO, "userfault: page at GPA 0x" + Long.toHexString(gpa) + " is missing and cannot arrive: " + failed);
+      }
+      s.demanded(gpa, source);
+    }
+    boolean clear;
+    try {
+      clear = r.bitmap.awaitClear(bit, t0 + deadlineNanos, () -> s != null && s.failure() != null);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new GmemException(Errno.EINTR, "userfault: interrupted waiting for the page at GPA 0x" + Long.toHexString(gpa));
+    }
+    if (!clear) {
+      stats.failed();
+      String failed = s == null ? null : s.failure();
+      if (failed == null && s != null) {
+        s.stalled(gpa);
+        failed = s.failure();
+      }
+      throw new GmemException(Errno.EIO, "userfault: page at GPA 0x" + Long.toHexString(gpa) + " not resolved within "
+          + deadline() + (failed != null ? ": " + failed : ""));
+    }
+    if (source == FaultSource.ASYNC) { // a vCPU's resolution is counted when its access goes through
+      stats.resolved(source, Thread.currentThread().getName(), gpa, System.nanoTime() - t0);
+    }
+  }
+
+  /** Bitmaps of VMs that are gone (runtime close). */
+  void closeAll() {
+    List<Registration> regs = new ArrayList<>(bySlot.values());
+    bySlot.clear();
+    publish();
+    regs.forEach(r -> r.bitmap.close());
+  }
+}

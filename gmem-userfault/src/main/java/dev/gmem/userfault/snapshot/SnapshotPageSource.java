@@ -1,0 +1,59 @@
+package dev.gmem.userfault.snapshot;
+
+import dev.gmem.api.Api;
+import dev.gmem.userfault.source.StreamingPageSource;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+
+/** Serves a {@link Snapshot}'s pages: positional reads of {@code memory.img}; known-zero pages as zero messages. */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public final class SnapshotPageSource extends StreamingPageSource {
+  private final FileChannel image;
+  private final BitSet zero;
+  private final List<Long> order = new ArrayList<>();
+
+  public SnapshotPageSource(Snapshot snapshot) throws IOException {
+    this.image = FileChannel.open(snapshot.dir().resolve("memory.img"), StandardOpenOption.READ);
+    this.zero = snapshot.zeroPages();
+    for (Snapshot.SlotMeta s : snapshot.slots()) {
+      for (long p = 0; p < s.size() / Snapshot.PAGE; p++) {
+        order.add(s.gpa() / Snapshot.PAGE + p);
+      }
+    }
+  }
+
+  @Override
+  protected List<Long> pages() {
+    return order;
+  }
+
+  @Override
+  protected boolean read(long gfn, ByteBuffer into) throws IOException {
+    if (gfn < Integer.MAX_VALUE && zero.get((int) gfn)) {
+      return false;
+    }
+    long at = gfn * Snapshot.PAGE;
+    while (into.hasRemaining()) {
+      int n = image.read(into, at + into.position());
+      if (n < 0) {
+        throw Snapshot.corrupt("memory.img ends before GFN 0x" + Long.toHexString(gfn));
+      }
+    }
+    return true;
+  }
+
+  @Override
+  public void close() {
+    super.close();
+    try {
+      image.close();
+    } catch (IOException ignored) {
+      // read-only
+    }
+  }
+}

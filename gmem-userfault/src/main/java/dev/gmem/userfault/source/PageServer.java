@@ -1,0 +1,227 @@
+package dev.gmem.userfault.source;
+
+import dev.gmem.api.Api;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.api.Vm;
+import dev.gmem.userfault.FaultSource;
+import dev.gmem.userfault.Userfault;
+import dev.gmem.userfault.UserfaultBitmap;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.zip.CRC32C;
+
+/**
+ * Serves a VM's missing pages from a {@link PageSource} and supervises it: every memslot gets a
+ * userfault bitmap with every bit set (all pages missing) and {@link Userfault#MEM_USERFAULT};
+ * faults that meet a set bit request their page urgently; delivered pages are checked (CRC32C)
+ * and installed, data first, bit cleared after. If the source fails or a fault waits out the
+ * deadline, the VM is {@linkplain #paused() paused} for good: {@link #run} refuses to enter the
+ * guest again and every waiting access fails with EIO. A missing page is never replaced by zeros;
+ * a known-zero page comes as its own message.
+ *
+ * <p>The order in which pages were first demanded ({@link #demandOrder()}) is the working set of
+ * this run: give it to the next restore's {@link #prefetch} and those pages come first.
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public final class PageServer implements PageSink, Userfault.Supervisor, AutoCloseable {
+  private static final long PAGE = 4096;
+
+  private final Userfault userfault;
+  private final Vm vm;
+  private final PageSource source;
+  private final List<UserfaultBitmap> bitmaps = new ArrayList<>();
+  private final List<Memslot> slots;
+  private final long totalPages;
+  private final Set<Long> demanded = Collections.synchronizedSet(new LinkedHashSet<>());
+  private volatile String failure;
+
+  private PageServer(Userfault userfault, Vm vm, PageSource source) {
+    this.userfault = userfault;
+    this.vm = vm;
+    this.source = source;
+    this.slots = vm.memslots();
+    this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
+  }
+
+  /**
+   * Marks every page of {@code vm}'s memslots missing, sets USERFAULT on each slot (the late toggle),
+   * and starts {@code source}: the VM may run at once.
+   */
+  public static PageServer start(Userfault userfault, Vm vm, PageSource source) {
+    PageServer s = new PageServer(userfault, vm, source);
+    for (Memslot m : s.slots) {
+      UserfaultBitmap b = userfault.bitmap(vm, m.slot());
+      b.setAll();
+      s.bitmaps.add(b);
+      if ((m.flags() & Userfault.MEM_USERFAULT) == 0) {
+        vm.setMemoryRegion(m.slot(), m.flags() | Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+      }
+    }
+    userfault.supervise(vm, s);
+    source.start(s);
+    return s;
+  }
+
+  /** Hints {@code gfns} (a previous run's {@link #demandOrder()}) to the source, in order, ahead of the background fill. */
+  public void prefetch(List<Long> gfns) {
+    for (long g : gfns) {
+      source.request(g, false);
+    }
+  }
+
+  /**
+   * Runs {@code vcpu} until an exit other than a USERFAULT memory fault: each of those waits for
+   * its page (at most the deadline) and enters the guest again. EIO once paused.
+   */
+  public VcpuExit run(Vcpu vcpu) {
+    while (true) {
+      checkRunnable();
+      VcpuExit exit = vcpu.run();
+      if (exit instanceof VcpuExit.MemoryFault f && (f.flags() & Userfault.EXIT_FLAG_USERFAULT) != 0) {
+        userfault.await(vm, f.gpa());
+        continue;
+      }
+      return exit;
+    }
+  }
+
+  private void checkRunnable() {
+    String f = failure;
+    if (f != null) {
+      throw new GmemException(Errno.EIO, "VM paused: missing pages cannot arrive (" + f + ")");
+    }
+  }
+
+  /** Whether the VM is paused for good (the source failed or stalled). */
+  public boolean paused() {
+    return failure != null;
+  }
+
+  @Override
+  public String failure() {
+    return failure;
+  }
+
+  /** Pages present now. */
+  public long residentPages() {
+    long missing = 0;
+    for (UserfaultBitmap b : bitmaps) {
+      missing += b.countSet();
+    }
+    return totalPages - missing;
+  }
+
+  public long totalPages() {
+    return totalPages;
+  }
+
+  /** Whether every page is present. */
+  public boolean complete() {
+    return residentPages() == totalPages;
+  }
+
+  /** A one-line progress report. */
+  public String progress() {
+    long r = residentPages();
+    return String.format("restore: %d/%d pages resident (%.1f%%), %d demand-faulted%s", r, totalPages,
+        totalPages == 0 ? 100.0 : 100.0 * r / totalPages, demanded.size(), failure != null ? ", PAUSED: " + failure : "");
+  }
+
+  /** GFNs in the order faults first demanded them: this run's working set. */
+  public List<Long> demandOrder() {
+    synchronized (demanded) {
+      return List.copyOf(demanded);
+    }
+  }
+
+  // ---- supervisor ---------------------------------------------------------------------------
+
+  @Override
+  public void demanded(long gpa, FaultSource from) {
+    long gfn = gpa / PAGE;
+    if (failure == null && demanded.add(gfn)) {
+      source.request(gfn, true);
+    } else if (failure == null) {
+      source.request(gfn, true);
+    }
+  }
+
+  @Override
+  public void stalled(long gpa) {
+    fail("page source stalled: GPA 0x" + Long.toHexString(gpa) + " not served within " + userfault.deadline());
+  }
+
+  private synchronized void fail(String why) {
+    if (failure == null) {
+      failure = why;
+      userfault.supervise(vm, this); // wakes every waiter to see it
+    }
+  }
+
+  // ---- sink ------------------------------------------------------------------------------------
+
+  @Override
+  public void page(long gfn, ByteBuffer data, int crc32c) {
+    if (failure != null) {
+      return;
+    }
+    CRC32C crc = new CRC32C();
+    ByteBuffer d = data.duplicate();
+    d.limit(d.position() + (int) PAGE);
+    crc.update(d.duplicate());
+    if ((int) crc.getValue() != crc32c) {
+      fail("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn));
+      return;
+    }
+    try {
+      userfault.install(vm, gfn * PAGE, d);
+    } catch (GmemException e) {
+      if (e.errno() != Errno.EEXIST) {
+        fail("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
+      }
+    }
+  }
+
+  @Override
+  public void zero(long gfn) {
+    if (failure != null) {
+      return;
+    }
+    try {
+      userfault.installZero(vm, gfn * PAGE);
+    } catch (GmemException e) {
+      if (e.errno() != Errno.EEXIST) {
+        fail("installing zero GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
+      }
+    }
+  }
+
+  @Override
+  public void failed(String reason) {
+    fail(reason);
+  }
+
+  @Override
+  public boolean missing(long gfn) {
+    return userfault.isMissing(vm, gfn * PAGE);
+  }
+
+  /** Stops the source and detaches; pages still missing stay missing (and their faults fail at the deadline). */
+  @Override
+  public void close() {
+    source.close();
+    if (failure == null && !complete()) {
+      fail("page server closed");
+    } else if (failure == null) {
+      userfault.supervise(vm, null);
+    }
+  }
+}
