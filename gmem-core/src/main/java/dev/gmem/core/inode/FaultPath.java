@@ -163,6 +163,25 @@ public final class FaultPath {
     return inode.arch().hostMayFault(page(index), s) && !inode.leaked().contains(index);
   }
 
+  /**
+   * Pages {@code [start, end)}, all of shareability {@code s}, cut into runs by whether the host
+   * may fault them, asking the arch about every page: an arch (pKVM's hypervisor) may refuse one
+   * page of a run the VMM's bookkeeping calls uniform. Each run is {@code {start, end, 1 or 0}}.
+   */
+  public List<long[]> hostRuns(long start, long end, Shareability s) {
+    List<long[]> runs = new ArrayList<>();
+    for (long i = start; i < end; i++) {
+      long may = hostMayFault(i, s) ? 1 : 0;
+      long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+      if (last != null && last[2] == may) {
+        last[1] = i + 1;
+      } else {
+        runs.add(new long[] {i, i + 1, may});
+      }
+    }
+    return runs;
+  }
+
   private void refuseLeaked(long index) {
     if (inode.leaked().contains(index)) {
       throw new GmemException(Errno.EHWPOISON, "page " + index + " of inode " + ino + " was leaked by the arch and is never handed out again");

@@ -107,8 +107,10 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       List<ShareabilityRange> faultable = new ArrayList<>();
       if (firstPage < endPage) {
         for (ShareabilityRange r : inode.shareabilityRanges(firstPage, endPage)) {
-          if (inode.faults().hostMayFault(r.start(), r.shareability())) {
-            faultable.add(r);
+          for (long[] run : inode.faults().hostRuns(r.start(), r.end(), r.shareability())) {
+            if (run[2] != 0) {
+              faultable.add(new ShareabilityRange(run[0], run[1], r.shareability()));
+            }
           }
         }
       }

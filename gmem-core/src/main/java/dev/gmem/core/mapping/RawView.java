@@ -156,7 +156,9 @@ final class RawView implements AutoCloseable {
           plan(firstPage, regionEnd(), true, firstPage, firstPage, ops);
         } else if (firstPage < end) {
           for (ShareabilityRange r : inode.shareabilityRanges(firstPage, end)) {
-            plan(r.start(), r.end(), inode.faults().hostMayFault(r.start(), r.shareability()), r.start(), r.end(), ops);
+            for (long[] run : inode.faults().hostRuns(r.start(), r.end(), r.shareability())) {
+              plan(run[0], run[1], run[2] != 0, run[0], run[1], ops);
+            }
           }
         }
         prepare(ops).apply();
@@ -178,7 +180,16 @@ final class RawView implements AutoCloseable {
       return MappingChange.NONE;
     }
     List<Op> ops = new ArrayList<>();
-    plan(startPage, endPage, accessible, startPage, endPage, ops);
+    if (accessible && blockPages == 1) {
+      // Shared again, but only where the arch lets the host fault (asked per page, as a fault would).
+      long first = Math.max(firstPage, startPage);
+      long end = Math.min(Math.min(inode.nrPages(), regionEnd()), endPage);
+      for (long[] run : first < end ? inode.faults().hostRuns(first, end, Shareability.SHARED) : List.<long[]>of()) {
+        plan(run[0], run[1], run[2] != 0, run[0], run[1], ops);
+      }
+    } else {
+      plan(startPage, endPage, accessible, startPage, endPage, ops);
+    }
     return ops.isEmpty() ? MappingChange.NONE : prepare(ops);
   }
 
@@ -220,8 +231,9 @@ final class RawView implements AutoCloseable {
 
   /**
    * Whether the host may fault every page of the block at {@code b} once pages
-   * {@code [changeStart, changeEnd)} are shared. Asks the arch once per block and allocates
-   * nothing: accessors ask on every access to a mixed block.
+   * {@code [changeStart, changeEnd)} are shared. Allocates nothing, and asks the arch (about every
+   * page) only once the block is found all shared: accessors get here on every access to a mixed
+   * block.
    */
   private boolean blockFaultableAfter(long b, long changeStart, long changeEnd) {
     long e = b + blockPages;
@@ -233,7 +245,17 @@ final class RawView implements AutoCloseable {
     long s2 = Math.max(b, Math.min(e, changeEnd));
     return (b >= s1 || store.isUniform(b, s1, Shareability.SHARED))
         && (s2 >= e || store.isUniform(s2, e, Shareability.SHARED))
-        && inode.faults().hostMayFault(b, Shareability.SHARED);
+        && allHostFaultable(b, e);
+  }
+
+  /** Whether the arch lets the host fault every page of {@code [b, e)} once shared. */
+  private boolean allHostFaultable(long b, long e) {
+    for (long i = b; i < e; i++) {
+      if (!inode.faults().hostMayFault(i, Shareability.SHARED)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -411,7 +433,8 @@ final class RawView implements AutoCloseable {
 
   /**
    * The host may fault pages {@code [first, last]} (the caller holds the invalidate lock shared):
-   * where a handed-out view still covers one of them, maps its shared run, a block at a time. A
+   * where a handed-out view still covers one of them, maps the part of its shared run the arch
+   * lets the host fault (asked per page), a block at a time. A
    * backstop: conversions map pages back at once, so only a mixed huge page (whose shared pages
    * stay covered) normally gets here, and for it nothing changes.
    */
@@ -431,6 +454,19 @@ final class RawView implements AutoCloseable {
         ShareabilityRange r = inode.shareabilityStore().runAt(i);
         s = Math.max(blockStart, r.start());
         e = Math.min(blockEnd, r.end());
+        // Only the neighbours the arch lets the host fault: the run is uniform for the VMM, not
+        // necessarily for the arch (i itself was checked by the fault that got here).
+        boolean faultable = false;
+        for (long[] run : inode.faults().hostRuns(s, e, r.shareability())) {
+          if (run[0] <= i && i < run[1]) {
+            s = run[0];
+            e = run[1];
+            faultable = run[2] != 0;
+          }
+        }
+        if (!faultable) {
+          continue; // the arch changed its mind since the fault: leave the page covered
+        }
       }
       synchronized (this) {
         List<Op> ops = new ArrayList<>();
