@@ -44,7 +44,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * "firmware" refuses ({@link #failReclaim}) is leaked ({@code snp_leak_pages}), never reused.
  * Conversions PSMASH partly converted 2 MiB entries before their point of no return.
  * {@link #maxMappingOrder}: the RMP entry's size for private pages. {@link #hostMayFault}: never
- * for an assigned page (an RMP violation, counted). Guest accesses: a private access to an
+ * for an assigned page (an RMP violation, counted) unless it is leaving private use. Guest accesses: a private access to an
  * unvalidated page is a #VC ({@link #VC_PAGE_NOT_VALIDATED}); the guest validates with
  * {@link #PVALIDATE} (see {@link SnpGuest}). Populate ({@code Vm.populate} with a {@link PageType}
  * value as flags) is {@code SNP_LAUNCH_UPDATE} until {@link #finalizeLaunch}
@@ -354,14 +354,21 @@ public final class SnpArch implements ArchHooks {
     return e.assigned() ? e.order() : 0;
   }
 
-  /** The RMP check on host accesses: an assigned page is never the host's, whatever gmem's store says. */
+  /**
+   * The RMP check on host accesses: an assigned (guest-owned) page is never the host's. gmem asks
+   * with the shareability the page has, or will have once a conversion commits: a page converting
+   * to shared is still assigned until {@link #invalidate} reclaims it after the point of no return,
+   * and one whose reclaim fails is leaked (gmem refuses it then), so SHARED is the host's.
+   */
   @Override
   public boolean hostMayFault(GmemPage page, Shareability shareability) {
+    if (shareability == Shareability.SHARED) {
+      return true;
+    }
     if (rmp.get(page).assigned()) {
       rmpViolations.incrementAndGet();
-      return false;
     }
-    return shareability == Shareability.SHARED;
+    return false;
   }
 
   /** The page-validation check of private accesses: unvalidated → #VC PAGE_NOT_VALIDATED. */

@@ -87,7 +87,9 @@ class ReclaimTest {
         expect(Errno.EFAULT, () -> vm.guestMemory().storeLong(GPA + 8, 1)); // the GPA view reports EFAULT
       }
       assertTrue(snp.rmpViolations() > before, "refused by the RMP check");
-      assertFalse(snp.hostMayFault(page(f, 0), Shareability.SHARED), "assigned: the RMP refuses whatever gmem's store says");
+      long counted = snp.rmpViolations();
+      assertFalse(snp.hostMayFault(page(f, 0), Shareability.PRIVATE), "assigned: the RMP refuses the host");
+      assertEquals(counted + 1, snp.rmpViolations());
       assertTrue(snp.hostMayFault(page(f, 1), Shareability.SHARED));
       assertEquals(SnpVms.image(1).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(8), vm.softwareVcpu().readLong(GPA + 8, true), "nothing was written");
 
