@@ -11,6 +11,7 @@ module dev.gmem.examples {
   requires dev.gmem.arch.tdx; // the demo's TD chapter and TdxBench: MRTD, the modelled TDX module's state
   requires dev.gmem.arch.pkvm; // the demo's pKVM chapter and PkvmBench inspect the hypervisor model and use its call numbers
   requires static dev.gmem.directmap; // info and demo use its API only when the feature was found
+  requires dev.gmem.arch.snp; // the SNP demo chapter and SnpLaunchBench inspect its firmware model
   requires dev.gmem.userfault; // gmem snapshot / restore
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;

@@ -86,6 +86,7 @@ final class DemoCommand implements Callable<Integer> {
       if (DirectMapInfo.active(rt)) {
         DirectMapChapter.run(out, rt);
       }
+      SnpChapter.run(out, rt);
     }
     out.flush();
     return 0;

@@ -52,6 +52,14 @@ class DemoCommandTest {
       assertTrue(lines.contains("hugetlb: pool given back (nr_hugepages " + before.total() + ", as found)"), run.out());
     }
     assertFalse(run.out().contains("skipped") && Files.isWritable(NR), run.out());
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("  a second VM built from the same image: ") && l.endsWith("-> the same measurement")), run.out());
+    assertTrue(lines.contains("  host reads the shared page: \"hello host, from the SNP guest\""), run.out());
+    if (backend.equals("kvm")) {
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  a real vCPU of the DEFAULT KVM VM underneath reads the shared page: ") && l.endsWith("('h')")), run.out());
+      assertTrue(lines.contains("  and the private page 8 (a shared access: no C-bit here) -> MemoryFault[flags=0x0 gpa=0x108000 size=0x1000]"), run.out());
+    }
+    assertTrue(lines.contains("  a reclaim fails (injected RMPUPDATE failure): leaked pages 1, VM dead: true, next guest access -> EIO, VM closed cleanly"),
+        run.out());
     assertEquals(before, pool());
   }
 
