@@ -6,8 +6,6 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.HostMapping;
 import dev.gmem.api.MapFlags;
-import dev.gmem.api.Memslot;
-import dev.gmem.api.Pin;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
@@ -17,14 +15,11 @@ import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchHooks.ContentEffect;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.GmemPage;
-import dev.gmem.tck.internal.ArchLog;
 import dev.gmem.tck.internal.Session;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -32,8 +27,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -59,219 +52,7 @@ import org.junit.jupiter.api.Test;
  * take the arch's own answers (so a self-consistent arch passes); override one to state what your
  * hardware documents, and the kit checks the hooks against it.
  */
-public abstract class ArchContractTests {
-  protected static final long PAGE = 4096;
-  /** Where the kit's memslots start: 1 GiB, so that 2 MiB blocks align in GPA and file alike. */
-  protected static final long GPA_BASE = 1L << 30;
-
-  private Session session;
-  private Vm vm;
-  private int nextSlot;
-  private long nextGpa = GPA_BASE;
-
-  /** The provider under test, a new instance (the kit hands it to the runtime it builds). */
-  protected abstract ArchProvider provider();
-
-  /** The VM type to test: by default the provider's first type with private memory, else its first. */
-  protected VmType vmType() {
-    return provider().vmTypes().stream().filter(VmType::hasPrivateMemory).findFirst()
-        .orElseGet(() -> provider().vmTypes().iterator().next());
-  }
-
-  /** The backend: {@code gmem.backend} if set, else {@code kvm} (the real guest_memfd). */
-  protected String backend() {
-    return System.getProperty("gmem.backend", "kvm");
-  }
-
-  /** Further runtime properties ({@code gmem.*} keys), e.g. to enable a feature the arch needs. */
-  protected Map<String, String> properties() {
-    return Map.of();
-  }
-
-  /** Creation flags of the kit's files (besides the kit's own allocator bit). */
-  protected long fileFlags() {
-    return GmemFlags.MMAP;
-  }
-
-  /**
-   * Makes {@code [offset, offset+length)} of {@code file} private the way a guest does on this
-   * arch; the pages may be in any state. Default: the VMM's {@code setShareability(PRIVATE)}.
-   */
-  protected void makePrivate(Vm vm, GuestMemFile file, long offset, long length) {
-    file.setShareability(offset, length, Shareability.PRIVATE);
-  }
-
-  /** Makes the range shared the way a guest does on this arch (pKVM: MEM_SHARE). Default: {@code setShareability(SHARED)}. */
-  protected void makeShared(Vm vm, GuestMemFile file, long offset, long length) {
-    file.setShareability(offset, length, Shareability.SHARED);
-  }
-
-  /**
-   * Called after pages became private, before the guest first touches them privately: what the
-   * guest must do first on this arch (TDX: ACCEPT; SNP: PVALIDATE). Default: nothing.
-   */
-  protected void beforePrivateAccess(Vm vm, long gpa, long length) {}
-
-  /** The content effect the arch documents for a conversion. Default: the hooks' own {@code contentEffect}. */
-  protected ContentEffect expectedContentEffect(Vm vm, Shareability from, Shareability to) {
-    return hooks(vm).contentEffect(from, to);
-  }
-
-  /** Whether INIT_SHARED must be refused. Default: the VM has private memory and the hooks do not support it. */
-  protected boolean initSharedRefused(Vm vm) {
-    return hooks(vm).hasPrivateMemory() && !hooks(vm).supportsInitShared();
-  }
-
-  /** Whether NO_DIRECT_MAP must be refused. Default: the hooks' {@code !supportsNoDirectMap()}. */
-  protected boolean noDirectMapRefused(Vm vm) {
-    return !hooks(vm).supportsNoDirectMap();
-  }
-
-  /** The documented largest mapping order of a private (or shared) page, or -1 for "whatever the arch answers". */
-  protected int documentedMaxMappingOrder(boolean isPrivate) {
-    return -1;
-  }
-
-  /** Whether the host may fault a PRIVATE page on this arch. Default: no. */
-  protected boolean hostMayFaultPrivate() {
-    return false;
-  }
-
-  /** Populate flags the arch accepts for a plain data page (TDX: MEASURE; SNP: NORMAL). Default 0. */
-  protected long populateFlags() {
-    return 0;
-  }
-
-  /** Populate flags the arch must refuse (EINVAL). Default: bit 62, which no arch defines. */
-  protected long invalidPopulateFlags() {
-    return 1L << 62;
-  }
-
-  // ---- kit plumbing ----------------------------------------------------------------------
-
-  /** The vendor's hooks of {@code vm} (unwrapped). */
-  protected final ArchHooks hooks(Vm vm) {
-    return session.hooks(vm).vendor();
-  }
-
-  /** The arch's inspection interface of {@code vm}, as {@code Vm.arch(type)} gives it without the kit. */
-  protected final <T> Optional<T> arch(Vm vm, Class<T> type) {
-    ArchHooks vendor = hooks(vm);
-    return type.isInstance(vendor) ? Optional.of(type.cast(vendor)) : Optional.empty();
-  }
-
-  /** What the kit recorded of the arch's hooks. */
-  protected final ArchLog log() {
-    return session.archLog;
-  }
-
-  /** The VM under test. */
-  protected final Vm vm() {
-    return vm;
-  }
-
-  @BeforeEach
-  final void openRuntime() {
-    session = Session.open(backend(), provider(), vmType(), null, properties());
-    vm = session.runtime().createVm(vmType());
-  }
-
-  @AfterEach
-  final void closeRuntime() {
-    if (session != null) {
-      session.close();
-    }
-  }
-
-  /** A file of the VM bound to a new memslot. */
-  protected record Guest(Vm vm, GuestMemFile file, long gpa, long size) {
-    public long gpa(long page) {
-      return gpa + page * PAGE;
-    }
-
-    public GmemPage page(long index) {
-      return new GmemPage(file.inode().ino(), index);
-    }
-  }
-
-  /** A new file of {@code pages} pages, {@code extraFlags} added to {@link #fileFlags()}, bound at a 2 MiB aligned GPA. */
-  protected final Guest guest(long pages, long extraFlags) {
-    long size = pages * PAGE;
-    // A VM without private memory reaches its guest_memfd only as shared memory (INIT_SHARED).
-    long flags = fileFlags() | extraFlags | (privateMemory() ? 0 : GmemFlags.INIT_SHARED);
-    GuestMemFile f = vm.createGuestMemFile(size, flags);
-    long gpa = nextGpa;
-    nextGpa += (size + (2L << 20) - 1) & -(2L << 20);
-    vm.setMemoryRegion(nextSlot++, Memslot.GUEST_MEMFD, gpa, size, f, 0);
-    return new Guest(vm, f, gpa, size);
-  }
-
-  private boolean privateMemory() {
-    return hooks(vm).hasPrivateMemory();
-  }
-
-  private void toPrivate(Guest g, long page, long n) {
-    makePrivate(vm, g.file, page * PAGE, n * PAGE);
-    beforePrivateAccess(vm, g.gpa(page), n * PAGE);
-  }
-
-  private static byte[] pattern(long seed) {
-    byte[] b = new byte[(int) PAGE];
-    long x = seed * 0x9E3779B97F4A7C15L + 1;
-    for (int i = 0; i < b.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 7;
-      x ^= x << 17;
-      b[i] = (byte) x;
-    }
-    return b;
-  }
-
-  /** A guest write of a whole page, which must complete. */
-  private static void guestWrite(Contract c, Guest g, long page, byte[] data, boolean privateAccess) {
-    VcpuExit exit = c.succeeds((privateAccess ? "private" : "shared") + " guest write to page " + page,
-        () -> g.vm.softwareVcpu().write(g.gpa(page), data, 0, data.length, privateAccess));
-    c.check(exit == null, () -> (privateAccess ? "private" : "shared") + " guest write to page " + page + " exited: " + exit);
-  }
-
-  private static byte[] guestRead(Contract c, Guest g, long page, boolean privateAccess) {
-    byte[] b = new byte[(int) PAGE];
-    VcpuExit exit = c.succeeds((privateAccess ? "private" : "shared") + " guest read of page " + page,
-        () -> g.vm.softwareVcpu().read(g.gpa(page), b, 0, b.length, privateAccess));
-    c.check(exit == null, () -> (privateAccess ? "private" : "shared") + " guest read of page " + page + " exited: " + exit);
-    return b;
-  }
-
-  private static byte[] hostRead(Contract c, HostMapping m, long page) {
-    byte[] b = new byte[(int) PAGE];
-    c.succeeds("host read of page " + page, () -> m.read(page * PAGE, b, 0, b.length));
-    return b;
-  }
-
-  /** The host read of {@code page} must be refused. */
-  private static void hostRefused(Contract c, HostMapping m, long page, String why) {
-    try {
-      m.getLong(page * PAGE);
-    } catch (GmemException e) {
-      c.check(e.errno() == Errno.EACCES || e.errno() == Errno.EFAULT || e.errno() == Errno.EHWPOISON,
-          () -> "host read of " + why + " page " + page + " failed with " + e.errno() + " (want EACCES, EFAULT or EHWPOISON): " + e.getMessage());
-      return;
-    }
-    c.fail("the host read " + why + " page " + page + " through a mapping");
-  }
-
-  private HostMapping map(Guest g) {
-    return g.file.map(0, g.size, Prot.READ_WRITE, MapFlags.SHARED);
-  }
-
-  /** The PRIVATE conversion a VM without private memory must refuse. */
-  private void privateRefused(Contract c, Guest g) {
-    long seq = g.file.shareabilitySequence();
-    c.expect(Errno.EINVAL, "setShareability(PRIVATE) on a VM type without private memory",
-        () -> g.file.setShareability(0, PAGE, Shareability.PRIVATE));
-    c.checkEquals(seq, g.file.shareabilitySequence(), "shareability sequence after the refused conversion");
-  }
-
+public abstract class ArchContractTests extends ArchFixture {
   // ---- contracts ------------------------------------------------------------------------
 
   @Test
@@ -286,7 +67,7 @@ public abstract class ArchContractTests {
       return;
     }
     toPrivate(g, 0, 3);
-    makeShared(vm, g.file, 3 * PAGE, PAGE);
+    makeShared(vm, g.file(), 3 * PAGE, PAGE);
     guestWrite(c, g, 1, pattern(1), true);
     c.checkEquals(1, log().prepareCount(g.page(1)), "prepare calls covering page 1 after its first private use");
     guestWrite(c, g, 1, pattern(2), true);
@@ -300,7 +81,7 @@ public abstract class ArchContractTests {
       c.checkEquals(0, log().prepareCount(g.page(3)), "prepare calls covering shared page 3 after host and guest use");
     }
 
-    makeShared(vm, g.file, PAGE, PAGE);
+    makeShared(vm, g.file(), PAGE, PAGE);
     toPrivate(g, 1, 1);
     guestWrite(c, g, 1, pattern(3), true);
     c.checkEquals(2, log().prepareCount(g.page(1)), "prepare calls covering page 1 after private → shared → private and one use");
@@ -342,7 +123,7 @@ public abstract class ArchContractTests {
         m.putLong(0, 1);
         m.putLong(PAGE, 2);
       }
-      g.file.punchHole(0, 4 * PAGE);
+      g.file().punchHole(0, 4 * PAGE);
       c.check(log().invalidateCount(g.page(0)) <= 1, () -> "page 0 invalidated " + log().invalidateCount(g.page(0)) + " times by one punch");
       c.check(log().lateThrows.isEmpty(), () -> "a hook threw after the point of no return: " + log().lateThrows);
       privateRefused(c, g);
@@ -352,7 +133,7 @@ public abstract class ArchContractTests {
     for (long p = 0; p < 4; p++) {
       guestWrite(c, g, p, pattern(p), true);
     }
-    makeShared(vm, g.file, PAGE, PAGE);
+    makeShared(vm, g.file(), PAGE, PAGE);
     int[] before = {log().invalidateCount(g.page(0)), log().invalidateCount(g.page(1)), log().invalidateCount(g.page(2)),
         log().invalidateCount(g.page(3))};
     int mark = log().events.size();
@@ -360,7 +141,7 @@ public abstract class ArchContractTests {
     // Two runs change: [0,1) and [2,4). Refuse the second after the arch accepted it.
     log().veto = run -> run.first().index() == 2;
     c.expect(Errno.EBUSY, "conversion refused by the (injected) veto of its second run",
-        () -> makeShared(vm, g.file, 0, 4 * PAGE));
+        () -> makeShared(vm, g.file(), 0, 4 * PAGE));
     log().veto = run -> false;
     List<String> failed = List.copyOf(log().events.subList(mark, log().events.size()));
     for (long p = 0; p < 4; p++) {
@@ -375,13 +156,13 @@ public abstract class ArchContractTests {
       }
     }
     for (long p : new long[] {0, 2, 3}) {
-      c.checkEquals(Shareability.PRIVATE, g.file.shareability(p * PAGE), "shareability of page " + p + " after the failed conversion");
+      c.checkEquals(Shareability.PRIVATE, g.file().shareability(p * PAGE), "shareability of page " + p + " after the failed conversion");
     }
 
     mark = log().events.size();
     RuntimeException thrown = null;
     try {
-      makeShared(vm, g.file, 0, 4 * PAGE);
+      makeShared(vm, g.file(), 0, 4 * PAGE);
     } catch (RuntimeException e) {
       thrown = e;
     }
@@ -414,15 +195,15 @@ public abstract class ArchContractTests {
       return;
     }
     toPrivate(g, 0, 4);
-    makeShared(vm, g.file, PAGE, PAGE);
-    makeShared(vm, g.file, 3 * PAGE, PAGE);
+    makeShared(vm, g.file(), PAGE, PAGE);
+    makeShared(vm, g.file(), 3 * PAGE, PAGE);
     try (HostMapping m = map(g)) {
       guestWrite(c, g, 0, pattern(0), true);
       guestWrite(c, g, 2, pattern(2), true);
       m.write(PAGE, pattern(1), 0, (int) PAGE);
       m.write(3 * PAGE, pattern(3), 0, (int) PAGE);
       for (Shareability target : new Shareability[] {Shareability.SHARED, Shareability.PRIVATE}) {
-        long seq = g.file.shareabilitySequence();
+        long seq = g.file().shareabilitySequence();
         int[] prepared = new int[4];
         int[] invalidated = new int[4];
         for (int p = 0; p < 4; p++) {
@@ -433,19 +214,19 @@ public abstract class ArchContractTests {
         try {
           c.expect(Errno.EBUSY, "conversion of [0, 4) to " + target + " with every run refused", () -> {
             if (target == Shareability.SHARED) {
-              makeShared(vm, g.file, 0, 4 * PAGE);
+              makeShared(vm, g.file(), 0, 4 * PAGE);
             } else {
-              makePrivate(vm, g.file, 0, 4 * PAGE);
+              makePrivate(vm, g.file(), 0, 4 * PAGE);
             }
           });
         } finally {
           log().veto = run -> false;
         }
-        c.checkEquals(seq, g.file.shareabilitySequence(), "shareability sequence after a refused conversion to " + target);
+        c.checkEquals(seq, g.file().shareabilitySequence(), "shareability sequence after a refused conversion to " + target);
         for (int p = 0; p < 4; p++) {
           int page = p;
           Shareability want = p % 2 == 0 ? Shareability.PRIVATE : Shareability.SHARED;
-          c.checkEquals(want, g.file.shareability(p * PAGE), "shareability of page " + p + " after a refused conversion to " + target);
+          c.checkEquals(want, g.file().shareability(p * PAGE), "shareability of page " + p + " after a refused conversion to " + target);
           c.checkEquals(invalidated[p], log().invalidateCount(g.page(p)), "invalidate calls for page " + page + " by a refused conversion");
         }
         hostRefused(c, m, 0, "PRIVATE (after a refused conversion to " + target + ")");
@@ -459,7 +240,7 @@ public abstract class ArchContractTests {
           c.checkEquals(prepared[p], log().prepareCount(g.page(p)), "prepare calls for page " + page + " after a refused conversion");
         }
       }
-      c.succeeds("the same conversion once the veto is lifted", () -> makeShared(vm, g.file, 0, 4 * PAGE));
+      c.succeeds("the same conversion once the veto is lifted", () -> makeShared(vm, g.file(), 0, 4 * PAGE));
       for (int p = 0; p < 4; p++) {
         int page = p;
         c.succeeds("host read of page " + page + " after the conversion to SHARED", () -> m.getLong(page * PAGE));
@@ -478,14 +259,14 @@ public abstract class ArchContractTests {
       c.checkEquals(0, log().populateCount(g.page(0)), "postPopulate calls for a refused populate");
       return;
     }
-    makePrivate(vm, g.file, 0, 4 * PAGE);
-    makeShared(vm, g.file, 2 * PAGE, PAGE);
+    makePrivate(vm, g.file(), 0, 4 * PAGE);
+    makeShared(vm, g.file(), 2 * PAGE, PAGE);
     try (HostMapping m = map(g)) {
       m.write(2 * PAGE, pattern(2), 0, (int) PAGE);
-      long seq = g.file.shareabilitySequence();
+      long seq = g.file().shareabilitySequence();
       c.expect(Errno.EINVAL, "populate of shared page 2", () -> vm.populate(g.gpa(2), src.duplicate(), 1, populateFlags()));
       c.checkEquals(0, log().populateCount(g.page(2)), "postPopulate calls for shared page 2");
-      c.checkEquals(seq, g.file.shareabilitySequence(), "shareability sequence after the refused populate");
+      c.checkEquals(seq, g.file().shareabilitySequence(), "shareability sequence after the refused populate");
       c.check(Arrays.equals(pattern(2), hostRead(c, m, 2)), () -> "shared page 2 changed by a refused populate");
     }
     long n = c.succeeds("populate of private pages 0 and 1", () -> vm.populate(g.gpa(0), src.duplicate(), 2, populateFlags()));
@@ -510,7 +291,7 @@ public abstract class ArchContractTests {
       }
       toPrivate(g, 0, 1);
       guestWrite(c, g, 0, pattern(5), true);
-      makeShared(vm, g.file, 0, PAGE);
+      makeShared(vm, g.file(), 0, PAGE);
       check(c, expectedContentEffect(vm, Shareability.PRIVATE, Shareability.SHARED), pattern(5), hostRead(c, m, 0), "PRIVATE → SHARED, read by the host");
       m.write(0, pattern(6), 0, (int) PAGE);
       toPrivate(g, 0, 1);
@@ -536,7 +317,7 @@ public abstract class ArchContractTests {
     if (priv) {
       toPrivate(g, 0, 512);
     } else {
-      makeShared(vm, g.file, 0, g.size);
+      makeShared(vm, g.file(), 0, g.size());
     }
     guestWrite(c, g, 0, pattern(7), priv);
     for (long page : new long[] {0, 3, 511}) {
@@ -544,15 +325,15 @@ public abstract class ArchContractTests {
       int sw = vm.softwareVcpu().mappingOrder(g.gpa(page), priv);
       check(c, g, page, priv, calls, sw, "the software vCPU");
       calls = log().maxOrderCalls();
-      int slot = g.file.inode().mappingOrder(page);
+      int slot = g.file().inode().mappingOrder(page);
       check(c, g, page, priv, calls, slot, "the memslot path (kvm_gmem_mapping_order)");
     }
     // Private pages live in the 2 MiB folio; shared ones are split to 4 KiB (a huge folio holds private pages only).
-    c.check(!priv || g.file.inode().orderAt(0) == 9, () -> "the kit's 2 MiB folio is not in place (order " + g.file.inode().orderAt(0) + ")");
+    c.check(!priv || g.file().inode().orderAt(0) == 9, () -> "the kit's 2 MiB folio is not in place (order " + g.file().inode().orderAt(0) + ")");
   }
 
   private void check(Contract c, Guest g, long page, boolean priv, int callsBefore, int order, String path) {
-    if (g.file.inode().orderAt(page) <= 0) {
+    if (g.file().inode().orderAt(page) <= 0) {
       c.checkEquals(0, order, path + "'s mapping order of page " + page + " in a 4 KiB folio");
       return;
     }
@@ -569,7 +350,7 @@ public abstract class ArchContractTests {
   void hostMayFaultAskedOnEveryHostFaultPath() {
     Contract c = Contract.HOST_MAY_FAULT;
     Guest g = guest(8, 0);
-    makeShared(vm, g.file, 0, g.size);
+    makeShared(vm, g.file(), 0, g.size());
     GmemPage five = g.page(5);
     try (HostMapping m = map(g)) {
       log().denyHost.add(five);
@@ -582,8 +363,8 @@ public abstract class ArchContractTests {
       } catch (GmemException e) {
         c.check(e.errno() == Errno.EACCES || e.errno() == Errno.EFAULT, () -> "host read across a refused page failed with " + e.errno());
       }
-      c.expect(Errno.EFAULT, "pin of a refused page", () -> g.file.pin(5 * PAGE, PAGE));
-      c.expect(Errno.EFAULT, "pin of pages [4, 7) across a refused page", () -> g.file.pin(4 * PAGE, 3 * PAGE));
+      c.expect(Errno.EFAULT, "pin of a refused page", () -> g.file().pin(5 * PAGE, PAGE));
+      c.expect(Errno.EFAULT, "pin of pages [4, 7) across a refused page", () -> g.file().pin(4 * PAGE, 3 * PAGE));
       c.expect(Errno.EFAULT, "GPA-view read of a refused page", () -> vm.guestMemory().loadLong(g.gpa(5)));
       c.check(!vm.guestMemory().isAccessible(g.gpa(4), 2 * PAGE), () -> "the GPA view calls a range with a refused page accessible");
       c.check(log().hostAskedCount(five) > asked, () -> "hostMayFault was never asked about page 5");
@@ -601,7 +382,7 @@ public abstract class ArchContractTests {
         toPrivate(g, 4, 4);
         hostRefused(c, m, 6, "PRIVATE");
         before = log().hostAskedCount(five);
-        makeShared(vm, g.file, 4 * PAGE, 4 * PAGE);
+        makeShared(vm, g.file(), 4 * PAGE, 4 * PAGE);
         c.check(log().hostAskedCount(five) > before, () -> "the conversion to shared remapped page 5 without asking hostMayFault");
         c.check(!ProcMaps.backing(base + 5 * PAGE).equals(ProcMaps.backing(base + 4 * PAGE)),
             () -> "the conversion to shared mapped refused page 5 into the raw view");
@@ -623,7 +404,7 @@ public abstract class ArchContractTests {
     for (int p = 0; p < 8; p++) {
       asked[p] = log().hostAskedCount(g.page(p));
     }
-    try (HostMapping m = g.file.map(0, g.size, Prot.READ_WRITE, MapFlags.SHARED | MapFlags.POPULATE)) {
+    try (HostMapping m = g.file().map(0, g.size(), Prot.READ_WRITE, MapFlags.SHARED | MapFlags.POPULATE)) {
       for (int p = 0; p < 8; p++) {
         int page = p;
         c.check(log().hostAskedCount(g.page(p)) > asked[p], () -> "MAP_POPULATE did not ask hostMayFault about page " + page);
@@ -636,7 +417,7 @@ public abstract class ArchContractTests {
       guestWrite(c, g, 2, pattern(2), true);
       try (HostMapping m = map(g)) {
         hostRefused(c, m, 2, "PRIVATE");
-        c.expect(Errno.EFAULT, "pin of PRIVATE page 2", () -> g.file.pin(2 * PAGE, PAGE));
+        c.expect(Errno.EFAULT, "pin of PRIVATE page 2", () -> g.file().pin(2 * PAGE, PAGE));
         c.expect(Errno.EFAULT, "GPA-view read of PRIVATE page 2", () -> vm.guestMemory().loadLong(g.gpa(2)));
         long base = m.address();
         c.check(!ProcMaps.backing(base + 2 * PAGE).equals(ProcMaps.backing(base + PAGE)), () -> "the raw view maps PRIVATE page 2");
@@ -679,10 +460,10 @@ public abstract class ArchContractTests {
       guestWrite(c, g, p, pattern(p), priv);
     }
     log().failInvalidate.add(g.page(1));
-    c.succeeds("punch of [0, 4) whose page 1 the firmware fails to reclaim", () -> g.file.punchHole(0, 4 * PAGE));
+    c.succeeds("punch of [0, 4) whose page 1 the firmware fails to reclaim", () -> g.file().punchHole(0, 4 * PAGE));
     c.check(log().lateThrows.isEmpty(), () -> "a hook threw after the point of no return; report firmware failures with ArchContext.leak: " + log().lateThrows);
     c.check(log().leaked.contains(g.page(1)), () -> "page 1 was not reported leaked (was it invalidated? " + log().invalidateCount(g.page(1)) + ")");
-    c.check(g.file.inode().leakedPages() >= 1, () -> "GuestMemInode.leakedPages() is " + g.file.inode().leakedPages());
+    c.check(g.file().inode().leakedPages() >= 1, () -> "GuestMemInode.leakedPages() is " + g.file().inode().leakedPages());
     c.checkEquals(0L, session.allocLog.freesCovering(1), "folios freed covering leaked page 1");
     c.check(session.allocLog.freesCovering(0) >= 1 || session.allocLog.count("free") == 0,
         () -> "page 0 was punched but not freed");
@@ -698,7 +479,7 @@ public abstract class ArchContractTests {
       hostRefused(c, m, 1, "leaked");
     }
     c.checkEquals(prepared, log().prepareCount(g.page(1)), "prepare calls for leaked page 1 after an access");
-    g.file.punchHole(0, 4 * PAGE);
+    g.file().punchHole(0, 4 * PAGE);
     c.checkEquals(0L, session.allocLog.freesCovering(1), "folios freed covering leaked page 1 after a second punch");
   }
 
@@ -710,7 +491,7 @@ public abstract class ArchContractTests {
       privateRefused(c, g);
       return;
     }
-    makeShared(vm, g.file, 0, g.size);
+    makeShared(vm, g.file(), 0, g.size());
     AtomicBoolean done = new AtomicBoolean();
     AtomicReference<String> exposed = new AtomicReference<>();
     AtomicLong hostReads = new AtomicLong();
@@ -721,7 +502,7 @@ public abstract class ArchContractTests {
           for (int i = 0; i < 200 && exposed.get() == null; i++) {
             toPrivate(g, 0, 1);
             guestWrite(c, g, 0, pattern(100 + i), true);
-            makeShared(vm, g.file, 0, PAGE);
+            makeShared(vm, g.file(), 0, PAGE);
           }
         } finally {
           done.set(true);
@@ -745,14 +526,14 @@ public abstract class ArchContractTests {
   /** Reads until {@code done}; a read that succeeded while the page stayed PRIVATE throughout is an exposure. */
   private static Void race(Guest g, Runnable read, String path, AtomicBoolean done, AtomicReference<String> exposed, AtomicLong reads) {
     while (!done.get()) {
-      long s1 = g.file.shareabilitySequence();
-      Shareability sh = g.file.shareability(0);
+      long s1 = g.file().shareabilitySequence();
+      Shareability sh = g.file().shareability(0);
       try {
         read.run();
       } catch (GmemException e) {
         continue;
       }
-      if (g.file.shareabilitySequence() == s1 && sh == Shareability.PRIVATE) {
+      if (g.file().shareabilitySequence() == s1 && sh == Shareability.PRIVATE) {
         exposed.compareAndSet(null, "the host read PRIVATE page 0 through " + path + " during conversions");
         return null;
       }
@@ -765,29 +546,29 @@ public abstract class ArchContractTests {
   void badInputFailsWithItsErrnoAndChangesNothing() {
     Contract c = Contract.BAD_INPUT;
     Guest g = guest(4, 0);
-    long seq = g.file.shareabilitySequence();
-    Shareability s0 = g.file.shareability(0);
-    c.expect(Errno.EINVAL, "setShareability of an unaligned range", () -> g.file.setShareability(1, PAGE, Shareability.SHARED));
-    c.expect(Errno.EINVAL, "setShareability of an empty range", () -> g.file.setShareability(0, 0, Shareability.SHARED));
-    c.expect(Errno.EINVAL, "setShareability beyond EOF", () -> g.file.setShareability(3 * PAGE, 2 * PAGE, Shareability.SHARED));
-    c.expect(Errno.EINVAL, "setShareability to NONE", () -> g.file.setShareability(0, PAGE, Shareability.NONE));
-    c.checkEquals(seq, g.file.shareabilitySequence(), "shareability sequence after refused conversions");
-    c.checkEquals(s0, g.file.shareability(0), "shareability of page 0 after refused conversions");
+    long seq = g.file().shareabilitySequence();
+    Shareability s0 = g.file().shareability(0);
+    c.expect(Errno.EINVAL, "setShareability of an unaligned range", () -> g.file().setShareability(1, PAGE, Shareability.SHARED));
+    c.expect(Errno.EINVAL, "setShareability of an empty range", () -> g.file().setShareability(0, 0, Shareability.SHARED));
+    c.expect(Errno.EINVAL, "setShareability beyond EOF", () -> g.file().setShareability(3 * PAGE, 2 * PAGE, Shareability.SHARED));
+    c.expect(Errno.EINVAL, "setShareability to NONE", () -> g.file().setShareability(0, PAGE, Shareability.NONE));
+    c.checkEquals(seq, g.file().shareabilitySequence(), "shareability sequence after refused conversions");
+    c.checkEquals(s0, g.file().shareability(0), "shareability of page 0 after refused conversions");
     c.expect(Errno.EINVAL, "a file of size 0", () -> vm.createGuestMemFile(0, fileFlags()));
     c.expect(Errno.EINVAL, "a file of unaligned size", () -> vm.createGuestMemFile(PAGE + 1, fileFlags()));
     c.expect(Errno.EINVAL, "a file with an unknown flag", () -> vm.createGuestMemFile(PAGE, fileFlags() | (1L << 50)));
     ByteBuffer src = ByteBuffer.allocateDirect((int) PAGE);
     if (privateMemory()) {
-      makePrivate(vm, g.file, 0, PAGE);
+      makePrivate(vm, g.file(), 0, PAGE);
     }
-    seq = g.file.shareabilitySequence();
+    seq = g.file().shareabilitySequence();
     c.expect(Errno.EINVAL, "populate at an unaligned GPA", () -> vm.populate(g.gpa(0) + 1, src.duplicate(), 1, populateFlags()));
     c.expect(Errno.EINVAL, "populate of 0 pages", () -> vm.populate(g.gpa(0), src.duplicate(), 0, populateFlags()));
     c.expect(Errno.EINVAL, "populate outside every memslot", () -> vm.populate(GPA_BASE - PAGE, src.duplicate(), 1, populateFlags()));
     c.expect(Errno.EINVAL, "populate with flags 0x" + Long.toHexString(invalidPopulateFlags()) + " the arch does not define",
         () -> vm.populate(g.gpa(0), src.duplicate(), 1, invalidPopulateFlags()));
     c.checkEquals(0, log().populateCount(g.page(0)), "postPopulate calls after refused populates");
-    c.checkEquals(seq, g.file.shareabilitySequence(), "shareability sequence after refused populates");
+    c.checkEquals(seq, g.file().shareabilitySequence(), "shareability sequence after refused populates");
     if (privateMemory()) {
       beforePrivateAccess(vm, g.gpa(0), PAGE);
       guestWrite(c, g, 0, pattern(9), true);

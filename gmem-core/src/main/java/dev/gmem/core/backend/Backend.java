@@ -13,6 +13,14 @@ public interface Backend extends AutoCloseable {
   /** {@code kvm} or {@code memfd}. */
   String name();
 
+  /**
+   * What the backend found about conversions, for the runtime's backend line ({@code gmem info}):
+   * empty where no kernel is asked (memfd).
+   */
+  default String conversionReport() {
+    return "";
+  }
+
   /** A VM's backend state: a real KVM VM fd on the kvm backend, nothing on memfd. */
   BackendVm createVm(VmType type);
 

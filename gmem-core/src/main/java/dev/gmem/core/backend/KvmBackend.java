@@ -47,6 +47,13 @@ public final class KvmBackend implements Backend {
     return "kvm";
   }
 
+  @Override
+  public String conversionReport() {
+    return "in-place conversion " + (inPlace.present()
+        ? "present (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works): conversions of VM types with private memory pass through to the kernel"
+        : "absent (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fails): gmem keeps private pages out of host mappings in user space");
+  }
+
   /** The VM type actually passed to KVM_CREATE_VM for {@code type}. */
   public int kernelTypeFor(VmType type) {
     return host.kernelOffers(type) ? type.kvmType() : VmType.DEFAULT.kvmType();

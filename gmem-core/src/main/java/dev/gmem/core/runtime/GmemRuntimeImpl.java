@@ -64,12 +64,8 @@ final class GmemRuntimeImpl implements GmemRuntime {
       MemslotLimits memslotLimits) {
     this.config = config;
     this.host = host;
-    this.backendInfo = backend instanceof dev.gmem.core.backend.KvmBackend k
-        ? new BackendInfo(backendInfo.name(), backendInfo.reason() + "; in-place conversion "
-            + (k.inPlaceConversion().present()
-                ? "present (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works): conversions of VM types with private memory pass through to the kernel"
-                : "absent (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fails): gmem keeps private pages out of host mappings in user space"))
-        : backendInfo;
+    String conversions = backend.conversionReport();
+    this.backendInfo = conversions.isEmpty() ? backendInfo : new BackendInfo(backendInfo.name(), backendInfo.reason() + "; " + conversions);
     this.backend = backend;
     this.plugins = plugins;
     this.hostMemory = new dev.gmem.core.host.RuntimeHostMemory(hostMemory, inodes);
