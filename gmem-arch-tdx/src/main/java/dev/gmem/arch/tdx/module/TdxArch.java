@@ -42,10 +42,9 @@ import java.util.Set;
  *       {@code KVM_TDX_INIT_MEM_REGION} — per page {@code TDH.MEM.PAGE.ADD} (4 KiB, the source
  *       copied into the private page, MRTD extended with the GPA) and, with
  *       {@link TdxAbi#MEASURE_MEMORY_REGION}, 16 {@code TDH.MR.EXTEND} over its 256-byte chunks.
- *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. A private fault that
- *       would AUG and any guest call are EINVAL (no vCPU of a TD runs before it is RUNNABLE); an
- *       access through gmem's vCPU paths to a page already added is let through, as a VMM's
- *       inspection of the image it built.
+ *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. Any guest access or
+ *       guest call is EINVAL, also to a page already added: no vCPU of a TD runs before it is
+ *       RUNNABLE ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source.
  *   <li><b>Finalize</b>: {@code KVM_TDX_FINALIZE_VM} → {@code TDH.MR.FINALIZE}; a second call, or a
  *       populate afterwards, is EINVAL.
  *   <li><b>Runtime fault</b> ({@link TdState#RUNNABLE}): {@code prepare} is {@code TDH.MEM.PAGE.AUG}:
@@ -235,13 +234,13 @@ final class TdxArch implements ArchHooks, TdxModule {
   /** An access to a page the guest has not accepted is an EPT-violation #VE; nothing is accessed. */
   @Override
   public synchronized VcpuExit.GuestException guestAccess(GuestFault access) {
+    requireRunnable("a guest access");
     if (!access.isPrivate()) {
       return null;
     }
     long gpa = access.gpa() & ~SHARED_BIT;
     SeptEntry e = sept.lookup(gpa);
     if (e == null) {
-      requireRunnable("a private fault that would AUG");
       // A page of a huge folio that populate marked prepared as a whole without adding this page:
       // on hardware its first access is an EPT violation that KVM resolves with an AUG.
       aug(access.page(), gpa & -PAGE, 0);
