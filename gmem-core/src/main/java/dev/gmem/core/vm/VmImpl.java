@@ -63,9 +63,9 @@ public final class VmImpl implements Vm {
     this.archContext = archContext;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
-    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason, arch::vcpuPreRun);
     archContext.onDeath(context::markDead);
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkRunnable);
     this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
   }
 

@@ -157,6 +157,11 @@ public final class RecordingHooks implements ArchHooks {
   }
 
   @Override
+  public void vcpuPreRun() throws GmemException {
+    vendor.vcpuPreRun();
+  }
+
+  @Override
   public long sharedGpaBit() {
     return vendor.sharedGpaBit();
   }

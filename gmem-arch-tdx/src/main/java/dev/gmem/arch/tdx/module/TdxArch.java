@@ -43,8 +43,9 @@ import java.util.Set;
  *       copied into the private page, MRTD extended with the GPA) and, with
  *       {@link TdxAbi#MEASURE_MEMORY_REGION}, 16 {@code TDH.MR.EXTEND} over its 256-byte chunks.
  *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. Any guest access or
- *       guest call is EINVAL, also to a page already added: no vCPU of a TD runs before it is
- *       RUNNABLE ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source.
+ *       guest call is EINVAL, also to a page already added, and so is a real vCPU's
+ *       {@code KVM_RUN} ({@link #vcpuPreRun}): no vCPU of a TD runs before it is RUNNABLE
+ *       ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source.
  *   <li><b>Finalize</b>: {@code KVM_TDX_FINALIZE_VM} → {@code TDH.MR.FINALIZE}; a second call, or a
  *       populate afterwards, is EINVAL.
  *   <li><b>Runtime fault</b> ({@link TdState#RUNNABLE}): {@code prepare} is {@code TDH.MEM.PAGE.AUG}:
@@ -195,6 +196,14 @@ final class TdxArch implements ArchHooks, TdxModule {
     }
     mrtd.finish();
     state = TdState.RUNNABLE;
+  }
+
+  /** {@code tdx_vcpu_pre_run}: {@code KVM_RUN} is EINVAL until the TD is RUNNABLE. */
+  @Override
+  public synchronized void vcpuPreRun() {
+    if (state != TdState.RUNNABLE) {
+      throw GmemException.einval("KVM_RUN before KVM_TDX_FINALIZE_VM: no vCPU of a TD runs until it is RUNNABLE (tdx_vcpu_pre_run)");
+    }
   }
 
   // ---- runtime faults ------------------------------------------------------------------
