@@ -294,7 +294,10 @@ public final class VmImpl implements Vm {
    * memory shared) gets a mapping whose private pages are covered, as a host mapping's are, and the
    * slot is bound as plain user memory so that every kernel takes guest accesses through it:
    * a real vCPU's access to a private page then comes back and goes through gmem's fault path
-   * ({@link GuestFaultingVcpu}), like the software vCPU's.
+   * ({@link GuestFaultingVcpu}), like the software vCPU's. Where that bit is a GPA bit (TDX's
+   * shared bit), the slot's GPAs are the private ones, and the kernel gets the slot's private stage
+   * 2 instead ({@link StageTwoView#privateStageTwo}, 4 KiB memory): only pages a private access was
+   * let through to are mapped, so a private access to a shared page comes back too.
    *
    * <p>Where active features give meaning to memslot flags (KVM Userfault), a slot of 4 KiB memory
    * gets a {@link StageTwoView} as its {@code userspace_addr} instead, bound as plain user memory
@@ -307,7 +310,7 @@ public final class VmImpl implements Vm {
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.UPDATE) {
       MemslotTable.Binding b = memslots.apply(change, slot, flags, gpa, size, file, offset, null, null);
-      if (b.kernelView() instanceof StageTwoView view) {
+      if (b.kernelView() instanceof StageTwoView view && !view.isPrivateStageTwo()) {
         if ((flags & memslots.featureFlags()) != 0) {
           view.zapAll(); // set, or changed while set: as KVM zaps the slot's stage-2 mappings
         } else {
@@ -327,7 +330,9 @@ public final class VmImpl implements Vm {
     AutoCloseable kernelView = null;
     try {
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
-      if (arch().privateBitInAccess()) {
+      if (arch().sharedGpaBit() != 0 && inode.hostBlockOrder() == 0) {
+        kernelView = StageTwoView.privateStageTwo(inode, offset, size);
+      } else if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
       } else if (memslots.featureFlags() != 0 && inode.hostBlockOrder() == 0) {
         kernelView = StageTwoView.create(inode, offset, size, (flags & memslots.featureFlags()) != 0);
