@@ -369,6 +369,11 @@ public final class MigrationSource implements AutoCloseable {
       long cap = options.maxStreamBytesPerSecond();
       long t0 = System.nanoTime();
       long sentBytes = 0;
+      while (!closed && !done.isDone() && !options.background()) {
+        synchronized (orderLock) {
+          orderLock.wait(50);
+        }
+      }
       while (!closed && !done.isDone()) {
         long gfn = -1;
         boolean sendEnd = false;
