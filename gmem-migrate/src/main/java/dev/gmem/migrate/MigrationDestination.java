@@ -78,6 +78,7 @@ public final class MigrationDestination implements AutoCloseable {
   private Frames pendingMain;
   private Thread acceptor;
   private volatile boolean closed;
+  private volatile String lastCause;
 
   private MigrationDestination(GmemRuntime rt, ServerSocketChannel listener, DestinationOptions options) {
     this.rt = rt;
@@ -418,6 +419,14 @@ public final class MigrationDestination implements AutoCloseable {
       }
       link = l;
     }
+    if (resumed) {
+      MigrationEvent.LinkRecovered e = new MigrationEvent.LinkRecovered();
+      if (e.isEnabled()) {
+        e.cause = lastCause;
+        e.missing = map.total() - pages.residentPages();
+        e.commit();
+      }
+    }
     for (Long g : urgent.keySet()) { // requests the old link may have lost
       if (pages.missing(g)) {
         demandQueue.add(g);
@@ -452,6 +461,7 @@ public final class MigrationDestination implements AutoCloseable {
         return;
       }
       link = null;
+      lastCause = String.valueOf(cause);
       generation = downCount.incrementAndGet();
     }
     l.close();
