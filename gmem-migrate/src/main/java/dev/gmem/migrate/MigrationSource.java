@@ -38,6 +38,8 @@ import java.util.zip.CRC32C;
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public final class MigrationSource implements AutoCloseable {
+  private static final byte[] ZERO = new byte[Wire.PAGE];
+
   private final Vm vm;
   private final String host;
   private final int port;
@@ -59,6 +61,8 @@ public final class MigrationSource implements AutoCloseable {
   private final AtomicLong demandBytes = new AtomicLong();
   private final AtomicLong demandRequests = new AtomicLong();
   private final AtomicLong streamed = new AtomicLong();
+  /** Demand requests being answered now: the stream steps aside meanwhile (the preempt channel's point). */
+  private final java.util.concurrent.atomic.AtomicInteger demandBusy = new java.util.concurrent.atomic.AtomicInteger();
   private volatile int reconnects;
 
   private MigrationSource(Vm vm, Handshake handshake, String host, int port, SourceOptions options) {
@@ -301,13 +305,7 @@ public final class MigrationSource implements AutoCloseable {
         } else {
           throw new IOException("page at GPA 0x" + Long.toHexString(gpa) + " is " + s + ": nobody may read it");
         }
-        for (int i = 0; i < Wire.PAGE; i += 8) {
-          if (buf[i] != 0 || buf[i + 1] != 0 || buf[i + 2] != 0 || buf[i + 3] != 0 || buf[i + 4] != 0 || buf[i + 5] != 0
-              || buf[i + 6] != 0 || buf[i + 7] != 0) {
-            return true;
-          }
-        }
-        return false;
+        return java.util.Arrays.mismatch(buf, 0, Wire.PAGE, ZERO, 0, Wire.PAGE) >= 0;
       }
     }
     throw new Frames.ProtocolException("GFN 0x" + Long.toHexString(gfn) + " lies in no memslot");
@@ -398,6 +396,13 @@ public final class MigrationSource implements AutoCloseable {
         if ((demandSent.get((int) (i >>> 6)) & (1L << i)) != 0) {
           continue; // served on the demand channel of this link
         }
+        if (demandBusy.get() > 0) {
+          main.flush(); // what is buffered goes; then the CPU is the demand thread's until it answered
+          while (demandBusy.get() > 0 && !closed) {
+            Thread.onSpinWait();
+            Thread.yield();
+          }
+        }
         boolean data = send(main, gfn, b);
         streamed.incrementAndGet();
         if (cap > 0) {
@@ -446,8 +451,13 @@ public final class MigrationSource implements AutoCloseable {
           throw new Frames.ProtocolException("request for GFN 0x" + Long.toHexString(gfn) + ", which lies in no memslot");
         }
         demandRequests.incrementAndGet();
-        send(demand, gfn, b);
-        demand.flush();
+        demandBusy.incrementAndGet();
+        try {
+          send(demand, gfn, b);
+          demand.flush();
+        } finally {
+          demandBusy.decrementAndGet();
+        }
         demandSent.getAndAccumulate((int) (i >>> 6), 1L << i, (x, y) -> x | y);
       }
     }
