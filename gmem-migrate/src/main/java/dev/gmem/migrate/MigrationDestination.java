@@ -429,11 +429,13 @@ public final class MigrationDestination implements AutoCloseable {
         e.commit();
       }
     }
-    for (Long g : urgent.keySet()) { // requests the old link may have lost
-      if (pages.missing(g)) {
-        demandQueue.add(g);
-      } else {
-        urgent.remove(g);
+    if (resumed) {
+      for (Long g : urgent.keySet()) { // requests the old link may have lost
+        if (pages.missing(g)) {
+          demandQueue.add(g);
+        } else {
+          urgent.remove(g);
+        }
       }
     }
     l.start();
