@@ -598,6 +598,14 @@ public final class MigrationDestination implements AutoCloseable {
     private void receiveStream() throws IOException {
       CRC32C crc = new CRC32C();
       while (!closed) {
+        if (!urgent.isEmpty()) {
+          // A fault waits: leave the CPU to the demand channel for a moment (at most 1 ms per
+          // message, so a request whose page only the stream will bring never stalls the stream).
+          long until = System.nanoTime() + 1_000_000;
+          while (!urgent.isEmpty() && !closed && System.nanoTime() < until) {
+            Thread.yield();
+          }
+        }
         byte type = main.readType();
         if (type == Wire.PAGE_DATA || type == Wire.PAGE_ZERO) {
           receivePage(main, type == Wire.PAGE_ZERO, crc);
