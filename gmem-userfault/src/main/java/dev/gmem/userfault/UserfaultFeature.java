@@ -6,6 +6,7 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.Vm;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
+import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.GuestFault;
 import dev.gmem.api.spi.HostMemory;
@@ -23,7 +24,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * core's stage-2 view of slots with a feature flag (core zaps it when the flag is set and maps a
  * page back once this lets an access through), the software vCPU's directly.
  */
-final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
+final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListener, Userfault {
   private static final long PAGE = 4096;
   /** Whether the current thread is installing a page (its own accesses must not wait for it). */
   private static final ThreadLocal<Boolean> INSTALLING = ThreadLocal.withInitial(() -> false);
@@ -85,6 +86,16 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
       mapped.getAndAccumulate((int) (page >>> 6), 1L << page, (a, b) -> a | b);
     }
 
+    /** Slot pages {@code [from, to)} are no longer mapped (the inode's pages were invalidated). */
+    void unmap(long from, long to) {
+      AtomicLongArray m = mapped;
+      for (long p = from; p < to; p++) {
+        if ((m.get((int) (p >>> 6)) & (1L << p)) != 0) {
+          m.getAndAccumulate((int) (p >>> 6), ~(1L << p), (a, b) -> a & b);
+        }
+      }
+    }
+
     /** The stage-2 stand-in for slot record {@code m}: a new epoch starts with nothing mapped. */
     void enter(Memslot m) {
       if (epoch != m) {
@@ -101,6 +112,31 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
   @Override
   public FaultInterceptor faultInterceptor() {
     return this;
+  }
+
+  @Override
+  public FilemapListener filemapListener() {
+    return this;
+  }
+
+  /**
+   * The inode's pages {@code [start, end)} were invalidated (punch, conversion), which unmaps them
+   * from stage 2: pages a vCPU access mapped since the flag was set are unmapped again, so their
+   * next access meets the bitmap again (a set bit exits).
+   */
+  @Override
+  public void invalidated(long ino, long flags, long start, long end) {
+    for (Registration r : all) {
+      if (r.ino != ino) {
+        continue;
+      }
+      long first = r.fileOffset / PAGE;
+      long from = Math.max(start, first) - first;
+      long to = Math.min(end, first + r.pages) - first;
+      if (from < to) {
+        r.unmap(from, to);
+      }
+    }
   }
 
   // ---- API ------------------------------------------------------------------------------------

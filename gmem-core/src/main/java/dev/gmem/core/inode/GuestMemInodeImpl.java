@@ -57,6 +57,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
   private final CopyOnWriteArrayList<GuestMemFile> files = new CopyOnWriteArrayList<>();
   private final CopyOnWriteArrayList<InodeMapping> mappings = new CopyOnWriteArrayList<>();
+  private final CopyOnWriteArrayList<GuestMappings> guestMappings = new CopyOnWriteArrayList<>();
   private final AtomicInteger references = new AtomicInteger(1);
   private final LruBatch lruBatch = new LruBatch();
   private final FaultPath faults;
@@ -288,6 +289,26 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   public void invalidateBegin(long start, long end) {
     fastPages.zap(start, end);
     Rcu.GLOBAL.synchronize();
+    invalidateGuestMappings(start, end);
+  }
+
+  /** The rest of {@code kvm_gmem_invalidate_begin}: the bound slots' guest mappings, then the listeners. */
+  private void invalidateGuestMappings(long start, long end) {
+    for (GuestMappings g : guestMappings) {
+      g.unmap(start, end);
+    }
+    for (FilemapListener l : listeners) {
+      l.invalidated(ino, flags, start, end);
+    }
+  }
+
+  /** A memslot's guest mappings of this inode's pages, unmapped at every invalidation until removed. */
+  public void addGuestMappings(GuestMappings g) {
+    guestMappings.add(g);
+  }
+
+  public void removeGuestMappings(GuestMappings g) {
+    guestMappings.remove(g);
   }
 
   // ---- the public inode view -------------------------------------------------------------

@@ -3,6 +3,7 @@ package dev.gmem.core.memslot;
 import dev.gmem.api.Folio;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
+import dev.gmem.core.inode.GuestMappings;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
@@ -23,18 +24,32 @@ import java.util.BitSet;
  * maps the whole range again (x86 rebuilds eagerly). Nobody but the kernel touches this mapping,
  * so no Java thread can fault on it. Only the kernel's view of 4 KiB memory is kept this way; a
  * hugetlb slot cannot be zapped below its page size and keeps gmem's window.
+ *
+ * <p>While a feature flag is set, an invalidation of the inode's pages (punch, conversion) zaps
+ * the pages of it this view covers again, as {@code kvm_gmem_invalidate_begin} unmaps stage 2, so
+ * the next guest access to a punched or converted page faults — and exits again if its userfault
+ * bit is set. A map-back decided before such an invalidation does not happen ({@link #sequence}).
  */
-public final class StageTwoView implements AutoCloseable {
+public final class StageTwoView implements GuestMappings, AutoCloseable {
   private final Sys sys;
   private final Mapping mapping;
   private final long pages;
+  private final GuestMemInodeImpl inode;
+  /** File page of the view's first page. */
+  private final long firstPage;
   /** Pages made inaccessible (zapped, not yet mapped back); guarded by this. */
   private final BitSet zapped = new BitSet();
+  /** Whether a feature flag is set (zapAll) rather than cleared (mapAll); guarded by this. */
+  private boolean armed;
+  /** Invalidations so far; guarded by this. */
+  private long sequence;
 
-  private StageTwoView(Sys sys, Mapping mapping, long pages) {
+  private StageTwoView(Sys sys, Mapping mapping, long pages, GuestMemInodeImpl inode, long firstPage) {
     this.sys = sys;
     this.mapping = mapping;
     this.pages = pages;
+    this.inode = inode;
+    this.firstPage = firstPage;
   }
 
   /** A view of file bytes {@code [offset, offset+size)} of {@code inode}, zapped at once when {@code zap}. */
@@ -44,10 +59,11 @@ public final class StageTwoView implements AutoCloseable {
     Mapping m = new Mapping(sys, address, size);
     try {
       sys.madvise(address, size, Sys.MADV_DONTDUMP);
-      StageTwoView v = new StageTwoView(sys, m, size >>> Folio.PAGE_SHIFT);
+      StageTwoView v = new StageTwoView(sys, m, size >>> Folio.PAGE_SHIFT, inode, offset >>> Folio.PAGE_SHIFT);
       if (zap) {
         v.zapAll();
       }
+      inode.addGuestMappings(v);
       return v;
     } catch (RuntimeException e) {
       m.close();
@@ -64,17 +80,51 @@ public final class StageTwoView implements AutoCloseable {
   public synchronized void zapAll() {
     sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.NONE);
     zapped.set(0, (int) pages);
+    armed = true;
+    sequence++;
   }
 
   /** Every page accessible again (the feature flag was cleared). */
   public synchronized void mapAll() {
     sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.READ_WRITE);
     zapped.clear();
+    armed = false;
+  }
+
+  /**
+   * Zaps the view's pages among file pages {@code [start, end)} while a feature flag is set (with
+   * it clear the view follows the file like any shared mapping). {@code mprotect} of a range of a
+   * mapping this owns; it fails only where the split would exceed {@code vm.max_map_count}.
+   */
+  @Override
+  public synchronized void unmap(long start, long end) {
+    long from = Math.max(start, firstPage) - firstPage;
+    long to = Math.min(end, firstPage + pages) - firstPage;
+    if (!armed || from >= to) {
+      return;
+    }
+    sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, Prot.NONE);
+    zapped.set((int) from, (int) to);
+    sequence++;
+  }
+
+  /** The invalidation count, read before a fault is decided and given to {@link #map(long, long)}. */
+  public synchronized long sequence() {
+    return sequence;
   }
 
   /** Maps slot page {@code index} back (gmem's fault path let an access to it through). */
   public synchronized void map(long index) {
-    if (index >= 0 && index < pages && zapped.get((int) index)) {
+    map(index, sequence);
+  }
+
+  /**
+   * Maps slot page {@code index} back unless an invalidation came after {@code seen} (from
+   * {@link #sequence()} before the fault was decided): then the decision is stale, the page stays
+   * zapped and the next access faults again ({@code mmu_invalidate_retry}).
+   */
+  public synchronized void map(long index, long seen) {
+    if (seen == sequence && index >= 0 && index < pages && zapped.get((int) index)) {
       sys.mprotect(mapping.address() + (index << Folio.PAGE_SHIFT), Folio.PAGE_SIZE, Prot.READ_WRITE);
       zapped.clear((int) index);
     }
@@ -92,6 +142,7 @@ public final class StageTwoView implements AutoCloseable {
 
   @Override
   public void close() {
+    inode.removeGuestMappings(this);
     mapping.close();
   }
 }

@@ -61,11 +61,12 @@ public final class GuestFaultingVcpu implements Vcpu {
   public VcpuExit run() {
     while (true) {
       if (pending != null) {
+        long seen = stageTwoSequence(pending.gpa());
         VcpuExit refused = redo(pending);
         if (refused != null) {
           return refused;
         }
-        mapBack(pending.gpa());
+        mapBack(pending.gpa(), seen);
         pending = null;
       }
       VcpuExit exit = vcpu.run();
@@ -104,11 +105,12 @@ public final class GuestFaultingVcpu implements Vcpu {
     if (b == null || !(b.kernelView() instanceof StageTwoView view) || !view.isZapped((gpa - b.gpa()) >>> 12)) {
       return exit;
     }
+    long seen = view.sequence();
     VcpuExit refused = fault.read(gpa, new byte[1], 0, 1, false);
     if (refused != null) {
       return refused;
     }
-    view.map((gpa - b.gpa()) >>> 12);
+    view.map((gpa - b.gpa()) >>> 12, seen);
     return null;
   }
 
@@ -161,12 +163,21 @@ public final class GuestFaultingVcpu implements Vcpu {
     return v;
   }
 
-  /** A pending access that went through: map its page back where the slot's view zapped it. */
-  private void mapBack(long gpa) {
+  /**
+   * A pending access that went through: map its page back where the slot's view zapped it, unless
+   * the view was invalidated since {@code seen} (punch, conversion: the access must fault again).
+   */
+  private void mapBack(long gpa, long seen) {
     MemslotTable.Binding b = memslots.binding(gpa);
     if (b != null && b.kernelView() instanceof StageTwoView view) {
-      view.map((gpa - b.gpa()) >>> 12);
+      view.map((gpa - b.gpa()) >>> 12, seen);
     }
+  }
+
+  /** The invalidation count of the view of the slot holding {@code gpa}, or 0 without one. */
+  private long stageTwoSequence(long gpa) {
+    MemslotTable.Binding b = memslots.binding(gpa);
+    return b != null && b.kernelView() instanceof StageTwoView view ? view.sequence() : 0;
   }
 
   /** The pending access through gmem's fault path; null once done, else the exit it raises. */
