@@ -21,8 +21,9 @@ import java.nio.ByteOrder;
  * <p>The program, one copy for every vCPU, each started on a range of its own: its first pass
  * stores {@code gpa ^ seed} into the first quadword of each of {@code pages} pages from
  * {@code start} and exits on port {@link #FILL_PORT}, then halts; run again, its second pass sums
- * those quadwords and exits on port {@link #SUM_PORT} with the low half of the sum (the whole sum is
- * in RDX), then halts.
+ * those quadwords from the last page down — against the order a restore's background fill streams
+ * them, so that the two meet in the middle — and exits on port {@link #SUM_PORT} with the low half
+ * of the sum (the whole sum is in RDX), then halts.
  */
 public final class LongModeGuest {
   public static final long GDT = 0x800;
@@ -43,8 +44,8 @@ public final class LongModeGuest {
   private LongModeGuest() {}
 
   /**
-   * The program (see the class comment): RDI = first page, RCX = pages, RSI = seed; R8/R9 keep
-   * start and count for the second pass.
+   * The program (see the class comment): RDI = first page, RCX = pages, RSI = seed; R9 keeps the
+   * count and R10 the last page for the second pass.
    */
   public static byte[] program() {
     return bytes(
@@ -58,12 +59,12 @@ public final class LongModeGuest {
         0xE6, FILL_PORT, //                               out 0x10, al
         0xF4, //                                          hlt
         // sum
-        0x4C, 0x89, 0xC7, //                              mov rdi, r8
+        0x4C, 0x89, 0xD7, //                              mov rdi, r10     ; the last page
         0x4C, 0x89, 0xC9, //                              mov rcx, r9
         0x31, 0xD2, //                                    xor edx, edx
         0x48, 0x8B, 0x07, //                         sum: mov rax, [rdi]
         0x48, 0x01, 0xC2, //                              add rdx, rax
-        0x48, 0x81, 0xC7, 0x00, 0x10, 0x00, 0x00, //      add rdi, 0x1000
+        0x48, 0x81, 0xEF, 0x00, 0x10, 0x00, 0x00, //      sub rdi, 0x1000
         0x48, 0xFF, 0xC9, //                              dec rcx
         0x75, 0xEE, //                                    jnz sum          ; -18
         0x48, 0x89, 0xD0, //                              mov rax, rdx
@@ -114,7 +115,8 @@ public final class LongModeGuest {
         .withCr0(cr0)
         .withCodeSegment(Segment.flat64Code(SEL_CODE))
         .withDataSegments(Segment.flat32Data(SEL_DATA)));
-    vcpu.setRegisters(new Registers(0, 0, pages, 0, seed, start, 0, 0, start, pages, 0, 0, 0, 0, 0, 0, CODE, 0x2));
+    long last = start + (pages - 1) * PAGE;
+    vcpu.setRegisters(new Registers(0, 0, pages, 0, seed, start, 0, 0, start, pages, last, 0, 0, 0, 0, 0, CODE, 0x2));
   }
 
   /** The quadword the first pass stores at the page at {@code gpa}. */

@@ -206,6 +206,32 @@ public final class Snapshot {
     }
   }
 
+  /**
+   * Copies memslot {@code s}'s pages from the image into {@code vm}'s memory at once (an eager
+   * restore of that slot; its pages must be present, not under USERFAULT). Known-zero pages are
+   * left as they are: a fresh file reads zero there.
+   */
+  void copyInto(Vm vm, SlotMeta s) throws IOException {
+    BitSet zero = zeroPages();
+    int chunk = 256 * (int) PAGE;
+    ByteBuffer b = ByteBuffer.allocate(chunk);
+    try (FileChannel img = FileChannel.open(dir.resolve("memory.img"), StandardOpenOption.READ)) {
+      for (long off = 0; off < s.size(); off += chunk) {
+        int len = (int) Math.min(chunk, s.size() - off);
+        b.clear().limit(len);
+        while (b.hasRemaining() && img.read(b, s.gpa() + off + b.position()) > 0) {
+          // positional reads until the chunk is full or the image ends (holes read zero)
+        }
+        for (int p = 0; p < len; p += (int) PAGE) {
+          long gfn = (s.gpa() + off + p) / PAGE;
+          if (gfn >= Integer.MAX_VALUE || !zero.get((int) gfn)) {
+            vm.guestMemory().write(s.gpa() + off + p, b.array(), p, (int) PAGE);
+          }
+        }
+      }
+    }
+  }
+
   /** Pages known to be zero, by GFN. */
   BitSet zeroPages() throws IOException {
     return BitSet.valueOf(Files.readAllBytes(dir.resolve("zero.bits")));
