@@ -3,6 +3,8 @@ package dev.gmem.userfault;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
@@ -60,6 +62,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     final long ino;
     final long fileOffset;
     final UserfaultBitmap bitmap;
+    final dev.gmem.api.GuestMemFile file;
     volatile Memslot epoch;
     volatile AtomicLongArray mapped;
 
@@ -71,6 +74,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       this.ino = m.file().inode().ino();
       this.fileOffset = m.offset();
       this.bitmap = bitmap;
+      this.file = m.file();
       this.mapped = new AtomicLongArray((int) ((pages + 63) >>> 6));
     }
 
@@ -195,9 +199,19 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     if (!r.bitmap.isSet(page)) {
       throw new GmemException(Errno.EEXIST, "page at GPA 0x" + Long.toHexString(gpa) + " is present (its bit is clear)");
     }
+    long at = r.gpa + page * PAGE;
     INSTALLING.set(true);
     try {
-      vm.guestMemory().write(r.gpa + page * PAGE, bytes, 0, bytes.length);
+      if (r.file.shareability(r.fileOffset + page * PAGE) == Shareability.PRIVATE) {
+        // Private content goes in the way the guest's own private store would, never through a
+        // host view of private memory (which gmem refuses anyway).
+        VcpuExit refused = vm.softwareVcpu().write(at, bytes, 0, bytes.length, true);
+        if (refused != null) {
+          throw new GmemException(Errno.EFAULT, "installing the private page at GPA 0x" + Long.toHexString(at) + ": " + refused);
+        }
+      } else {
+        vm.guestMemory().write(at, bytes, 0, bytes.length);
+      }
     } finally {
       INSTALLING.set(false);
     }
@@ -264,7 +278,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   @Override
   public long guestFault(GuestFault fault) {
     Memslot slot = fault.slot();
-    if (slot == null || (slot.flags() & MEM_USERFAULT) == 0) {
+    if (slot == null || (slot.flags() & MEM_USERFAULT) == 0 || INSTALLING.get()) {
       return 0;
     }
     Registration r = bySlot.get(new SlotKey(fault.vm(), slot.slot()));

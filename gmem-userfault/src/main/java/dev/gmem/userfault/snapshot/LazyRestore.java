@@ -63,7 +63,7 @@ public final class LazyRestore implements AutoCloseable {
       int flags = eager ? s.flags() & ~Userfault.MEM_USERFAULT : s.flags() | Userfault.MEM_USERFAULT;
       Memslot m = vm.setMemoryRegion(s.slot(), flags, s.gpa(), s.size(), files.get(s.file()), s.offset());
       if (eager) {
-        snapshot.copyInto(vm, s);
+        snapshot.copyInto(vm, s, files.get(s.file()));
       } else {
         lazy.add(m);
       }
