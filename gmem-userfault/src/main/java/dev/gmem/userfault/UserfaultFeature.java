@@ -11,6 +11,7 @@ import dev.gmem.api.spi.Feature;
 import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.GuestFault;
+import dev.gmem.api.spi.KernelMemslot;
 import dev.gmem.api.spi.HostMemory;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -33,8 +34,11 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
 
   private final HostMemory host;
   private final boolean kernelUserfault;
+  private final String kernelProbe;
   private final FaultStats stats = new FaultStats();
   private final Map<SlotKey, Registration> bySlot = new ConcurrentHashMap<>();
+  /** Bitmaps handed to the kernel for slots not yet created (pass-through), until {@link #bitmap} takes them. */
+  private final Map<SlotKey, UserfaultBitmap> handedToKernel = new ConcurrentHashMap<>();
   /** Every registration, for host faults by inode page; replaced whole on change. */
   private volatile Registration[] all = new Registration[0];
   private final Map<Vm, Supervisor> supervisors = new ConcurrentHashMap<>();
@@ -42,9 +46,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   private final ThreadLocal<long[]> exitedOn = ThreadLocal.withInitial(() -> new long[] {-1, 0});
   private volatile long deadlineNanos = Duration.ofSeconds(10).toNanos();
 
-  UserfaultFeature(HostMemory host, boolean kernelUserfault) {
+  UserfaultFeature(HostMemory host, KvmUserfaultProbe.Result probe) {
     this.host = host;
-    this.kernelUserfault = kernelUserfault;
+    this.kernelUserfault = probe.present();
+    this.kernelProbe = probe.reason();
   }
 
   private record SlotKey(Vm vm, int slot) {}
@@ -118,6 +123,31 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     return this;
   }
 
+  /**
+   * The pass-through: where the kernel itself accepts {@code KVM_MEM_USERFAULT} (probed by
+   * behaviour), every slot's flag goes to the kernel with the slot's bitmap, and KVM produces the
+   * exits of real vCPUs (no stage-2 view of gmem's for the slot). Null (gmem's own mechanism) where
+   * it does not, as on 6.18.
+   */
+  @Override
+  public synchronized KernelMemslot kernelMemslot(Vm vm, int slot, int flags, long size) {
+    if (!kernelUserfault) {
+      return null;
+    }
+    if ((flags & MEM_USERFAULT) == 0) {
+      return new KernelMemslot(0, 0);
+    }
+    SlotKey key = new SlotKey(vm, slot);
+    Registration r = bySlot.get(key);
+    UserfaultBitmap b = r != null && r.pages == size / PAGE && r.bitmap.isOpen() ? r.bitmap
+        : handedToKernel.computeIfAbsent(key, k -> new UserfaultBitmap(host, size / PAGE));
+    if (b.pages() != size / PAGE) {
+      b = new UserfaultBitmap(host, size / PAGE);
+      handedToKernel.put(key, b);
+    }
+    return new KernelMemslot(MEM_USERFAULT, b.address());
+  }
+
   @Override
   public FilemapListener filemapListener() {
     return this;
@@ -155,8 +185,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       return r.bitmap;
     }
     // A slot deleted and created anew gets a new bitmap; the old one stays mapped (a racing host
-    // fault may still read it) until the runtime goes.
-    Registration fresh = new Registration(vm, m, new UserfaultBitmap(host, m.size() / PAGE));
+    // fault may still read it) until the runtime goes. One the kernel was given at the slot's
+    // creation is the slot's.
+    UserfaultBitmap given = handedToKernel.remove(key);
+    Registration fresh = new Registration(vm, m, given != null && given.pages() == m.size() / PAGE ? given : new UserfaultBitmap(host, m.size() / PAGE));
     bySlot.put(key, fresh);
     publish();
     return fresh.bitmap;
@@ -273,6 +305,11 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     return kernelUserfault;
   }
 
+  @Override
+  public String kernelUserfaultProbe() {
+    return kernelProbe;
+  }
+
   // ---- vCPU faults ------------------------------------------------------------------------------
 
   @Override
@@ -381,5 +418,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     bySlot.clear();
     publish();
     regs.forEach(r -> r.bitmap.close());
+    handedToKernel.values().forEach(UserfaultBitmap::close);
+    handedToKernel.clear();
   }
 }
