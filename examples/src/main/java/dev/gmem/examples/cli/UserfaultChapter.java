@@ -46,7 +46,7 @@ final class UserfaultChapter {
     out.printf("%nKVM Userfault (gmem-userfault)%n");
     Userfault uf = rt.feature(Userfault.class).orElse(null);
     if (uf == null || !rt.backend().name().equals("kvm")) {
-      out.println("  needs the userfault feature and real vCPUs (kvm backend): skipped");
+      out.println("  needs the userfault feature and real vCPUs (kvm backend): not run on this backend");
       return;
     }
     out.printf("  kernel KVM_MEM_USERFAULT: %s -> %s%n", uf.kernelUserfaultProbe(),

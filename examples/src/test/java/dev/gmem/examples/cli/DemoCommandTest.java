@@ -68,7 +68,7 @@ class DemoCommandTest {
           run.out());
       assertTrue(lines.stream().anyMatch(l -> l.startsWith("  second restore, prefetching") && l.contains("guest sum identical")), run.out());
     } else {
-      assertTrue(lines.contains("  needs the userfault feature and real vCPUs (kvm backend): skipped"), run.out());
+      assertTrue(lines.contains("  needs the userfault feature and real vCPUs (kvm backend): not run on this backend"), run.out());
     }
     assertEquals(before, pool());
   }
