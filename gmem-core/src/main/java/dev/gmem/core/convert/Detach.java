@@ -34,8 +34,8 @@ import org.slf4j.LoggerFactory;
  * and on hugetlb memory the pool must have a free page per huge page detached (a detached page
  * still referenced is not given back until its last reference goes, and its refill needs one).
  * On huge pages residency is not asked of mincore, which there sees only the window's own page
- * table: every exposed huge page is punched, those gmem does not know of read aside with pread
- * (no page instantiated for a hole) and refilled only if they held data.
+ * table: every exposed huge page is punched and refilled, those gmem does not know of read aside
+ * with pread (no page instantiated for a hole) and copied back only if they held data.
  * {@link #apply} refills with MADV_POPULATE_WRITE, which on 4 KiB memory only fails when the
  * system is out of memory; it then copies back with plain stores, whose faults the kernel
  * resolves (or OOM-kills) rather than fail.
@@ -262,24 +262,27 @@ final class Detach {
 
   /**
    * Detaches a huge block gmem does not know to be resident: it may hold a page a raw user
-   * instantiated (and a kernel reference to it), so it is punched all the same; its contents, read
-   * without instantiating a hole, come back only where there were any, so a hole stays a hole.
+   * instantiated (and a kernel reference to it), so it is punched all the same; its contents are
+   * read aside without instantiating a hole. It is refilled even where it held nothing: the punch
+   * dropped the block's reservation (hugetlb_unreserve_pages), and a page in the file keeps the
+   * pool page a reservation would have, so gmem's later fault there cannot find the pool empty.
    */
   private void detachUnknown(long b, long block) {
     long from = b << Folio.PAGE_SHIFT;
     long len = block << Folio.PAGE_SHIFT;
     boolean contents = keepContents && readAside(b, block);
     inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, from, len);
-    if (!contents) {
-      return;
-    }
     try {
       inode.sys().madvise(view + from, len, Sys.MADV_POPULATE_WRITE);
     } catch (GmemException outOfMemory) {
-      LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, b, outOfMemory.getMessage());
+      if (contents) {
+        LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, b, outOfMemory.getMessage());
+      }
       return;
     }
-    IO.copyMemory(buffer, view + from, len);
+    if (contents) {
+      IO.copyMemory(buffer, view + from, len);
+    }
   }
 
   /** Copies {@code [from, to)} (bytes, resident) aside, punches it and refills it, a buffer at a time. */
