@@ -11,7 +11,6 @@ import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.inode.FaultPath;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
-import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.Lock;
 
@@ -59,16 +58,21 @@ final class Populate {
         throw GmemException.einval("populate gpa 0x" + Long.toHexString(gpa) + " is in no memslot (deleted meanwhile)");
       }
       long done = 0;
-      for (; done < n; done++) {
-        try {
-          if (!populateOne(inode, binding.viewBase(), first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
+      // Secret memory left gmem's direct map when it entered the filemap: the arch reaches it
+      // through one scoped temporary mapping for the call, never through the slot's window.
+      try (PopulateTarget target = inode.secretMemory() ? new PopulateTarget.Temporary(inode, first, n)
+          : new PopulateTarget.Window(binding.viewBase())) {
+        for (; done < n; done++) {
+          try {
+            if (!populateOne(inode, target, first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
+              break;
+            }
+          } catch (GmemException e) {
+            if (done == 0) {
+              throw e;
+            }
             break;
           }
-        } catch (GmemException e) {
-          if (done == 0) {
-            throw e;
-          }
-          break;
         }
       }
       if (source != null) {
@@ -81,7 +85,7 @@ final class Populate {
   }
 
   /** One page; false when the arch stopped before it (an error on the first page of the call). */
-  private boolean populateOne(GuestMemInodeImpl inode, long viewBase, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
+  private boolean populateOne(GuestMemInodeImpl inode, PopulateTarget target, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
     if (inode.shareabilityStore().get(index) != Shareability.PRIVATE) {
       throw GmemException.einval("populate: page at gfn 0x" + Long.toHexString(gfn) + " is not private");
     }
@@ -97,12 +101,18 @@ final class Populate {
       int at = source.position() + (int) (i * PAGE);
       src = source.duplicate().position(at).limit(at + (int) PAGE).slice();
     }
-    ByteBuffer target = Sys.buffer(viewBase + index * PAGE, (int) PAGE); // the slot's window
-    if (!arch.postPopulate(faults.page(index), gfn, src, target, flags)) {
-      if (first) {
-        throw new GmemException(Errno.EAGAIN, "populate: the arch did not take the page at gfn 0x" + Long.toHexString(gfn) + "; retry");
+    ByteBuffer page = target.open(index);
+    boolean taken = false;
+    try {
+      if (!arch.postPopulate(faults.page(index), gfn, src, page, flags)) {
+        if (first) {
+          throw new GmemException(Errno.EAGAIN, "populate: the arch did not take the page at gfn 0x" + Long.toHexString(gfn) + "; retry");
+        }
+        return false;
       }
-      return false;
+      taken = true;
+    } finally {
+      target.close(index, taken);
     }
     filemap.markPrepared(folio);
     return true;
