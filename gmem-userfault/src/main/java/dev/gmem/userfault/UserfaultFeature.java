@@ -261,6 +261,17 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     return 0;
   }
 
+  /**
+   * Bitmaps count only while a memslot has USERFAULT (v3), so accesses to memory no such slot binds
+   * keep core's lock-free path once one went through here; setting the flag takes them off it. A
+   * page a host access already reached stays reachable when its bit is set again later, as a
+   * present PTE takes no userfault: punch it (or set the flag anew) to make it missing.
+   */
+  @Override
+  public int accessMemslotFlags() {
+    return MEM_USERFAULT;
+  }
+
   @Override
   public int maxMappingOrder(GuestFault fault) {
     return fault.slot() != null && (fault.slot().flags() & MEM_USERFAULT) != 0 ? 0 : 18;

@@ -33,7 +33,7 @@ final class GmemFixture implements AutoCloseable {
   }
 
   static GmemFixture open(String backend, long size, VmType type, long flags) {
-    GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).property("gmem.feature.userfault", "false").build();
+    GmemRuntime rt = GmemRuntime.builder().property("gmem.backend", backend).build();
     try {
       if (!rt.backend().name().equals(backend)) {
         throw new IllegalStateException("gmem chose backend " + rt.backend().name() + " (" + rt.backend().reason() + "), not " + backend);

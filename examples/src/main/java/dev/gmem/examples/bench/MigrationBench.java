@@ -82,7 +82,7 @@ public class MigrationBench {
 
     @Setup(Level.Trial)
     public void open() {
-      runtime = GmemRuntime.builder().property("gmem.backend", backend).property("gmem.feature.userfault", "false").build();
+      runtime = GmemRuntime.builder().property("gmem.backend", backend).build();
       if (!runtime.backend().name().equals("kvm")) {
         throw new IllegalStateException("the switch-over moves real vCPUs: it needs the kvm backend, not " + runtime.backend().name());
       }

@@ -76,6 +76,22 @@ public interface FaultInterceptor {
     return true;
   }
 
+  /**
+   * The memslot flags under which this interceptor must see accesses (KVM Userfault: USERFAULT,
+   * whose bitmap counts only while a slot has the flag). Non-zero: once an access to a page of an
+   * inode that no memslot with one of these flags binds went through every interceptor, later
+   * accesses to that page may take gmem's lock-free path without calling this one again — as a
+   * present PTE or stage-2 entry takes no fault — until the page is punched or converted, or until
+   * such a memslot binds the inode: binding it with the flag, or setting the flag late, takes the
+   * inode's pages off that path (waiting for accesses in flight) before the memslot call returns.
+   * 0, the default: this interceptor sees every access, and no access of an inode it could see
+   * takes the lock-free path.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default int accessMemslotFlags() {
+    return 0;
+  }
+
   /** The references taken on {@code [first, first+nrPages)} by a pin were dropped. Must not throw. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
   default void unpin(GmemPage first, long nrPages) {}

@@ -4,7 +4,6 @@ import dev.gmem.api.GmemException;
 import dev.gmem.core.sys.Sys;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
@@ -112,7 +111,7 @@ public final class Rcu {
   public Reader reader() {
     Thread t = Thread.currentThread();
     Reader r = byThreadId[(int) t.getId() & (CELLS - 1)];
-    return r != null && r.owner.refersTo(t) ? r : readers.get();
+    return r != null && r.owner == t ? r : readers.get();
   }
 
   private synchronized Reader register() {
@@ -189,17 +188,22 @@ public final class Rcu {
   public static final class Reader extends PadAfter {
     private final Rcu rcu;
     private final boolean fence;
-    private final WeakReference<Thread> owner;
+    /**
+     * Strong: one load and a compare on every lookup instead of a reference's referent. A dead
+     * owner is kept reachable only by its reader, which {@link #register} drops from the registry
+     * and whose thread-id cell the next thread with that cell takes: at most one dead thread object
+     * per cell.
+     */
+    private final Thread owner;
 
     private Reader(Rcu rcu, Thread owner) {
       this.rcu = rcu;
       this.fence = rcu.membarrier == null;
-      this.owner = new WeakReference<>(owner);
+      this.owner = owner;
     }
 
     boolean ownerAlive() {
-      Thread t = owner.get();
-      return t != null && t.isAlive();
+      return owner.isAlive();
     }
 
     /**

@@ -49,6 +49,11 @@ public final class FaultPath {
   private final List<FaultInterceptor> interceptors;
   /** Every interceptor: pins go to all of them. */
   private final List<FaultInterceptor> allInterceptors;
+  /**
+   * The memslot flags under which {@link #interceptors} must see accesses; 0 where one of them
+   * must see every access. Outside such memslots accesses keep the lock-free path.
+   */
+  private final int interceptedMemslotFlags;
   private final Striped<Lock> prepareStripes = Striped.lock(PREPARE_STRIPES);
   private final Striped<Lock> allocationStripes = Striped.lock(ALLOCATION_STRIPES);
   /** Whether the allocator hands out folio handles, so that two allocations of one page may race. */
@@ -70,6 +75,8 @@ public final class FaultPath {
     this.listeners = listeners;
     this.interceptors = interceptors.stream().filter(FaultInterceptor::interceptsAccesses).toList();
     this.allInterceptors = interceptors;
+    this.interceptedMemslotFlags = this.interceptors.stream().mapToInt(FaultInterceptor::accessMemslotFlags)
+        .reduce((a, b) -> a == 0 || b == 0 ? 0 : a | b).orElse(0);
     // write() fills a page before it enters the filemap: a fault must not add the page meanwhile.
     this.racingAllocations = overridesAllocate(allocator) && (flags & GmemFlags.WRITE) == 0;
     this.writes = new WritePopulation(this, inode, this.interceptors);
@@ -91,6 +98,15 @@ public final class FaultPath {
   /** The identity of page {@code index} of this inode, as the arch and features key it. */
   public GmemPage page(long index) {
     return new GmemPage(ino, index);
+  }
+
+  /**
+   * The memslot flags under which the interceptors must see every access to this inode
+   * ({@link FaultInterceptor#accessMemslotFlags}); 0 where there is none, or where one must see
+   * every access anyway.
+   */
+  public int interceptedMemslotFlags() {
+    return interceptedMemslotFlags;
   }
 
   /** Every feature's interceptor, for pins. */
@@ -156,7 +172,7 @@ public final class FaultPath {
    * nothing but the invalidate-locked state decides them, i.e. no interceptor is present.
    */
   private void install(long index, FastPageTable.Kind kind) {
-    if (interceptors.isEmpty()) {
+    if (interceptors.isEmpty() || (interceptedMemslotFlags != 0 && !inode.hasInterceptedBindings())) {
       inode.fastPages().install(index, kind);
     }
   }

@@ -68,6 +68,8 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final boolean guestMemfd;
   private final List<FilemapListener> listeners;
   private final FastPageTable fastPages;
+  /** See {@link #interceptedBinding}; guarded by the invalidate lock. */
+  private int interceptedBindings;
   private volatile FaultInjector conversionFaults = FaultInjector.NONE;
   private volatile boolean evicted;
   private volatile KernelAttributes kernelAttributes = KernelAttributes.NONE;
@@ -288,6 +290,29 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   public void invalidateBegin(long start, long end) {
     fastPages.zap(start, end);
     Rcu.GLOBAL.synchronize();
+  }
+
+  /**
+   * A memslot whose flags include one of {@link FaultPath#interceptedMemslotFlags} binds this
+   * inode ({@code +1}: bound with it, or the flag set late) or no longer does ({@code -1}). While
+   * any does, no fault installs a lock-free entry; the first also zaps the entries there are and
+   * waits for accesses in flight, so that from its return every access meets the interceptors.
+   */
+  public void interceptedBinding(int delta) {
+    invalidateLock.writeLock().lock();
+    try {
+      interceptedBindings += delta;
+      if (delta > 0) {
+        invalidateBegin(0, nrPages);
+      }
+    } finally {
+      invalidateLock.writeLock().unlock();
+    }
+  }
+
+  /** Whether a memslot binds this inode with a flag the interceptors see accesses under. Invalidate lock held. */
+  boolean hasInterceptedBindings() {
+    return interceptedBindings > 0;
   }
 
   // ---- the public inode view -------------------------------------------------------------

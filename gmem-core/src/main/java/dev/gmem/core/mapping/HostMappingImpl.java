@@ -269,8 +269,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
    * {@link #lockedAccess}. Kept small so that it inlines into each accessor.
    */
   private long access(long off, long len, int needProt, long value, Copy copy) {
-    checkRange(off, len, needProt);
-    if (len == 0) {
+    if (off < 0 || len <= 0 || off > length - len || (prot & needProt) != needProt) {
+      checkRange(off, len, needProt); // the error, or a zero-length access of an open mapping
       return 0;
     }
     long at = offset + off;
@@ -278,7 +278,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       Rcu.Reader r = Rcu.GLOBAL.reader();
       r.lock();
       try {
-        if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
+        // open: checked here only, inside the section that close() waits for
+        if (open && fastPages.isHostMapped(at >>> Folio.PAGE_SHIFT)) {
           return copy.at(view + off, value); // close() waits for this section before the window goes
         }
       } finally {

@@ -306,7 +306,16 @@ public final class VmImpl implements Vm {
     checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
     if (change == MemslotTable.Change.UPDATE) {
+      GuestMemInodeImpl updated = ((GuestMemFileImpl) file).inodeImpl();
+      int oldFlags = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow().flags();
+      boolean wasIntercepted = intercepted(updated, oldFlags);
+      if (!wasIntercepted && intercepted(updated, flags)) {
+        updated.interceptedBinding(+1); // before the slot's new flags can be seen
+      }
       MemslotTable.Binding b = memslots.apply(change, slot, flags, gpa, size, file, offset, null, null);
+      if (wasIntercepted && !intercepted(updated, flags)) {
+        updated.interceptedBinding(-1);
+      }
       if (b.kernelView() instanceof StageTwoView view) {
         if ((flags & memslots.featureFlags()) != 0) {
           view.zapAll(); // set, or changed while set: as KVM zaps the slot's stage-2 mappings
@@ -325,7 +334,11 @@ public final class VmImpl implements Vm {
     inode.acquire();
     GuestView.Window window = null;
     AutoCloseable kernelView = null;
+    boolean intercepted = intercepted(inode, flags);
     try {
+      if (intercepted) {
+        inode.interceptedBinding(+1); // before a vCPU can reach the inode through the slot
+      }
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
       if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
@@ -350,10 +363,21 @@ public final class VmImpl implements Vm {
       if (window != null) {
         window.close(); // nobody copies through it yet
       }
+      if (intercepted) {
+        inode.interceptedBinding(-1);
+      }
       inode.release();
       throw e;
     }
     return memslots.apply(change, slot, flags, gpa, size, file, offset, window, kernelView).slot();
+  }
+
+  /**
+   * Whether a memslot of {@code flags} over {@code inode} makes its interceptors see every access
+   * ({@link dev.gmem.api.spi.FaultInterceptor#accessMemslotFlags}: KVM Userfault's USERFAULT).
+   */
+  private static boolean intercepted(GuestMemInodeImpl inode, int flags) {
+    return (flags & inode.faults().interceptedMemslotFlags()) != 0;
   }
 
   /**
@@ -379,6 +403,9 @@ public final class VmImpl implements Vm {
       } catch (Exception e) {
         throw new IllegalStateException(e);
       }
+    }
+    if (intercepted(inode, deleted.slot().flags())) {
+      inode.interceptedBinding(-1); // no access reaches the inode through this slot any more
     }
     inode.release();
     return deleted.slot();
