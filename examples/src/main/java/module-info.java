@@ -13,6 +13,8 @@ module dev.gmem.examples {
   requires static dev.gmem.directmap; // info and demo use its API only when the feature was found
   requires dev.gmem.arch.snp; // the SNP demo chapter and SnpLaunchBench inspect its firmware model
   requires dev.gmem.userfault; // gmem snapshot / restore
+  requires dev.gmem.migrate; // gmem migrate, the demo's post-copy chapter, PostcopyBench
+  requires org.jnrproject.jffi; // PostcopyBench's raw baselines copy with MemoryIO, as C would
   requires com.google.common; // ConversionBench: TreeRangeMap, the range map the shareability store is measured against
   requires info.picocli;
   requires jmh.core;

@@ -273,6 +273,7 @@ public abstract class ArchContractTests extends ArchFixture {
     c.checkEquals(2L, n, "pages populated");
     c.checkEquals(1, log().populateCount(g.page(0)), "postPopulate calls for page 0");
     c.expect(Errno.EEXIST, "second populate of page 0", () -> vm.populate(g.gpa(0), src.duplicate(), 1, populateFlags()));
+    c.succeeds("launch after populate", () -> launch(vm));
     c.check(Arrays.equals(pattern(20), guestRead(c, g, 0, true)), () -> "populated page 0 does not hold the source bytes");
     c.check(Arrays.equals(pattern(21), guestRead(c, g, 1, true)), () -> "populated page 1 does not hold the source bytes");
     c.checkEquals(0, log().prepareCount(g.page(0)), "prepare calls for populated page 0 (populated counts as prepared)");

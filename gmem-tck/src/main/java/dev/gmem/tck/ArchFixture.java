@@ -82,6 +82,14 @@ public abstract class ArchFixture {
    */
   protected void beforePrivateAccess(Vm vm, long gpa, long length) {}
 
+  /**
+   * Launches {@code vm} after the kit populated its initial image, before the guest first runs: what
+   * a VMM does between building the image and running the guest on this arch (TDX:
+   * {@code KVM_TDX_FINALIZE_VM}; SNP: {@code SNP_LAUNCH_FINISH}). The kit calls it once per VM
+   * after its populates and never populates that VM again. Default: nothing (no launch phase).
+   */
+  protected void launch(Vm vm) {}
+
   /** The content effect the arch documents for a conversion. Default: the hooks' own {@code contentEffect}. */
   protected ContentEffect expectedContentEffect(Vm vm, Shareability from, Shareability to) {
     return hooks(vm).contentEffect(from, to);

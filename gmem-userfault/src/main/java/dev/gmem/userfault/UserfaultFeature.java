@@ -3,6 +3,7 @@ package dev.gmem.userfault;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
@@ -159,9 +160,19 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     if (!r.bitmap.isSet(page)) {
       throw new GmemException(Errno.EEXIST, "page at GPA 0x" + Long.toHexString(gpa) + " is present (its bit is clear)");
     }
+    long at = r.gpa + page * PAGE;
     INSTALLING.set(true);
     try {
-      vm.guestMemory().write(r.gpa + page * PAGE, bytes, 0, bytes.length);
+      if (vm.guestMemory().isAccessible(at, PAGE)) {
+        vm.guestMemory().write(at, bytes, 0, bytes.length);
+      } else {
+        // A private page (post-copy of a SW_PROTECTED or pKVM VM): the host may not write it, so it
+        // is written as the guest would, by a private access of the software vCPU.
+        VcpuExit refused = vm.softwareVcpu().write(at, bytes, 0, bytes.length, true);
+        if (refused != null) {
+          throw new GmemException(Errno.EFAULT, "page at GPA 0x" + Long.toHexString(at) + " can be written neither by the host nor privately: " + refused);
+        }
+      }
     } finally {
       INSTALLING.set(false);
     }
@@ -227,6 +238,9 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
 
   @Override
   public long guestFault(GuestFault fault) {
+    if (INSTALLING.get()) {
+      return 0; // the installer's own private write
+    }
     Memslot slot = fault.slot();
     if (slot == null || (slot.flags() & MEM_USERFAULT) == 0) {
       return 0;

@@ -29,4 +29,13 @@ public @interface Paired {
 
   /** Largest acceptable gmem ns/op; 0 = no absolute target. */
   double maxNanos() default 0;
+
+  /**
+   * For {@code Mode.SampleTime} benchmarks: compare this percentile of the gmem side's sampled
+   * latencies (e.g. 99) instead of its mean; 0 = the mean.
+   */
+  double gmemPercentile() default 0;
+
+  /** As {@link #gmemPercentile()}, for the baseline (e.g. 50: a p99 measured against an idle p50). */
+  double baselinePercentile() default 0;
 }

@@ -31,6 +31,10 @@ final class RatioTable {
       return gmemScore.nanos / baselineScore.nanos;
     }
 
+    private static String pct(double p) {
+      return p <= 0 ? "mean" : String.format(Locale.ROOT, "%.0f", p);
+    }
+
     boolean hasTarget() {
       return spec.maxRatio() > 0 || spec.maxNanos() > 0;
     }
@@ -46,6 +50,9 @@ final class RatioTable {
       }
       if (spec.maxNanos() > 0) {
         j.add(String.format(Locale.ROOT, "<= %.0f ns/op", spec.maxNanos()));
+      }
+      if (spec.gmemPercentile() > 0 || spec.baselinePercentile() > 0) {
+        j.add(String.format(Locale.ROOT, "p%s vs p%s", pct(spec.gmemPercentile()), pct(spec.baselinePercentile())));
       }
       return j.length() == 0 ? "-" : j.toString();
     }
@@ -107,7 +114,8 @@ final class RatioTable {
         continue;
       }
       String family = cls.substring(cls.lastIndexOf('.') + 1);
-      rows.add(new Row(family, methodName(p.getBenchmark()), spec.baseline(), params(p), score(r), score(base), spec));
+      rows.add(new Row(family, methodName(p.getBenchmark()), spec.baseline(), params(p), score(r, spec.gmemPercentile()),
+          score(base, spec.baselinePercentile()), spec));
       r.getSecondaryResults().forEach((name, res) -> {
         if (!name.startsWith("\u00b7")) { // profilers' results (·gc.alloc.rate, ...) are JMH's to print
           secondaries.add(new Secondary(family, methodName(p.getBenchmark()), params(p), name, perIteration(r, name), res.getScoreUnit()));
@@ -187,6 +195,18 @@ final class RatioTable {
       }
     }
     return n == 0 ? Double.NaN : sum / n;
+  }
+
+  /**
+   * The {@code percentile} (0 < p ≤ 100) of a sampled run's latencies as ns/op (no error interval),
+   * or the primary score where {@code percentile} is 0 or the run sampled nothing.
+   */
+  static Score score(RunResult r, double percentile) {
+    if (percentile <= 0 || r.getParams().getMode() != Mode.SampleTime) {
+      return score(r);
+    }
+    double unitNanos = TimeUnit.NANOSECONDS.convert(1, r.getParams().getTimeUnit());
+    return new Score(r.getPrimaryResult().getStatistics().getPercentile(percentile) * unitNanos, Double.NaN);
   }
 
   /** The primary score as ns/op, whatever mode and time unit the run used. */

@@ -81,6 +81,7 @@ final class DemoCommand implements Callable<Integer> {
       conversion(out, rt);
       hugePages(out, rt);
       MigrationChapter.run(out, rt);
+      PostcopyChapter.run(out, rt);
       TdxChapter.run(out, rt);
       PkvmChapter.run(out, rt);
       if (DirectMapInfo.active(rt)) {

@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = GmemTool.Version.class,
     description = "guest_memfd for user-space VMMs, on the real kernel.",
-    subcommands = {InfoCommand.class, DemoCommand.class, BenchCommand.class, SnapshotCommand.class, RestoreCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {InfoCommand.class, DemoCommand.class, BenchCommand.class, SnapshotCommand.class, RestoreCommand.class, MigrateCommand.class, CommandLine.HelpCommand.class})
 public final class GmemTool implements Runnable {
 
   @CommandLine.Spec

@@ -76,6 +76,9 @@ final class InfoCommand implements Callable<Integer> {
     out.printf("  linked files      KVM_LINK_GUEST_MEMFD and the context move by gmem%s%n", rt.backend().name().equals("kvm")
         ? "; a destination binds the inode's memory as plain user memory unless the kernel links (probed by behaviour at the first link)"
         : " (no KVM on this backend)");
+    out.printf("  post-copy         gmem-migrate, wire protocol v%d over TCP (unauthenticated plaintext: tunnel it); %s%n",
+        dev.gmem.migrate.wire.Wire.VERSION, rt.feature(dev.gmem.userfault.Userfault.class).isPresent()
+            ? "can receive here (the userfault feature is active)" : "can send only (the userfault feature is off)");
     out.println();
     vmTypes(rt, out);
     out.println();

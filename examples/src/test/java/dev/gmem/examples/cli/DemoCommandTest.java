@@ -57,6 +57,9 @@ class DemoCommandTest {
     if (backend.equals("kvm")) {
       assertTrue(lines.stream().anyMatch(l -> l.startsWith("  a real vCPU of the DEFAULT KVM VM underneath reads the shared page: ") && l.endsWith("('h')")), run.out());
       assertTrue(lines.contains("  and the private page 8 (a shared access: no C-bit here) -> MemoryFault[flags=0x0 gpa=0x108000 size=0x1000]"), run.out());
+      // post-copy between two JVMs: the guest continued on this one, every page identical to the source JVM's
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  every page: identical (source ") && l.endsWith("guest continued with the right checksum")),
+          run.out());
     }
     assertTrue(lines.contains("  a reclaim fails (injected RMPUPDATE failure): leaked pages 1, VM dead: true, next guest access -> EIO, VM closed cleanly"),
         run.out());

@@ -237,6 +237,16 @@ public interface ArchHooks {
   }
 
   /**
+   * {@code kvm_x86_ops.vcpu_pre_run}: whether a vCPU of the VM may run now. gmem asks before a
+   * real vCPU's {@code KVM_RUN} and before any access or hypercall through the software vCPU, and
+   * fails that call with what this throws, changing nothing (TDX: EINVAL until
+   * {@code KVM_TDX_FINALIZE_VM}, as {@code tdx_vcpu_pre_run}). Once it has returned normally gmem
+   * stops asking: a VM whose vCPUs may run never stops being runnable. The default lets them run.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void vcpuPreRun() throws GmemException {}
+
+  /**
    * A guest access through the software vCPU that passed the shareability check, after the
    * folio is in place and prepared: the arch's chance to raise what its hardware raises instead
    * of completing the access — TDX #VE for a private page that is AUGed but not yet accepted, SNP

@@ -28,9 +28,16 @@ import java.util.concurrent.atomic.AtomicLong;
  * memory (gmem's guest_memfd or memfd pages), the conversions and their content effects, the
  * launch digest (SHA-384 over the ABI's PAGE_INFO chain, bit-exact), the KVM exit protocol of page
  * state changes ({@code KVM_HC_MAP_GPA_RANGE} exits with KVM's coalescing and error codes), and on
- * the kvm backend a real DEFAULT KVM VM whose real vCPUs make shared accesses only (6.18 gives a
- * DEFAULT VM no C-bit): a real vCPU's access to a private page is the memory-fault exit, never a
- * #VC. Modelled: the RMP
+ * the kvm backend a real DEFAULT KVM VM whose real vCPUs make shared accesses only. <b>#VC is a
+ * software-vCPU event here</b>: it needs a private (C-bit) access, and a real vCPU's access carries
+ * none on this host — the vCPU belongs to a DEFAULT KVM VM (6.18 has no SNP VM type to give it a
+ * C-bit, and the host CPU is Intel, with no SEV), the C-bit position of a guest page-table entry is
+ * an ordinary physical-address bit to its MMU, and in real mode there is no page table at all. The
+ * GPA the kernel hands back to gmem (an MMIO exit in the slot) therefore says nothing about
+ * privacy, so gmem treats it as shared: a real vCPU's access to a private page, validated or not,
+ * is the memory-fault exit (no private flag), never a #VC, and PVALIDATE (an SVM instruction)
+ * cannot be executed by it. On SNP hardware a guest with paging off makes private accesses; this
+ * real-vCPU path does not model that. Modelled: the RMP
  * (a table in this object, changed where KVM issues RMPUPDATE and PSMASH), PVALIDATE and the #VC
  * it and guest accesses raise on the software vCPU, SNP_LAUNCH_UPDATE's page handling (copy,
  * zero, CPUID check against a {@link CpuidPolicy}, immutable pre-guest pages) and encryption

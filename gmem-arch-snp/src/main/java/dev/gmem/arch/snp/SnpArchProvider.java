@@ -29,7 +29,8 @@ public final class SnpArchProvider implements ArchProvider {
   /** Says what is modelled: `gmem info` prints it. */
   @Override
   public Support probe(HostInfo host) {
-    return Support.yes("no SNP hardware used. Real: the memory, conversions, a DEFAULT KVM VM underneath (real vCPUs make shared accesses),"
+    return Support.yes("no SNP hardware used. Real: the memory, conversions, a DEFAULT KVM VM underneath (its real vCPUs make shared accesses only:"
+        + " no C-bit on this host, so they get memory-fault exits, never #VC),"
         + " the launch digest (SHA-384 PAGE_INFO chain), KVM's page-state-change exits. Modelled: RMP, PSMASH, PVALIDATE/#VC"
         + " (software vCPU), SNP_LAUNCH_UPDATE's page handling, encryption (private bytes stored plain; the host sees a scramble)");
   }

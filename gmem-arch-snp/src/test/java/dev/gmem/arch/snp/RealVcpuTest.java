@@ -66,4 +66,35 @@ class RealVcpuTest {
       }
     }
   }
+  /**
+   * What the real-vCPU path cannot do on this host, pinned down: an access to a private page the
+   * guest has not validated raises #VC on the software vCPU only when it is private (C-bit set).
+   * The real vCPU's access carries no C-bit (a DEFAULT KVM VM has none; in real mode there is no
+   * page table to hold one), so gmem sees a shared access, and a shared access to a private page
+   * is the memory-fault exit before any validation check: no #VC is counted.
+   */
+  @Test
+  void aRealVcpusAccessToAnUnvalidatedPrivatePageIsAMemoryFaultNotAVc() {
+    assumeTrue(Files.exists(Path.of("/dev/kvm")), "no /dev/kvm on this host");
+    try (GmemRuntime rt = SnpVms.runtime("kvm")) {
+      Vm vm = rt.createVm(VmType.SNP);
+      GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP);
+      f.setShareability(CODE, PAGE, Shareability.SHARED);
+      try (HostMapping m = f.map()) {
+        m.write(CODE, PROGRAM, 0, PROGRAM.length);
+      }
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, 4 * PAGE, f, 0);
+      vm.finalizeLaunch();
+      SnpArch snp = vm.arch(SnpArch.class).orElseThrow();
+      VcpuExit.GuestException vc = (VcpuExit.GuestException) vm.softwareVcpu().read(DATA, new byte[1], 0, 1, true);
+      assertEquals(SnpArch.VC_PAGE_NOT_VALIDATED, vc.errorCode(), "the software vCPU's private access to the unvalidated page");
+      long vcs = snp.vcEvents();
+      try (Vcpu cpu = vm.createVcpu(0)) {
+        cpu.setSpecialRegisters(cpu.specialRegisters().withCodeSegment(Segment.realMode(0, true)).withDataSegments(Segment.realMode(0, false)));
+        cpu.setRegisters(Registers.initial().withRip(CODE));
+        assertEquals(new VcpuExit.MemoryFault(0, DATA, PAGE), cpu.run(), "the real vCPU's (shared) access to the same page");
+      }
+      assertEquals(vcs, snp.vcEvents(), "no #VC from the real vCPU");
+    }
+  }
 }

@@ -29,6 +29,12 @@ class SnpContractTest extends ArchContractTests {
     arch(vm, SnpArch.class).orElseThrow().validateBeforeFirstUse(gpa, length);
   }
 
+  /** {@code SNP_LAUNCH_FINISH} after the image is built, as a VMM does before the guest runs. */
+  @Override
+  protected void launch(Vm vm) {
+    vm.finalizeLaunch();
+  }
+
   /** What SEV-SNP documents: ciphertext leaving private use; the plugin keeps bytes entering it (populate in place). */
   @Override
   protected ContentEffect expectedContentEffect(Vm vm, Shareability from, Shareability to) {

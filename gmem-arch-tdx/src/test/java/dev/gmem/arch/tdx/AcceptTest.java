@@ -7,12 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GuestMemFile;
-import dev.gmem.api.HostMapping;
 import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
-import dev.gmem.api.Shareability;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
@@ -90,21 +88,19 @@ class AcceptTest {
   }
 
   /**
-   * A real vCPU of the DEFAULT KVM VM under the TD runs real-mode code from a shared page and loads
-   * a byte from a private page (GPA without the shared bit: a private access). KVM hands the access
-   * back, gmem's fault path AUGs the page and the TD's rule makes it a #VE; after the guest's
-   * accept (issued for it through the software vCPU: this host's KVM does not complete a guest's
-   * VMCALL) the next run redoes the very load and reports the byte the guest wrote after accepting.
+   * A real vCPU of the DEFAULT KVM VM under the TD runs real-mode code from a page of the TD's
+   * image (populated, private: a TD fetches only private memory) and loads a byte from a private
+   * page (GPA without the shared bit: a private access). KVM hands the access back, gmem's fault
+   * path AUGs the page and the TD's rule makes it a #VE; after the guest's accept (issued for it
+   * through the software vCPU: this host's KVM does not complete a guest's VMCALL) the next run
+   * redoes the very load and reports the byte the guest wrote after accepting.
    */
   @Test
   void aRealVcpusPrivateLoadBeforeAcceptIsAVeToo() {
     long data = 0x10000; // where REAL_MODE_REPORT_BYTE_AT_64K loads from
     try (Td td = new Td(PAGE); GuestMemFile low = td.vm.createGuestMemFile(data + PAGE, GmemFlags.MMAP)) {
-      low.setShareability(0, data, Shareability.SHARED); // code and stack: shared
-      try (HostMapping m = low.map(0, data, dev.gmem.api.Prot.READ_WRITE, dev.gmem.api.MapFlags.SHARED)) {
-        m.write(GuestPrograms.CODE, GuestPrograms.REAL_MODE_REPORT_BYTE_AT_64K, 0, GuestPrograms.REAL_MODE_REPORT_BYTE_AT_64K.length);
-      }
       td.vm.setMemoryRegion(1, Memslot.GUEST_MEMFD, 0, data + PAGE, low, 0);
+      td.populate(GuestPrograms.CODE, RealVcpuAccessKindTest.codePage(), TdxAbi.MEASURE_MEMORY_REGION);
       td.vm.finalizeLaunch();
       try (Vcpu cpu = td.vm.createVcpu(0)) {
         cpu.setSpecialRegisters(cpu.specialRegisters().withCodeSegment(Segment.realMode(0, true)).withDataSegments(Segment.realMode(0, false)));

@@ -13,7 +13,7 @@ import dev.gmem.tck.ArchContractTests;
  * differ: INIT_SHARED and NO_DIRECT_MAP refused, private pages map at 4 KiB, contents are zeroed
  * when they leave private, populate takes {@code KVM_TDX_MEASURE_MEMORY_REGION}; and before the
  * guest touches private memory the TD must be RUNNABLE and the guest accepts the pages
- * ({@code TDG.MEM.PAGE.ACCEPT}).
+ * ({@code TDG.MEM.PAGE.ACCEPT}); after populating the image the TD is finalized ({@link #launch}).
  */
 class TdxContractTest extends ArchContractTests {
   @Override
@@ -35,6 +35,12 @@ class TdxContractTest extends ArchContractTests {
     for (long p = gpa; p < gpa + length; p += PAGE) {
       vm.softwareVcpu().hypercall(TdxAbi.TDG_MEM_PAGE_ACCEPT, p);
     }
+  }
+
+  /** {@code KVM_TDX_FINALIZE_VM} after the image is built: no vCPU of a TD runs before it. */
+  @Override
+  protected void launch(Vm vm) {
+    vm.finalizeLaunch();
   }
 
   @Override

@@ -76,6 +76,8 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** Whether the memory is {@code memfd_secret(2)}: the kernel removed it from its direct map. */
   private final boolean secretMemory;
   private volatile TemporaryMappings temporaryMappings = new TemporaryMappings();
+  /** Kernel stage-2 stand-ins over this inode's pages, zapped with the fast page table. */
+  private final List<StageTwoZap> stageTwo = new CopyOnWriteArrayList<>();
 
   /**
    * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
@@ -288,8 +290,17 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    */
   @Override
   public void invalidateBegin(long start, long end) {
+    for (StageTwoZap view : stageTwo) {
+      view.zap(start, end);
+    }
     fastPages.zap(start, end);
     Rcu.GLOBAL.synchronize();
+  }
+
+  /** Zaps {@code view} with every later {@link #invalidateBegin} until the returned handle is closed. */
+  public Runnable addStageTwo(StageTwoZap view) {
+    stageTwo.add(view);
+    return () -> stageTwo.remove(view);
   }
 
   /**

@@ -23,6 +23,15 @@ import java.util.BitSet;
  * maps the whole range again (x86 rebuilds eagerly). Nobody but the kernel touches this mapping,
  * so no Java thread can fault on it. Only the kernel's view of 4 KiB memory is kept this way; a
  * hugetlb slot cannot be zapped below its page size and keeps gmem's window.
+ *
+ * <p>Where the arch's private bit is a GPA bit (TDX's shared bit) the view is the slot's
+ * <em>private</em> stage 2 ({@link #privateStageTwo}): the kernel sees the slot at GPAs without the
+ * bit, which are private accesses, so a page is mapped only once gmem's fault path let a private
+ * access to it through (private, accepted), and every invalidation of the inode's pages (punch,
+ * conversion) zaps it again, as KVM zaps the S-EPT. Shared pages are never mapped: a private
+ * access to one comes back and becomes the rule's memory fault; shared accesses carry the bit and
+ * are outside every memslot the kernel knows, so they come back too. A mapping back that raced with
+ * a zap is dropped ({@link #generation}), as KVM retries a fault that raced with an invalidation.
  */
 public final class StageTwoView implements AutoCloseable {
   private final Sys sys;
@@ -30,6 +39,11 @@ public final class StageTwoView implements AutoCloseable {
   private final long pages;
   /** Pages made inaccessible (zapped, not yet mapped back); guarded by this. */
   private final BitSet zapped = new BitSet();
+  /** Zaps so far ({@code mmu_invalidate_seq}); guarded by this. */
+  private long generation;
+  /** The inode page the view starts at, and its registration for invalidations (private stage 2 only). */
+  private long firstPage;
+  private Runnable unregister;
 
   private StageTwoView(Sys sys, Mapping mapping, long pages) {
     this.sys = sys;
@@ -55,6 +69,44 @@ public final class StageTwoView implements AutoCloseable {
     }
   }
 
+  /**
+   * A slot's private stage 2 over file bytes {@code [offset, offset+size)}: all zapped, zapped again
+   * with every invalidation of the inode's pages in it.
+   */
+  public static StageTwoView privateStageTwo(GuestMemInodeImpl inode, long offset, long size) {
+    StageTwoView v = create(inode, offset, size, true);
+    v.firstPage = offset >>> Folio.PAGE_SHIFT;
+    v.unregister = inode.addStageTwo(v::zapInodePages);
+    return v;
+  }
+
+  private synchronized void zapInodePages(long start, long end) {
+    long from = Math.max(start, firstPage) - firstPage;
+    long to = Math.min(end, firstPage + pages) - firstPage;
+    if (from >= to) {
+      return;
+    }
+    generation++;
+    int next = zapped.nextClearBit((int) from);
+    if (next >= to) {
+      return; // nothing mapped in the range
+    }
+    sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, Prot.NONE);
+    zapped.set((int) from, (int) to);
+  }
+
+  /** Zaps so far: read before a guest fault, passed to {@link #map(long, long)} after it. */
+  public synchronized long generation() {
+    return generation;
+  }
+
+  /** {@link #map(long)} unless a zap came since {@code seenGeneration} (the fault raced with it). */
+  public synchronized void map(long index, long seenGeneration) {
+    if (generation == seenGeneration) {
+      map(index);
+    }
+  }
+
   /** The address the kernel is given as {@code userspace_addr}. */
   public long address() {
     return mapping.address();
@@ -62,6 +114,7 @@ public final class StageTwoView implements AutoCloseable {
 
   /** Every page inaccessible to the kernel: its next guest access is a fault gmem sees. */
   public synchronized void zapAll() {
+    generation++;
     sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.NONE);
     zapped.set(0, (int) pages);
   }
@@ -90,8 +143,16 @@ public final class StageTwoView implements AutoCloseable {
     return zapped.cardinality();
   }
 
+  /** Whether this is a slot's private stage 2 ({@link #privateStageTwo}), which a feature flag never maps whole. */
+  public boolean isPrivateStageTwo() {
+    return unregister != null;
+  }
+
   @Override
   public void close() {
+    if (unregister != null) {
+      unregister.run();
+    }
     mapping.close();
   }
 }

@@ -24,6 +24,10 @@ import dev.gmem.core.memslot.StageTwoView;
  * entering the guest — completing the read with the memory's bytes or storing the write — or
  * returns the exit again while the page is still not reachable. Exactly once, as on hardware.
  *
+ * <p>Where the private bit is a GPA bit (TDX), the slot's view is its private stage 2: an access or
+ * instruction fetch at a GPA without the bit is private and, once the rule lets it through, maps
+ * the page for the kernel; a shared one never does.
+ *
  * <p>Slots with a {@link StageTwoView} (a feature's memslot flag, e.g. KVM Userfault) come back the
  * same way for data accesses, and as an emulation failure for an instruction fetch from a zapped
  * page, whose GPA is the code segment base plus RIP, translated through the guest's page tables
@@ -61,11 +65,14 @@ public final class GuestFaultingVcpu implements Vcpu {
   public VcpuExit run() {
     while (true) {
       if (pending != null) {
+        long seen = generation(pending.gpa());
         VcpuExit refused = redo(pending);
         if (refused != null) {
           return refused;
         }
-        mapBack(pending.gpa());
+        if (sharedBit == 0 || pendingPrivate) {
+          mapBack(pending.gpa(), seen); // a private stage 2 never maps a page for a shared access
+        }
         pending = null;
       }
       VcpuExit exit = vcpu.run();
@@ -104,11 +111,13 @@ public final class GuestFaultingVcpu implements Vcpu {
     if (b == null || !(b.kernelView() instanceof StageTwoView view) || !view.isZapped((gpa - b.gpa()) >>> 12)) {
       return exit;
     }
-    VcpuExit refused = fault.read(gpa, new byte[1], 0, 1, false);
+    long seen = view.generation();
+    // On a TD every fetch is private: the TDX module never lets a TD execute shared memory.
+    VcpuExit refused = fault.read(gpa, new byte[1], 0, 1, sharedBit != 0);
     if (refused != null) {
       return refused;
     }
-    view.map((gpa - b.gpa()) >>> 12);
+    view.map((gpa - b.gpa()) >>> 12, seen);
     return null;
   }
 
@@ -161,11 +170,17 @@ public final class GuestFaultingVcpu implements Vcpu {
     return v;
   }
 
-  /** A pending access that went through: map its page back where the slot's view zapped it. */
-  private void mapBack(long gpa) {
+  /** The zaps so far of the slot view at {@code gpa}, or 0 where there is none. */
+  private long generation(long gpa) {
+    MemslotTable.Binding b = memslots.binding(gpa);
+    return b != null && b.kernelView() instanceof StageTwoView view ? view.generation() : 0;
+  }
+
+  /** A pending access that went through: map its page back where the slot's view zapped it, unless a zap came since {@code seen}. */
+  private void mapBack(long gpa, long seen) {
     MemslotTable.Binding b = memslots.binding(gpa);
     if (b != null && b.kernelView() instanceof StageTwoView view) {
-      view.map((gpa - b.gpa()) >>> 12);
+      view.map((gpa - b.gpa()) >>> 12, seen);
     }
   }
 

@@ -54,7 +54,8 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   /**
    * @param arch    the VM's hooks, which turn guest hypercalls into exits
    * @param vmAlive throws what an access on the VM fails with now (EIO once the VM is dead: its
-   *     context moved away, or its arch hit {@code KVM_BUG_ON})
+   *     context moved away, or its arch hit {@code KVM_BUG_ON}; the arch's refusal while no vCPU
+   *     may run yet, {@code ArchHooks.vcpuPreRun})
    */
   public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable vmAlive) {
     this.memslots = memslots;

@@ -26,14 +26,41 @@ final class EncryptionContext implements VcpuGate {
    * software-vCPU access), set before either reason becomes visible through its own field's checks.
    */
   private volatile boolean dead;
+  /** The arch's {@code vcpu_pre_run}: throws while no vCPU of the VM may run. */
+  private final Runnable preRun;
+  /**
+   * Dead, or the arch has not yet let a vCPU run: the one flag the vCPU paths read
+   * ({@link #checkRunnable}); cleared once the arch lets them run, set again with {@link #dead}.
+   */
+  private volatile boolean vcpusHeld = true;
 
   /**
    * {@code awaiting}: whether the VM holds an open linked file still waiting for its context;
    * {@code bugged}: why the arch declared the VM dead ({@code KVM_BUG_ON}), or null.
    */
-  EncryptionContext(BooleanSupplier awaiting, java.util.function.Supplier<String> bugged) {
+  EncryptionContext(BooleanSupplier awaiting, java.util.function.Supplier<String> bugged, Runnable preRun) {
     this.awaiting = awaiting;
     this.bugged = bugged;
+    this.preRun = preRun;
+  }
+
+  /**
+   * What a vCPU's run meets first: EIO on a dead VM, else the arch's refusal while no vCPU may run
+   * yet ({@code vcpu_pre_run}). Runs before every software-vCPU access.
+   */
+  void checkRunnable() {
+    if (vcpusHeld) {
+      admitVcpus();
+    }
+  }
+
+  private void admitVcpus() {
+    checkAlive();
+    preRun.run();
+    vcpusHeld = false;
+    if (dead) {
+      vcpusHeld = true; // marked dead meanwhile: its write may have come before ours
+    }
   }
 
   boolean movedAway() {
@@ -50,6 +77,7 @@ final class EncryptionContext implements VcpuGate {
   /** The arch hit {@code KVM_BUG_ON}. */
   void markDead() {
     dead = true;
+    vcpusHeld = true;
   }
 
   private void throwDead() {
@@ -67,6 +95,9 @@ final class EncryptionContext implements VcpuGate {
     vcpus.readLock().lock();
     try {
       checkAlive();
+      if (run) {
+        checkRunnable();
+      }
       if (run && awaiting.getAsBoolean()) {
         throw GmemException.einval("KVM_RUN before the encryption context was moved here (linked guest_memfd awaiting KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM)");
       }
@@ -103,5 +134,6 @@ final class EncryptionContext implements VcpuGate {
   void markMovedAway() {
     movedAway = true;
     dead = true;
+    vcpusHeld = true;
   }
 }

@@ -61,7 +61,7 @@ final class Populate {
       // Secret memory left gmem's direct map when it entered the filemap: the arch reaches it
       // through one scoped temporary mapping for the call, never through the slot's window.
       try (PopulateTarget target = inode.secretMemory() ? new PopulateTarget.Temporary(inode, first, n)
-          : new PopulateTarget.Window(binding.viewBase())) {
+          : new PopulateTarget.Window(binding.viewBase(), first, n)) {
         for (; done < n; done++) {
           try {
             if (!populateOne(inode, target, first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
@@ -99,7 +99,7 @@ final class Populate {
     ByteBuffer src = null;
     if (source != null) {
       int at = source.position() + (int) (i * PAGE);
-      src = source.duplicate().position(at).limit(at + (int) PAGE).slice();
+      src = source.slice(at, (int) PAGE);
     }
     ByteBuffer page = target.open(index);
     boolean taken = false;

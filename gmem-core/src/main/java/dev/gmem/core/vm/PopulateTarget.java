@@ -5,6 +5,7 @@ import dev.gmem.api.spi.TemporaryMapping;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * Where {@code postPopulate} writes a page: the buffer the arch gets for page {@code index},
@@ -18,11 +19,31 @@ sealed interface PopulateTarget extends AutoCloseable {
   @Override
   void close();
 
-  /** The slot's window (a user mapping of the inode), for memory gmem's views may reach. */
-  record Window(long viewBase) implements PopulateTarget {
+  /**
+   * The slot's window (a user mapping of the inode), for memory gmem's views may reach: one buffer
+   * per {@link #WINDOW_PAGES} pages of the call, sliced per page, so a page costs no native call.
+   */
+  final class Window implements PopulateTarget {
+    /** Pages of the slot's window one buffer covers (a ByteBuffer holds at most 2 GiB). */
+    static final long WINDOW_PAGES = 1L << 18;
+
+    private final long viewBase;
+    private final long end;
+    private ByteBuffer window;
+    private long windowFirst;
+
+    Window(long viewBase, long first, long nrPages) {
+      this.viewBase = viewBase;
+      this.end = first + nrPages;
+    }
+
     @Override
     public ByteBuffer open(long index) {
-      return Sys.buffer(viewBase + (index << Folio.PAGE_SHIFT), (int) Folio.PAGE_SIZE);
+      if (window == null || index - windowFirst >= WINDOW_PAGES || index < windowFirst) {
+        windowFirst = index;
+        window = Sys.buffer(viewBase + (index << Folio.PAGE_SHIFT), (int) (Math.min(end - index, WINDOW_PAGES) << Folio.PAGE_SHIFT));
+      }
+      return window.slice((int) ((index - windowFirst) << Folio.PAGE_SHIFT), (int) Folio.PAGE_SIZE).order(ByteOrder.nativeOrder());
     }
 
     @Override
@@ -44,7 +65,7 @@ sealed interface PopulateTarget extends AutoCloseable {
   final class Temporary implements PopulateTarget {
     private final long first;
     private final TemporaryMapping mapping;
-    private final ByteBuffer bounce = ByteBuffer.allocateDirect((int) Folio.PAGE_SIZE);
+    private final ByteBuffer bounce = ByteBuffer.allocateDirect((int) Folio.PAGE_SIZE).order(ByteOrder.nativeOrder());
 
     Temporary(GuestMemInodeImpl inode, long first, long nrPages) {
       this.first = first;
@@ -59,7 +80,7 @@ sealed interface PopulateTarget extends AutoCloseable {
     public ByteBuffer open(long index) {
       bounce.clear();
       mapping.read(offset(index), bounce);
-      return bounce.clear();
+      return bounce.clear(); // clear() keeps the byte order: native, as the window's buffers
     }
 
     @Override

@@ -63,9 +63,9 @@ public final class VmImpl implements Vm {
     this.archContext = archContext;
     this.onClose = onClose;
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
-    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason);
+    this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason, arch::vcpuPreRun);
     archContext.onDeath(context::markDead);
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkAlive);
+    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkRunnable);
     this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
   }
 
@@ -294,7 +294,10 @@ public final class VmImpl implements Vm {
    * memory shared) gets a mapping whose private pages are covered, as a host mapping's are, and the
    * slot is bound as plain user memory so that every kernel takes guest accesses through it:
    * a real vCPU's access to a private page then comes back and goes through gmem's fault path
-   * ({@link GuestFaultingVcpu}), like the software vCPU's.
+   * ({@link GuestFaultingVcpu}), like the software vCPU's. Where that bit is a GPA bit (TDX's
+   * shared bit), the slot's GPAs are the private ones, and the kernel gets the slot's private stage
+   * 2 instead ({@link StageTwoView#privateStageTwo}, 4 KiB memory): only pages a private access was
+   * let through to are mapped, so a private access to a shared page comes back too.
    *
    * <p>Where active features give meaning to memslot flags (KVM Userfault), a slot of 4 KiB memory
    * gets a {@link StageTwoView} as its {@code userspace_addr} instead, bound as plain user memory
@@ -316,7 +319,7 @@ public final class VmImpl implements Vm {
       if (wasIntercepted && !intercepted(updated, flags)) {
         updated.interceptedBinding(-1);
       }
-      if (b.kernelView() instanceof StageTwoView view) {
+      if (b.kernelView() instanceof StageTwoView view && !view.isPrivateStageTwo()) {
         if ((flags & memslots.featureFlags()) != 0) {
           view.zapAll(); // set, or changed while set: as KVM zaps the slot's stage-2 mappings
         } else {
@@ -340,7 +343,9 @@ public final class VmImpl implements Vm {
         inode.interceptedBinding(+1); // before a vCPU can reach the inode through the slot
       }
       window = inode.guestView().acquire(offset >>> Folio.PAGE_SHIFT, (offset + size) >>> Folio.PAGE_SHIFT);
-      if (arch().privateBitInAccess()) {
+      if (arch().sharedGpaBit() != 0 && inode.hostBlockOrder() == 0) {
+        kernelView = StageTwoView.privateStageTwo(inode, offset, size);
+      } else if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
       } else if (memslots.featureFlags() != 0 && inode.hostBlockOrder() == 0) {
         kernelView = StageTwoView.create(inode, offset, size, (flags & memslots.featureFlags()) != 0);

@@ -157,6 +157,16 @@ public final class RecordingHooks implements ArchHooks {
   }
 
   @Override
+  public void vcpuPreRun() throws GmemException {
+    vendor.vcpuPreRun();
+  }
+
+  @Override
+  public long sharedGpaBit() {
+    return vendor.sharedGpaBit();
+  }
+
+  @Override
   public boolean hostMayFault(GmemPage page, Shareability shareability) {
     log.hostAsked(page);
     boolean may = vendor.hostMayFault(page, shareability);

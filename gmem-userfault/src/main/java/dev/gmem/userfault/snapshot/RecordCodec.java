@@ -1,7 +1,5 @@
 package dev.gmem.userfault.snapshot;
 
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.RecordComponent;
@@ -9,12 +7,14 @@ import java.lang.reflect.RecordComponent;
 /**
  * Writes and reads the vCPU state records ({@code Registers}, {@code SpecialRegisters} and their
  * segments and tables) component by component in declaration order: longs, ints, booleans and
- * nested records. The snapshot stores what the API returns, nothing hidden.
+ * nested records. The snapshot stores what the API returns, nothing hidden; the migration wire
+ * protocol ({@code gmem-migrate}) sends vCPU state the same way.
  */
-final class RecordCodec {
+@dev.gmem.api.Api(status = dev.gmem.api.Api.Status.EXPERIMENTAL, since = "0.2")
+public final class RecordCodec {
   private RecordCodec() {}
 
-  static void write(DataOutputStream out, Record r) throws IOException {
+  public static void write(java.io.DataOutput out, Record r) throws IOException {
     for (RecordComponent c : r.getClass().getRecordComponents()) {
       Object v;
       try {
@@ -36,7 +36,7 @@ final class RecordCodec {
     }
   }
 
-  static <T extends Record> T read(DataInputStream in, Class<T> type) throws IOException {
+  public static <T extends Record> T read(java.io.DataInput in, Class<T> type) throws IOException {
     RecordComponent[] cs = type.getRecordComponents();
     Object[] values = new Object[cs.length];
     Class<?>[] types = new Class<?>[cs.length];

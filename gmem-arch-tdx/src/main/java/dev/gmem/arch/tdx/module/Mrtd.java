@@ -46,6 +46,7 @@ final class Mrtd {
   private final byte[] extendBuffer = new byte[CHUNKS * EXTEND_BYTES];
   private final ByteBuffer extendView = ByteBuffer.wrap(extendBuffer).order(ByteOrder.LITTLE_ENDIAN);
   private final byte[] header = new byte[BLOCK];
+  private final ByteBuffer headerView = ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN);
 
   Mrtd() {
     for (int i = 0; i < CHUNKS; i++) {
@@ -64,29 +65,30 @@ final class Mrtd {
 
   /** {@code TDH.MEM.PAGE.ADD}'s extension for the page at {@code gpa}. */
   void pageAdd(long gpa) {
-    ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN).putLong(16, gpa);
+    headerView.putLong(16, gpa);
     sha.update(header);
   }
 
   /**
    * The 16 {@code TDH.MR.EXTEND}s of the page at {@code gpa} whose contents (as the TD sees them)
-   * are {@code page}'s 4096 bytes from its position.
+   * are {@code page}'s 4096 bytes from index {@code offset}: the headers and chunks laid out in one
+   * reused buffer, so that the digest takes all 48 blocks in one multi-block update.
    */
-  void extendPage(long gpa, ByteBuffer page) {
+  void extendPage(long gpa, ByteBuffer page, int offset) {
     for (int i = 0; i < CHUNKS; i++) {
       int at = i * EXTEND_BYTES;
       extendView.putLong(at + 16, gpa + (long) i * CHUNK);
-      page.get(page.position() + i * CHUNK, extendBuffer, at + BLOCK, CHUNK);
+      page.get(offset + i * CHUNK, extendBuffer, at + BLOCK, CHUNK);
     }
     sha.update(extendBuffer);
   }
 
-  /** One {@code TDH.MR.EXTEND}: the chunk at {@code gpa}, whose bytes are {@code page}'s from {@code offset}. */
+  /** One {@code TDH.MR.EXTEND}: the chunk at {@code gpa}, whose bytes are {@code page}'s from index {@code offset}. */
   void extendChunk(long gpa, ByteBuffer page, int offset) {
     byte[] block = new byte[EXTEND_BYTES];
     System.arraycopy(MR_EXTEND, 0, block, 0, MR_EXTEND.length);
     ByteBuffer.wrap(block).order(ByteOrder.LITTLE_ENDIAN).putLong(16, gpa);
-    page.get(page.position() + offset, block, BLOCK, CHUNK);
+    page.get(offset, block, BLOCK, CHUNK);
     sha.update(block);
   }
 

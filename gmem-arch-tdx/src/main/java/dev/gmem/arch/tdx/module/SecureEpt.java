@@ -4,10 +4,10 @@ import dev.gmem.api.spi.GmemPage;
 import dev.gmem.arch.tdx.SeptEntry;
 import dev.gmem.arch.tdx.SeptState;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * A TD's Secure-EPT leaves by GPA, and the PAMT's owner records of the host pages behind them: the
@@ -19,7 +19,8 @@ final class SecureEpt {
   private static final long PAGE = 4096;
   private static final long HUGE = 2L << 20;
 
-  private final TreeMap<Long, SeptEntry> leaves = new TreeMap<>();
+  /** By GPA; a hash map because every lookup is exact (GPA order is made only for {@link #all}). */
+  private final Map<Long, SeptEntry> leaves = new HashMap<>();
   private final Map<GmemPage, Long> pamt = new HashMap<>();
 
   /** The leaf covering {@code gpa}: a 4 KiB leaf at it, or a 2 MiB leaf at its 2 MiB boundary. */
@@ -71,8 +72,11 @@ final class SecureEpt {
     }
   }
 
+  /** Every leaf, by GPA. */
   List<SeptEntry> all() {
-    return new ArrayList<>(leaves.values());
+    List<SeptEntry> all = new ArrayList<>(leaves.values());
+    all.sort(Comparator.comparingLong(SeptEntry::gpa));
+    return all;
   }
 
   boolean isEmpty() {

@@ -42,10 +42,10 @@ import java.util.Set;
  *       {@code KVM_TDX_INIT_MEM_REGION} — per page {@code TDH.MEM.PAGE.ADD} (4 KiB, the source
  *       copied into the private page, MRTD extended with the GPA) and, with
  *       {@link TdxAbi#MEASURE_MEMORY_REGION}, 16 {@code TDH.MR.EXTEND} over its 256-byte chunks.
- *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. A private fault that
- *       would AUG and any guest call are EINVAL (no vCPU of a TD runs before it is RUNNABLE); an
- *       access through gmem's vCPU paths to a page already added is let through, as a VMM's
- *       inspection of the image it built.
+ *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. Any guest access or
+ *       guest call is EINVAL, also to a page already added, and so is a real vCPU's
+ *       {@code KVM_RUN} ({@link #vcpuPreRun}): no vCPU of a TD runs before it is RUNNABLE
+ *       ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source.
  *   <li><b>Finalize</b>: {@code KVM_TDX_FINALIZE_VM} → {@code TDH.MR.FINALIZE}; a second call, or a
  *       populate afterwards, is EINVAL.
  *   <li><b>Runtime fault</b> ({@link TdState#RUNNABLE}): {@code prepare} is {@code TDH.MEM.PAGE.AUG}:
@@ -71,10 +71,14 @@ final class TdxArch implements ArchHooks, TdxModule {
   private Mrtd mrtd = new Mrtd();
   private final SecureEpt sept = new SecureEpt();
   private final Map<Seamcall, ArrayDeque<Long>> injected = new EnumMap<>(Seamcall.class);
-  private final ArrayDeque<SeamcallRecord> log = new ArrayDeque<>();
+  /** Failures queued in {@link #injected}: 0 on the hot path, which then skips the map. */
+  private int injectedCount;
+  private final SeamcallLog log = new SeamcallLog(LOG_SIZE);
   private final List<GmemPage> leaked = new ArrayList<>();
   /** 2 MiB blocks (GPA >> 21) that hold a page added at build time: mapped at 4 KiB for good. */
   private final Set<Long> builtAt4k = new HashSet<>();
+  /** The last block added to {@link #builtAt4k}: an image's pages come in order, one lookup per 2 MiB. */
+  private long lastBuiltBlock = -1;
   /** 2 MiB blocks the guest accepted at 4 KiB: its accept level inhibits 2 MiB mappings. */
   private final Set<Long> acceptedAt4k = new HashSet<>();
   /** GPAs the guest accepted before any fault AUGed them (see {@link #accept}). */
@@ -150,35 +154,40 @@ final class TdxArch implements ArchHooks, TdxModule {
       throw bug(String.format("TDH.MEM.PAGE.ADD gpa 0x%x failed: 0x%016x", gpa, status));
     }
     if (source != null) {
-      target.duplicate().put(source.duplicate());
+      target.put(0, source, source.position(), (int) PAGE);
     }
     sept.put(new SeptEntry(gpa, page, 0, SeptState.MAPPED, true));
-    builtAt4k.add(gpa >>> 21);
+    if (gpa >>> 21 != lastBuiltBlock) {
+      lastBuiltBlock = gpa >>> 21;
+      builtAt4k.add(lastBuiltBlock);
+    }
     mrtd.pageAdd(gpa);
     if ((flags & TdxAbi.MEASURE_MEMORY_REGION) != 0) {
-      ByteBuffer contents = target.duplicate().clear();
-      ArrayDeque<Long> failures = injected.get(Seamcall.TDH_MR_EXTEND);
-      if (failures == null || failures.isEmpty()) {
+      // The page as the TD sees it: the source's bytes where there is one (a heap copy is the
+      // cheaper read), else what is in place.
+      ByteBuffer contents = source != null ? source : target;
+      int at = source != null ? source.position() : 0;
+      if (injectedCount == 0) {
         for (int i = 0; i < CHUNKS; i++) {
           record(Seamcall.TDH_MR_EXTEND, gpa + (long) i * Mrtd.CHUNK, TDX_SUCCESS);
         }
-        mrtd.extendPage(gpa, contents);
+        mrtd.extendPage(gpa, contents, at);
       } else {
-        extendChunkByChunk(gpa, contents);
+        extendChunkByChunk(gpa, contents, at);
       }
     }
     return true;
   }
 
   /** The slow path when an MR.EXTEND failure is injected: the chunks before it are measured. */
-  private void extendChunkByChunk(long gpa, ByteBuffer contents) {
+  private void extendChunkByChunk(long gpa, ByteBuffer contents, int at) {
     for (int i = 0; i < CHUNKS; i++) {
       long chunkGpa = gpa + (long) i * Mrtd.CHUNK;
       long status = execute(Seamcall.TDH_MR_EXTEND, chunkGpa);
       if (status != TDX_SUCCESS) {
         throw bug(String.format("TDH.MR.EXTEND gpa 0x%x failed: 0x%016x", chunkGpa, status));
       }
-      mrtd.extendChunk(chunkGpa, contents, i * Mrtd.CHUNK);
+      mrtd.extendChunk(chunkGpa, contents, at + i * Mrtd.CHUNK);
     }
   }
 
@@ -196,6 +205,14 @@ final class TdxArch implements ArchHooks, TdxModule {
     }
     mrtd.finish();
     state = TdState.RUNNABLE;
+  }
+
+  /** {@code tdx_vcpu_pre_run}: {@code KVM_RUN} is EINVAL until the TD is RUNNABLE. */
+  @Override
+  public synchronized void vcpuPreRun() {
+    if (state != TdState.RUNNABLE) {
+      throw GmemException.einval("KVM_RUN before KVM_TDX_FINALIZE_VM: no vCPU of a TD runs until it is RUNNABLE (tdx_vcpu_pre_run)");
+    }
   }
 
   // ---- runtime faults ------------------------------------------------------------------
@@ -235,13 +252,13 @@ final class TdxArch implements ArchHooks, TdxModule {
   /** An access to a page the guest has not accepted is an EPT-violation #VE; nothing is accessed. */
   @Override
   public synchronized VcpuExit.GuestException guestAccess(GuestFault access) {
+    requireRunnable("a guest access");
     if (!access.isPrivate()) {
       return null;
     }
     long gpa = access.gpa() & ~SHARED_BIT;
     SeptEntry e = sept.lookup(gpa);
     if (e == null) {
-      requireRunnable("a private fault that would AUG");
       // A page of a huge folio that populate marked prepared as a whole without adding this page:
       // on hardware its first access is an EPT violation that KVM resolves with an AUG.
       aug(access.page(), gpa & -PAGE, 0);
@@ -439,18 +456,21 @@ final class TdxArch implements ArchHooks, TdxModule {
 
   /** One SEAMCALL: an injected status if one is queued, else success; recorded either way. */
   private long execute(Seamcall call, long gpa) {
-    ArrayDeque<Long> q = injected.get(call);
-    Long s = q == null ? null : q.poll();
-    long status = s == null ? TDX_SUCCESS : s;
+    long status = TDX_SUCCESS;
+    if (injectedCount != 0) {
+      ArrayDeque<Long> q = injected.get(call);
+      Long s = q == null ? null : q.poll();
+      if (s != null) {
+        injectedCount--;
+        status = s;
+      }
+    }
     record(call, gpa, status);
     return status;
   }
 
   private void record(Seamcall call, long gpa, long status) {
-    if (log.size() == LOG_SIZE) {
-      log.removeFirst();
-    }
-    log.addLast(new SeamcallRecord(call, gpa, status));
+    log.add(call, gpa, status);
   }
 
   private GmemException bug(String reason) {
@@ -496,12 +516,13 @@ final class TdxArch implements ArchHooks, TdxModule {
 
   @Override
   public synchronized List<SeamcallRecord> seamcalls() {
-    return List.copyOf(log);
+    return List.copyOf(log.records());
   }
 
   @Override
   public synchronized void injectFailure(Seamcall call, long status) {
     injected.computeIfAbsent(call, c -> new ArrayDeque<>()).add(status);
+    injectedCount++;
   }
 
   @Override

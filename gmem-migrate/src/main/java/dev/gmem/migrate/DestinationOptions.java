@@ -1,0 +1,31 @@
+package dev.gmem.migrate;
+
+import dev.gmem.api.Api;
+import java.time.Duration;
+
+/**
+ * How a destination waits: for a source to reconnect after the link broke ({@code recoveryTimeout};
+ * past it the VM is paused for good and every fault fails), and how long a fault may wait for its
+ * page (the userfault deadline).
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public record DestinationOptions(Duration recoveryTimeout, Duration faultDeadline) {
+  public DestinationOptions {
+    if (recoveryTimeout.isNegative() || faultDeadline.isNegative() || faultDeadline.isZero()) {
+      throw new IllegalArgumentException("bad options");
+    }
+  }
+
+  /** 10 s of recovery, 10 s per fault. */
+  public static DestinationOptions defaults() {
+    return new DestinationOptions(Duration.ofSeconds(10), Duration.ofSeconds(10));
+  }
+
+  public DestinationOptions withRecoveryTimeout(Duration d) {
+    return new DestinationOptions(d, faultDeadline);
+  }
+
+  public DestinationOptions withFaultDeadline(Duration d) {
+    return new DestinationOptions(recoveryTimeout, d);
+  }
+}

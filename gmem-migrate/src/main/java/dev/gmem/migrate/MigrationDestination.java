@@ -1,0 +1,717 @@
+package dev.gmem.migrate;
+
+import dev.gmem.api.Api;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.ShareabilityRange;
+import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.api.Vm;
+import dev.gmem.api.VmType;
+import dev.gmem.migrate.wire.Frames;
+import dev.gmem.migrate.wire.Handshake;
+import dev.gmem.migrate.wire.Wire;
+import dev.gmem.userfault.LatencyHistogram;
+import dev.gmem.userfault.Userfault;
+import dev.gmem.userfault.source.PageServer;
+import dev.gmem.userfault.source.PageSink;
+import dev.gmem.userfault.source.PageSource;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.zip.CRC32C;
+
+/**
+ * The receiving side of a post-copy migration. {@link #listen} binds; {@link #accept} waits for a
+ * source's handshake, creates the VM (files, shareability, memslots with {@code KVM_MEM_USERFAULT}
+ * and every page missing, vCPUs with the source's state) and lets it run at once: run vCPUs
+ * through {@link #run}. Faults on missing pages are requested on the demand channel, ahead of the
+ * background stream; every page is checked (CRC32C) before it is installed, and a bad one breaks
+ * the link instead of reaching the guest.
+ *
+ * <p>A broken link waits {@link DestinationOptions#recoveryTimeout()} for the source to resume the
+ * session; meanwhile faults wait (at most the fault deadline). When the source does not come back,
+ * the VM is paused for good: {@link #run} and every access to a missing page fail with EIO, never
+ * with a zero page. Once every page is resident the destination acknowledges completion and owns
+ * the VM.
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public final class MigrationDestination implements AutoCloseable {
+  private final GmemRuntime rt;
+  private final ServerSocketChannel listener;
+  private final DestinationOptions options;
+  private final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
+  private final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
+  private final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
+  private final Object[] stripes = new Object[64];
+  private final LatencyHistogram roundTrip = new LatencyHistogram();
+  private final AtomicLong streamBytes = new AtomicLong();
+  private final AtomicLong demandBytes = new AtomicLong();
+  private final AtomicLong demandRequests = new AtomicLong();
+  private final AtomicLong downCount = new AtomicLong();
+  private volatile int reconnects;
+  private long started;
+  private long downtimeNanos;
+  private Handshake handshake;
+  private PageMap map;
+  private Vm vm;
+  private final List<Vcpu> vcpus = new ArrayList<>();
+  private PageServer pages;
+  private Userfault uf;
+  private long session;
+  private volatile Link link;
+  private Frames pendingMain;
+  private Thread acceptor;
+  private volatile boolean closed;
+  private volatile String lastCause;
+
+  private MigrationDestination(GmemRuntime rt, ServerSocketChannel listener, DestinationOptions options) {
+    this.rt = rt;
+    this.listener = listener;
+    this.options = options;
+    for (int i = 0; i < stripes.length; i++) {
+      stripes[i] = new Object();
+    }
+  }
+
+  /** Binds {@code address} (port 0: any free port, see {@link #port()}). */
+  public static MigrationDestination listen(GmemRuntime rt, InetSocketAddress address, DestinationOptions options) throws IOException {
+    ServerSocketChannel s = ServerSocketChannel.open();
+    try {
+      s.bind(address);
+    } catch (IOException e) {
+      s.close();
+      throw e;
+    }
+    return new MigrationDestination(rt, s, options);
+  }
+
+  public int port() {
+    try {
+      return ((InetSocketAddress) listener.getLocalAddress()).getPort();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * Waits for a source's handshake and creates the VM; returns once it may run. A handshake this
+   * side cannot honour is refused (the source is told why, with the errno) and thrown here as
+   * {@link GmemException}; nothing is left behind and {@code accept} may be called again.
+   */
+  public MigrationDestination accept() throws IOException {
+    while (true) {
+      SocketChannel ch = listener.accept();
+      Frames f = new Frames(ch);
+      Frames.Hello hello;
+      byte[] bytes;
+      try {
+        hello = f.readHello();
+        if (hello.kind() != Wire.KIND_MAIN) {
+          f.refuse(Errno.EINVAL.code(), "no migration in progress here to resume");
+          f.close();
+          continue;
+        }
+        if (f.readType() != Wire.HANDSHAKE) {
+          throw new Frames.ProtocolException("expected a handshake");
+        }
+        bytes = f.readBytes(f.readInt());
+      } catch (IOException e) {
+        f.close();
+        continue; // not a migration peer: keep listening
+      }
+      long t0 = System.nanoTime();
+      started = t0;
+      try {
+        Handshake hs = Handshake.decode(bytes);
+        create(hs);
+      } catch (GmemException e) {
+        f.refuse(e.errno().code(), e.getMessage());
+        f.close();
+        throw e;
+      } catch (IOException e) {
+        f.refuse(Errno.EINVAL.code(), "malformed handshake: " + e.getMessage());
+        f.close();
+        throw GmemException.einval("malformed handshake from the source: " + e.getMessage());
+      }
+      session = new SecureRandom().nextLong();
+      f.accept(session);
+      downtimeNanos = System.nanoTime() - t0;
+      synchronized (this) {
+        pendingMain = f;
+      }
+      acceptor = new Thread(this::acceptLoop, "gmem-migrate-accept");
+      acceptor.setDaemon(true);
+      acceptor.start();
+      return this;
+    }
+  }
+
+  private void create(Handshake hs) {
+    if (!hs.arch().equals(System.getProperty("os.arch"))) {
+      throw new GmemException(Errno.EINVAL, "the source runs on " + hs.arch() + ", this host on " + System.getProperty("os.arch"));
+    }
+    if (hs.type() == VmType.TDX || hs.type() == VmType.SNP) {
+      throw new GmemException(Errno.EOPNOTSUPP, hs.type() + " VMs cannot be migrated by gmem: their private memory is "
+          + "encrypted by the hardware, and moving it needs the firmware's migration support (a migration TD for TDX, "
+          + "a migration agent for SEV-SNP), which gmem does not drive");
+    }
+    Userfault uf = rt.feature(Userfault.class)
+        .orElseThrow(() -> new GmemException(Errno.EOPNOTSUPP, "the destination's userfault feature is off: post-copy needs it"));
+    Vm v = rt.createVm(hs.type());
+    List<Vcpu> made = new ArrayList<>();
+    try {
+      List<GuestMemFile> files = new ArrayList<>();
+      for (Handshake.FileInfo fi : hs.files()) {
+        GuestMemFile file = v.createGuestMemFile(fi.size(), fi.flags());
+        for (ShareabilityRange r : fi.shareability()) {
+          long off = r.start() * Wire.PAGE;
+          long len = r.nrPages() * Wire.PAGE;
+          if (!Optional.of(r.shareability()).equals(file.shareability(off, len))) {
+            file.setShareability(off, len, r.shareability());
+          }
+        }
+        files.add(file);
+      }
+      for (Handshake.SlotInfo s : hs.slots()) {
+        v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
+      }
+      uf.deadline(options.faultDeadline());
+      this.handshake = hs;
+      this.map = new PageMap(hs.slots());
+      this.vm = v;
+      this.uf = uf;
+      this.pages = PageServer.start(uf, v, new NetworkSource());
+      for (Handshake.VcpuState st : hs.vcpus()) {
+        Vcpu c = v.createVcpu(st.id());
+        made.add(c);
+        c.setSpecialRegisters(st.specialRegisters());
+        c.setRegisters(st.registers());
+      }
+      vcpus.addAll(made);
+    } catch (RuntimeException e) {
+      made.forEach(Vcpu::close);
+      if (pages != null) {
+        pages.close();
+        pages = null;
+      }
+      v.close();
+      vm = null;
+      throw e;
+    }
+  }
+
+  // ---- what the VMM uses ------------------------------------------------------------------------------
+
+  public Vm vm() {
+    return vm;
+  }
+
+  /** The vCPUs, in the source's order, with the source's state. */
+  public List<Vcpu> vcpus() {
+    return List.copyOf(vcpus);
+  }
+
+  public PageServer pageServer() {
+    return pages;
+  }
+
+  public Handshake handshake() {
+    return handshake;
+  }
+
+  /** Runs {@code vcpu} to its next exit that is not a missing page (those wait for their page); EIO once paused. */
+  public VcpuExit run(Vcpu vcpu) {
+    return pages.run(vcpu);
+  }
+
+  /** Whether every page is resident and the source was told so. */
+  public boolean completed() {
+    return done.isDone() && !done.isCompletedExceptionally();
+  }
+
+  /** Whether the VM is paused for good (the source is gone with pages still missing). */
+  public boolean paused() {
+    return pages != null && pages.paused();
+  }
+
+  /** Waits until every page is resident; EIO when the migration failed, EAGAIN when {@code timeout} passed first. */
+  public MigrationStats await(Duration timeout) {
+    try {
+      return done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof GmemException g ? g : new GmemException(Errno.EIO, e.getCause().toString(), e.getCause());
+    } catch (TimeoutException e) {
+      throw new GmemException(Errno.EAGAIN, "migration not complete after " + timeout);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new GmemException(Errno.EINTR, "interrupted");
+    }
+  }
+
+  /** Pages, rate, what is left and when it should be done. */
+  public Progress progress() {
+    long total = map.total();
+    long resident = pages.residentPages();
+    double secs = Math.max(1e-9, (System.nanoTime() - started) / 1e9);
+    double rate = (streamBytes() + demandBytes()) / 1048576.0 / secs;
+    long left = total - resident;
+    double eta = rate <= 0 ? Double.POSITIVE_INFINITY : left * Wire.PAGE / 1048576.0 / rate;
+    return new Progress(resident, total, rate, left, eta, demandRequests.get(), pages.paused() ? pages.failure() : null);
+  }
+
+  /** A progress line's numbers. */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  public record Progress(long resident, long total, double mibPerSecond, long remaining, double etaSeconds, long demandFaults, String paused) {
+    @Override
+    public String toString() {
+      int width = 30;
+      int filled = total == 0 ? width : (int) (width * resident / total);
+      return String.format("[%s%s] %d/%d pages %5.1f%%  %.1f MiB/s  %.1f MiB left  ETA %s  %d demand faults%s", "#".repeat(filled),
+          ".".repeat(width - filled), resident, total, total == 0 ? 100.0 : 100.0 * resident / total, mibPerSecond,
+          remaining * Wire.PAGE / 1048576.0, Double.isInfinite(etaSeconds) ? "?" : String.format("%.1f s", etaSeconds), demandFaults,
+          paused == null ? "" : "  PAUSED: " + paused);
+    }
+  }
+
+  private long streamBytes() {
+    Link l = link;
+    return streamBytes.get() + (l == null ? 0 : l.main.bytesIn() + l.main.bytesOut());
+  }
+
+  private long demandBytes() {
+    Link l = link;
+    return demandBytes.get() + (l == null ? 0 : l.demand.bytesIn() + l.demand.bytesOut());
+  }
+
+  private MigrationStats stats() {
+    return new MigrationStats(Duration.ofNanos(System.nanoTime() - started), Duration.ofNanos(downtimeNanos), map.total(),
+        demandRequests.get(), streamBytes(), demandBytes(), reconnects, roundTrip);
+  }
+
+  /** Closes the connections, the page server (pages still missing stay missing: their faults fail), the vCPUs and the VM. */
+  @Override
+  public void close() {
+    closed = true;
+    try {
+      listener.close();
+    } catch (IOException ignored) {
+      // closing
+    }
+    Link l = link;
+    if (l != null) {
+      l.close();
+    }
+    synchronized (this) {
+      if (pendingMain != null) {
+        pendingMain.close();
+      }
+    }
+    if (!done.isDone()) {
+      done.completeExceptionally(new GmemException(Errno.EIO, "the destination was closed before the migration completed"));
+    }
+    if (pages != null) {
+      pages.close();
+    }
+    vcpus.forEach(Vcpu::close);
+    if (vm != null) {
+      vm.close();
+    }
+  }
+
+  // ---- connections after the handshake ----------------------------------------------------------------
+
+  private void acceptLoop() {
+    while (!closed) {
+      SocketChannel ch;
+      try {
+        ch = listener.accept();
+      } catch (IOException e) {
+        return; // closed
+      }
+      Thread t = new Thread(() -> greet(ch), "gmem-migrate-greet");
+      t.setDaemon(true);
+      t.start();
+    }
+  }
+
+  private void greet(SocketChannel ch) {
+    Frames f;
+    try {
+      f = new Frames(ch);
+    } catch (IOException e) {
+      return;
+    }
+    try {
+      Frames.Hello hello = f.readHello();
+      if (hello.session() != session) {
+        f.refuse(Errno.EINVAL.code(), "unknown migration session");
+        f.close();
+        return;
+      }
+      if (hello.kind() == Wire.KIND_RESUME) {
+        resume(f);
+      } else if (hello.kind() == Wire.KIND_DEMAND) {
+        pair(f);
+      } else {
+        f.refuse(Errno.EINVAL.code(), "a migration is already in progress here");
+        f.close();
+      }
+    } catch (IOException e) {
+      f.close();
+    }
+  }
+
+  private void resume(Frames f) throws IOException {
+    if (completed()) {
+      f.complete(); // the acknowledgement may have been lost with the old link
+      f.close();
+      return;
+    }
+    if (done.isDone()) {
+      f.refuse(Errno.EIO.code(), "the destination gave up: " + pages.failure());
+      f.close();
+      return;
+    }
+    Link old = link;
+    if (old != null) {
+      linkDown(old, new IOException("the source resumed on a new connection"));
+    }
+    synchronized (this) {
+      if (pendingMain != null) {
+        pendingMain.close();
+      }
+      pendingMain = f;
+    }
+    f.missing(missing());
+  }
+
+  private void pair(Frames demand) throws IOException {
+    Frames main;
+    synchronized (this) {
+      main = pendingMain;
+      pendingMain = null;
+    }
+    if (main == null || done.isDone()) {
+      demand.close();
+      return;
+    }
+    Link l = new Link(main, demand);
+    boolean resumed;
+    synchronized (this) {
+      resumed = downCount.get() > 0;
+      if (resumed) {
+        reconnects++;
+      }
+      link = l;
+    }
+    if (resumed) {
+      MigrationEvent.LinkRecovered e = new MigrationEvent.LinkRecovered();
+      if (e.isEnabled()) {
+        e.cause = lastCause;
+        e.missing = map.total() - pages.residentPages();
+        e.commit();
+      }
+    }
+    if (resumed) {
+      for (Long g : urgent.keySet()) { // requests the old link may have lost
+        if (pages.missing(g)) {
+          demandQueue.add(g);
+        } else {
+          urgent.remove(g);
+        }
+      }
+    }
+    l.start();
+  }
+
+  private long[] missing() {
+    long total = map.total();
+    long[] out = new long[(int) Math.min(total, 1 << 16)];
+    int n = 0;
+    for (long i = 0; i < total; i++) {
+      long g = map.gfn(i);
+      if (pages.missing(g)) {
+        if (n == out.length) {
+          out = java.util.Arrays.copyOf(out, (int) Math.min(total, out.length * 2L));
+        }
+        out[n++] = g;
+      }
+    }
+    return java.util.Arrays.copyOf(out, n);
+  }
+
+  private void linkDown(Link l, Throwable cause) {
+    long generation;
+    synchronized (this) {
+      if (link != l) {
+        l.close();
+        return;
+      }
+      link = null;
+      lastCause = String.valueOf(cause);
+      generation = downCount.incrementAndGet();
+    }
+    l.close();
+    if (done.isDone()) {
+      return;
+    }
+    Thread watchdog = new Thread(() -> {
+      try {
+        Thread.sleep(options.recoveryTimeout().toMillis());
+      } catch (InterruptedException e) {
+        return;
+      }
+      synchronized (this) {
+        if (link != null || downCount.get() != generation || done.isDone()) {
+          return; // resumed (and maybe broken again: that one has its own watchdog)
+        }
+      }
+      giveUp("the migration source was lost (" + cause + ") and did not reconnect within " + options.recoveryTimeout());
+    }, "gmem-migrate-recovery-watchdog");
+    watchdog.setDaemon(true);
+    watchdog.start();
+  }
+
+  private void giveUp(String why) {
+    pages.failed(why);
+    done.completeExceptionally(new GmemException(Errno.EIO, why));
+    finished("failed: " + why);
+  }
+
+  private void finished(String outcome) {
+    MigrationStats st = stats();
+    MigrationEvent.Finished e = new MigrationEvent.Finished();
+    if (e.isEnabled()) {
+      e.side = "destination";
+      e.pages = st.pages();
+      e.downtime = st.downtime().toNanos();
+      e.demandRequests = st.demandRequests();
+      e.streamBytes = st.streamBytes();
+      e.demandBytes = st.demandBytes();
+      e.reconnects = st.reconnects();
+      e.outcome = outcome;
+      e.commit();
+    }
+  }
+
+  // ---- pages arriving ---------------------------------------------------------------------------------
+
+  /** Checks and installs one page message's content; a bad CRC breaks the link (the page is re-sent after recovery). */
+  private void receivePage(Frames f, boolean zero, CRC32C crc) throws IOException {
+    long gfn = f.readLong();
+    if (map.index(gfn) < 0) {
+      throw new Frames.ProtocolException("page for GFN 0x" + Long.toHexString(gfn) + ", which lies in no memslot");
+    }
+    ByteBuffer data = null;
+    int sum = 0;
+    if (!zero) {
+      sum = f.readInt();
+      data = f.readPage();
+      crc.reset();
+      crc.update(data.duplicate());
+      if ((int) crc.getValue() != sum) {
+        throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn) + ": not installed");
+      }
+    }
+    // One installer per page at a time: a late copy must see the bit an earlier one cleared, or it
+    // could overwrite what the guest wrote since.
+    Long asked;
+    synchronized (stripes[(int) (gfn & 63)]) {
+      // Forget the request before the page lands: a fault on it after the install (the page made
+      // missing again) must be able to ask anew.
+      asked = urgent.remove(gfn);
+      if (pages.missing(gfn) && !pages.paused()) {
+        try {
+          if (zero) {
+            uf.installZero(vm, gfn * Wire.PAGE);
+          } else {
+            uf.install(vm, gfn * Wire.PAGE, data); // checked above: PageServer.page would check again
+          }
+        } catch (GmemException e) {
+          if (e.errno() != Errno.EEXIST) {
+            pages.failed("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
+          }
+        }
+      }
+    }
+    if (asked != null) {
+      long rt = System.nanoTime() - asked;
+      roundTrip.record(rt);
+      MigrationEvent.DemandPage e = new MigrationEvent.DemandPage();
+      if (e.isEnabled()) {
+        e.gfn = gfn;
+        e.roundTrip = rt;
+        e.commit();
+      }
+    }
+  }
+
+  private final class Link {
+    final Frames main;
+    final Frames demand;
+    /** Who writes requests on the demand connection now: the link's sender or a faulting thread. */
+    final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
+    volatile boolean closed;
+
+    Link(Frames main, Frames demand) {
+      this.main = main;
+      this.demand = demand;
+    }
+
+    void start() {
+      thread("gmem-migrate-stream-rx", this::receiveStream);
+      thread("gmem-migrate-demand-rx", this::receiveDemand);
+      thread("gmem-migrate-demand-tx", this::sendRequests);
+    }
+
+    private void thread(String name, IoLoop body) {
+      Thread t = new Thread(() -> {
+        try {
+          body.run();
+        } catch (IOException | RuntimeException | InterruptedException e) {
+          if (!closed) {
+            linkDown(this, e);
+          }
+        }
+      }, name);
+      t.setDaemon(true);
+      t.start();
+    }
+
+    private void receiveStream() throws IOException {
+      CRC32C crc = new CRC32C();
+      while (!closed) {
+        if (!urgent.isEmpty()) {
+          // A fault waits: leave the CPU to the demand channel for a moment (at most 1 ms per
+          // message, so a request whose page only the stream will bring never stalls the stream).
+          long until = System.nanoTime() + 1_000_000;
+          while (!urgent.isEmpty() && !closed && System.nanoTime() < until) {
+            Thread.yield();
+          }
+        }
+        byte type = main.readType();
+        if (type == Wire.PAGE_DATA || type == Wire.PAGE_ZERO) {
+          receivePage(main, type == Wire.PAGE_ZERO, crc);
+        } else if (type == Wire.END) {
+          main.readLong();
+          long[] left = missing();
+          if (left.length == 0) {
+            main.complete();
+            MigrationStats st = stats();
+            if (done.complete(st)) {
+              finished("complete");
+            }
+          } else {
+            main.missing(left);
+          }
+        } else {
+          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the stream");
+        }
+      }
+    }
+
+    private void receiveDemand() throws IOException {
+      CRC32C crc = new CRC32C();
+      while (!closed) {
+        byte type = demand.readType();
+        if (type != Wire.PAGE_DATA && type != Wire.PAGE_ZERO) {
+          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the demand channel");
+        }
+        receivePage(demand, type == Wire.PAGE_ZERO, crc);
+      }
+    }
+
+    private void sendRequests() throws IOException, InterruptedException {
+      while (!closed) {
+        Long g = demandQueue.poll(50, TimeUnit.MILLISECONDS);
+        if (g == null) {
+          continue;
+        }
+        sending.lock();
+        try {
+          if (urgent.containsKey(g) && pages.missing(g)) {
+            demand.request(g);
+          }
+          if (demandQueue.isEmpty()) {
+            demand.flush();
+          }
+        } finally {
+          sending.unlock();
+        }
+      }
+    }
+
+    synchronized void close() {
+      if (!closed) {
+        closed = true;
+        main.close();
+        demand.close();
+        streamBytes.addAndGet(main.bytesIn() + main.bytesOut());
+        demandBytes.addAndGet(demand.bytesIn() + demand.bytesOut());
+      }
+    }
+  }
+
+  @FunctionalInterface
+  private interface IoLoop {
+    void run() throws IOException, InterruptedException;
+  }
+
+  /** The page server's source: urgent requests go out on the demand channel; the source picks the stream's order. */
+  private final class NetworkSource implements PageSource {
+    @Override
+    public void start(PageSink sink) {
+      // pages arrive on the link's threads
+    }
+
+    /**
+     * Sends the request from the faulting thread itself when the demand connection is free (one
+     * thread hand-off less per fault: 9 bytes into an all but empty send buffer), else queues it
+     * for the link's sender.
+     */
+    @Override
+    public void request(long gfn, boolean urgentRequest) {
+      if (!urgentRequest || urgent.putIfAbsent(gfn, System.nanoTime()) != null) {
+        return;
+      }
+      demandRequests.incrementAndGet();
+      Link l = link;
+      if (l != null && !l.closed && l.sending.tryLock()) {
+        try {
+          l.demand.request(gfn);
+          l.demand.flush();
+          return;
+        } catch (IOException e) {
+          demandQueue.add(gfn); // sent again once the link is back
+          linkDown(l, e);
+          return;
+        } finally {
+          l.sending.unlock();
+        }
+      }
+      demandQueue.add(gfn);
+    }
+
+    @Override
+    public void close() {
+      // the link is closed by the destination
+    }
+  }
+}

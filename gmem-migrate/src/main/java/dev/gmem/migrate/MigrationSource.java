@@ -1,0 +1,637 @@
+package dev.gmem.migrate;
+
+import dev.gmem.api.Api;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
+import dev.gmem.api.Shareability;
+import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.api.Vm;
+import dev.gmem.migrate.wire.Frames;
+import dev.gmem.migrate.wire.Handshake;
+import dev.gmem.migrate.wire.Wire;
+import dev.gmem.userfault.LatencyHistogram;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.zip.CRC32C;
+
+/**
+ * The sending side of a post-copy migration. {@link #start} sends the handshake (the VM must be
+ * stopped: its vCPUs' state is taken now — the switch-over) and returns once the destination
+ * accepted; from then on the destination runs the VM, faults pages in over the demand channel and
+ * receives the rest on the background stream. The source's VM is only read, never changed: until
+ * the destination acknowledges that every page is resident ({@link #await} returns), the source
+ * owns every page and may resume the VM if the migration fails. A broken link is recovered: the
+ * source reconnects within {@link SourceOptions#recoveryTimeout()} and streams exactly the pages
+ * the destination reports missing.
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public final class MigrationSource implements AutoCloseable {
+  private static final byte[] ZERO = new byte[Wire.PAGE];
+
+  private final Vm vm;
+  private final String host;
+  private final int port;
+  private final SourceOptions options;
+  private final Handshake handshake;
+  private final PageMap map;
+  private final List<Memslot> slots;
+  private final long started;
+  private final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
+  private final Object orderLock = new Object();
+  private long[] order;
+  private int next;
+  private boolean endDue;
+  private volatile AtomicLongArray demandSent;
+  private volatile Link link;
+  private long session;
+  private long downtimeNanos;
+  private final AtomicLong streamBytes = new AtomicLong();
+  private final AtomicLong demandBytes = new AtomicLong();
+  private final AtomicLong demandRequests = new AtomicLong();
+  private final AtomicLong streamed = new AtomicLong();
+  /** Demand requests being answered now: the stream steps aside meanwhile (the preempt channel's point). */
+  private final java.util.concurrent.atomic.AtomicInteger demandBusy = new java.util.concurrent.atomic.AtomicInteger();
+  private volatile int reconnects;
+
+  private MigrationSource(Vm vm, Handshake handshake, String host, int port, SourceOptions options) {
+    this.vm = vm;
+    this.host = host;
+    this.port = port;
+    this.options = options;
+    this.handshake = handshake;
+    this.map = new PageMap(handshake.slots());
+    this.slots = vm.memslots();
+    this.started = System.nanoTime();
+    this.order = initialOrder();
+    this.endDue = true;
+    this.demandSent = new AtomicLongArray((int) ((map.total() + 63) >>> 6));
+  }
+
+  /**
+   * Starts migrating {@code vm} (stopped: {@code vcpus} are not running) to the destination
+   * listening at {@code host:port}; returns once the destination accepted the handshake. Throws
+   * {@link GmemException} with the destination's errno when it refused (EOPNOTSUPP for TDX and SNP
+   * VMs) and IOException when it cannot be reached; nothing of the source's VM changed either way.
+   */
+  public static MigrationSource start(Vm vm, List<Vcpu> vcpus, String host, int port, SourceOptions options) throws IOException {
+    Handshake hs = handshakeOf(vm, vcpus);
+    MigrationSource s = new MigrationSource(vm, hs, host, port, options);
+    s.connectFirst();
+    return s;
+  }
+
+  /** What the destination is told: files, shareability, memslots, vCPU state. */
+  static Handshake handshakeOf(Vm vm, List<Vcpu> vcpus) {
+    List<GuestMemFile> files = new ArrayList<>();
+    List<Handshake.SlotInfo> slotInfos = new ArrayList<>();
+    for (Memslot m : vm.memslots()) {
+      if (m.file() == null) {
+        throw new GmemException(Errno.EOPNOTSUPP, "memslot " + m.slot() + " has no guest_memfd: only guest_memfd memory migrates");
+      }
+      int fi = files.indexOf(m.file());
+      if (fi < 0) {
+        files.add(m.file());
+        fi = files.size() - 1;
+      }
+      slotInfos.add(new Handshake.SlotInfo(m.slot(), m.flags(), m.gpa(), m.size(), fi, m.offset()));
+    }
+    List<Handshake.FileInfo> fileInfos = new ArrayList<>();
+    for (GuestMemFile f : files) {
+      fileInfos.add(new Handshake.FileInfo(f.inode().flags(), f.size(), f.inode().shareabilityRanges(0, f.size() / Wire.PAGE)));
+    }
+    List<Handshake.VcpuState> states = new ArrayList<>();
+    for (Vcpu c : vcpus) {
+      states.add(new Handshake.VcpuState(c.id(), c.registers(), c.specialRegisters()));
+    }
+    return new Handshake(vm.type(), System.getProperty("os.arch"), fileInfos, slotInfos, states);
+  }
+
+  private long[] initialOrder() {
+    long total = map.total();
+    long[] o = new long[Math.toIntExact(total)];
+    boolean[] placed = new boolean[o.length];
+    int at = 0;
+    for (long gfn : options.workingSet()) {
+      long i = map.index(gfn);
+      if (i >= 0 && !placed[(int) i]) {
+        placed[(int) i] = true;
+        o[at++] = gfn;
+      }
+    }
+    for (int i = 0; i < o.length; i++) {
+      if (!placed[i]) {
+        o[at++] = map.gfn(i);
+      }
+    }
+    return o;
+  }
+
+  private void connectFirst() throws IOException {
+    long t0 = System.nanoTime();
+    int timeout = (int) options.connectTimeout().toMillis();
+    Frames main = Frames.connect(host, port, timeout);
+    try {
+      main.hello(Wire.KIND_MAIN, 0);
+      main.handshake(handshake.encode());
+      byte type = main.readType();
+      if (type == Wire.REFUSE) {
+        int errno = main.readInt();
+        String why = main.readUtf(main.readInt());
+        throw new GmemException(Errno.of(errno), "the destination refused the migration: " + why);
+      }
+      if (type != Wire.ACCEPT) {
+        throw new Frames.ProtocolException("expected ACCEPT, got message 0x" + Integer.toHexString(type & 0xff));
+      }
+      session = main.readLong();
+      downtimeNanos = System.nanoTime() - t0;
+      Frames demand = Frames.connect(host, port, timeout);
+      try {
+        demand.hello(Wire.KIND_DEMAND, session);
+      } catch (IOException e) {
+        demand.close();
+        throw e;
+      }
+      open(new Link(main, demand));
+    } catch (IOException | RuntimeException e) {
+      main.close();
+      throw e;
+    }
+  }
+
+  private void open(Link l) {
+    link = l;
+    l.start();
+  }
+
+  // ---- results -------------------------------------------------------------------------------------
+
+  /**
+   * Waits for the destination's completion acknowledgement. Throws {@link GmemException} EIO when
+   * the migration failed (destination lost and not back within the recovery timeout): the source
+   * still owns every page and may resume the VM; ETIMEDOUT-like EAGAIN when {@code timeout} passed first.
+   */
+  public MigrationStats await(Duration timeout) {
+    try {
+      return done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof GmemException g ? g : new GmemException(Errno.EIO, e.getCause().toString(), e.getCause());
+    } catch (TimeoutException e) {
+      throw new GmemException(Errno.EAGAIN, "migration not complete after " + timeout);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new GmemException(Errno.EINTR, "interrupted");
+    }
+  }
+
+  /** Whether the destination acknowledged completion (the destination owns the VM now). */
+  public boolean completed() {
+    return done.isDone() && !done.isCompletedExceptionally();
+  }
+
+  /** Whether the migration failed for good (the source owns the VM and may resume it). */
+  public boolean failed() {
+    return done.isCompletedExceptionally();
+  }
+
+  /** The session id the destination gave. */
+  public long session() {
+    return session;
+  }
+
+  /** A one-line progress report of the stream. */
+  public String progress() {
+    long total = map.total();
+    long s = Math.min(total, streamed.get());
+    double secs = (System.nanoTime() - started) / 1e9;
+    return String.format("migrate (source): %d/%d pages streamed, %d demand requests served, %.1f MiB/s", s, total,
+        demandRequests.get(), secs == 0 ? 0 : (streamBytes() + demandBytes()) / 1048576.0 / secs);
+  }
+
+  private long streamBytes() {
+    Link l = link;
+    return streamBytes.get() + (l == null ? 0 : l.main.bytesOut() + l.main.bytesIn());
+  }
+
+  private long demandBytes() {
+    Link l = link;
+    return demandBytes.get() + (l == null ? 0 : l.demand.bytesOut() + l.demand.bytesIn());
+  }
+
+  private MigrationStats stats() {
+    return new MigrationStats(Duration.ofNanos(System.nanoTime() - started), Duration.ofNanos(downtimeNanos), map.total(),
+        demandRequests.get(), streamBytes(), demandBytes(), reconnects, new LatencyHistogram());
+  }
+
+  private void finish() {
+    MigrationStats st = stats();
+    if (done.complete(st)) {
+      event("complete", st);
+    }
+    Link l = link;
+    if (l != null) {
+      l.close();
+    }
+  }
+
+  private void fail(String why, Throwable cause) {
+    GmemException e = new GmemException(Errno.EIO, why, cause);
+    MigrationStats st = stats();
+    if (done.completeExceptionally(e)) {
+      event("failed: " + why, st);
+    }
+    Link l = link;
+    if (l != null) {
+      l.close();
+    }
+  }
+
+  private static void event(String outcome, MigrationStats st) {
+    MigrationEvent.Finished e = new MigrationEvent.Finished();
+    if (e.isEnabled()) {
+      e.side = "source";
+      e.pages = st.pages();
+      e.downtime = st.downtime().toNanos();
+      e.demandRequests = st.demandRequests();
+      e.streamBytes = st.streamBytes();
+      e.demandBytes = st.demandBytes();
+      e.reconnects = st.reconnects();
+      e.outcome = outcome;
+      e.commit();
+    }
+  }
+
+  /** Stops: a migration not yet acknowledged fails (the source keeps every page and may resume the VM). */
+  @Override
+  public void close() {
+    if (!done.isDone()) {
+      fail("migration cancelled by the source", null);
+    }
+    Link l = link;
+    if (l != null) {
+      l.close();
+    }
+  }
+
+  // ---- pages ------------------------------------------------------------------------------------------
+
+  /**
+   * Reads page {@code gfn} through gmem: a shared page through the GPA view, a private page through
+   * the software vCPU's private access (never a raw host read). False when it is all zeros.
+   */
+  private boolean read(long gfn, byte[] buf) throws IOException {
+    long gpa = gfn * Wire.PAGE;
+    for (Memslot m : slots) {
+      if (Long.compareUnsigned(gpa - m.gpa(), m.size()) < 0) {
+        Shareability s = m.file().shareability(m.offset() + gpa - m.gpa());
+        if (s == Shareability.SHARED) {
+          vm.guestMemory().read(gpa, buf, 0, Wire.PAGE);
+        } else if (s == Shareability.PRIVATE) {
+          VcpuExit exit = vm.softwareVcpu().read(gpa, buf, 0, Wire.PAGE, true);
+          if (exit != null) {
+            throw new IOException("private page at GPA 0x" + Long.toHexString(gpa) + " could not be read: " + exit);
+          }
+        } else {
+          throw new IOException("page at GPA 0x" + Long.toHexString(gpa) + " is " + s + ": nobody may read it");
+        }
+        return java.util.Arrays.mismatch(buf, 0, Wire.PAGE, ZERO, 0, Wire.PAGE) >= 0;
+      }
+    }
+    throw new Frames.ProtocolException("GFN 0x" + Long.toHexString(gfn) + " lies in no memslot");
+  }
+
+  /**
+   * The stream's read-ahead: a run of up to 64 shared pages read through the GPA view in one call
+   * (the VM is stopped: its memory does not change under the copy), then sent page by page from it.
+   */
+  private final class ReadAhead {
+    static final int PAGES = 64;
+    final byte[] run = new byte[PAGES * Wire.PAGE];
+    final ByteBuffer wrap = ByteBuffer.wrap(run);
+    final CRC32C crc = new CRC32C();
+    long first = -1;
+    int count;
+
+    /** Sends page {@code gfn} of the stream; whether it carried data. */
+    boolean send(Frames f, long gfn, PageBuffer single) throws IOException {
+      if (gfn < first || gfn >= first + count) {
+        fill(gfn);
+      }
+      if (count == 0) {
+        return MigrationSource.this.send(f, gfn, single); // private (or not shared): page by page
+      }
+      int off = (int) (gfn - first) * Wire.PAGE;
+      if (java.util.Arrays.mismatch(run, off, off + Wire.PAGE, ZERO, 0, Wire.PAGE) < 0) {
+        f.zero(gfn);
+        return false;
+      }
+      crc.reset();
+      crc.update(run, off, Wire.PAGE);
+      f.page(gfn, wrap.duplicate().position(off), (int) crc.getValue());
+      return true;
+    }
+
+    private void fill(long gfn) {
+      first = -1;
+      count = 0;
+      long gpa = gfn * Wire.PAGE;
+      for (Memslot m : slots) {
+        if (Long.compareUnsigned(gpa - m.gpa(), m.size()) < 0) {
+          int n = (int) Math.min(PAGES, (m.gpa() + m.size() - gpa) / Wire.PAGE);
+          if (m.file().shareability(m.offset() + gpa - m.gpa(), (long) n * Wire.PAGE).equals(java.util.Optional.of(Shareability.SHARED))) {
+            vm.guestMemory().read(gpa, run, 0, n * Wire.PAGE);
+            first = gfn;
+            count = n;
+          }
+          return;
+        }
+      }
+    }
+  }
+
+  private static final class PageBuffer {
+    final byte[] bytes = new byte[Wire.PAGE];
+    final ByteBuffer wrap = ByteBuffer.wrap(bytes);
+    final CRC32C crc = new CRC32C();
+  }
+
+  /** Sends page {@code gfn}; whether it carried data (else it was a zero message). */
+  private boolean send(Frames f, long gfn, PageBuffer b) throws IOException {
+    if (read(gfn, b.bytes)) {
+      b.crc.reset();
+      b.crc.update(b.bytes, 0, Wire.PAGE);
+      f.page(gfn, b.wrap, (int) b.crc.getValue());
+      return true;
+    }
+    f.zero(gfn);
+    return false;
+  }
+
+  // ---- the link: two connections and their threads ----------------------------------------------------
+
+  private final class Link {
+    final Frames main;
+    final Frames demand;
+    volatile boolean closed;
+
+    Link(Frames main, Frames demand) {
+      this.main = main;
+      this.demand = demand;
+    }
+
+    void start() {
+      thread("gmem-migrate-stream", this::stream);
+      thread("gmem-migrate-main-rx", this::receive);
+      thread("gmem-migrate-demand", this::serveDemand);
+    }
+
+    private void thread(String name, IoLoop body) {
+      Thread t = new Thread(() -> {
+        try {
+          body.run();
+        } catch (IOException | RuntimeException e) {
+          down(e);
+        } catch (InterruptedException e) {
+          down(e);
+        }
+      }, name);
+      t.setDaemon(true);
+      t.start();
+    }
+
+    /** The background stream: the current order, then END, then waits for the next order or completion. */
+    private void stream() throws IOException, InterruptedException {
+      PageBuffer b = new PageBuffer();
+      ReadAhead ahead = new ReadAhead();
+      long cap = options.maxStreamBytesPerSecond();
+      long t0 = System.nanoTime();
+      long sentBytes = 0;
+      while (!closed && !done.isDone() && !options.background()) {
+        synchronized (orderLock) {
+          orderLock.wait(50);
+        }
+      }
+      while (!closed && !done.isDone()) {
+        long gfn = -1;
+        boolean sendEnd = false;
+        long count = 0;
+        synchronized (orderLock) {
+          if (next < order.length) {
+            gfn = order[next++];
+          } else if (endDue) {
+            endDue = false;
+            sendEnd = true;
+            count = order.length;
+          } else {
+            orderLock.wait(50);
+            continue;
+          }
+        }
+        if (sendEnd) {
+          main.end(count);
+          continue;
+        }
+        long i = map.index(gfn);
+        if ((demandSent.get((int) (i >>> 6)) & (1L << i)) != 0) {
+          continue; // served on the demand channel of this link
+        }
+        if (demandBusy.get() > 0) {
+          main.flush(); // what is buffered goes; then the CPU is the demand thread's until it answered
+          while (demandBusy.get() > 0 && !closed) {
+            Thread.onSpinWait();
+            Thread.yield();
+          }
+        }
+        boolean data = ahead.send(main, gfn, b);
+        streamed.incrementAndGet();
+        if (cap > 0) {
+          sentBytes += data ? Wire.PAGE_MESSAGE_BYTES : 9;
+          long early = sentBytes * 1_000_000_000L / cap - (System.nanoTime() - t0);
+          if (early > 1_000_000) {
+            main.flush();
+            Thread.sleep(early / 1_000_000);
+          }
+        }
+      }
+    }
+
+    /** The destination's replies on the main connection: the next order (MISSING) or COMPLETE. */
+    private void receive() throws IOException {
+      while (!closed) {
+        byte type = main.readType();
+        if (type == Wire.MISSING) {
+          long[] gfns = readGfns(main);
+          synchronized (orderLock) {
+            order = gfns;
+            next = 0;
+            endDue = true;
+            orderLock.notifyAll();
+          }
+        } else if (type == Wire.COMPLETE) {
+          finish();
+          return;
+        } else {
+          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the main connection");
+        }
+      }
+    }
+
+    /** Urgent requests, each answered at once on the demand connection. */
+    private void serveDemand() throws IOException {
+      PageBuffer b = new PageBuffer();
+      while (!closed) {
+        byte type = demand.readType();
+        if (type != Wire.REQUEST) {
+          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the demand connection");
+        }
+        long gfn = demand.readLong();
+        long i = map.index(gfn);
+        if (i < 0) {
+          throw new Frames.ProtocolException("request for GFN 0x" + Long.toHexString(gfn) + ", which lies in no memslot");
+        }
+        demandRequests.incrementAndGet();
+        demandBusy.incrementAndGet();
+        try {
+          send(demand, gfn, b);
+          demand.flush();
+        } finally {
+          demandBusy.decrementAndGet();
+        }
+        demandSent.getAndAccumulate((int) (i >>> 6), 1L << i, (x, y) -> x | y);
+      }
+    }
+
+    private void down(Throwable cause) {
+      if (closed || done.isDone()) {
+        close();
+        return;
+      }
+      linkDown(this, cause);
+    }
+
+    synchronized void close() {
+      if (!closed) {
+        closed = true;
+        main.close();
+        demand.close();
+        streamBytes.addAndGet(main.bytesIn() + main.bytesOut());
+        demandBytes.addAndGet(demand.bytesIn() + demand.bytesOut());
+        synchronized (orderLock) {
+          orderLock.notifyAll();
+        }
+      }
+    }
+  }
+
+  @FunctionalInterface
+  private interface IoLoop {
+    void run() throws IOException, InterruptedException;
+  }
+
+  static long[] readGfns(Frames f) throws IOException {
+    int n = f.readInt();
+    if (n < 0 || n > 1 << 28) {
+      throw new Frames.ProtocolException("bad page count " + n);
+    }
+    long[] g = new long[n];
+    for (int i = 0; i < n; i++) {
+      g[i] = f.readLong();
+    }
+    return g;
+  }
+
+  // ---- postcopy recovery ------------------------------------------------------------------------------
+
+  private void linkDown(Link l, Throwable cause) {
+    synchronized (this) {
+      if (link != l || l.closed) {
+        return;
+      }
+      l.close();
+      link = null;
+    }
+    Thread t = new Thread(() -> recover(cause), "gmem-migrate-recover");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private void recover(Throwable cause) {
+    long deadline = System.nanoTime() + options.recoveryTimeout().toNanos();
+    IOException last = null;
+    while (!done.isDone()) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        break;
+      }
+      int timeout = (int) Math.max(1, Math.min(options.connectTimeout().toMillis(), left / 1_000_000));
+      Frames main = null;
+      Frames demand = null;
+      try {
+        main = Frames.connect(host, port, timeout);
+        main.hello(Wire.KIND_RESUME, session);
+        byte type = main.readType();
+        if (type == Wire.COMPLETE) {
+          main.close();
+          finish(); // the acknowledgement was sent before the link broke
+          return;
+        }
+        if (type == Wire.REFUSE) {
+          int errno = main.readInt();
+          String why = main.readUtf(main.readInt());
+          main.close();
+          fail("the destination refused to resume: " + why + " (errno " + Errno.of(errno) + ")", cause);
+          return;
+        }
+        if (type != Wire.MISSING) {
+          throw new Frames.ProtocolException("expected MISSING on resume, got 0x" + Integer.toHexString(type & 0xff));
+        }
+        long[] missing = readGfns(main);
+        demand = Frames.connect(host, port, timeout);
+        demand.hello(Wire.KIND_DEMAND, session);
+        synchronized (orderLock) {
+          order = missing;
+          next = 0;
+          endDue = true;
+        }
+        demandSent = new AtomicLongArray(demandSent.length());
+        reconnects++;
+        synchronized (this) {
+          if (done.isDone()) {
+            main.close();
+            demand.close();
+            return;
+          }
+          open(new Link(main, demand));
+        }
+        return;
+      } catch (IOException e) {
+        last = e;
+        if (main != null) {
+          main.close();
+        }
+        if (demand != null) {
+          demand.close();
+        }
+        try {
+          Thread.sleep(10);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+    }
+    fail("the destination was lost before it acknowledged completion (" + cause + (last != null ? "; last reconnect: " + last : "")
+        + "), no reconnect within " + options.recoveryTimeout() + ": the source still owns every page and may resume the VM", cause);
+  }
+}

@@ -1,0 +1,52 @@
+package dev.gmem.migrate.wire;
+
+import dev.gmem.api.Api;
+
+/**
+ * Constants of the migration wire protocol, version {@value #VERSION} (docs/migration.md): every
+ * connection opens with a hello ({@link #MAGIC}, version, channel kind, session id); every message
+ * after it starts with a one-byte type. Integers are big-endian.
+ */
+@Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+public final class Wire {
+  private Wire() {}
+
+  /** "GMMG". */
+  public static final int MAGIC = 0x474d4d47;
+  public static final short VERSION = 1;
+  public static final int PAGE = 4096;
+
+  /** Hello bytes: magic (4), version (2), kind (1), session (8). */
+  public static final int HELLO_BYTES = 15;
+
+  // ---- channel kinds (hello) -------------------------------------------------------------------
+  /** The first main connection of a migration: a {@link #HANDSHAKE} follows. */
+  public static final byte KIND_MAIN = 1;
+  /** The demand channel of session {@code id}. */
+  public static final byte KIND_DEMAND = 2;
+  /** A main connection that resumes session {@code id} after a broken link (postcopy recovery). */
+  public static final byte KIND_RESUME = 3;
+
+  // ---- messages --------------------------------------------------------------------------------
+  /** source → destination, main: length (4) and the encoded {@link Handshake}. */
+  public static final byte HANDSHAKE = 'H';
+  /** destination → source, main: accepted; session id (8). The destination's VM may run from now on. */
+  public static final byte ACCEPT = 'A';
+  /** destination → source, main: refused; errno number (4), UTF message. Nothing was created. */
+  public static final byte REFUSE = 'R';
+  /** source → destination, any channel: gfn (8), CRC32C of the data (4), 4096 data bytes. */
+  public static final byte PAGE_DATA = 'P';
+  /** source → destination, any channel: gfn (8) known to be zero. Never sent for a page that could not be read. */
+  public static final byte PAGE_ZERO = 'Z';
+  /** destination → source, demand: gfn (8) a fault waits for. */
+  public static final byte REQUEST = 'Q';
+  /** source → destination, main: every page of the current order was sent; count (8). */
+  public static final byte END = 'E';
+  /** destination → source, main: the pages still missing, count (4) then gfns (8 each); the next order to stream. */
+  public static final byte MISSING = 'M';
+  /** destination → source, main: every page is resident. From here on the destination owns the VM. */
+  public static final byte COMPLETE = 'C';
+
+  /** Bytes of a {@link #PAGE_DATA} message. */
+  public static final int PAGE_MESSAGE_BYTES = 1 + 8 + 4 + PAGE;
+}
