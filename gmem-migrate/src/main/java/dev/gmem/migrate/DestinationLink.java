@@ -64,6 +64,7 @@ final class DestinationLink {
         main.readLong();
         long[] left = d.missing();
         if (left.length == 0) {
+          d.endPostcopy(); // before the acknowledgement: completed() means the flag is gone
           main.complete();
           MigrationStats st = d.stats();
           if (d.done.complete(st)) {

@@ -5,6 +5,7 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
@@ -44,8 +45,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>A broken link waits {@link DestinationOptions#recoveryTimeout()} for the source to resume the
  * session; meanwhile faults wait (at most the fault deadline). When the source does not come back,
  * the VM is paused for good: {@link #run} and every access to a missing page fail with EIO, never
- * with a zero page. Once every page is resident the destination acknowledges completion and owns
- * the VM.
+ * with a zero page. Once every page is resident the destination clears {@code KVM_MEM_USERFAULT}
+ * from its memslots (huge mappings and the lock-free access path again), acknowledges completion
+ * and owns the VM.
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public final class MigrationDestination implements AutoCloseable {
@@ -486,6 +488,19 @@ public final class MigrationDestination implements AutoCloseable {
     pages.failed(why);
     done.completeExceptionally(new GmemException(Errno.EIO, why));
     finished("failed: " + why);
+  }
+
+  /**
+   * Every page is resident: drops {@code KVM_MEM_USERFAULT} from the VM's memslots, as QEMU and
+   * Firecracker end post-copy. While the flag is set the guest maps 4 KiB only and every access to
+   * the slots' memory takes the fault interceptor's path; the bitmap has no bit left to honour.
+   */
+  void endPostcopy() {
+    for (Memslot m : vm.memslots()) {
+      if ((m.flags() & Userfault.MEM_USERFAULT) != 0) {
+        vm.setMemoryRegion(m.slot(), m.flags() & ~Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+      }
+    }
   }
 
   void finished(String outcome) {
