@@ -1,5 +1,6 @@
 package dev.gmem.userfault;
 
+import dev.gmem.api.Errno;
 import dev.gmem.userfault.uffd.Native;
 import dev.gmem.userfault.uffd.libc.UffdLibC;
 import jnr.ffi.Pointer;
@@ -7,47 +8,60 @@ import jnr.ffi.Pointer;
 /**
  * Whether the kernel has KVM Userfault, by behaviour: {@code KVM_CAP_USERFAULT}'s number is not
  * reliable (Firecracker's out-of-tree 245 collides with mainline's), so a scratch VM binds a
- * one-page guest_memfd memslot with {@code KVM_MEM_USERFAULT} and a bitmap. A kernel without it
- * refuses the unknown flag with EINVAL (6.18).
+ * one-page guest_memfd memslot — first without any flag (the control: the setup itself works),
+ * then, in another slot, with {@code KVM_MEM_USERFAULT} and a bitmap in {@code userfault_bitmap}.
+ * Present only when the kernel accepts the second; absent when it refuses it while it accepted the
+ * control (6.18: EINVAL, the unknown flag and the non-zero {@code pad2}); undecided — and treated as
+ * absent — when even the control fails.
  */
 final class KvmUserfaultProbe {
   private static final long KVM_CREATE_VM = 0xAE01L;
   private static final long KVM_CREATE_GUEST_MEMFD = 0xC040AED4L;
   private static final long KVM_SET_USER_MEMORY_REGION2 = 0x40A0AE49L;
   private static final int KVM_MEM_GUEST_MEMFD = 1 << 2;
+  private static final long PAGE = 4096;
+
+  /**
+   * The probe's answer and its grounds.
+   *
+   * @param control  errno of the flagless control binding, 0 when it succeeded, -1 when not reached
+   * @param flagged  errno of the binding with KVM_MEM_USERFAULT, 0 when it succeeded, -1 when not reached
+   */
+  record Result(boolean present, int control, int flagged, String reason) {}
 
   private KvmUserfaultProbe() {}
 
-  static boolean kernelHasUserfault() {
+  static Result probe() {
     UffdLibC c = Native.libc();
     int kvm = c.open("/dev/kvm", 2 | 0x80000, 0);
     if (kvm < 0) {
-      return false;
+      return new Result(false, -1, -1, "absent: /dev/kvm cannot be opened (errno " + Native.errno() + ")");
     }
     int vm = -1;
     int gmem = -1;
     try {
       vm = c.ioctl(kvm, KVM_CREATE_VM, 0L);
       if (vm < 0) {
-        return false;
+        return new Result(false, -1, -1, "absent: no scratch VM (KVM_CREATE_VM errno " + Native.errno() + ")");
       }
       Pointer create = Native.allocate(64);
-      create.putLong(0, 4096);
+      create.putLong(0, 2 * PAGE);
       gmem = c.ioctl(vm, KVM_CREATE_GUEST_MEMFD, create);
       if (gmem < 0) {
-        return false;
+        return new Result(false, -1, -1, "absent: no guest_memfd (KVM_CREATE_GUEST_MEMFD errno " + Native.errno() + ")");
+      }
+      int control = bind(c, vm, 0, 0, gmem, KVM_MEM_GUEST_MEMFD, 0);
+      if (control != 0) {
+        return new Result(false, control, -1, "absent (undecided): the flagless guest_memfd memslot itself was refused with "
+            + Errno.of(control));
       }
       Pointer bitmap = Native.allocate(8);
-      Pointer region = Native.allocate(160);
-      region.putInt(0, 0);
-      region.putInt(4, KVM_MEM_GUEST_MEMFD | Userfault.MEM_USERFAULT);
-      region.putLong(8, 0);
-      region.putLong(16, 4096);
-      region.putLong(24, 0);
-      region.putLong(32, 0);
-      region.putInt(40, gmem);
-      region.putLong(48, bitmap.address()); // userfault_bitmap (v3: first word of the old pad2)
-      return c.ioctl(vm, KVM_SET_USER_MEMORY_REGION2, region) == 0;
+      int flagged = bind(c, vm, 1, PAGE, gmem, KVM_MEM_GUEST_MEMFD | Userfault.MEM_USERFAULT, bitmap.address());
+      if (flagged == 0) {
+        return new Result(true, 0, 0, "present: KVM_SET_USER_MEMORY_REGION2 accepted KVM_MEM_USERFAULT with a userfault_bitmap on a guest_memfd memslot");
+      }
+      return new Result(false, 0, flagged, "absent: KVM_SET_USER_MEMORY_REGION2 refused KVM_MEM_USERFAULT (bit 3) with a userfault_bitmap with "
+          + Errno.of(flagged) + ", and accepted the same guest_memfd memslot without them");
     } finally {
       if (gmem >= 0) {
         c.close(gmem);
@@ -57,5 +71,19 @@ final class KvmUserfaultProbe {
       }
       c.close(kvm);
     }
+  }
+
+  /** One page of guest_memfd {@code gmem} at file offset {@code offset} as slot {@code slot}, GPA = offset; 0 or the errno. */
+  private static int bind(UffdLibC c, int vm, int slot, long offset, int gmem, int flags, long bitmap) {
+    Pointer region = Native.allocate(160);
+    region.putInt(0, slot);
+    region.putInt(4, flags);
+    region.putLong(8, offset); // guest_phys_addr
+    region.putLong(16, PAGE); // memory_size
+    region.putLong(24, 0); // userspace_addr: none (a gmem-only slot)
+    region.putLong(32, offset); // guest_memfd_offset
+    region.putInt(40, gmem);
+    region.putLong(48, bitmap); // userfault_bitmap (v3: the first word of 6.18's pad2)
+    return c.ioctl(vm, KVM_SET_USER_MEMORY_REGION2, region) == 0 ? 0 : Native.errno();
   }
 }

@@ -72,9 +72,14 @@ public interface Userfault {
   /**
    * Whether the running kernel itself accepts {@code KVM_MEM_USERFAULT} on a guest_memfd memslot
    * (probed by behaviour: a scratch VM's {@code KVM_SET_USER_MEMORY_REGION2} with the flag and a
-   * bitmap). 6.18 refuses it (EINVAL), and gmem implements the semantics in user space.
+   * bitmap, beside a flagless control). Where it does, every memslot's flag and bitmap go to the
+   * kernel and KVM produces real vCPUs' exits; 6.18 refuses it (EINVAL), and gmem implements the
+   * semantics in user space (its stage-2 view).
    */
   boolean kernelUserfault();
+
+  /** The probe's grounds for {@link #kernelUserfault()}, e.g. which call the kernel refused with which errno. */
+  String kernelUserfaultProbe();
 
   /** The supervisor of a VM's missing pages. */
   @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")

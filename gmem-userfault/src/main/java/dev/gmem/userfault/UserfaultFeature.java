@@ -3,12 +3,15 @@ package dev.gmem.userfault;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Shareability;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.spi.FaultInterceptor;
 import dev.gmem.api.spi.Feature;
+import dev.gmem.api.spi.FilemapListener;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.GuestFault;
+import dev.gmem.api.spi.KernelMemslot;
 import dev.gmem.api.spi.HostMemory;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -24,15 +27,18 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * core's stage-2 view of slots with a feature flag (core zaps it when the flag is set and maps a
  * page back once this lets an access through), the software vCPU's directly.
  */
-final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
+final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListener, Userfault {
   private static final long PAGE = 4096;
   /** Whether the current thread is installing a page (its own accesses must not wait for it). */
   private static final ThreadLocal<Boolean> INSTALLING = ThreadLocal.withInitial(() -> false);
 
   private final HostMemory host;
   private final boolean kernelUserfault;
+  private final String kernelProbe;
   private final FaultStats stats = new FaultStats();
   private final Map<SlotKey, Registration> bySlot = new ConcurrentHashMap<>();
+  /** Bitmaps handed to the kernel for slots not yet created (pass-through), until {@link #bitmap} takes them. */
+  private final Map<SlotKey, UserfaultBitmap> handedToKernel = new ConcurrentHashMap<>();
   /** Every registration, for host faults by inode page; replaced whole on change. */
   private volatile Registration[] all = new Registration[0];
   private final Map<Vm, Supervisor> supervisors = new ConcurrentHashMap<>();
@@ -40,9 +46,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
   private final ThreadLocal<long[]> exitedOn = ThreadLocal.withInitial(() -> new long[] {-1, 0});
   private volatile long deadlineNanos = Duration.ofSeconds(10).toNanos();
 
-  UserfaultFeature(HostMemory host, boolean kernelUserfault) {
+  UserfaultFeature(HostMemory host, KvmUserfaultProbe.Result probe) {
     this.host = host;
-    this.kernelUserfault = kernelUserfault;
+    this.kernelUserfault = probe.present();
+    this.kernelProbe = probe.reason();
   }
 
   private record SlotKey(Vm vm, int slot) {}
@@ -60,6 +67,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     final long ino;
     final long fileOffset;
     final UserfaultBitmap bitmap;
+    final dev.gmem.api.GuestMemFile file;
     volatile Memslot epoch;
     volatile AtomicLongArray mapped;
 
@@ -71,6 +79,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
       this.ino = m.file().inode().ino();
       this.fileOffset = m.offset();
       this.bitmap = bitmap;
+      this.file = m.file();
       this.mapped = new AtomicLongArray((int) ((pages + 63) >>> 6));
     }
 
@@ -84,6 +93,16 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
 
     void markMapped(long page) {
       mapped.getAndAccumulate((int) (page >>> 6), 1L << page, (a, b) -> a | b);
+    }
+
+    /** Slot pages {@code [from, to)} are no longer mapped (the inode's pages were invalidated). */
+    void unmap(long from, long to) {
+      AtomicLongArray m = mapped;
+      for (long p = from; p < to; p++) {
+        if ((m.get((int) (p >>> 6)) & (1L << p)) != 0) {
+          m.getAndAccumulate((int) (p >>> 6), ~(1L << p), (a, b) -> a & b);
+        }
+      }
     }
 
     /** The stage-2 stand-in for slot record {@code m}: a new epoch starts with nothing mapped. */
@@ -104,6 +123,56 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     return this;
   }
 
+  /**
+   * The pass-through: where the kernel itself accepts {@code KVM_MEM_USERFAULT} (probed by
+   * behaviour), every slot's flag goes to the kernel with the slot's bitmap, and KVM produces the
+   * exits of real vCPUs (no stage-2 view of gmem's for the slot). Null (gmem's own mechanism) where
+   * it does not, as on 6.18.
+   */
+  @Override
+  public synchronized KernelMemslot kernelMemslot(Vm vm, int slot, int flags, long size) {
+    if (!kernelUserfault) {
+      return null;
+    }
+    if ((flags & MEM_USERFAULT) == 0) {
+      return new KernelMemslot(0, 0);
+    }
+    SlotKey key = new SlotKey(vm, slot);
+    Registration r = bySlot.get(key);
+    UserfaultBitmap b = r != null && r.pages == size / PAGE && r.bitmap.isOpen() ? r.bitmap
+        : handedToKernel.computeIfAbsent(key, k -> new UserfaultBitmap(host, size / PAGE));
+    if (b.pages() != size / PAGE) {
+      b = new UserfaultBitmap(host, size / PAGE);
+      handedToKernel.put(key, b);
+    }
+    return new KernelMemslot(MEM_USERFAULT, b.address());
+  }
+
+  @Override
+  public FilemapListener filemapListener() {
+    return this;
+  }
+
+  /**
+   * The inode's pages {@code [start, end)} were invalidated (punch, conversion), which unmaps them
+   * from stage 2: pages a vCPU access mapped since the flag was set are unmapped again, so their
+   * next access meets the bitmap again (a set bit exits).
+   */
+  @Override
+  public void invalidated(long ino, long flags, long start, long end) {
+    for (Registration r : all) {
+      if (r.ino != ino) {
+        continue;
+      }
+      long first = r.fileOffset / PAGE;
+      long from = Math.max(start, first) - first;
+      long to = Math.min(end, first + r.pages) - first;
+      if (from < to) {
+        r.unmap(from, to);
+      }
+    }
+  }
+
   // ---- API ------------------------------------------------------------------------------------
 
   @Override
@@ -116,8 +185,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
       return r.bitmap;
     }
     // A slot deleted and created anew gets a new bitmap; the old one stays mapped (a racing host
-    // fault may still read it) until the runtime goes.
-    Registration fresh = new Registration(vm, m, new UserfaultBitmap(host, m.size() / PAGE));
+    // fault may still read it) until the runtime goes. One the kernel was given at the slot's
+    // creation is the slot's.
+    UserfaultBitmap given = handedToKernel.remove(key);
+    Registration fresh = new Registration(vm, m, given != null && given.pages() == m.size() / PAGE ? given : new UserfaultBitmap(host, m.size() / PAGE));
     bySlot.put(key, fresh);
     publish();
     return fresh.bitmap;
@@ -163,15 +234,15 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     long at = r.gpa + page * PAGE;
     INSTALLING.set(true);
     try {
-      if (vm.guestMemory().isAccessible(at, PAGE)) {
-        vm.guestMemory().write(at, bytes, 0, bytes.length);
-      } else {
-        // A private page (post-copy of a SW_PROTECTED or pKVM VM): the host may not write it, so it
-        // is written as the guest would, by a private access of the software vCPU.
+      if (r.file.shareability(r.fileOffset + page * PAGE) == Shareability.PRIVATE) {
+        // Private content goes in the way the guest's own private store would, never through a
+        // host view of private memory (which gmem refuses anyway).
         VcpuExit refused = vm.softwareVcpu().write(at, bytes, 0, bytes.length, true);
         if (refused != null) {
-          throw new GmemException(Errno.EFAULT, "page at GPA 0x" + Long.toHexString(at) + " can be written neither by the host nor privately: " + refused);
+          throw new GmemException(Errno.EFAULT, "installing the private page at GPA 0x" + Long.toHexString(at) + ": " + refused);
         }
+      } else {
+        vm.guestMemory().write(at, bytes, 0, bytes.length);
       }
     } finally {
       INSTALLING.set(false);
@@ -234,15 +305,17 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     return kernelUserfault;
   }
 
+  @Override
+  public String kernelUserfaultProbe() {
+    return kernelProbe;
+  }
+
   // ---- vCPU faults ------------------------------------------------------------------------------
 
   @Override
   public long guestFault(GuestFault fault) {
-    if (INSTALLING.get()) {
-      return 0; // the installer's own private write
-    }
     Memslot slot = fault.slot();
-    if (slot == null || (slot.flags() & MEM_USERFAULT) == 0) {
+    if (slot == null || (slot.flags() & MEM_USERFAULT) == 0 || INSTALLING.get()) { // INSTALLING: the installer's own private write
       return 0;
     }
     Registration r = bySlot.get(new SlotKey(fault.vm(), slot.slot()));
@@ -356,5 +429,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, Userfault {
     bySlot.clear();
     publish();
     regs.forEach(r -> r.bitmap.close());
+    handedToKernel.values().forEach(UserfaultBitmap::close);
+    handedToKernel.clear();
   }
 }

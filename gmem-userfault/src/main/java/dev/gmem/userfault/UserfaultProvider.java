@@ -21,14 +21,29 @@ public final class UserfaultProvider implements FeatureProvider {
     return Userfault.MEM_USERFAULT;
   }
 
-  /** Always usable: the memslot part needs nothing of the host; the userfaultfd engine says so itself when the kernel lacks it. */
+  /**
+   * Always usable: the memslot part needs nothing of the host; the userfaultfd engine says so
+   * itself when the kernel lacks it. The message says which path real vCPUs' userfaults take.
+   */
   @Override
   public Support probe(HostInfo host) {
-    return Support.yes(host.userfaultfd() ? "KVM Userfault in user space; userfaultfd available" : "KVM Userfault in user space; no userfaultfd");
+    KvmUserfaultProbe.Result k = kernelProbe(host);
+    String path = k.present() ? "KVM Userfault passed through to the kernel (" + k.reason() + ")"
+        : "KVM Userfault in user space, gmem's stage-2 view (kernel probe: " + k.reason() + ")";
+    return Support.yes(path + (host.userfaultfd() ? "; userfaultfd available" : "; no userfaultfd"));
   }
 
   @Override
   public Feature create(HostMemory host) {
-    return new UserfaultFeature(host, host.host().kvm() && KvmUserfaultProbe.kernelHasUserfault());
+    return new UserfaultFeature(host, kernelProbe(host.host()));
+  }
+
+  private static KvmUserfaultProbe.Result kernelProbe(HostInfo host) {
+    return host.kvm() ? Probed.KERNEL : new KvmUserfaultProbe.Result(false, -1, -1, "absent: no /dev/kvm");
+  }
+
+  /** The kernel's answer, a fact of the host: probed once, on first use. */
+  private static final class Probed {
+    static final KvmUserfaultProbe.Result KERNEL = KvmUserfaultProbe.probe();
   }
 }

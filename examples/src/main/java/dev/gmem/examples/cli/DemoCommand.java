@@ -88,6 +88,7 @@ final class DemoCommand implements Callable<Integer> {
         DirectMapChapter.run(out, rt);
       }
       SnpChapter.run(out, rt);
+      UserfaultChapter.run(out, rt);
     }
     out.flush();
     return 0;

@@ -63,6 +63,16 @@ class DemoCommandTest {
     }
     assertTrue(lines.contains("  a reclaim fails (injected RMPUPDATE failure): leaked pages 1, VM dead: true, next guest access -> EIO, VM closed cleanly"),
         run.out());
+    if (backend.equals("kvm")) { // the userfault chapter needs real vCPUs
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  64-bit guest filled 1024 pages under set bits: 1024 USERFAULT exits")), run.out());
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  page 0 punched, its bit set: the sum pass exits 1 time(s)") && l.endsWith("sum identical")),
+          run.out());
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  first restore: ") && l.contains("guest sum identical") && l.endsWith(" 1024 demand faults")),
+          run.out());
+      assertTrue(lines.stream().anyMatch(l -> l.startsWith("  second restore, prefetching") && l.contains("guest sum identical")), run.out());
+    } else {
+      assertTrue(lines.contains("  needs the userfault feature and real vCPUs (kvm backend): not run on this backend"), run.out());
+    }
     assertEquals(before, pool());
   }
 

@@ -35,6 +35,19 @@ public interface Feature {
   }
 
   /**
+   * Whether the running kernel implements this feature's memslot flags itself, for memslot
+   * {@code slot} of {@code vm} of {@code size} bytes about to get {@code flags} (at creation and at
+   * every flags-only update): null (the default) where gmem implements them — a slot of 4 KiB
+   * memory then gets gmem's stage-2 view and the kernel never sees the bits — else what to pass to
+   * the kernel, which then produces the exits itself (no stage-2 view for the slot). Probe the
+   * kernel by behaviour, never by a capability number. Throw to refuse the slot.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default KernelMemslot kernelMemslot(dev.gmem.api.Vm vm, int slot, int flags, long size) throws GmemException {
+    return null;
+  }
+
+  /**
    * {@link #memory(long, long)} for the inode that will be numbered {@code ino} (the number its
    * {@link FilemapListener} calls carry), so a feature can keep per-inode state over the memory
    * it supplies. Core calls this form; the default forgets the number.

@@ -32,6 +32,15 @@ public interface FilemapListener {
   default void folioMerged(long ino, long flags, long index, int order) {}
 
   /**
+   * {@code kvm_gmem_invalidate_begin}: pages {@code [start, end)} of inode {@code ino} are about to
+   * change (punch, conversion) and every guest mapping of them is unmapped, so a guest's next
+   * access faults again. A feature that stands in for stage 2 (KVM Userfault's "already mapped"
+   * pages) forgets them here. Under the exclusive invalidate lock; must not fail or block.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void invalidated(long ino, long flags, long start, long end) {}
+
+  /**
    * Inode {@code ino} was evicted: its last reference went, every folio was removed (after
    * {@link #folioRemoved}) and its memory is being released; also when a creation failed after
    * {@link Feature#memory(long, long, long)} was asked for that number. Per-inode state can go.

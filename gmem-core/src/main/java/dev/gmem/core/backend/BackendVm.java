@@ -31,6 +31,16 @@ public interface BackendVm extends AutoCloseable {
    */
   void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd);
 
+  /**
+   * {@link #setMemoryRegion(int, long, long, long, Fd, long, boolean)} with a feature's flag bits
+   * the kernel implements itself ({@code kernelFlags}) and KVM Userfault's bitmap address. A
+   * backend without a kernel memslot has nothing to pass them to and ignores them.
+   */
+  default void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd,
+      int kernelFlags, long userfaultBitmap) {
+    setMemoryRegion(slot, gpa, size, userspaceAddr, memory, offset, guestMemfd);
+  }
+
   /** A real vCPU whose every ioctl passes {@code gate}; ENODEV where there is no KVM. */
   Vcpu createVcpu(int id, VcpuGate gate);
 

@@ -92,8 +92,14 @@ public final class KvmBackend implements Backend {
 
       @Override
       public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd) {
-        kvm.setUserMemoryRegion2(
-            vm, slot, guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0, gpa, size, userspaceAddr, guestMemfd ? memory.get() : 0, guestMemfd ? offset : 0);
+        setMemoryRegion(slot, gpa, size, userspaceAddr, memory, offset, guestMemfd, 0, 0);
+      }
+
+      @Override
+      public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd,
+          int kernelFlags, long userfaultBitmap) {
+        kvm.setUserMemoryRegion2(vm, slot, (guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0) | kernelFlags, gpa, size, userspaceAddr,
+            guestMemfd ? memory.get() : 0, guestMemfd ? offset : 0, userfaultBitmap);
       }
 
       @Override

@@ -57,6 +57,7 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
   private final CopyOnWriteArrayList<GuestMemFile> files = new CopyOnWriteArrayList<>();
   private final CopyOnWriteArrayList<InodeMapping> mappings = new CopyOnWriteArrayList<>();
+  private final CopyOnWriteArrayList<GuestMappings> guestMappings = new CopyOnWriteArrayList<>();
   private final AtomicInteger references = new AtomicInteger(1);
   private final LruBatch lruBatch = new LruBatch();
   private final FaultPath faults;
@@ -76,8 +77,6 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
   /** Whether the memory is {@code memfd_secret(2)}: the kernel removed it from its direct map. */
   private final boolean secretMemory;
   private volatile TemporaryMappings temporaryMappings = new TemporaryMappings();
-  /** Kernel stage-2 stand-ins over this inode's pages, zapped with the fast page table. */
-  private final List<StageTwoZap> stageTwo = new CopyOnWriteArrayList<>();
 
   /**
    * @param guestMemfd whether {@code memory} is what the backend made (a guest_memfd on the kvm
@@ -290,17 +289,28 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    */
   @Override
   public void invalidateBegin(long start, long end) {
-    for (StageTwoZap view : stageTwo) {
-      view.zap(start, end);
-    }
     fastPages.zap(start, end);
     Rcu.GLOBAL.synchronize();
+    invalidateGuestMappings(start, end);
   }
 
-  /** Zaps {@code view} with every later {@link #invalidateBegin} until the returned handle is closed. */
-  public Runnable addStageTwo(StageTwoZap view) {
-    stageTwo.add(view);
-    return () -> stageTwo.remove(view);
+  /** The rest of {@code kvm_gmem_invalidate_begin}: the bound slots' guest mappings, then the listeners. */
+  private void invalidateGuestMappings(long start, long end) {
+    for (GuestMappings g : guestMappings) {
+      g.unmap(start, end);
+    }
+    for (FilemapListener l : listeners) {
+      l.invalidated(ino, flags, start, end);
+    }
+  }
+
+  /** A memslot's guest mappings of this inode's pages, unmapped at every invalidation until removed. */
+  public void addGuestMappings(GuestMappings g) {
+    guestMappings.add(g);
+  }
+
+  public void removeGuestMappings(GuestMappings g) {
+    guestMappings.remove(g);
   }
 
   /**

@@ -159,6 +159,16 @@ public final class Kvm {
   /** KVM_SET_USER_MEMORY_REGION2; {@code memorySize} 0 deletes the slot. */
   public void setUserMemoryRegion2(
       Fd vm, int slot, int flags, long gpa, long memorySize, long userspaceAddr, int guestMemfd, long guestMemfdOffset) {
+    setUserMemoryRegion2(vm, slot, flags, gpa, memorySize, userspaceAddr, guestMemfd, guestMemfdOffset, 0);
+  }
+
+  /**
+   * {@code KVM_SET_USER_MEMORY_REGION2} with KVM Userfault's {@code userfault_bitmap} (v3: the
+   * first u64 of what 6.18 calls {@code pad2}, which 6.18 requires to be zero).
+   */
+  public void setUserMemoryRegion2(
+      Fd vm, int slot, int flags, long gpa, long memorySize, long userspaceAddr, int guestMemfd, long guestMemfdOffset,
+      long userfaultBitmap) {
     KvmStructs.UserspaceMemoryRegion2 r = KvmStructs.allocate(sys, new KvmStructs.UserspaceMemoryRegion2(sys.runtime()));
     r.slot.set(slot);
     r.flags.set(flags);
@@ -167,6 +177,7 @@ public final class Kvm {
     r.userspaceAddr.set(userspaceAddr);
     r.guestMemfd.set(guestMemfd);
     r.guestMemfdOffset.set(guestMemfdOffset);
+    r.pad2[0].set(userfaultBitmap);
     sys.ioctl(vm.get(), SET_USER_MEMORY_REGION2, KvmStructs.memory(r), "KVM_SET_USER_MEMORY_REGION2");
   }
 

@@ -65,7 +65,7 @@ public final class GuestFaultingVcpu implements Vcpu {
   public VcpuExit run() {
     while (true) {
       if (pending != null) {
-        long seen = generation(pending.gpa());
+        long seen = stageTwoSequence(pending.gpa());
         VcpuExit refused = redo(pending);
         if (refused != null) {
           return refused;
@@ -111,7 +111,7 @@ public final class GuestFaultingVcpu implements Vcpu {
     if (b == null || !(b.kernelView() instanceof StageTwoView view) || !view.isZapped((gpa - b.gpa()) >>> 12)) {
       return exit;
     }
-    long seen = view.generation();
+    long seen = view.sequence();
     // On a TD every fetch is private: the TDX module never lets a TD execute shared memory.
     VcpuExit refused = fault.read(gpa, new byte[1], 0, 1, sharedBit != 0);
     if (refused != null) {
@@ -170,18 +170,21 @@ public final class GuestFaultingVcpu implements Vcpu {
     return v;
   }
 
-  /** The zaps so far of the slot view at {@code gpa}, or 0 where there is none. */
-  private long generation(long gpa) {
-    MemslotTable.Binding b = memslots.binding(gpa);
-    return b != null && b.kernelView() instanceof StageTwoView view ? view.generation() : 0;
-  }
-
-  /** A pending access that went through: map its page back where the slot's view zapped it, unless a zap came since {@code seen}. */
+  /**
+   * A pending access that went through: map its page back where the slot's view zapped it, unless
+   * the view was invalidated since {@code seen} (punch, conversion: the access must fault again).
+   */
   private void mapBack(long gpa, long seen) {
     MemslotTable.Binding b = memslots.binding(gpa);
     if (b != null && b.kernelView() instanceof StageTwoView view) {
       view.map((gpa - b.gpa()) >>> 12, seen);
     }
+  }
+
+  /** The invalidation count of the view of the slot holding {@code gpa}, or 0 without one. */
+  private long stageTwoSequence(long gpa) {
+    MemslotTable.Binding b = memslots.binding(gpa);
+    return b != null && b.kernelView() instanceof StageTwoView view ? view.sequence() : 0;
   }
 
   /** The pending access through gmem's fault path; null once done, else the exit it raises. */

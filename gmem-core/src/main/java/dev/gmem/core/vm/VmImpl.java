@@ -16,6 +16,7 @@ import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.Feature;
+import dev.gmem.api.spi.KernelMemslot;
 import dev.gmem.api.spi.FolioAllocator;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.api.spi.HostMemory;
@@ -228,6 +229,17 @@ public final class VmImpl implements Vm {
     }
   }
 
+  /** What the first feature whose flags the kernel implements passes to it for this slot, or null (gmem implements them). */
+  private KernelMemslot kernelMemslot(int slot, int flags, long size) {
+    for (Feature f : ctx.features()) {
+      KernelMemslot k = f.kernelMemslot(this, slot, flags, size);
+      if (k != null) {
+        return k;
+      }
+    }
+    return null;
+  }
+
   /** Memory the first feature that offers some supplies (dup'ed: the inode owns its fd), or null. */
   private Fd featureMemory(long ino, long size, long flags) {
     for (Feature f : ctx.features()) {
@@ -302,13 +314,25 @@ public final class VmImpl implements Vm {
    * <p>Where active features give meaning to memslot flags (KVM Userfault), a slot of 4 KiB memory
    * gets a {@link StageTwoView} as its {@code userspace_addr} instead, bound as plain user memory
    * for the same reason: setting such a flag, at creation or late, zaps it, and clearing it maps it
-   * whole again, so that a real vCPU's faults reach the features as the software vCPU's do.
+   * whole again, so that a real vCPU's faults reach the features as the software vCPU's do. Where
+   * the kernel implements a feature's flag itself ({@link Feature#kernelMemslot}) the slot gets no
+   * view: the flag bits and their fields go to the kernel, at creation and on every flags-only
+   * update.
    */
   @Override
   public synchronized Memslot setMemoryRegion(int slot, int flags, long gpa, long size, GuestMemFile file, long offset) {
     checkUsable();
     MemslotTable.Change change = memslots.validate(slot, flags, gpa, size, file, offset);
+    KernelMemslot passed = change == MemslotTable.Change.DELETE ? null : kernelMemslot(slot, flags, size);
     if (change == MemslotTable.Change.UPDATE) {
+      MemslotTable.Binding old = memslots.binding(gpa);
+      if (passed != null && old != null && !(old.kernelView() instanceof StageTwoView)) {
+        // The kernel implements the feature's flag: the flags-only update is its own, first (a
+        // refusal changes nothing).
+        Fd kernelFile = old.kernelView() == null ? ((GuestMemFileImpl) file).kernelGuestMemfd() : null;
+        long uaddr = old.kernelView() instanceof HostMappingImpl h ? h.address() : old.window().address(offset);
+        backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null, passed.flags(), passed.userfaultBitmap());
+      }
       GuestMemInodeImpl updated = ((GuestMemFileImpl) file).inodeImpl();
       int oldFlags = memslots.all().stream().filter(m -> m.slot() == slot).findFirst().orElseThrow().flags();
       boolean wasIntercepted = intercepted(updated, oldFlags);
@@ -347,7 +371,7 @@ public final class VmImpl implements Vm {
         kernelView = StageTwoView.privateStageTwo(inode, offset, size);
       } else if (arch().privateBitInAccess()) {
         kernelView = HostMappingImpl.create(file, inode, ctx.inaccessible(), offset, size, Prot.READ_WRITE, MapFlags.SHARED);
-      } else if (memslots.featureFlags() != 0 && inode.hostBlockOrder() == 0) {
+      } else if (memslots.featureFlags() != 0 && inode.hostBlockOrder() == 0 && passed == null) {
         kernelView = StageTwoView.create(inode, offset, size, (flags & memslots.featureFlags()) != 0);
       }
       // Memory that is no guest_memfd of this VM to the kernel — an allocator's hugetlbfs memfd, or
@@ -356,7 +380,8 @@ public final class VmImpl implements Vm {
       Fd kernelFile = kernelView == null ? ((GuestMemFileImpl) file).kernelGuestMemfd() : null;
       long uaddr = kernelView instanceof HostMappingImpl h ? h.address()
           : kernelView instanceof StageTwoView v ? v.address() : window.address(offset);
-      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null);
+      backend.setMemoryRegion(slot, gpa, size, uaddr, kernelFile, offset, kernelFile != null,
+          passed == null ? 0 : passed.flags(), passed == null ? 0 : passed.userfaultBitmap());
     } catch (RuntimeException e) {
       if (kernelView != null) {
         try {

@@ -12,12 +12,19 @@ import dev.gmem.userfault.source.PageServer;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Restores a {@link Snapshot} lazily: the VM, its files (flags, size, shareability) and memslots
  * (each with USERFAULT and every bit set) and a vCPU with the saved registers exist at once; pages
  * come on demand from the snapshot while a background fill brings the rest, the last restore's
  * working set first when {@code prefetch}. Run the vCPU through {@link #run()}.
+ *
+ * <p>KVM Userfault traps vCPU accesses only; KVM's own accesses — the guest page-table walk of a
+ * shadow-paging host like this project's, the GDT — go through {@code userspace_addr} and are
+ * userfaultfd's business upstream. gmem's stand-in for stage 2 cannot hold those, so a memslot
+ * holding a page the saved vCPU state points KVM at ({@link KernelWalkedPages}) is copied in
+ * whole before the vCPU exists and is not put under USERFAULT; the others are lazy.
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public final class LazyRestore implements AutoCloseable {
@@ -49,13 +56,22 @@ public final class LazyRestore implements AutoCloseable {
       }
       files.add(file);
     }
+    Set<Long> walked = KernelWalkedPages.of(snapshot);
+    List<Memslot> lazy = new ArrayList<>();
     for (Snapshot.SlotMeta s : snapshot.slots()) {
-      vm.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
+      boolean eager = walked.stream().anyMatch(gfn -> Long.compareUnsigned(gfn * Snapshot.PAGE - s.gpa(), s.size()) < 0);
+      int flags = eager ? s.flags() & ~Userfault.MEM_USERFAULT : s.flags() | Userfault.MEM_USERFAULT;
+      Memslot m = vm.setMemoryRegion(s.slot(), flags, s.gpa(), s.size(), files.get(s.file()), s.offset());
+      if (eager) {
+        snapshot.copyInto(vm, s, files.get(s.file()));
+      } else {
+        lazy.add(m);
+      }
     }
     SnapshotPageSource source = new SnapshotPageSource(snapshot);
     source.background(background);
     List<Long> ws = prefetch ? snapshot.workingSet() : List.of();
-    PageServer server = PageServer.start(uf, vm, source);
+    PageServer server = PageServer.start(uf, vm, source, lazy);
     server.prefetch(ws);
     Vcpu vcpu = vm.createVcpu(0);
     vcpu.setSpecialRegisters(snapshot.specialRegisters());

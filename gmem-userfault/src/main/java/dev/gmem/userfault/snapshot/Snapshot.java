@@ -10,6 +10,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.SpecialRegisters;
 import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import java.io.BufferedInputStream;
@@ -92,9 +93,12 @@ public final class Snapshot {
 
   /**
    * Writes {@code vm}'s memory, files, shareability, memslots and {@code vcpu}'s registers to
-   * {@code dir} (created; existing snapshot files replaced). The VM must not run meanwhile. Memory is
-   * read through the VM's GPA view, so only pages the host may read (shared pages) are captured:
-   * EACCES-like EFAULT for a private page.
+   * {@code dir} (created; existing snapshot files replaced). The VM must not run meanwhile. Shared
+   * pages are read through the VM's GPA view; private pages through the software vCPU's private
+   * access, as the guest reads them (so where the arch's private memory is not plain — an
+   * encrypting arch refusing the access — EFAULT); pages in any other state: EBUSY. The image holds
+   * private content in the clear: SW_PROTECTED memory, protected from the host's views, not
+   * encrypted.
    */
   public static Snapshot write(Vm vm, Vcpu vcpu, Path dir) throws IOException {
     Files.createDirectories(dir);
@@ -123,7 +127,7 @@ public final class Snapshot {
       for (SlotMeta s : slotMetas) {
         for (long p = 0; p < s.size() / PAGE; p++) {
           long gpa = s.gpa() + p * PAGE;
-          vm.guestMemory().read(gpa, page, 0, page.length);
+          readPage(vm, fileList.get(s.file()), s.offset() + p * PAGE, gpa, page);
           if (isZero(page)) {
             zero.set(Math.toIntExact(gpa / PAGE));
           } else {
@@ -167,6 +171,39 @@ public final class Snapshot {
     return new Snapshot(dir, vm.type(), fileMetas, slotMetas, regs, sregs);
   }
 
+  /**
+   * Reads the page at {@code gpa} (file offset {@code offset}): a shared page through the VMM's GPA
+   * view, a private one (SW_PROTECTED: private, not encrypted) the way the guest's own private load
+   * would, through the software vCPU — never through a host view of private memory. A page in
+   * any other state (NONE, parked) cannot be saved: EBUSY.
+   */
+  private static void readPage(Vm vm, GuestMemFile file, long offset, long gpa, byte[] page) {
+    Shareability sh = file.shareability(offset);
+    if (sh == Shareability.SHARED) {
+      vm.guestMemory().read(gpa, page, 0, page.length);
+      return;
+    }
+    if (sh != Shareability.PRIVATE) {
+      throw new GmemException(Errno.EBUSY, "snapshot: the page at GPA 0x" + Long.toHexString(gpa) + " is " + sh + ", neither shared nor private");
+    }
+    VcpuExit refused = vm.softwareVcpu().read(gpa, page, 0, page.length, true);
+    if (refused != null) {
+      throw new GmemException(Errno.EFAULT, "snapshot: the private page at GPA 0x" + Long.toHexString(gpa) + " cannot be read: " + refused);
+    }
+  }
+
+  /** Writes a page restored eagerly: as {@link #readPage} reads it, by its shareability in the new VM. */
+  private static void writePage(Vm vm, GuestMemFile file, long offset, long gpa, byte[] src, int index) {
+    if (file.shareability(offset) == Shareability.PRIVATE) {
+      VcpuExit refused = vm.softwareVcpu().write(gpa, src, index, (int) PAGE, true);
+      if (refused != null) {
+        throw new GmemException(Errno.EFAULT, "restore: the private page at GPA 0x" + Long.toHexString(gpa) + " cannot be written: " + refused);
+      }
+    } else {
+      vm.guestMemory().write(gpa, src, index, (int) PAGE);
+    }
+  }
+
   private static boolean isZero(byte[] page) {
     for (byte b : page) {
       if (b != 0) {
@@ -203,6 +240,32 @@ public final class Snapshot {
       Registers r = RecordCodec.read(in, Registers.class);
       SpecialRegisters s = RecordCodec.read(in, SpecialRegisters.class);
       return new Snapshot(dir, type, files, slots, r, s);
+    }
+  }
+
+  /**
+   * Copies memslot {@code s}'s pages from the image into {@code vm}'s memory at once (an eager
+   * restore of that slot; its pages must be present, not under USERFAULT). Known-zero pages are
+   * left as they are: a fresh file reads zero there.
+   */
+  void copyInto(Vm vm, SlotMeta s, GuestMemFile file) throws IOException {
+    BitSet zero = zeroPages();
+    int chunk = 256 * (int) PAGE;
+    ByteBuffer b = ByteBuffer.allocate(chunk);
+    try (FileChannel img = FileChannel.open(dir.resolve("memory.img"), StandardOpenOption.READ)) {
+      for (long off = 0; off < s.size(); off += chunk) {
+        int len = (int) Math.min(chunk, s.size() - off);
+        b.clear().limit(len);
+        while (b.hasRemaining() && img.read(b, s.gpa() + off + b.position()) > 0) {
+          // positional reads until the chunk is full or the image ends (holes read zero)
+        }
+        for (int p = 0; p < len; p += (int) PAGE) {
+          long gfn = (s.gpa() + off + p) / PAGE;
+          if (gfn >= Integer.MAX_VALUE || !zero.get((int) gfn)) {
+            writePage(vm, file, s.offset() + off + p, s.gpa() + off + p, b.array(), p);
+          }
+        }
+      }
     }
   }
 

@@ -43,11 +43,11 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   private final Set<Long> demanded = Collections.synchronizedSet(new LinkedHashSet<>());
   private volatile String failure;
 
-  private PageServer(Userfault userfault, Vm vm, PageSource source) {
+  private PageServer(Userfault userfault, Vm vm, PageSource source, List<Memslot> slots) {
     this.userfault = userfault;
     this.vm = vm;
     this.source = source;
-    this.slots = vm.memslots();
+    this.slots = List.copyOf(slots);
     this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
   }
 
@@ -56,7 +56,15 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
    * and starts {@code source}: the VM may run at once.
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source) {
-    PageServer s = new PageServer(userfault, vm, source);
+    return start(userfault, vm, source, vm.memslots());
+  }
+
+  /**
+   * {@link #start(Userfault, Vm, PageSource)} for {@code lazy}, some of {@code vm}'s memslots; the
+   * others hold their content already and are left alone.
+   */
+  public static PageServer start(Userfault userfault, Vm vm, PageSource source, List<Memslot> lazy) {
+    PageServer s = new PageServer(userfault, vm, source, lazy);
     for (Memslot m : s.slots) {
       UserfaultBitmap b = userfault.bitmap(vm, m.slot());
       b.setAll();
