@@ -48,7 +48,11 @@ final class DestinationLink {
 
   private void receiveStream() throws IOException {
     CRC32C crc = new CRC32C();
+    StreamRun run = new StreamRun(d);
     while (!closed) {
+      if (!run.isEmpty() && (main.buffered() < StreamRun.MESSAGE || !d.urgent.isEmpty())) {
+        run.install(); // before blocking on the socket, and at once when a fault may wait for one of them
+      }
       if (!d.urgent.isEmpty()) {
         // A fault waits: leave the CPU to the demand channel for a moment (at most 1 ms per
         // message, so a request whose page only the stream will bring never stalls the stream).
@@ -58,9 +62,13 @@ final class DestinationLink {
         }
       }
       byte type = main.readType();
-      if (type == Wire.PAGE_DATA || type == Wire.PAGE_ZERO) {
-        d.receiver.receive(main, type == Wire.PAGE_ZERO, crc);
+      if (type == Wire.PAGE_DATA) {
+        run.add(main);
+      } else if (type == Wire.PAGE_ZERO) {
+        run.install(); // in stream order
+        d.receiver.receive(main, true, crc);
       } else if (type == Wire.END) {
+        run.install();
         main.readLong();
         long[] left = d.missing();
         if (left.length == 0) {

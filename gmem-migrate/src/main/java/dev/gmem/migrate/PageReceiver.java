@@ -6,21 +6,24 @@ import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Wire;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.zip.CRC32C;
 
 /**
  * The destination's installer of arriving pages, from either connection: checks each page's
  * CRC32C and installs it only while it is still missing, so a late or duplicate copy never
- * overwrites what the guest wrote since.
+ * overwrites what the guest wrote since. Single pages (demand channel, zero pages) go in one by
+ * one; the stream's runs of consecutive pages in one call ({@link StreamRun}).
  */
 final class PageReceiver {
   private final MigrationDestination d;
-  private final Object[] stripes = new Object[64];
+  /** One installer per page at a time: a late copy must see the bit an earlier one cleared. */
+  private final ReentrantLock[] stripes = new ReentrantLock[64];
 
   PageReceiver(MigrationDestination d) {
     this.d = d;
     for (int i = 0; i < stripes.length; i++) {
-      stripes[i] = new Object();
+      stripes[i] = new ReentrantLock();
     }
   }
 
@@ -41,10 +44,10 @@ final class PageReceiver {
         throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn) + ": not installed");
       }
     }
-    // One installer per page at a time: a late copy must see the bit an earlier one cleared, or it
-    // could overwrite what the guest wrote since.
     Long asked;
-    synchronized (stripes[(int) (gfn & 63)]) {
+    ReentrantLock stripe = stripes[(int) (gfn & 63)];
+    stripe.lock();
+    try {
       // Forget the request before the page lands: a fault on it after the install (the page made
       // missing again) must be able to ask anew.
       asked = d.urgent.remove(gfn);
@@ -61,16 +64,72 @@ final class PageReceiver {
           }
         }
       }
+    } finally {
+      stripe.unlock();
     }
-    if (asked != null) {
-      long rt = System.nanoTime() - asked;
-      d.roundTrip.record(rt);
-      MigrationEvent.DemandPage e = new MigrationEvent.DemandPage();
-      if (e.isEnabled()) {
-        e.gfn = gfn;
-        e.roundTrip = rt;
-        e.commit();
+    answered(gfn, asked);
+  }
+
+  /**
+   * Installs {@code count} checked pages from GFN {@code first} (consecutive, one memslot), their
+   * stripes held in index order; pages present meanwhile are skipped by {@code installRun}.
+   */
+  void installRun(long first, int count, ByteBuffer pages) {
+    int held = Math.min(count, stripes.length);
+    long[] asked = new long[count];
+    lockRun(first, held);
+    try {
+      for (int k = 0; k < count; k++) {
+        Long t = d.urgent.remove(first + k);
+        asked[k] = t == null ? -1 : t;
       }
+      if (!d.pages.paused()) {
+        try {
+          d.uf.installRun(d.vm, first * Wire.PAGE, pages);
+        } catch (GmemException e) {
+          d.pages.failed("installing " + count + " pages from GFN 0x" + Long.toHexString(first) + ": " + e.getMessage());
+        }
+      }
+    } finally {
+      unlockRun(first, held);
+    }
+    for (int k = 0; k < count; k++) {
+      if (asked[k] >= 0) {
+        answered(first + k, asked[k]);
+      }
+    }
+  }
+
+  /** Takes the stripes of {@code n} consecutive GFNs (n ≤ 64: distinct stripes) in stripe order, so runs and single pages never deadlock. */
+  private void lockRun(long first, int n) {
+    int lo = (int) (first & 63);
+    for (int s = 0; s < stripes.length; s++) {
+      if (((s - lo) & 63) < n) {
+        stripes[s].lock();
+      }
+    }
+  }
+
+  private void unlockRun(long first, int n) {
+    int lo = (int) (first & 63);
+    for (int s = stripes.length - 1; s >= 0; s--) {
+      if (((s - lo) & 63) < n) {
+        stripes[s].unlock();
+      }
+    }
+  }
+
+  private void answered(long gfn, Long asked) {
+    if (asked == null) {
+      return;
+    }
+    long rt = System.nanoTime() - asked;
+    d.roundTrip.record(rt);
+    MigrationEvent.DemandPage e = new MigrationEvent.DemandPage();
+    if (e.isEnabled()) {
+      e.gfn = gfn;
+      e.roundTrip = rt;
+      e.commit();
     }
   }
 }
