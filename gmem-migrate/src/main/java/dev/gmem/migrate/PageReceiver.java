@@ -17,8 +17,12 @@ import java.util.zip.CRC32C;
  */
 final class PageReceiver {
   private final MigrationDestination d;
-  /** One installer per page at a time: a late copy must see the bit an earlier one cleared. */
-  private final ReentrantLock[] stripes = new ReentrantLock[64];
+  /**
+   * One installer per page at a time: a late copy must see the bit an earlier one cleared. Many
+   * stripes, so a demand page rarely waits for a stream run (≤ {@link StreamRun#PAGES} of them).
+   */
+  private static final int STRIPES = 1024;
+  private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
 
   PageReceiver(MigrationDestination d) {
     this.d = d;
@@ -45,7 +49,7 @@ final class PageReceiver {
       }
     }
     Long asked;
-    ReentrantLock stripe = stripes[(int) (gfn & 63)];
+    ReentrantLock stripe = stripes[(int) (gfn & (STRIPES - 1))];
     stripe.lock();
     try {
       // Forget the request before the page lands: a fault on it after the install (the page made
@@ -75,7 +79,7 @@ final class PageReceiver {
    * stripes held in index order; pages present meanwhile are skipped by {@code installRun}.
    */
   void installRun(long first, int count, ByteBuffer pages) {
-    int held = Math.min(count, stripes.length);
+    int held = Math.min(count, STRIPES);
     long[] asked = new long[count];
     lockRun(first, held);
     try {
@@ -100,22 +104,20 @@ final class PageReceiver {
     }
   }
 
-  /** Takes the stripes of {@code n} consecutive GFNs (n ≤ 64: distinct stripes) in stripe order, so runs and single pages never deadlock. */
+  /** Takes the stripes of {@code n} consecutive GFNs (n ≤ 64: distinct stripes) in ascending stripe order. */
   private void lockRun(long first, int n) {
-    int lo = (int) (first & 63);
-    for (int s = 0; s < stripes.length; s++) {
-      if (((s - lo) & 63) < n) {
+    int lo = (int) (first & (STRIPES - 1));
+    for (int s = 0; s < STRIPES; s++) {
+      if (((s - lo) & (STRIPES - 1)) < n) {
         stripes[s].lock();
       }
     }
   }
 
   private void unlockRun(long first, int n) {
-    int lo = (int) (first & 63);
-    for (int s = stripes.length - 1; s >= 0; s--) {
-      if (((s - lo) & 63) < n) {
-        stripes[s].unlock();
-      }
+    int lo = (int) (first & (STRIPES - 1));
+    for (int k = 0; k < n; k++) {
+      stripes[(lo + k) & (STRIPES - 1)].unlock();
     }
   }
 
