@@ -42,6 +42,8 @@ final class DirectMapFeature implements Feature, DirectMap {
   private final AtomicLong refusedPins = new AtomicLong();
   private final AtomicLong releasedBytes = new AtomicLong();
   private final AtomicLong zapFailures = new AtomicLong();
+  /** {@code mprotect} calls on the direct maps of evicted inodes. */
+  private final AtomicLong viewProtects = new AtomicLong();
   private final Map<GmemRuntime, SecretVcpuProbe.Result> vcpuProbes = new WeakHashMap<>();
 
   DirectMapFeature(HostMemory host) {
@@ -93,12 +95,18 @@ final class DirectMapFeature implements Feature, DirectMap {
   private final FilemapListener listener = new FilemapListener() {
     @Override
     public void folioAdded(long ino, long flags, long index, int order) {
+      foliosAdded(ino, flags, index, 1, order);
+    }
+
+    /** A run of folios: one zap over the run (no system call for pages never mapped). */
+    @Override
+    public void foliosAdded(long ino, long flags, long index, long nrFolios, int order) {
       LinearMap m = inodes.get(ino);
       if (m != null) {
-        if (m.zap(index, order)) {
-          zaps.incrementAndGet();
+        if (m.zap(index, nrFolios << order)) {
+          zaps.addAndGet(nrFolios);
         } else {
-          zapFailures.incrementAndGet();
+          zapFailures.addAndGet(nrFolios);
         }
       }
     }
@@ -106,7 +114,7 @@ final class DirectMapFeature implements Feature, DirectMap {
     @Override
     public void folioRemoved(long ino, long flags, long index, int order) {
       LinearMap m = inodes.get(ino);
-      if (m != null && m.restore(index, order)) {
+      if (m != null && m.restore(index, 1L << order)) {
         restores.incrementAndGet();
       }
     }
@@ -132,6 +140,7 @@ final class DirectMapFeature implements Feature, DirectMap {
       LinearMap m = inodes.remove(ino);
       if (m != null) {
         releasedBytes.addAndGet(m.accounting().resident() << Folio.PAGE_SHIFT);
+        viewProtects.addAndGet(m.protects());
         m.close();
       }
     }
@@ -177,7 +186,8 @@ final class DirectMapFeature implements Feature, DirectMap {
           + " GUP (vmsplice, process_vm_readv, pin()) fails with EFAULT");
       l.add("secret memory is freed only with its inode: a punched page is zeroed and stays charged (see accounting)");
     }
-    l.add("gmem's direct map (its whole-file view of each such inode): each folio zapped at filemap add, restored at removal;"
+    l.add("gmem's direct map (its whole-file view of each such inode) maps a page only while secret memory holds it outside the filemap:"
+        + " each folio removed at filemap add, restored at removal;"
         + " framework code reaches removed folios only through scoped temporary mappings");
     l.add("kept: user mappings (host mappings, memslot userspace_addr), through which the guest and the VMM access memory, as upstream");
     return l;
@@ -188,7 +198,9 @@ final class DirectMapFeature implements Feature, DirectMap {
     long removed = 0;
     long resident = 0;
     long held = 0;
+    long protects = viewProtects.get();
     for (LinearMap m : inodes.values()) {
+      protects += m.protects();
       InodeAccounting a = m.accounting();
       removed += a.present();
       resident += a.resident();
@@ -196,7 +208,7 @@ final class DirectMapFeature implements Feature, DirectMap {
     }
     return new DirectMapStats(inodes.size(), passedThrough.get(), removed, zaps.get(), restores.get(), splits.get(), merges.get(),
         refusedPins.get(), resident << Folio.PAGE_SHIFT, held << Folio.PAGE_SHIFT, releasedBytes.get(), zapFailures.get(),
-        host.temporaryMappingStats());
+        protects, host.temporaryMappingStats());
   }
 
   @Override

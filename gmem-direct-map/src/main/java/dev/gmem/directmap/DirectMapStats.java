@@ -18,6 +18,9 @@ import dev.gmem.api.spi.TemporaryMapping;
  * @param heldBytes        of which left the filemap (punched, zeroed, not yet freeable)
  * @param releasedBytes    secret memory given back by evicted inodes
  * @param zapFailures      zaps the kernel refused (mprotect: ENOMEM); the page stayed reachable through gmem's direct map
+ * @param viewProtects     {@code mprotect} calls on gmem's direct maps: a folio's first add costs none
+ *                         (its page was never mapped there), a restore one, a run of restored pages
+ *                         leaving again one per stretch
  * @param temporaryMappings the runtime's temporary mappings
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
@@ -34,4 +37,5 @@ public record DirectMapStats(
     long heldBytes,
     long releasedBytes,
     long zapFailures,
+    long viewProtects,
     TemporaryMapping.Stats temporaryMappings) {}

@@ -8,12 +8,20 @@ import java.util.BitSet;
 
 /**
  * gmem's direct map of one NO_DIRECT_MAP inode — its whole-file view of the memory, the analogue
- * of the kernel's linear map — and the inode's secret-memory accounting. A page is reachable
- * through it only while it is not in the filemap: a folio is zapped ({@code PROT_NONE}) when it
- * is added and restored when it leaves, as v12's {@code folio_zap_direct_map} /
- * {@code folio_restore_direct_map}. Nothing ever loads through this view from Java (a zapped page
- * would raise SIGSEGV); its address is only used by syscalls that fail with EFAULT instead, in
- * tests.
+ * of the kernel's linear map — and the inode's secret-memory accounting. Like the kernel's direct
+ * map it maps memory, not file offsets: a page is reachable through it exactly while the secret
+ * memory holds it and it is not in the filemap. A folio is removed when it is added and restored
+ * when it leaves, as v12's {@code folio_zap_direct_map} / {@code folio_restore_direct_map}.
+ *
+ * <p>The view starts {@code PROT_NONE}: an index that never had a page has nothing to map (and a
+ * load through a readable view would make the kernel allocate secret memory behind gmem's back).
+ * So removing a folio on its first add costs no system call — its page is born outside this view,
+ * as a secretmem page leaves the kernel's direct map in its own first fault — and only a page
+ * that was restored (punched, zeroed, still held) needs an {@code mprotect} to leave again; a run
+ * of folios is removed with one {@code mprotect} per stretch of such pages.
+ *
+ * <p>Nothing ever loads through this view from Java (a removed page would raise SIGSEGV); its
+ * address is only used by syscalls that fail with EFAULT instead, in tests.
  */
 final class LinearMap implements AutoCloseable {
   final long ino;
@@ -23,35 +31,61 @@ final class LinearMap implements AutoCloseable {
   private final BitSet removed = new BitSet();
   /** Pages the secret memory holds (it never frees one before the inode goes). */
   private final BitSet resident = new BitSet();
+  /** Pages mapped readable in the view now: resident and not in the filemap. */
+  private final BitSet reachable = new BitSet();
+  /** {@code mprotect} calls made, for the stats. */
+  private long protects;
 
   LinearMap(long ino, long size, HostMemory.MemoryFile memory) {
     this.ino = ino;
     this.nrPages = size >>> Folio.PAGE_SHIFT;
-    this.view = memory.map(0, size, Prot.READ_WRITE, 0);
+    this.view = memory.map(0, size, Prot.NONE, 0);
   }
 
-  /** Removes {@code [index, index + 2^order)}; false when the kernel refused (the page stays reachable). */
-  synchronized boolean zap(long index, int order) {
-    long n = 1L << order;
-    resident.set((int) index, (int) (index + n));
-    try {
-      view.protect(index << Folio.PAGE_SHIFT, n << Folio.PAGE_SHIFT, Prot.NONE);
-    } catch (GmemException e) {
-      return false;
+  /**
+   * Removes pages {@code [index, index + n)} (folios entering the filemap): one {@code mprotect}
+   * per stretch of them that is reachable now, none for pages never mapped. False when the kernel
+   * refused one (those pages stay reachable and are not marked removed).
+   */
+  synchronized boolean zap(long index, long n) {
+    int from = (int) index;
+    int end = (int) (index + n);
+    resident.set(from, end);
+    int firstReachable = reachable.nextSetBit(from);
+    if (firstReachable < 0 || firstReachable >= end) { // pages never mapped here: nothing to unmap
+      removed.set(from, end);
+      return true;
     }
-    removed.set((int) index, (int) (index + n));
-    return true;
+    boolean ok = true;
+    for (int s = firstReachable; s >= 0 && s < end; s = reachable.nextSetBit(s)) {
+      int e = Math.min(reachable.nextClearBit(s), end);
+      try {
+        protects++;
+        view.protect((long) s << Folio.PAGE_SHIFT, (long) (e - s) << Folio.PAGE_SHIFT, Prot.NONE);
+        reachable.clear(s, e);
+      } catch (GmemException ex) {
+        ok = false;
+      }
+      s = e;
+    }
+    // What is still reachable (a refused mprotect) is not removed.
+    BitSet now = new BitSet();
+    now.set(from, end);
+    now.andNot(reachable);
+    removed.or(now);
+    return ok;
   }
 
-  /** Gives {@code [index, index + 2^order)} back; expected not to fail (v12 WARNs if it does). */
-  synchronized boolean restore(long index, int order) {
-    long n = 1L << order;
+  /** Gives {@code [index, index + n)} back; expected not to fail (v12 WARNs if it does). */
+  synchronized boolean restore(long index, long n) {
     try {
+      protects++;
       view.protect(index << Folio.PAGE_SHIFT, n << Folio.PAGE_SHIFT, Prot.READ_WRITE);
     } catch (GmemException e) {
       return false;
     }
     removed.clear((int) index, (int) (index + n));
+    reachable.set((int) index, (int) (index + n));
     return true;
   }
 
@@ -59,14 +93,13 @@ final class LinearMap implements AutoCloseable {
     return removed.get((int) index);
   }
 
-  /** Whether every page of {@code [index, index + 2^order)} is removed (a split or merge keeps them so). */
-  synchronized boolean allRemoved(long index, int order) {
-    int end = (int) (index + (1L << order));
-    return removed.nextClearBit((int) index) >= end;
+  /** Whether page {@code index} is mapped readable in the view now. */
+  synchronized boolean isReachable(long index) {
+    return reachable.get((int) index);
   }
 
-  synchronized long removedPages() {
-    return removed.cardinality();
+  synchronized long protects() {
+    return protects;
   }
 
   synchronized DirectMap.InodeAccounting accounting() {

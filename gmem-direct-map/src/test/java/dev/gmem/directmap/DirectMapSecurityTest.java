@@ -53,7 +53,8 @@ class DirectMapSecurityTest {
       long linear = dm.linearAddress(ino);
       assertNotEquals(0, linear);
       assertFalse(dm.isRemoved(ino, 1));
-      assertEquals(0, KernelPaths.copyFromUser(linear + PAGE, 8), "a page outside the filemap is in gmem's direct map");
+      assertEquals(EFAULT, KernelPaths.copyFromUser(linear + PAGE, 8), "an index that never had a page has nothing in gmem's direct map");
+      assertEquals(0, f.inode().allocatedPages(), "and probing it allocated no secret memory");
 
       assertEquals(PAGE, f.write(PAGE, page(0x5a)));
       assertTrue(dm.isRemoved(ino, 1));
@@ -73,7 +74,13 @@ class DirectMapSecurityTest {
       f.punchHole(PAGE, PAGE);
       assertFalse(dm.isRemoved(ino, 1));
       assertEquals(0, KernelPaths.copyFromUser(linear + PAGE, 8), "restored when the folio left the filemap");
+      // The held page enters the filemap again (the host faults it): now it was in gmem's direct
+      // map, so it is zapped for real.
+      long protects = dm.stats().viewProtects();
       assertEquals(0, m.getLong(PAGE), "a punched secret page reads zero");
+      assertTrue(dm.isRemoved(ino, 1));
+      assertEquals(EFAULT, KernelPaths.copyFromUser(linear + PAGE, 8), "a restored page leaves gmem's direct map again when it is re-added");
+      assertEquals(protects + 1, dm.stats().viewProtects(), "one mprotect removed it");
       assertEquals(0, dm.host.temporaryMappingStats().open(), "core's own temporary mappings (write, punch) closed with their scope");
     }
   }

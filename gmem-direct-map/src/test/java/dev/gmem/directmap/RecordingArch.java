@@ -1,11 +1,14 @@
 package dev.gmem.directmap;
 
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
 import dev.gmem.api.VmType;
 import dev.gmem.api.spi.ArchContext;
 import dev.gmem.api.spi.ArchHooks;
 import dev.gmem.api.spi.ArchProvider;
 import dev.gmem.api.spi.GmemPage;
 import dev.gmem.api.spi.HostMemory;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -39,6 +42,21 @@ final class RecordingArch implements ArchHooks {
   @Override
   public void prepare(GmemPage first, long gfn, int order) {
     CALLS.add(new Call("prepare", first.ino(), first.index(), removed.test(first.ino(), first.index())));
+  }
+
+  /** Set by tests: postPopulate scribbles on its target, then fails with EIO. */
+  static volatile boolean failPopulate;
+  /** The address of every buffer postPopulate was given to write a page into. */
+  static final List<Long> POPULATE_TARGETS = new CopyOnWriteArrayList<>();
+
+  @Override
+  public boolean postPopulate(GmemPage page, long gfn, ByteBuffer source, ByteBuffer target, long flags) {
+    POPULATE_TARGETS.add(com.kenai.jffi.MemoryIO.getInstance().getDirectBufferAddress(target));
+    if (failPopulate) {
+      target.put(0, (byte) 0xee);
+      throw new GmemException(Errno.EIO, "test: the firmware failed after touching the page");
+    }
+    return ArchHooks.super.postPopulate(page, gfn, source, target, flags);
   }
 
   @Override

@@ -64,6 +64,61 @@ class WritePopulationTest {
     }
   }
 
+  /**
+   * A write over a run of absent pages tells the listeners once per run (one zap): fresh pages
+   * cost no mprotect, a run of punched (restored, still held) pages exactly one, and every page of
+   * the run ends removed from gmem's direct map.
+   */
+  @ParameterizedTest
+  @MethodSource("dev.gmem.directmap.Runtimes#backends")
+  void aWriteZapsOncePerRun(String backend) {
+    try (GmemRuntime rt = Runtimes.open(backend); GuestMemFile f = rt.createVm(VmType.DEFAULT).createGuestMemFile(16 * PAGE, FLAGS)) {
+      DirectMapFeature dm = Runtimes.feature(rt);
+      long ino = f.inode().ino();
+      long protects = dm.stats().viewProtects();
+      long zaps = dm.stats().zaps();
+      assertEquals(8 * PAGE, f.write(0, pages(8, 0x21)));
+      assertEquals(zaps + 8, dm.stats().zaps(), "eight folios removed");
+      assertEquals(protects, dm.stats().viewProtects(), "fresh pages were never in gmem's direct map: no mprotect");
+
+      f.punchHole(2 * PAGE, 4 * PAGE); // four restores, one mprotect each
+      assertEquals(protects + 4, dm.stats().viewProtects());
+      for (long i = 2; i < 6; i++) {
+        assertEquals(0, KernelPaths.copyFromUser(dm.linearAddress(ino) + i * PAGE, 8), "page " + i + " back in gmem's direct map");
+      }
+      assertEquals(4 * PAGE, f.write(2 * PAGE, pages(4, 0x22)));
+      assertEquals(protects + 5, dm.stats().viewProtects(), "the run of four held pages left gmem's direct map with one mprotect");
+      for (long i = 0; i < 8; i++) {
+        assertTrue(dm.isRemoved(ino, i));
+        assertEquals(Errno.EFAULT.code(), KernelPaths.copyFromUser(dm.linearAddress(ino) + i * PAGE, 8), "page " + i);
+      }
+    }
+  }
+
+  /** A write across several stripe chunks ends at the first sealed page, wherever in a chunk it lies, and writes exactly the pages before it. */
+  @ParameterizedTest
+  @MethodSource("dev.gmem.directmap.Runtimes#backends")
+  void aLongWriteStopsExactlyAtTheFirstSealedPage(String backend) {
+    try (GmemRuntime rt = Runtimes.open(backend); GuestMemFile f = rt.createVm(VmType.DEFAULT).createGuestMemFile(256 * PAGE, FLAGS);
+        HostMapping m = f.map()) {
+      DirectMapFeature dm = Runtimes.feature(rt);
+      m.putLong(150 * PAGE, 9); // page 150 is present, so sealed
+      ByteBuffer src = pages(200, 0x77);
+      assertEquals(140 * PAGE, f.write(10 * PAGE, src), "pages 10..149, through chunks [10,64), [64,128), [128,150)");
+      assertEquals(140 * PAGE, src.position());
+      assertEquals(141, f.inode().allocatedPages());
+      assertEquals(0x77, m.getByte(10 * PAGE));
+      assertEquals(0x77, m.getByte(150 * PAGE - 1));
+      assertEquals(9, m.getLong(150 * PAGE), "the sealed page is untouched");
+      for (long i = 10; i <= 150; i++) {
+        assertTrue(dm.isRemoved(f.inode().ino(), i), "page " + i);
+      }
+      assertEquals(Errno.EEXIST, assertThrows(GmemException.class, () -> f.write(150 * PAGE, pages(2, 1))).errno());
+      assertEquals(141, f.inode().allocatedPages(), "a refused write changes nothing");
+      assertEquals(0, m.getLong(151 * PAGE));
+    }
+  }
+
   @ParameterizedTest
   @MethodSource("dev.gmem.directmap.Runtimes#backends")
   void badWritesChangeNothing(String backend) {

@@ -5,6 +5,7 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.ShareabilityRange;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
@@ -16,11 +17,8 @@ import dev.gmem.migrate.wire.Wire;
 import dev.gmem.userfault.LatencyHistogram;
 import dev.gmem.userfault.Userfault;
 import dev.gmem.userfault.source.PageServer;
-import dev.gmem.userfault.source.PageSink;
-import dev.gmem.userfault.source.PageSource;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.security.SecureRandom;
@@ -35,7 +33,6 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.zip.CRC32C;
 
 /**
  * The receiving side of a post-copy migration. {@link #listen} binds; {@link #accept} waits for a
@@ -48,34 +45,35 @@ import java.util.zip.CRC32C;
  * <p>A broken link waits {@link DestinationOptions#recoveryTimeout()} for the source to resume the
  * session; meanwhile faults wait (at most the fault deadline). When the source does not come back,
  * the VM is paused for good: {@link #run} and every access to a missing page fail with EIO, never
- * with a zero page. Once every page is resident the destination acknowledges completion and owns
- * the VM.
+ * with a zero page. Once every page is resident the destination clears {@code KVM_MEM_USERFAULT}
+ * from its memslots (huge mappings and the lock-free access path again), acknowledges completion
+ * and owns the VM.
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public final class MigrationDestination implements AutoCloseable {
   private final GmemRuntime rt;
   private final ServerSocketChannel listener;
   private final DestinationOptions options;
-  private final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
-  private final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
-  private final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
-  private final Object[] stripes = new Object[64];
-  private final LatencyHistogram roundTrip = new LatencyHistogram();
-  private final AtomicLong streamBytes = new AtomicLong();
-  private final AtomicLong demandBytes = new AtomicLong();
-  private final AtomicLong demandRequests = new AtomicLong();
+  final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
+  final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
+  final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
+  final PageReceiver receiver = new PageReceiver(this);
+  final LatencyHistogram roundTrip = new LatencyHistogram();
+  final AtomicLong streamBytes = new AtomicLong();
+  final AtomicLong demandBytes = new AtomicLong();
+  final AtomicLong demandRequests = new AtomicLong();
   private final AtomicLong downCount = new AtomicLong();
   private volatile int reconnects;
   private long started;
   private long downtimeNanos;
   private Handshake handshake;
-  private PageMap map;
-  private Vm vm;
+  PageMap map;
+  Vm vm;
   private final List<Vcpu> vcpus = new ArrayList<>();
-  private PageServer pages;
-  private Userfault uf;
+  PageServer pages;
+  Userfault uf;
   private long session;
-  private volatile Link link;
+  volatile DestinationLink link;
   private Frames pendingMain;
   private Thread acceptor;
   private volatile boolean closed;
@@ -85,9 +83,6 @@ public final class MigrationDestination implements AutoCloseable {
     this.rt = rt;
     this.listener = listener;
     this.options = options;
-    for (int i = 0; i < stripes.length; i++) {
-      stripes[i] = new Object();
-    }
   }
 
   /** Binds {@code address} (port 0: any free port, see {@link #port()}). */
@@ -197,7 +192,7 @@ public final class MigrationDestination implements AutoCloseable {
       this.map = new PageMap(hs.slots());
       this.vm = v;
       this.uf = uf;
-      this.pages = PageServer.start(uf, v, new NetworkSource());
+      this.pages = PageServer.start(uf, v, new NetworkPageSource(this));
       for (Handshake.VcpuState st : hs.vcpus()) {
         Vcpu c = v.createVcpu(st.id());
         made.add(c);
@@ -291,16 +286,16 @@ public final class MigrationDestination implements AutoCloseable {
   }
 
   private long streamBytes() {
-    Link l = link;
+    DestinationLink l = link;
     return streamBytes.get() + (l == null ? 0 : l.main.bytesIn() + l.main.bytesOut());
   }
 
   private long demandBytes() {
-    Link l = link;
+    DestinationLink l = link;
     return demandBytes.get() + (l == null ? 0 : l.demand.bytesIn() + l.demand.bytesOut());
   }
 
-  private MigrationStats stats() {
+  MigrationStats stats() {
     return new MigrationStats(Duration.ofNanos(System.nanoTime() - started), Duration.ofNanos(downtimeNanos), map.total(),
         demandRequests.get(), streamBytes(), demandBytes(), reconnects, roundTrip);
   }
@@ -314,7 +309,7 @@ public final class MigrationDestination implements AutoCloseable {
     } catch (IOException ignored) {
       // closing
     }
-    Link l = link;
+    DestinationLink l = link;
     if (l != null) {
       l.close();
     }
@@ -389,7 +384,7 @@ public final class MigrationDestination implements AutoCloseable {
       f.close();
       return;
     }
-    Link old = link;
+    DestinationLink old = link;
     if (old != null) {
       linkDown(old, new IOException("the source resumed on a new connection"));
     }
@@ -412,7 +407,7 @@ public final class MigrationDestination implements AutoCloseable {
       demand.close();
       return;
     }
-    Link l = new Link(main, demand);
+    DestinationLink l = new DestinationLink(this, main, demand);
     boolean resumed;
     synchronized (this) {
       resumed = downCount.get() > 0;
@@ -441,7 +436,7 @@ public final class MigrationDestination implements AutoCloseable {
     l.start();
   }
 
-  private long[] missing() {
+  long[] missing() {
     long total = map.total();
     long[] out = new long[(int) Math.min(total, 1 << 16)];
     int n = 0;
@@ -457,7 +452,7 @@ public final class MigrationDestination implements AutoCloseable {
     return java.util.Arrays.copyOf(out, n);
   }
 
-  private void linkDown(Link l, Throwable cause) {
+  void linkDown(DestinationLink l, Throwable cause) {
     long generation;
     synchronized (this) {
       if (link != l) {
@@ -495,7 +490,20 @@ public final class MigrationDestination implements AutoCloseable {
     finished("failed: " + why);
   }
 
-  private void finished(String outcome) {
+  /**
+   * Every page is resident: drops {@code KVM_MEM_USERFAULT} from the VM's memslots, as QEMU and
+   * Firecracker end post-copy. While the flag is set the guest maps 4 KiB only and every access to
+   * the slots' memory takes the fault interceptor's path; the bitmap has no bit left to honour.
+   */
+  void endPostcopy() {
+    for (Memslot m : vm.memslots()) {
+      if ((m.flags() & Userfault.MEM_USERFAULT) != 0) {
+        vm.setMemoryRegion(m.slot(), m.flags() & ~Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+      }
+    }
+  }
+
+  void finished(String outcome) {
     MigrationStats st = stats();
     MigrationEvent.Finished e = new MigrationEvent.Finished();
     if (e.isEnabled()) {
@@ -508,210 +516,6 @@ public final class MigrationDestination implements AutoCloseable {
       e.reconnects = st.reconnects();
       e.outcome = outcome;
       e.commit();
-    }
-  }
-
-  // ---- pages arriving ---------------------------------------------------------------------------------
-
-  /** Checks and installs one page message's content; a bad CRC breaks the link (the page is re-sent after recovery). */
-  private void receivePage(Frames f, boolean zero, CRC32C crc) throws IOException {
-    long gfn = f.readLong();
-    if (map.index(gfn) < 0) {
-      throw new Frames.ProtocolException("page for GFN 0x" + Long.toHexString(gfn) + ", which lies in no memslot");
-    }
-    ByteBuffer data = null;
-    int sum = 0;
-    if (!zero) {
-      sum = f.readInt();
-      data = f.readPage();
-      crc.reset();
-      crc.update(data.duplicate());
-      if ((int) crc.getValue() != sum) {
-        throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn) + ": not installed");
-      }
-    }
-    // One installer per page at a time: a late copy must see the bit an earlier one cleared, or it
-    // could overwrite what the guest wrote since.
-    Long asked;
-    synchronized (stripes[(int) (gfn & 63)]) {
-      // Forget the request before the page lands: a fault on it after the install (the page made
-      // missing again) must be able to ask anew.
-      asked = urgent.remove(gfn);
-      if (pages.missing(gfn) && !pages.paused()) {
-        try {
-          if (zero) {
-            uf.installZero(vm, gfn * Wire.PAGE);
-          } else {
-            uf.install(vm, gfn * Wire.PAGE, data); // checked above: PageServer.page would check again
-          }
-        } catch (GmemException e) {
-          if (e.errno() != Errno.EEXIST) {
-            pages.failed("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
-          }
-        }
-      }
-    }
-    if (asked != null) {
-      long rt = System.nanoTime() - asked;
-      roundTrip.record(rt);
-      MigrationEvent.DemandPage e = new MigrationEvent.DemandPage();
-      if (e.isEnabled()) {
-        e.gfn = gfn;
-        e.roundTrip = rt;
-        e.commit();
-      }
-    }
-  }
-
-  private final class Link {
-    final Frames main;
-    final Frames demand;
-    /** Who writes requests on the demand connection now: the link's sender or a faulting thread. */
-    final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
-    volatile boolean closed;
-
-    Link(Frames main, Frames demand) {
-      this.main = main;
-      this.demand = demand;
-    }
-
-    void start() {
-      thread("gmem-migrate-stream-rx", this::receiveStream);
-      thread("gmem-migrate-demand-rx", this::receiveDemand);
-      thread("gmem-migrate-demand-tx", this::sendRequests);
-    }
-
-    private void thread(String name, IoLoop body) {
-      Thread t = new Thread(() -> {
-        try {
-          body.run();
-        } catch (IOException | RuntimeException | InterruptedException e) {
-          if (!closed) {
-            linkDown(this, e);
-          }
-        }
-      }, name);
-      t.setDaemon(true);
-      t.start();
-    }
-
-    private void receiveStream() throws IOException {
-      CRC32C crc = new CRC32C();
-      while (!closed) {
-        if (!urgent.isEmpty()) {
-          // A fault waits: leave the CPU to the demand channel for a moment (at most 1 ms per
-          // message, so a request whose page only the stream will bring never stalls the stream).
-          long until = System.nanoTime() + 1_000_000;
-          while (!urgent.isEmpty() && !closed && System.nanoTime() < until) {
-            Thread.yield();
-          }
-        }
-        byte type = main.readType();
-        if (type == Wire.PAGE_DATA || type == Wire.PAGE_ZERO) {
-          receivePage(main, type == Wire.PAGE_ZERO, crc);
-        } else if (type == Wire.END) {
-          main.readLong();
-          long[] left = missing();
-          if (left.length == 0) {
-            main.complete();
-            MigrationStats st = stats();
-            if (done.complete(st)) {
-              finished("complete");
-            }
-          } else {
-            main.missing(left);
-          }
-        } else {
-          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the stream");
-        }
-      }
-    }
-
-    private void receiveDemand() throws IOException {
-      CRC32C crc = new CRC32C();
-      while (!closed) {
-        byte type = demand.readType();
-        if (type != Wire.PAGE_DATA && type != Wire.PAGE_ZERO) {
-          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the demand channel");
-        }
-        receivePage(demand, type == Wire.PAGE_ZERO, crc);
-      }
-    }
-
-    private void sendRequests() throws IOException, InterruptedException {
-      while (!closed) {
-        Long g = demandQueue.poll(50, TimeUnit.MILLISECONDS);
-        if (g == null) {
-          continue;
-        }
-        sending.lock();
-        try {
-          if (urgent.containsKey(g) && pages.missing(g)) {
-            demand.request(g);
-          }
-          if (demandQueue.isEmpty()) {
-            demand.flush();
-          }
-        } finally {
-          sending.unlock();
-        }
-      }
-    }
-
-    synchronized void close() {
-      if (!closed) {
-        closed = true;
-        main.close();
-        demand.close();
-        streamBytes.addAndGet(main.bytesIn() + main.bytesOut());
-        demandBytes.addAndGet(demand.bytesIn() + demand.bytesOut());
-      }
-    }
-  }
-
-  @FunctionalInterface
-  private interface IoLoop {
-    void run() throws IOException, InterruptedException;
-  }
-
-  /** The page server's source: urgent requests go out on the demand channel; the source picks the stream's order. */
-  private final class NetworkSource implements PageSource {
-    @Override
-    public void start(PageSink sink) {
-      // pages arrive on the link's threads
-    }
-
-    /**
-     * Sends the request from the faulting thread itself when the demand connection is free (one
-     * thread hand-off less per fault: 9 bytes into an all but empty send buffer), else queues it
-     * for the link's sender.
-     */
-    @Override
-    public void request(long gfn, boolean urgentRequest) {
-      if (!urgentRequest || urgent.putIfAbsent(gfn, System.nanoTime()) != null) {
-        return;
-      }
-      demandRequests.incrementAndGet();
-      Link l = link;
-      if (l != null && !l.closed && l.sending.tryLock()) {
-        try {
-          l.demand.request(gfn);
-          l.demand.flush();
-          return;
-        } catch (IOException e) {
-          demandQueue.add(gfn); // sent again once the link is back
-          linkDown(l, e);
-          return;
-        } finally {
-          l.sending.unlock();
-        }
-      }
-      demandQueue.add(gfn);
-    }
-
-    @Override
-    public void close() {
-      // the link is closed by the destination
     }
   }
 }

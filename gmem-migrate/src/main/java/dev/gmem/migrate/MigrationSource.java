@@ -5,16 +5,13 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
-import dev.gmem.api.Shareability;
 import dev.gmem.api.Vcpu;
-import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Handshake;
 import dev.gmem.migrate.wire.Wire;
 import dev.gmem.userfault.LatencyHistogram;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,9 +19,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.zip.CRC32C;
 
 /**
  * The sending side of a post-copy migration. {@link #start} sends the handshake (the VM must be
@@ -38,31 +35,30 @@ import java.util.zip.CRC32C;
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public final class MigrationSource implements AutoCloseable {
-  private static final byte[] ZERO = new byte[Wire.PAGE];
-
-  private final Vm vm;
+  final Vm vm;
   private final String host;
   private final int port;
-  private final SourceOptions options;
+  final SourceOptions options;
   private final Handshake handshake;
-  private final PageMap map;
-  private final List<Memslot> slots;
+  final PageMap map;
+  final List<Memslot> slots;
+  final PageReader reader;
   private final long started;
-  private final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
-  private final Object orderLock = new Object();
-  private long[] order;
-  private int next;
-  private boolean endDue;
-  private volatile AtomicLongArray demandSent;
-  private volatile Link link;
+  final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
+  final Object orderLock = new Object();
+  long[] order;
+  int next;
+  boolean endDue;
+  volatile AtomicLongArray demandSent;
+  volatile SourceLink link;
   private long session;
   private long downtimeNanos;
-  private final AtomicLong streamBytes = new AtomicLong();
-  private final AtomicLong demandBytes = new AtomicLong();
-  private final AtomicLong demandRequests = new AtomicLong();
-  private final AtomicLong streamed = new AtomicLong();
+  final AtomicLong streamBytes = new AtomicLong();
+  final AtomicLong demandBytes = new AtomicLong();
+  final AtomicLong demandRequests = new AtomicLong();
+  final AtomicLong streamed = new AtomicLong();
   /** Demand requests being answered now: the stream steps aside meanwhile (the preempt channel's point). */
-  private final java.util.concurrent.atomic.AtomicInteger demandBusy = new java.util.concurrent.atomic.AtomicInteger();
+  final AtomicInteger demandBusy = new java.util.concurrent.atomic.AtomicInteger();
   private volatile int reconnects;
 
   private MigrationSource(Vm vm, Handshake handshake, String host, int port, SourceOptions options) {
@@ -73,6 +69,7 @@ public final class MigrationSource implements AutoCloseable {
     this.handshake = handshake;
     this.map = new PageMap(handshake.slots());
     this.slots = vm.memslots();
+    this.reader = new PageReader(vm, slots);
     this.started = System.nanoTime();
     this.order = initialOrder();
     this.endDue = true;
@@ -163,14 +160,14 @@ public final class MigrationSource implements AutoCloseable {
         demand.close();
         throw e;
       }
-      open(new Link(main, demand));
+      open(new SourceLink(this, main, demand));
     } catch (IOException | RuntimeException e) {
       main.close();
       throw e;
     }
   }
 
-  private void open(Link l) {
+  private void open(SourceLink l) {
     link = l;
     l.start();
   }
@@ -220,12 +217,12 @@ public final class MigrationSource implements AutoCloseable {
   }
 
   private long streamBytes() {
-    Link l = link;
+    SourceLink l = link;
     return streamBytes.get() + (l == null ? 0 : l.main.bytesOut() + l.main.bytesIn());
   }
 
   private long demandBytes() {
-    Link l = link;
+    SourceLink l = link;
     return demandBytes.get() + (l == null ? 0 : l.demand.bytesOut() + l.demand.bytesIn());
   }
 
@@ -234,12 +231,12 @@ public final class MigrationSource implements AutoCloseable {
         demandRequests.get(), streamBytes(), demandBytes(), reconnects, new LatencyHistogram());
   }
 
-  private void finish() {
+  void finish() {
     MigrationStats st = stats();
     if (done.complete(st)) {
       event("complete", st);
     }
-    Link l = link;
+    SourceLink l = link;
     if (l != null) {
       l.close();
     }
@@ -251,7 +248,7 @@ public final class MigrationSource implements AutoCloseable {
     if (done.completeExceptionally(e)) {
       event("failed: " + why, st);
     }
-    Link l = link;
+    SourceLink l = link;
     if (l != null) {
       l.close();
     }
@@ -278,265 +275,10 @@ public final class MigrationSource implements AutoCloseable {
     if (!done.isDone()) {
       fail("migration cancelled by the source", null);
     }
-    Link l = link;
+    SourceLink l = link;
     if (l != null) {
       l.close();
     }
-  }
-
-  // ---- pages ------------------------------------------------------------------------------------------
-
-  /**
-   * Reads page {@code gfn} through gmem: a shared page through the GPA view, a private page through
-   * the software vCPU's private access (never a raw host read). False when it is all zeros.
-   */
-  private boolean read(long gfn, byte[] buf) throws IOException {
-    long gpa = gfn * Wire.PAGE;
-    for (Memslot m : slots) {
-      if (Long.compareUnsigned(gpa - m.gpa(), m.size()) < 0) {
-        Shareability s = m.file().shareability(m.offset() + gpa - m.gpa());
-        if (s == Shareability.SHARED) {
-          vm.guestMemory().read(gpa, buf, 0, Wire.PAGE);
-        } else if (s == Shareability.PRIVATE) {
-          VcpuExit exit = vm.softwareVcpu().read(gpa, buf, 0, Wire.PAGE, true);
-          if (exit != null) {
-            throw new IOException("private page at GPA 0x" + Long.toHexString(gpa) + " could not be read: " + exit);
-          }
-        } else {
-          throw new IOException("page at GPA 0x" + Long.toHexString(gpa) + " is " + s + ": nobody may read it");
-        }
-        return java.util.Arrays.mismatch(buf, 0, Wire.PAGE, ZERO, 0, Wire.PAGE) >= 0;
-      }
-    }
-    throw new Frames.ProtocolException("GFN 0x" + Long.toHexString(gfn) + " lies in no memslot");
-  }
-
-  /**
-   * The stream's read-ahead: a run of up to 64 shared pages read through the GPA view in one call
-   * (the VM is stopped: its memory does not change under the copy), then sent page by page from it.
-   */
-  private final class ReadAhead {
-    static final int PAGES = 64;
-    final byte[] run = new byte[PAGES * Wire.PAGE];
-    final ByteBuffer wrap = ByteBuffer.wrap(run);
-    final CRC32C crc = new CRC32C();
-    long first = -1;
-    int count;
-
-    /** Sends page {@code gfn} of the stream; whether it carried data. */
-    boolean send(Frames f, long gfn, PageBuffer single) throws IOException {
-      if (gfn < first || gfn >= first + count) {
-        fill(gfn);
-      }
-      if (count == 0) {
-        return MigrationSource.this.send(f, gfn, single); // private (or not shared): page by page
-      }
-      int off = (int) (gfn - first) * Wire.PAGE;
-      if (java.util.Arrays.mismatch(run, off, off + Wire.PAGE, ZERO, 0, Wire.PAGE) < 0) {
-        f.zero(gfn);
-        return false;
-      }
-      crc.reset();
-      crc.update(run, off, Wire.PAGE);
-      f.page(gfn, wrap.duplicate().position(off), (int) crc.getValue());
-      return true;
-    }
-
-    private void fill(long gfn) {
-      first = -1;
-      count = 0;
-      long gpa = gfn * Wire.PAGE;
-      for (Memslot m : slots) {
-        if (Long.compareUnsigned(gpa - m.gpa(), m.size()) < 0) {
-          int n = (int) Math.min(PAGES, (m.gpa() + m.size() - gpa) / Wire.PAGE);
-          if (m.file().shareability(m.offset() + gpa - m.gpa(), (long) n * Wire.PAGE).equals(java.util.Optional.of(Shareability.SHARED))) {
-            vm.guestMemory().read(gpa, run, 0, n * Wire.PAGE);
-            first = gfn;
-            count = n;
-          }
-          return;
-        }
-      }
-    }
-  }
-
-  private static final class PageBuffer {
-    final byte[] bytes = new byte[Wire.PAGE];
-    final ByteBuffer wrap = ByteBuffer.wrap(bytes);
-    final CRC32C crc = new CRC32C();
-  }
-
-  /** Sends page {@code gfn}; whether it carried data (else it was a zero message). */
-  private boolean send(Frames f, long gfn, PageBuffer b) throws IOException {
-    if (read(gfn, b.bytes)) {
-      b.crc.reset();
-      b.crc.update(b.bytes, 0, Wire.PAGE);
-      f.page(gfn, b.wrap, (int) b.crc.getValue());
-      return true;
-    }
-    f.zero(gfn);
-    return false;
-  }
-
-  // ---- the link: two connections and their threads ----------------------------------------------------
-
-  private final class Link {
-    final Frames main;
-    final Frames demand;
-    volatile boolean closed;
-
-    Link(Frames main, Frames demand) {
-      this.main = main;
-      this.demand = demand;
-    }
-
-    void start() {
-      thread("gmem-migrate-stream", this::stream);
-      thread("gmem-migrate-main-rx", this::receive);
-      thread("gmem-migrate-demand", this::serveDemand);
-    }
-
-    private void thread(String name, IoLoop body) {
-      Thread t = new Thread(() -> {
-        try {
-          body.run();
-        } catch (IOException | RuntimeException e) {
-          down(e);
-        } catch (InterruptedException e) {
-          down(e);
-        }
-      }, name);
-      t.setDaemon(true);
-      t.start();
-    }
-
-    /** The background stream: the current order, then END, then waits for the next order or completion. */
-    private void stream() throws IOException, InterruptedException {
-      PageBuffer b = new PageBuffer();
-      ReadAhead ahead = new ReadAhead();
-      long cap = options.maxStreamBytesPerSecond();
-      long t0 = System.nanoTime();
-      long sentBytes = 0;
-      while (!closed && !done.isDone() && !options.background()) {
-        synchronized (orderLock) {
-          orderLock.wait(50);
-        }
-      }
-      while (!closed && !done.isDone()) {
-        long gfn = -1;
-        boolean sendEnd = false;
-        long count = 0;
-        synchronized (orderLock) {
-          if (next < order.length) {
-            gfn = order[next++];
-          } else if (endDue) {
-            endDue = false;
-            sendEnd = true;
-            count = order.length;
-          } else {
-            orderLock.wait(50);
-            continue;
-          }
-        }
-        if (sendEnd) {
-          main.end(count);
-          continue;
-        }
-        long i = map.index(gfn);
-        if ((demandSent.get((int) (i >>> 6)) & (1L << i)) != 0) {
-          continue; // served on the demand channel of this link
-        }
-        if (demandBusy.get() > 0) {
-          main.flush(); // what is buffered goes; then the CPU is the demand thread's until it answered
-          while (demandBusy.get() > 0 && !closed) {
-            Thread.onSpinWait();
-            Thread.yield();
-          }
-        }
-        boolean data = ahead.send(main, gfn, b);
-        streamed.incrementAndGet();
-        if (cap > 0) {
-          sentBytes += data ? Wire.PAGE_MESSAGE_BYTES : 9;
-          long early = sentBytes * 1_000_000_000L / cap - (System.nanoTime() - t0);
-          if (early > 1_000_000) {
-            main.flush();
-            Thread.sleep(early / 1_000_000);
-          }
-        }
-      }
-    }
-
-    /** The destination's replies on the main connection: the next order (MISSING) or COMPLETE. */
-    private void receive() throws IOException {
-      while (!closed) {
-        byte type = main.readType();
-        if (type == Wire.MISSING) {
-          long[] gfns = readGfns(main);
-          synchronized (orderLock) {
-            order = gfns;
-            next = 0;
-            endDue = true;
-            orderLock.notifyAll();
-          }
-        } else if (type == Wire.COMPLETE) {
-          finish();
-          return;
-        } else {
-          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the main connection");
-        }
-      }
-    }
-
-    /** Urgent requests, each answered at once on the demand connection. */
-    private void serveDemand() throws IOException {
-      PageBuffer b = new PageBuffer();
-      while (!closed) {
-        byte type = demand.readType();
-        if (type != Wire.REQUEST) {
-          throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the demand connection");
-        }
-        long gfn = demand.readLong();
-        long i = map.index(gfn);
-        if (i < 0) {
-          throw new Frames.ProtocolException("request for GFN 0x" + Long.toHexString(gfn) + ", which lies in no memslot");
-        }
-        demandRequests.incrementAndGet();
-        demandBusy.incrementAndGet();
-        try {
-          send(demand, gfn, b);
-          demand.flush();
-        } finally {
-          demandBusy.decrementAndGet();
-        }
-        demandSent.getAndAccumulate((int) (i >>> 6), 1L << i, (x, y) -> x | y);
-      }
-    }
-
-    private void down(Throwable cause) {
-      if (closed || done.isDone()) {
-        close();
-        return;
-      }
-      linkDown(this, cause);
-    }
-
-    synchronized void close() {
-      if (!closed) {
-        closed = true;
-        main.close();
-        demand.close();
-        streamBytes.addAndGet(main.bytesIn() + main.bytesOut());
-        demandBytes.addAndGet(demand.bytesIn() + demand.bytesOut());
-        synchronized (orderLock) {
-          orderLock.notifyAll();
-        }
-      }
-    }
-  }
-
-  @FunctionalInterface
-  private interface IoLoop {
-    void run() throws IOException, InterruptedException;
   }
 
   static long[] readGfns(Frames f) throws IOException {
@@ -553,7 +295,7 @@ public final class MigrationSource implements AutoCloseable {
 
   // ---- postcopy recovery ------------------------------------------------------------------------------
 
-  private void linkDown(Link l, Throwable cause) {
+  void linkDown(SourceLink l, Throwable cause) {
     synchronized (this) {
       if (link != l || l.closed) {
         return;
@@ -612,7 +354,7 @@ public final class MigrationSource implements AutoCloseable {
             demand.close();
             return;
           }
-          open(new Link(main, demand));
+          open(new SourceLink(this, main, demand));
         }
         return;
       } catch (IOException e) {

@@ -43,6 +43,16 @@ final class PageMap {
     return -1;
   }
 
+  /** Which memslot (by position) covers {@code gfn}, or -1. */
+  int slotOf(long gfn) {
+    for (int i = 0; i < firstGfn.length; i++) {
+      if (Long.compareUnsigned(gfn - firstGfn[i], count[i]) < 0) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
   long gfn(long index) {
     for (int i = firstGfn.length - 1; i >= 0; i--) {
       if (index >= firstIndex[i]) {

@@ -3,6 +3,7 @@ package dev.gmem.migrate;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gmem.api.GmemRuntime;
@@ -10,6 +11,7 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.core.conformance.Backends;
+import dev.gmem.userfault.Userfault;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -53,6 +55,14 @@ class LoopbackMigrationTest {
             MigrationStats ss = s.await(Duration.ofSeconds(30));
             assertTrue(s.completed());
             assertArrayEquals(before, Guest.digest(d.vm()), "every page identical");
+            assertTrue(d.vm().memslots().stream().allMatch(m -> (m.flags() & Userfault.MEM_USERFAULT) == 0),
+                "post-copy is over: no memslot keeps KVM_MEM_USERFAULT (4 KiB mappings, slow access path)");
+            Userfault uf = b.feature(Userfault.class).orElseThrow();
+            uf.bitmap(d.vm(), 0).set(Guest.BASE / Guest.PAGE);
+            assertNull(d.vm().softwareVcpu().read(Guest.BASE, new byte[1], 0, 1, false),
+                "without the flag a bitmap bit no longer turns a guest access into a userfault exit");
+            uf.bitmap(d.vm(), 0).clear(Guest.BASE / Guest.PAGE); // host accesses still honour a set bit
+            assertArrayEquals(before, Guest.digest(d.vm()), "memory still identical once the flag is gone");
             assertEquals((Guest.BASE + SIZE) / 4096, ds.pages());
             assertTrue(ds.demandRequests() > 0, "the guest faulted pages in: " + ds.summary());
             assertEquals(ds.demandRequests(), ss.demandRequests(), "every request was served");

@@ -41,6 +41,29 @@ public interface Userfault {
    */
   void install(Vm vm, long gpa, ByteBuffer page);
 
+  /**
+   * Installs the run of {@code pages.remaining() / 4096} pages starting at {@code gpa} (from the
+   * buffer's position): each stretch of still-missing pages is written with one GPA-view write (a
+   * private stretch page by page, privately), then its bits are cleared with release semantics.
+   * Pages whose bit is already clear are skipped — a late copy never overwrites what the guest
+   * wrote since. Returns how many pages were installed. EINVAL for a length that is not a whole
+   * number of pages or a run no single bitmap covers. Like {@link #install}, the caller serialises
+   * installs of the same pages. The default installs page by page.
+   */
+  default int installRun(Vm vm, long gpa, ByteBuffer pages) {
+    if (pages.remaining() % 4096 != 0) {
+      throw dev.gmem.api.GmemException.einval("a run is whole 4096-byte pages, got " + pages.remaining() + " bytes");
+    }
+    int n = 0;
+    for (int i = 0; i < pages.remaining() / 4096; i++) {
+      if (isMissing(vm, gpa + i * 4096L)) {
+        install(vm, gpa + i * 4096L, pages.duplicate().position(pages.position() + i * 4096));
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Resolves the page at {@code gpa} as a page known to be zero: writes zeros, then clears its bit. EEXIST as for {@link #install}. */
   void installZero(Vm vm, long gpa);
 

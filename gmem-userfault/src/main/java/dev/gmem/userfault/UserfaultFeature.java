@@ -217,6 +217,81 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     fill(vm, gpa, bytes);
   }
 
+  /** The stream's run buffer when the caller's is not a heap array: one per installing thread, no array per page. */
+  private static final ThreadLocal<byte[][]> RUN = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+  @Override
+  public int installRun(Vm vm, long gpa, ByteBuffer pages) {
+    int len = pages.remaining();
+    if (len % PAGE != 0) {
+      throw GmemException.einval("a run is whole 4096-byte pages, got " + len + " bytes");
+    }
+    int count = (int) (len / PAGE);
+    Registration r = byGpa(vm, gpa);
+    if (r == null || (gpa - r.gpa) % PAGE != 0 || (gpa - r.gpa) / PAGE + count > r.pages) {
+      throw GmemException.einval("the run of " + count + " pages at GPA 0x" + Long.toHexString(gpa) + " is covered by no single userfault bitmap");
+    }
+    long first = (gpa - r.gpa) / PAGE;
+    byte[] data;
+    int base;
+    if (pages.hasArray()) {
+      data = pages.array();
+      base = pages.arrayOffset() + pages.position();
+    } else {
+      byte[][] holder = RUN.get();
+      if (holder[0].length < len) {
+        holder[0] = new byte[len];
+      }
+      data = holder[0];
+      base = 0;
+      pages.duplicate().get(data, 0, len);
+    }
+    int installed = 0;
+    for (int i = 0; i < count; ) {
+      if (!r.bitmap.isSet(first + i)) {
+        i++;
+        continue; // present: never overwritten
+      }
+      int j = i + 1;
+      while (j < count && r.bitmap.isSet(first + j)) {
+        j++;
+      }
+      long at = r.gpa + (first + i) * PAGE;
+      long bytes = (j - i) * PAGE;
+      INSTALLING.set(true);
+      try {
+        if (r.file.shareability(r.fileOffset + (first + i) * PAGE, bytes).equals(java.util.Optional.of(Shareability.SHARED))) {
+          vm.guestMemory().write(at, data, base + (int) (i * PAGE), (int) bytes);
+        } else {
+          for (int k = i; k < j; k++) {
+            installOne(vm, r, first + k, data, base + (int) (k * PAGE));
+          }
+        }
+      } finally {
+        INSTALLING.set(false);
+      }
+      for (int k = i; k < j; k++) {
+        r.bitmap.clear(first + k); // release, after the whole stretch's data
+      }
+      installed += j - i;
+      i = j;
+    }
+    return installed;
+  }
+
+  /** One page of a run that is not all shared: as {@link #fill} writes it, the bit left to the caller. */
+  private static void installOne(Vm vm, Registration r, long page, byte[] data, int off) {
+    long at = r.gpa + page * PAGE;
+    if (r.file.shareability(r.fileOffset + page * PAGE) == Shareability.PRIVATE) {
+      VcpuExit refused = vm.softwareVcpu().write(at, data, off, (int) PAGE, true);
+      if (refused != null) {
+        throw new GmemException(Errno.EFAULT, "installing the private page at GPA 0x" + Long.toHexString(at) + ": " + refused);
+      }
+    } else {
+      vm.guestMemory().write(at, data, off, (int) PAGE);
+    }
+  }
+
   @Override
   public void installZero(Vm vm, long gpa) {
     fill(vm, gpa, new byte[(int) PAGE]);

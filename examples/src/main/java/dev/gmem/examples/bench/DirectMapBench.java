@@ -35,13 +35,14 @@ import org.openjdk.jmh.annotations.Warmup;
  * <ul>
  *   <li>{@code firstTouch}: the first {@code putLong} to each of 2,048 absent pages of a fresh
  *       NO_DIRECT_MAP file through a fresh {@link HostMapping} — gmem's host-fault rules, the folio
- *       added to the filemap and removed from gmem's direct map ({@code mprotect}), then the
- *       store, whose kernel fault allocates the page and removes it from the kernel's direct map
- *       (with a TLB flush). Baseline: the same store through a {@link ByteBuffer} over a fresh raw
+ *       added to the filemap and removed from gmem's direct map (bookkeeping only: a fresh page
+ *       was never mapped there, so no {@code mprotect}), then the store, whose kernel fault
+ *       allocates the page and removes it from the kernel's direct map (with a TLB flush). Baseline: the same store through a {@link ByteBuffer} over a fresh raw
  *       mapping of a fresh memfd_secret file. Per page; target ratio ≤ 1.25.</li>
  *   <li>{@code writePopulate}: {@link GuestMemFile#write} of {@code sizeMiB} MiB (1 GiB by default)
- *       into a fresh NO_DIRECT_MAP|WRITE file — per page: the checks, the copy through one
- *       temporary mapping, the folio added and zapped. Baseline: one bulk copy ({@code memcpy}
+ *       into a fresh NO_DIRECT_MAP|WRITE file — per page the checks and the filemap add, per chunk of
+ *       64 pages one copy through the call's temporary mapping (mapped and unmapped inside the
+ *       call), per run one listener call that removes the run from gmem's direct map. Baseline: one bulk copy ({@code memcpy}
  *       through a {@link ByteBuffer}) into a fresh raw mapping of a fresh memfd_secret file of the
  *       same size ({@code pwrite} is EINVAL on secret memory). Per call; target ratio ≤ 1.25.</li>
  *   <li>{@code temporaryMapping}: reading one populated 4 KiB page through a scoped temporary

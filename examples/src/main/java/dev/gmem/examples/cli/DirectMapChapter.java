@@ -92,8 +92,9 @@ final class DirectMapChapter {
       vm.deleteMemoryRegion(0);
     }
     DirectMapStats s = dm.stats();
-    out.printf("direct map: %d zaps, %d restores; temporary mappings: %d opened, %d open now, %d bytes copied%n",
-        s.zaps(), s.restores(), s.temporaryMappings().opened(), s.temporaryMappings().open(), s.temporaryMappings().bytesCopied());
+    out.printf("direct map: %d zaps, %d restores, %d mprotect calls (a fresh page was never mapped there: only restored pages cost one);"
+        + " temporary mappings: %d opened, %d open now, %d bytes copied%n",
+        s.zaps(), s.restores(), s.viewProtects(), s.temporaryMappings().opened(), s.temporaryMappings().open(), s.temporaryMappings().bytesCopied());
     vm.close();
     tdx(out, rt);
     withAndWithoutTheJar(out, rt);

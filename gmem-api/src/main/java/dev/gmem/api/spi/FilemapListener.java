@@ -13,6 +13,21 @@ public interface FilemapListener {
   /** A folio of {@code order} at {@code index} of inode {@code ino} was added, with creation {@code flags}. */
   default void folioAdded(long ino, long flags, long index, int order) {}
 
+  /**
+   * {@code nrFolios} folios of {@code order} at {@code index}, {@code index + 2^order}, ... of
+   * inode {@code ino} were added, in one go (a huge block handed out as small folios, a
+   * {@code write()} over a run of absent pages). Core calls this once per such run instead of
+   * {@link #folioAdded} per folio, so a listener can act once for the run (one {@code mprotect});
+   * the default calls {@link #folioAdded} for each folio in index order, so listeners written
+   * against 0.1 keep working unchanged.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default void foliosAdded(long ino, long flags, long index, long nrFolios, int order) {
+    for (long i = 0; i < nrFolios; i++) {
+      folioAdded(ino, flags, index + (i << order), order);
+    }
+  }
+
   /** The folio at {@code index} left the filemap. Must not fail. */
   default void folioRemoved(long ino, long flags, long index, int order) {}
 

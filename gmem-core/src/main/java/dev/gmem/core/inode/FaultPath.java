@@ -32,7 +32,7 @@ import java.util.concurrent.locks.Lock;
  */
 public final class FaultPath {
   /** Locks serialising the allocation of one huge block; faults on different blocks rarely share one. */
-  private static final int ALLOCATION_STRIPES = 64;
+  static final int ALLOCATION_STRIPES = 64;
   /** Locks serialising the prepare of one folio, so that different folios prepare in parallel. */
   private static final int PREPARE_STRIPES = 64;
 
@@ -61,6 +61,7 @@ public final class FaultPath {
   /** The arch last asked whether it overrides {@code guestAccess} (a context move replaces it), and its answer. */
   private volatile ArchHooks accessArch;
   private volatile boolean archSeesAccesses;
+  private final WritePopulation writes;
 
   FaultPath(GuestMemInodeImpl inode, List<FilemapListener> listeners, List<FaultInterceptor> interceptors) {
     this.inode = inode;
@@ -78,6 +79,7 @@ public final class FaultPath {
         .reduce((a, b) -> a == 0 || b == 0 ? 0 : a | b).orElse(0);
     // write() fills a page before it enters the filemap: a fault must not add the page meanwhile.
     this.racingAllocations = overridesAllocate(allocator) && (flags & GmemFlags.WRITE) == 0;
+    this.writes = new WritePopulation(this, inode, this.interceptors);
   }
 
   /**
@@ -444,66 +446,12 @@ public final class FaultPath {
    * Returns the bytes written and advances {@code src} by as many.
    */
   public long write(long first, java.nio.ByteBuffer src) {
-    if (folioOrder != 0) {
-      throw GmemException.einval("write() population of inode " + ino + ": only 4 KiB folios are supported");
-    }
-    long n = src.remaining() >>> Folio.PAGE_SHIFT;
-    Lock lock = inode.invalidateLock().readLock();
-    lock.lock();
-    long done = 0;
-    // One temporary mapping for the call: the pages are filled through it before they are added.
-    try (dev.gmem.api.spi.TemporaryMapping target = inode.temporaryMappings().open(inode, first, n)) {
-      for (; done < n; done++) {
-        java.nio.ByteBuffer page = src.duplicate();
-        page.position(src.position() + (int) (done << Folio.PAGE_SHIFT)).limit(page.position() + (int) Folio.PAGE_SIZE);
-        try {
-          writeOne(first + done, page, target, done << Folio.PAGE_SHIFT);
-        } catch (GmemException e) {
-          if (done == 0) {
-            throw e;
-          }
-          break;
-        }
-      }
-    } finally {
-      lock.unlock();
-    }
-    src.position(src.position() + (int) (done << Folio.PAGE_SHIFT));
-    return done << Folio.PAGE_SHIFT;
+    return writes.write(first, src);
   }
 
-  private void writeOne(long index, java.nio.ByteBuffer data, dev.gmem.api.spi.TemporaryMapping target, long at) {
-    checkHostFault(index, index + 1);
-    if (shareability.get(index) != Shareability.SHARED) {
-      throw new GmemException(Errno.EACCES, "write() to " + shareability.get(index) + " page " + index + " of inode " + ino + ": only shared memory may be written");
-    }
-    for (FaultInterceptor fi : interceptors) {
-      fi.hostFault(page(index), true);
-    }
-    Lock stripe = allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
-    stripe.lock();
-    try {
-      boolean present = filemap.isPresent(index);
-      if (present && (flags & GmemFlags.NO_DIRECT_MAP) != 0) {
-        throw new GmemException(Errno.EEXIST, "write() to page " + index + " of inode " + ino + ": it is present and sealed (removed from the direct map)");
-      }
-      FolioAllocator.Allocation folio = present ? null : allocator.allocate(index);
-      try {
-        target.write(at, data);
-      } catch (RuntimeException e) {
-        if (folio != null) {
-          folio.free();
-        }
-        throw e;
-      }
-      if (folio != null) {
-        filemap.add(index, 0); // cannot lose: first faults of the page take this stripe too
-        folio.commit();
-        added(index, 0);
-      }
-    } finally {
-      stripe.unlock();
-    }
+  /** The allocation stripe of order-0 page {@code index}: first faults and {@code write()} serialise on it. */
+  Lock allocationStripe(long index) {
+    return allocationStripes.getAt((int) (index & (allocationStripes.size() - 1)));
   }
 
   private void added(long index, int order) {
@@ -513,13 +461,17 @@ public final class FaultPath {
     }
   }
 
-  /** {@link #added} for a run of {@code count} folios of {@code order}, with one LRU-batch update. */
-  private void addedAll(long index, int order, long count) {
+  /**
+   * {@link #added} for a run of {@code count} folios of {@code order}: one LRU-batch update and
+   * one {@link FilemapListener#foliosAdded} per listener. Nothing when {@code count} is 0.
+   */
+  void addedAll(long index, int order, long count) {
+    if (count == 0) {
+      return;
+    }
     inode.lruBatch().addAll(index, order, count);
     for (FilemapListener l : listeners) {
-      for (long i = 0; i < count; i++) {
-        l.folioAdded(ino, flags, index + (i << order), order);
-      }
+      l.foliosAdded(ino, flags, index, count, order);
     }
   }
 }

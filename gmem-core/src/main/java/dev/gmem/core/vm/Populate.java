@@ -11,9 +11,7 @@ import dev.gmem.core.filemap.Filemap;
 import dev.gmem.core.inode.FaultPath;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.memslot.MemslotTable;
-import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.concurrent.locks.Lock;
 
 /**
@@ -25,8 +23,6 @@ import java.util.concurrent.locks.Lock;
  */
 final class Populate {
   private static final long PAGE = Folio.PAGE_SIZE;
-  /** Pages of the slot's window one buffer covers (a ByteBuffer holds at most 2 GiB). */
-  private static final long WINDOW_PAGES = 1L << 18;
 
   private final VmImpl vm;
   private final ArchHooks arch;
@@ -62,24 +58,21 @@ final class Populate {
         throw GmemException.einval("populate gpa 0x" + Long.toHexString(gpa) + " is in no memslot (deleted meanwhile)");
       }
       long done = 0;
-      ByteBuffer window = null;
-      long windowFirst = 0;
-      for (; done < n; done++) {
-        if (window == null || done - windowFirst >= WINDOW_PAGES) {
-          // One buffer over the slot's window per 1 GiB, sliced per page: not a native call each.
-          windowFirst = done;
-          window = Sys.buffer(binding.viewBase() + (first + done) * PAGE, (int) (Math.min(n - done, WINDOW_PAGES) * PAGE));
-        }
-        ByteBuffer target = window.slice((int) ((done - windowFirst) * PAGE), (int) PAGE).order(ByteOrder.nativeOrder());
-        try {
-          if (!populateOne(inode, target, first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
+      // Secret memory left gmem's direct map when it entered the filemap: the arch reaches it
+      // through one scoped temporary mapping for the call, never through the slot's window.
+      try (PopulateTarget target = inode.secretMemory() ? new PopulateTarget.Temporary(inode, first, n)
+          : new PopulateTarget.Window(binding.viewBase(), first, n)) {
+        for (; done < n; done++) {
+          try {
+            if (!populateOne(inode, target, first + done, (gpa / PAGE) + done, source, done, flags, done == 0)) {
+              break;
+            }
+          } catch (GmemException e) {
+            if (done == 0) {
+              throw e;
+            }
             break;
           }
-        } catch (GmemException e) {
-          if (done == 0) {
-            throw e;
-          }
-          break;
         }
       }
       if (source != null) {
@@ -92,7 +85,7 @@ final class Populate {
   }
 
   /** One page; false when the arch stopped before it (an error on the first page of the call). */
-  private boolean populateOne(GuestMemInodeImpl inode, ByteBuffer target, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
+  private boolean populateOne(GuestMemInodeImpl inode, PopulateTarget target, long index, long gfn, ByteBuffer source, long i, long flags, boolean first) {
     if (inode.shareabilityStore().get(index) != Shareability.PRIVATE) {
       throw GmemException.einval("populate: page at gfn 0x" + Long.toHexString(gfn) + " is not private");
     }
@@ -108,11 +101,18 @@ final class Populate {
       int at = source.position() + (int) (i * PAGE);
       src = source.slice(at, (int) PAGE);
     }
-    if (!arch.postPopulate(faults.page(index), gfn, src, target, flags)) {
-      if (first) {
-        throw new GmemException(Errno.EAGAIN, "populate: the arch did not take the page at gfn 0x" + Long.toHexString(gfn) + "; retry");
+    ByteBuffer page = target.open(index);
+    boolean taken = false;
+    try {
+      if (!arch.postPopulate(faults.page(index), gfn, src, page, flags)) {
+        if (first) {
+          throw new GmemException(Errno.EAGAIN, "populate: the arch did not take the page at gfn 0x" + Long.toHexString(gfn) + "; retry");
+        }
+        return false;
       }
-      return false;
+      taken = true;
+    } finally {
+      target.close(index, taken);
     }
     filemap.markPrepared(folio);
     return true;

@@ -169,6 +169,15 @@ final class RawKernel {
     check(C.fallocate(fd, mode, offset, length), "fallocate");
   }
 
+  /** {@code write(fd, buf, buf.length)} at the file position. */
+  static long write(int fd, byte[] buf) {
+    long r = C.write(fd, buf, buf.length);
+    if (r < 0) {
+      throw new Failure("write");
+    }
+    return r;
+  }
+
   static void close(int fd) {
     C.close(fd);
   }

@@ -164,6 +164,11 @@ public final class Frames implements AutoCloseable {
     }
   }
 
+  /** Bytes received and not yet read: whether the next message can be read without blocking. */
+  public int buffered() {
+    return in.remaining();
+  }
+
   /** The peer's hello: its kind and session, after checking magic and version. */
   public record Hello(byte kind, long session) {}
 
