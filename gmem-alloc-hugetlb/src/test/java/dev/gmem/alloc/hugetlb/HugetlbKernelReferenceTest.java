@@ -60,6 +60,30 @@ class HugetlbKernelReferenceTest {
     });
   }
 
+  /**
+   * mincore on a hugetlbfs mapping reports that mapping's page table, not the page cache: after a
+   * punch zapped gmem's window, a huge page a raw user instantiated reads as absent there. The
+   * detach must not skip it, or the pipe's page stays in the file and takes the private write.
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aHugePageARawUserInstantiatedAfterAPunchIsDetachedToo(String backend) {
+    withGuest(backend, 2 * HUGE, FLAGS, (vm, f, m) -> {
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      m.putLong(HUGE + 4 * PAGE, 1); // gmem's window maps the huge page
+      f.punchHole(HUGE, HUGE); // ... and no longer does: its page-table entry is empty
+      m.buffer(HUGE + 3 * PAGE, 8).putLong(0, SHARED_VALUE); // raw stores fault a page in behind gmem's back
+      m.buffer(HUGE + 4 * PAGE, 8).putLong(0, 44);
+      try (PipeReference pipe = PipeReference.take(m.address() + HUGE + 3 * PAGE, PAGE)) {
+        f.setShareability(HUGE + 3 * PAGE, PAGE, Shareability.PRIVATE);
+        cpu.writeLong(HUGE + 3 * PAGE, PRIVATE_TAG, true);
+        assertEquals(SHARED_VALUE, pipe.readLong(0), "the pipe holds the huge page as it was while shared");
+      }
+      assertEquals(PRIVATE_TAG, cpu.readLong(HUGE + 3 * PAGE, true));
+      assertEquals(44, m.getLong(HUGE + 4 * PAGE), "the raw user's shared neighbours moved with the page");
+    });
+  }
+
   @ParameterizedTest
   @MethodSource("backends")
   void withoutAFreePageToDetachIntoToPrivateFailsWithEnomemAndChangesNothing(String backend) {

@@ -33,6 +33,9 @@ import org.slf4j.LoggerFactory;
  * <p>Everything fallible happens in {@link #prepare}: the copy buffer is mapped and populated,
  * and on hugetlb memory the pool must have a free page per huge page detached (a detached page
  * still referenced is not given back until its last reference goes, and its refill needs one).
+ * On huge pages residency is not asked of mincore, which there sees only the window's own page
+ * table: every exposed huge page is punched and refilled, those gmem does not know of read aside
+ * with pread (no page instantiated for a hole) and copied back only if they held data.
  * {@link #apply} refills with MADV_POPULATE_WRITE, which on 4 KiB memory only fails when the
  * system is out of memory; it then copies back with plain stores, whose faults the kernel
  * resolves (or OOM-kills) rather than fail.
@@ -94,31 +97,38 @@ final class Detach {
     for (long[] r : runs) {
       pages += r[1] - r[0];
     }
-    if (block > 1) {
-      long[] resident = new long[1];
-      for (long[] r : runs) {
-        forEachResident(inode.sys(), base, r[0], r[1], block, (s, e) -> resident[0] += e - s);
-      }
-      checkPool(block << Folio.PAGE_SHIFT, resident[0] / block, runs.get(0)[0]);
-    }
-    if (!keepContents) {
-      return new Detach(inode, base, runs, false, 0, 0);
-    }
-    long length = Math.min(pages << Folio.PAGE_SHIFT, Math.max(CHUNK, block << Folio.PAGE_SHIFT));
     Sys sys = inode.sys();
-    MapCountBudget.process().reserveTransient(1);
+    long length = keepContents ? Math.min(pages << Folio.PAGE_SHIFT, Math.max(CHUNK, block << Folio.PAGE_SHIFT)) : 0;
     long buffer = 0;
-    try {
-      buffer = sys.mmap(0, length, Prot.READ_WRITE, MapFlags.PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
-      sys.madvise(buffer, length, Sys.MADV_POPULATE_WRITE);
-      return new Detach(inode, base, runs, true, buffer, length);
-    } catch (GmemException e) {
-      if (buffer != 0) {
-        sys.munmap(buffer, length);
+    if (keepContents) {
+      MapCountBudget.process().reserveTransient(1);
+      try {
+        buffer = sys.mmap(0, length, Prot.READ_WRITE, MapFlags.PRIVATE | Sys.MAP_ANONYMOUS, -1, 0);
+        sys.madvise(buffer, length, Sys.MADV_POPULATE_WRITE);
+      } catch (GmemException e) {
+        if (buffer != 0) {
+          sys.munmap(buffer, length);
+        }
+        MapCountBudget.process().release(1);
+        throw GmemException.atOffset(e.errno(), runs.get(0)[0] << Folio.PAGE_SHIFT, "no memory to detach exposed pages: " + e.getMessage());
       }
-      MapCountBudget.process().release(1);
-      throw GmemException.atOffset(e.errno(), runs.get(0)[0] << Folio.PAGE_SHIFT, "no memory to detach exposed pages: " + e.getMessage());
     }
+    Detach d = new Detach(inode, base, runs, keepContents, buffer, length);
+    if (block > 1) {
+      try {
+        long refills = 0;
+        for (long[] r : runs) {
+          for (long b = r[0]; b < r[1]; b += block) {
+            refills += d.known(b, block) || (keepContents && d.readAside(b, block)) ? 1 : 0;
+          }
+        }
+        checkPool(block << Folio.PAGE_SHIFT, refills, runs.get(0)[0]);
+      } catch (RuntimeException e) {
+        d.close();
+        throw e;
+      }
+    }
+    return d;
   }
 
   /** Receives a run of pages. */
@@ -129,9 +139,10 @@ final class Detach {
 
   /**
    * The runs of {@code [start, end)} whose pages the file holds (mincore through gmem's
-   * window), in whole blocks: gmem's filemap is not enough, since a raw access may have made the
-   * kernel instantiate a page gmem has not handed out yet. A chunk at a time, so the residency
-   * vector stays small.
+   * window, which on 4 KiB memory looks the page cache up), in whole blocks: gmem's filemap is
+   * not enough, since a raw access may have made the kernel instantiate a page gmem has not
+   * handed out yet. A chunk at a time, so the residency vector stays small. Not for huge pages
+   * (see {@link #known}).
    */
   private static void forEachResident(Sys sys, long view, long start, long end, long block, Run visitor) {
     long chunk = Math.max(CHUNK >>> Folio.PAGE_SHIFT, block);
@@ -161,6 +172,48 @@ final class Detach {
     }
   }
 
+  /**
+   * Whether gmem knows the file holds a page in huge block {@code [b, b + block)}: gmem handed one
+   * out there, or its window maps one. Not the converse: mincore on a hugetlbfs mapping reports
+   * the mapping's own page table, not the page cache (mincore_hugetlb), so a page a raw user
+   * instantiated, or one refaulted elsewhere after a punch zapped the window, reads as absent.
+   */
+  private boolean known(long b, long block) {
+    long[] present = new long[1];
+    inode.filemap().forEachPresentRun(b, Math.min(b + block, inode.nrPages()), (s, e) -> present[0] += e - s);
+    if (present[0] > 0) {
+      return true;
+    }
+    return (inode.sys().mincore(view + (b << Folio.PAGE_SHIFT), Folio.PAGE_SIZE)[0] & 1) != 0;
+  }
+
+  /**
+   * Copies huge block {@code [b, b + block)} into the buffer with pread, which reads a hole as
+   * zeros without instantiating a page (a fault through the window would take one from the pool);
+   * true if it holds anything but zeros, i.e. a page a raw user wrote that gmem never handed out.
+   */
+  private boolean readAside(long b, long block) {
+    long len = block << Folio.PAGE_SHIFT;
+    long off = b << Folio.PAGE_SHIFT;
+    long done = 0;
+    while (done < len) {
+      long n = inode.sys().pread(inode.memory().get(), buffer + done, len - done, off + done);
+      if (n <= 0) {
+        break;
+      }
+      done += n;
+    }
+    if (done < len) {
+      IO.setMemory(buffer + done, len - done, (byte) 0);
+    }
+    for (long i = 0; i < done; i += 8) {
+      if (IO.getLong(buffer + i) != 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A detached huge page still referenced keeps its pool page: its refill needs another. */
   private static void checkPool(long pageSize, long pages, long firstPage) {
     HugePagePool pool = HostProbe.hugePagePools(HostProbe.SYSFS_HUGEPAGES).stream()
@@ -188,8 +241,47 @@ final class Detach {
     }
     long block = 1L << inode.hostBlockOrder();
     for (long[] r : runs) {
-      forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> detach(view, s << Folio.PAGE_SHIFT, e << Folio.PAGE_SHIFT));
+      if (block > 1) {
+        // The whole huge page is copied and replaced, the pages beside the converted ones too:
+        // gmem's lock-free accessors must not write to them meanwhile (a write between the copy
+        // aside and the punch would be lost).
+        inode.invalidateBegin(r[0], r[1]);
+        for (long b = r[0]; b < r[1]; b += block) {
+          if (known(b, block)) {
+            detach(view, b << Folio.PAGE_SHIFT, (b + block) << Folio.PAGE_SHIFT);
+          } else {
+            detachUnknown(b, block);
+          }
+        }
+      } else {
+        forEachResident(inode.sys(), view, r[0], r[1], block, (s, e) -> detach(view, s << Folio.PAGE_SHIFT, e << Folio.PAGE_SHIFT));
+      }
       inode.exposure().remove(r[0], r[1]);
+    }
+  }
+
+  /**
+   * Detaches a huge block gmem does not know to be resident: it may hold a page a raw user
+   * instantiated (and a kernel reference to it), so it is punched all the same; its contents are
+   * read aside without instantiating a hole. It is refilled even where it held nothing: the punch
+   * dropped the block's reservation (hugetlb_unreserve_pages), and a page in the file keeps the
+   * pool page a reservation would have, so gmem's later fault there cannot find the pool empty.
+   */
+  private void detachUnknown(long b, long block) {
+    long from = b << Folio.PAGE_SHIFT;
+    long len = block << Folio.PAGE_SHIFT;
+    boolean contents = keepContents && readAside(b, block);
+    inode.sys().fallocate(inode.memory().get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, from, len);
+    try {
+      inode.sys().madvise(view + from, len, Sys.MADV_POPULATE_WRITE);
+    } catch (GmemException outOfMemory) {
+      if (contents) {
+        LOG.warn("inode {}: no huge page to refill detached page {} ({}); its contents are lost", inode, b, outOfMemory.getMessage());
+      }
+      return;
+    }
+    if (contents) {
+      IO.copyMemory(buffer, view + from, len);
     }
   }
 

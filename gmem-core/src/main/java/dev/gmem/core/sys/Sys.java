@@ -274,6 +274,14 @@ public final class Sys {
     return r;
   }
 
+  public long pread(int fd, long addr, long count, long offset) {
+    long r = libc.pread(fd, addr, count, offset);
+    if (r < 0) {
+      throw fail("pread");
+    }
+    return r;
+  }
+
   public long syscall(long number, long a1, String name) {
     long r = libc.syscall(number, a1);
     if (r < 0) {

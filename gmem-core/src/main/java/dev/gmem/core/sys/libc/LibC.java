@@ -32,6 +32,9 @@ public interface LibC {
   @ssize_t
   long pwrite(int fd, long buf, @size_t long count, @off_t long offset);
 
+  @ssize_t
+  long pread(int fd, long buf, @size_t long count, @off_t long offset);
+
   @Variadic(fixedCount = 2)
   int ioctl(int fd, long request, long arg);
 
