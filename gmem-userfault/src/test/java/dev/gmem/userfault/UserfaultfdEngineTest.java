@@ -139,6 +139,11 @@ class UserfaultfdEngineTest {
         });
         assertArrayEquals(content(1), kernelRead(m.address()));
         assertEquals(0, Native.libc().madvise(m.address(), PAGE, 9 /* MADV_REMOVE */));
+        // madvise returns once the handler thread has read the event, not once it has handled it.
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (removed.isEmpty() && System.nanoTime() < deadline) {
+          Thread.onSpinWait();
+        }
         assertEquals(1, removed.size());
         assertArrayEquals(new long[] {0, 1}, removed.get(0));
         assertArrayEquals(content(2), kernelRead(m.address()), "removed: missing again, served anew");
