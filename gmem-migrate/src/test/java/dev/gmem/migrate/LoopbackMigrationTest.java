@@ -65,7 +65,10 @@ class LoopbackMigrationTest {
             assertArrayEquals(before, Guest.digest(d.vm()), "memory still identical once the flag is gone");
             assertEquals((Guest.BASE + SIZE) / 4096, ds.pages());
             assertTrue(ds.demandRequests() > 0, "the guest faulted pages in: " + ds.summary());
-            assertEquals(ds.demandRequests(), ss.demandRequests(), "every request was served");
+            // A request can cross the page on the stream (or COMPLETE): the source may never see
+            // it, which is harmless (every page identical above); it never serves one not asked for.
+            assertTrue(ss.demandRequests() > 0 && ss.demandRequests() <= ds.demandRequests(),
+                "requests served " + ss.demandRequests() + " of " + ds.demandRequests() + " sent");
             assertTrue(ss.streamBytes() > 0, ss.summary());
             System.out.println(ds.summary());
           }
