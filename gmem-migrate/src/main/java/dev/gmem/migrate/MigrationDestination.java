@@ -28,10 +28,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -248,16 +245,7 @@ public final class MigrationDestination implements AutoCloseable {
 
   /** Waits until every page is resident; EIO when the migration failed, EAGAIN when {@code timeout} passed first. */
   public MigrationStats await(Duration timeout) {
-    try {
-      return done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-    } catch (ExecutionException e) {
-      throw e.getCause() instanceof GmemException g ? g : new GmemException(Errno.EIO, e.getCause().toString(), e.getCause());
-    } catch (TimeoutException e) {
-      throw new GmemException(Errno.EAGAIN, "migration not complete after " + timeout);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new GmemException(Errno.EINTR, "interrupted");
-    }
+    return Completion.await(done, timeout);
   }
 
   /** Pages, rate, what is left and when it should be done. */

@@ -16,9 +16,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -180,16 +177,7 @@ public final class MigrationSource implements AutoCloseable {
    * still owns every page and may resume the VM; ETIMEDOUT-like EAGAIN when {@code timeout} passed first.
    */
   public MigrationStats await(Duration timeout) {
-    try {
-      return done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-    } catch (ExecutionException e) {
-      throw e.getCause() instanceof GmemException g ? g : new GmemException(Errno.EIO, e.getCause().toString(), e.getCause());
-    } catch (TimeoutException e) {
-      throw new GmemException(Errno.EAGAIN, "migration not complete after " + timeout);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new GmemException(Errno.EINTR, "interrupted");
-    }
+    return Completion.await(done, timeout);
   }
 
   /** Whether the destination acknowledged completion (the destination owns the VM now). */

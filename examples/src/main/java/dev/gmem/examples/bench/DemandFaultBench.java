@@ -174,17 +174,7 @@ public class DemandFaultBench {
       raw = RawMemory.open("memfd", SIZE);
       address = raw.map();
       source = mapSnapshot();
-      UffdLibC c = Native.libc();
-      uffd = (int) c.syscall(Userfaultfd.SYS_USERFAULTFD, Userfaultfd.O_CLOEXEC | Userfaultfd.O_NONBLOCK);
-      Pointer api = Native.allocate(24);
-      api.putLong(0, Userfaultfd.UFFD_API);
-      api.putLong(8, Userfaultfd.FEATURE_MISSING_SHMEM);
-      RawMemory.expect("UFFDIO_API", 0, c.ioctl(uffd, Userfaultfd.UFFDIO_API, api));
-      Pointer reg = Native.allocate(32);
-      reg.putLong(0, address);
-      reg.putLong(8, SIZE);
-      reg.putLong(16, Userfaultfd.MODE_MISSING);
-      RawMemory.expect("UFFDIO_REGISTER", 0, c.ioctl(uffd, Userfaultfd.UFFDIO_REGISTER, reg));
+      uffd = rawMissingUffd(address, SIZE);
       handler = new Thread(this::serve, "raw-uffd-bench");
       handler.setDaemon(true);
       handler.start();
@@ -254,5 +244,24 @@ public class DemandFaultBench {
     }
     s.copied = n;
     return n;
+  }
+
+  /**
+   * The raw baselines' userfaultfd: UFFDIO_API with MISSING_SHMEM, then {@code [address, +size)}
+   * registered for MISSING faults; returns the fd.
+   */
+  static int rawMissingUffd(long address, long size) {
+    UffdLibC c = Native.libc();
+    int fd = (int) c.syscall(Userfaultfd.SYS_USERFAULTFD, Userfaultfd.O_CLOEXEC | Userfaultfd.O_NONBLOCK);
+    Pointer api = Native.allocate(24);
+    api.putLong(0, Userfaultfd.UFFD_API);
+    api.putLong(8, Userfaultfd.FEATURE_MISSING_SHMEM);
+    RawMemory.expect("UFFDIO_API", 0, c.ioctl(fd, Userfaultfd.UFFDIO_API, api));
+    Pointer reg = Native.allocate(32);
+    reg.putLong(0, address);
+    reg.putLong(8, size);
+    reg.putLong(16, Userfaultfd.MODE_MISSING);
+    RawMemory.expect("UFFDIO_REGISTER", 0, c.ioctl(fd, Userfaultfd.UFFDIO_REGISTER, reg));
+    return fd;
   }
 }

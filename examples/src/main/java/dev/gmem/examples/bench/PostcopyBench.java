@@ -192,17 +192,7 @@ public class PostcopyBench {
       pageServer.start();
       SocketChannel link = SocketChannel.open(server.getLocalAddress());
       link.setOption(StandardSocketOptions.TCP_NODELAY, true);
-      UffdLibC c = Native.libc();
-      uffd = (int) c.syscall(Userfaultfd.SYS_USERFAULTFD, Userfaultfd.O_CLOEXEC | Userfaultfd.O_NONBLOCK);
-      Pointer api = Native.allocate(24);
-      api.putLong(0, Userfaultfd.UFFD_API);
-      api.putLong(8, Userfaultfd.FEATURE_MISSING_SHMEM);
-      RawMemory.expect("UFFDIO_API", 0, c.ioctl(uffd, Userfaultfd.UFFDIO_API, api));
-      Pointer reg = Native.allocate(32);
-      reg.putLong(0, dstMap);
-      reg.putLong(8, size);
-      reg.putLong(16, Userfaultfd.MODE_MISSING);
-      RawMemory.expect("UFFDIO_REGISTER", 0, c.ioctl(uffd, Userfaultfd.UFFDIO_REGISTER, reg));
+      uffd = DemandFaultBench.rawMissingUffd(dstMap, size);
       handler = new Thread(() -> handle(link), "raw-uffd-socket-handler");
       handler.setDaemon(true);
       handler.start();
