@@ -7,7 +7,8 @@ import dev.gmem.core.inode.GuestMappings;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
-import java.util.BitSet;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.StampedLock;
 
 /**
  * The kernel's view of a memslot whose flags include a bit a feature gives meaning to (KVM
@@ -45,12 +46,19 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
   private final GuestMemInodeImpl inode;
   /** File page of the view's first page. */
   private final long firstPage;
-  /** Pages made inaccessible (zapped, not yet mapped back); guarded by this. */
-  private final BitSet zapped = new BitSet();
-  /** Whether a feature flag is set (zapAll) rather than cleared (mapAll); guarded by this. */
-  private boolean armed;
-  /** Invalidations so far; guarded by this. */
-  private long sequence;
+  /**
+   * Map-backs take it shared, so vCPU threads mapping different pages never wait for each other
+   * in Java (one monitor held across every vCPU's {@code mprotect} made 4 faulting vCPUs queue
+   * behind each other's system call); zaps and invalidations take it exclusively, so a map-back
+   * never lands between an invalidation's sequence bump and its {@code mprotect}.
+   */
+  private final StampedLock lock = new StampedLock();
+  /** Pages made inaccessible (zapped, not yet mapped back), one bit each. */
+  private final AtomicLongArray zapped;
+  /** Whether a feature flag is set (zapAll) rather than cleared (mapAll); written under the exclusive lock. */
+  private volatile boolean armed;
+  /** Invalidations so far; written under the exclusive lock, read without it. */
+  private volatile long sequence;
   /** A slot's private stage 2 ({@link #privateStageTwo}): always armed, never mapped whole. */
   private volatile boolean privateStageTwo;
 
@@ -60,6 +68,7 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
     this.pages = pages;
     this.inode = inode;
     this.firstPage = firstPage;
+    this.zapped = new AtomicLongArray((int) ((pages + 63) >>> 6));
   }
 
   /** A view of file bytes {@code [offset, offset+size)} of {@code inode}, zapped at once when {@code zap}. */
@@ -102,18 +111,28 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
   }
 
   /** Every page inaccessible to the kernel: its next guest access is a fault gmem sees. */
-  public synchronized void zapAll() {
-    sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.NONE);
-    zapped.set(0, (int) pages);
-    armed = true;
-    sequence++;
+  public void zapAll() {
+    long stamp = lock.writeLock();
+    try {
+      sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.NONE);
+      setZapped(0, pages, true);
+      armed = true;
+      sequence++;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
   }
 
   /** Every page accessible again (the feature flag was cleared). */
-  public synchronized void mapAll() {
-    sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.READ_WRITE);
-    zapped.clear();
-    armed = false;
+  public void mapAll() {
+    long stamp = lock.writeLock();
+    try {
+      sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.READ_WRITE);
+      setZapped(0, pages, false);
+      armed = false;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
   }
 
   /**
@@ -122,27 +141,35 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
    * mapping this owns; it fails only where the split would exceed {@code vm.max_map_count}.
    */
   @Override
-  public synchronized void unmap(long start, long end) {
+  public void unmap(long start, long end) {
     long from = Math.max(start, firstPage) - firstPage;
     long to = Math.min(end, firstPage + pages) - firstPage;
-    if (!armed || from >= to) {
+    if (from >= to) {
       return;
     }
-    sequence++; // a map-back racing with this is dropped even where nothing is mapped yet
-    if (zapped.nextClearBit((int) from) >= to) {
-      return; // nothing mapped in the range: no system call
+    long stamp = lock.writeLock();
+    try {
+      if (!armed) {
+        return;
+      }
+      sequence++; // a map-back racing with this is dropped even where nothing is mapped yet
+      if (allZapped(from, to)) {
+        return; // nothing mapped in the range: no system call
+      }
+      sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, Prot.NONE);
+      setZapped(from, to, true);
+    } finally {
+      lock.unlockWrite(stamp);
     }
-    sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, Prot.NONE);
-    zapped.set((int) from, (int) to);
   }
 
   /** The invalidation count, read before a fault is decided and given to {@link #map(long, long)}. */
-  public synchronized long sequence() {
+  public long sequence() {
     return sequence;
   }
 
   /** Maps slot page {@code index} back (gmem's fault path let an access to it through). */
-  public synchronized void map(long index) {
+  public void map(long index) {
     map(index, sequence);
   }
 
@@ -151,21 +178,55 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
    * {@link #sequence()} before the fault was decided): then the decision is stale, the page stays
    * zapped and the next access faults again ({@code mmu_invalidate_retry}).
    */
-  public synchronized void map(long index, long seen) {
-    if (seen == sequence && index >= 0 && index < pages && zapped.get((int) index)) {
-      sys.mprotect(mapping.address() + (index << Folio.PAGE_SHIFT), Folio.PAGE_SIZE, Prot.READ_WRITE);
-      zapped.clear((int) index);
+  public void map(long index, long seen) {
+    if (index < 0 || index >= pages || !isZapped(index)) {
+      return;
+    }
+    long stamp = lock.readLock();
+    try {
+      // Two map-backs of one page may both get here: the second mprotect changes nothing.
+      if (seen == sequence && isZapped(index)) {
+        sys.mprotect(mapping.address() + (index << Folio.PAGE_SHIFT), Folio.PAGE_SIZE, Prot.READ_WRITE);
+        zapped.getAndAccumulate((int) (index >>> 6), ~(1L << index), (a, b) -> a & b);
+      }
+    } finally {
+      lock.unlockRead(stamp);
     }
   }
 
   /** Whether slot page {@code index} is zapped now (tests, diagnostics). */
-  public synchronized boolean isZapped(long index) {
-    return zapped.get((int) index);
+  public boolean isZapped(long index) {
+    return (zapped.get((int) (index >>> 6)) & (1L << index)) != 0;
   }
 
   /** Slot pages zapped now. */
-  public synchronized long zappedPages() {
-    return zapped.cardinality();
+  public long zappedPages() {
+    long n = 0;
+    for (int i = 0; i < zapped.length(); i++) {
+      n += Long.bitCount(zapped.get(i));
+    }
+    return n;
+  }
+
+  /** Whether every page in {@code [from, to)} is zapped. */
+  private boolean allZapped(long from, long to) {
+    for (long p = from; p < to; p++) {
+      if (!isZapped(p)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Marks pages {@code [from, to)} zapped or mapped; under the exclusive lock. */
+  private void setZapped(long from, long to, boolean zap) {
+    for (long p = from; p < to; ) {
+      int word = (int) (p >>> 6);
+      long end = Math.min(to, ((long) word + 1) << 6);
+      long bits = (end - p == 64 ? -1L : ((1L << (end - p)) - 1)) << p;
+      zapped.getAndAccumulate(word, bits, zap ? (a, b) -> a | b : (a, b) -> a & ~b);
+      p = end;
+    }
   }
 
   @Override
