@@ -71,8 +71,7 @@ public final class LazyRestore implements AutoCloseable {
     SnapshotPageSource source = new SnapshotPageSource(snapshot);
     source.background(background);
     List<Long> ws = prefetch ? snapshot.workingSet() : List.of();
-    PageServer server = PageServer.start(uf, vm, source, lazy);
-    server.prefetch(ws);
+    PageServer server = PageServer.start(uf, vm, source, lazy, ws);
     Vcpu vcpu = vm.createVcpu(0);
     vcpu.setSpecialRegisters(snapshot.specialRegisters());
     vcpu.setRegisters(snapshot.registers());
