@@ -226,7 +226,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   @Override
   public void close() {
     source.close();
-    if (failure == null && !complete()) {
+    boolean complete;
+    try {
+      complete = complete();
+    } catch (GmemException e) {
+      complete = false; // the bitmaps went with the VM's memory (runtime closed first): nothing left to count
+    }
+    if (failure == null && !complete) {
       fail("page server closed");
     } else if (failure == null) {
       userfault.supervise(vm, null);
