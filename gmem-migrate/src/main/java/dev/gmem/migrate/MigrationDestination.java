@@ -355,7 +355,12 @@ public final class MigrationDestination implements AutoCloseable {
       return;
     }
     try {
+      // A connection that never says hello would hold this thread for ever (one per connection).
+      AnswerDeadline silent = AnswerDeadline.closeAfter(f, Math.max(1000, options.recoveryTimeout().toMillis()));
       Frames.Hello hello = f.readHello();
+      if (!silent.cancel()) {
+        throw new IOException("no hello in time");
+      }
       if (hello.session() != session) {
         f.refuse(Errno.EINVAL.code(), "unknown migration session");
         f.close();

@@ -135,6 +135,35 @@ class HostileMigrationTest {
   }
 
   @Test
+  void silentConnectionsDuringAMigrationHoldNoThread() throws Exception {
+    try (GmemRuntime a = Backends.open("kvm"); GmemRuntime b = Backends.open("kvm");
+        MigrationDestination d = MigrationDestination.listen(b, loopback(),
+            DestinationOptions.defaults().withRecoveryTimeout(Duration.ofMillis(500)))) {
+      CompletableFuture<MigrationDestination> accepted = acceptAsync(d);
+      Vm vm = Pages.vm(a, VmType.DEFAULT, PAGES);
+      try (MigrationSource s = MigrationSource.start(vm, List.of(), "127.0.0.1", d.port(), SourceOptions.defaults())) {
+        accepted.get(20, TimeUnit.SECONDS);
+        d.await(Duration.ofSeconds(20));
+        java.util.Set<Thread> before = threads("gmem-migrate-greet");
+        List<Socket> silent = new java.util.ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+          silent.add(new Socket(InetAddress.getLoopbackAddress(), d.port()));
+        }
+        long until = System.nanoTime() + 10_000_000_000L;
+        Thread.sleep(200);
+        while (!started("gmem-migrate-greet", before).isEmpty() && System.nanoTime() < until) {
+          Thread.sleep(20);
+        }
+        assertEquals(java.util.Set.of(), started("gmem-migrate-greet", before), "each silent connection's greeter gave up");
+        for (Socket k : silent) {
+          k.close();
+        }
+      }
+      vm.close();
+    }
+  }
+
+  @Test
   void aDestinationThatNeverAnswersTheHandshakeFailsTheStartInsteadOfHangingIt() throws Exception {
     try (GmemRuntime a = Backends.open("kvm"); ServerSocketChannel mute = ServerSocketChannel.open().bind(loopback())) {
       Vm vm = Pages.vm(a, VmType.DEFAULT, PAGES);
