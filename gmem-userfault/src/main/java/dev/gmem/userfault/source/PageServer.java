@@ -42,6 +42,11 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   private final long totalPages;
   private final Set<Long> demanded = Collections.synchronizedSet(new LinkedHashSet<>());
   private volatile String failure;
+  /**
+   * One install per page at a time: sinks are called from any thread, and a second copy that
+   * checked the bit before the first cleared it would otherwise overwrite what was written since.
+   */
+  private final Object[] installing = new Object[256];
 
   private PageServer(Userfault userfault, Vm vm, PageSource source, List<Memslot> slots) {
     this.userfault = userfault;
@@ -49,6 +54,35 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     this.source = source;
     this.slots = List.copyOf(slots);
     this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
+    for (int i = 0; i < installing.length; i++) {
+      installing[i] = new Object();
+    }
+  }
+
+  private Object stripe(long gfn) {
+    return installing[(int) (gfn & (installing.length - 1))];
+  }
+
+  /** Runs {@code install} holding the stripes of GFNs {@code [first, first+count)}, taken in index order (no deadlock). */
+  private void underStripes(long first, int count, Runnable install) {
+    boolean[] need = new boolean[installing.length];
+    for (int i = 0; i < count && i < installing.length; i++) {
+      need[(int) ((first + i) & (installing.length - 1))] = true;
+    }
+    lockFrom(0, need, install);
+  }
+
+  private void lockFrom(int i, boolean[] need, Runnable install) {
+    while (i < need.length && !need[i]) {
+      i++;
+    }
+    if (i == need.length) {
+      install.run();
+      return;
+    }
+    synchronized (installing[i]) {
+      lockFrom(i + 1, need, install);
+    }
   }
 
   /**
@@ -200,7 +234,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.install(vm, gfn * PAGE, d);
+      synchronized (stripe(gfn)) {
+        userfault.install(vm, gfn * PAGE, d);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -231,7 +267,7 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     ByteBuffer d = data.duplicate();
     d.limit(d.position() + crc32c.length * (int) PAGE);
     try {
-      userfault.installRun(vm, firstGfn * PAGE, d);
+      underStripes(firstGfn, crc32c.length, () -> userfault.installRun(vm, firstGfn * PAGE, d));
     } catch (GmemException e) {
       if (e.errno() == Errno.EINVAL) {
         PageSink.super.pages(firstGfn, data, crc32c); // the run crosses memslots
@@ -247,7 +283,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.installZero(vm, gfn * PAGE);
+      synchronized (stripe(gfn)) {
+        userfault.installZero(vm, gfn * PAGE);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing zero GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -269,7 +307,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   @Override
   public void close() {
     source.close();
-    if (failure == null && !complete()) {
+    boolean complete;
+    try {
+      complete = complete();
+    } catch (GmemException e) {
+      complete = false; // the bitmaps went with the VM's memory (runtime closed first): nothing left to count
+    }
+    if (failure == null && !complete) {
       fail("page server closed");
     } else if (failure == null) {
       userfault.supervise(vm, null);
