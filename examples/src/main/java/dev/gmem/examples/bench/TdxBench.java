@@ -41,11 +41,22 @@ import org.openjdk.jmh.annotations.Warmup;
  * S-EPT/PAMT update, one 128-byte MRTD block) and 16 {@code TDH.MR.EXTEND}s (32 more blocks of
  * content plus 16 of headers). Baseline: SHA-384 of the same 4 KiB alone ({@code digest}: 32
  * blocks plus the padding block), the floor of any measured populate. The rule hashes 49 blocks
- * where the floor hashes 33, so the hashing alone is ~1.48× (the floor's {@code digest} costs the
- * same per block as the running MRTD digest: it does no work beyond SHA-384 of the 4 KiB); the
- * target 1.5 leaves the rest of the path almost nothing (~0.3 µs per page). That rest includes
- * allocating each page, as KVM's populate does (the TD is fresh): on a nested host such as this
- * project's, the kernel's first-touch fault of a fresh page alone costs more than that.
+ * where the floor hashes 33, in one chain that cannot be split (each block needs the state the
+ * previous one left), so the hashing alone is 49/33 = 1.485× the floor (measured here as one
+ * 49-block update against {@code digest(4 KiB)}: 1.47–1.65×, min of batches, loaded host); the
+ * target 1.5 leaves the rest of the path almost nothing. That rest includes allocating each page,
+ * as KVM's populate does (the TD is fresh): on a nested host such as this project's, the kernel's
+ * first-touch fault of a fresh page alone costs more than that.
+ *
+ * <p><b>Threads.</b> With two or more CPUs the hashing runs on the TDX plugin's measurement engine
+ * (one thread, the blocks in order; the populating thread lays each page's blocks out from the
+ * source, then goes on to allocate, copy and map the next page), and {@code populate} returns once
+ * the engine has hashed its pages. The populate's time is then the longer of the two threads'
+ * per-page work — the engine's 49 blocks — plus the hand-off, not their sum; the benchmark's
+ * thread does not hash, so the comparison with the single-threaded floor is of wall time, two
+ * CPUs against one. On a loaded host the engine competes for a CPU and the ratio rises (a waiting
+ * populating thread runs the oldest jobs itself rather than wait for an engine that is not
+ * scheduled).
  *
  * <p><b>MapGPA of 5 MiB</b>, end to end: the guest's {@code TDG.VP.VMCALL<MapGPA>} to shared
  * through the software vCPU, the three {@code KVM_HC_MAP_GPA_RANGE} exits (2, 2, 1 MiB) each

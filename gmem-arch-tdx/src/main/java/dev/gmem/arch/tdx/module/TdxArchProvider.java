@@ -19,6 +19,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class TdxArchProvider implements ArchProvider {
   public static final String ID = "tdx";
 
+  /**
+   * The TDs' shared measurement engine (a daemon thread while there is work, none when idle), on
+   * two or more CPUs only: on one it would take the populating thread's CPU, not a spare one.
+   */
+  private final MeasurementEngine engine = Runtime.getRuntime().availableProcessors() > 1 ? new MeasurementEngine() : null;
+
   @Override
   public String id() {
     return ID;
@@ -38,13 +44,13 @@ public final class TdxArchProvider implements ArchProvider {
 
   @Override
   public ArchHooks create(VmType type, HostMemory host, ArchContext vm) {
-    return new TdxArch(vm);
+    return new TdxArch(vm, engine);
   }
 
   /** Without a VM context (0.1 callers): leaks and death are kept by the TD alone. */
   @Override
   public ArchHooks create(VmType type, HostMemory host) {
-    return new TdxArch(new LocalContext(type));
+    return new TdxArch(new LocalContext(type), engine);
   }
 
   private static final class LocalContext implements ArchContext {
