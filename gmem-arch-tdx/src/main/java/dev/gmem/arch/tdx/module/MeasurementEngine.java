@@ -32,6 +32,7 @@ final class MeasurementEngine {
   /** How long the engine spins for the next job before it parks (pages come every few µs). */
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
   private static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(1);
+  private static final long WAITER_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
 
   private final byte[][] buffers = new byte[RING][JOB_BYTES];
   private final MessageDigest[] targets = new MessageDigest[RING];
@@ -44,6 +45,8 @@ final class MeasurementEngine {
   private volatile long published;
   /** Jobs finished; written under {@link #consumer}. */
   private volatile long completed;
+  /** A producer parked in {@link #awaitDone}, unparked after each job; null when none. */
+  private volatile Thread waiter;
   /** Whether the engine is parked (or about to be): a publisher then unparks it. */
   private volatile boolean sleeping;
   /** The engine thread, or null when none runs; changed under {@link #lock}. */
@@ -54,6 +57,33 @@ final class MeasurementEngine {
     for (byte[] b : buffers) {
       Mrtd.template(b);
     }
+  }
+
+  /**
+   * Gets the engine thread going (started, or unparked) ahead of a run of jobs, so that waking it
+   * — tens of µs on a virtualised host — overlaps the first page's allocation and copy.
+   */
+  void wakeUp() {
+    Thread engine;
+    lock.lock();
+    try {
+      engine = start();
+    } finally {
+      lock.unlock();
+    }
+    if (sleeping) {
+      LockSupport.unpark(engine);
+    }
+  }
+
+  /** The engine thread, started if none runs; under {@link #lock}. */
+  private Thread start() {
+    if (thread == null) {
+      thread = new Thread(this::run, "gmem-tdx-measure");
+      thread.setDaemon(true);
+      thread.start();
+    }
+    return thread;
   }
 
   /**
@@ -84,12 +114,7 @@ final class MeasurementEngine {
     try {
       done = published + 1;
       published = done; // volatile: the slot's contents happen-before the engine's read
-      if (thread == null) {
-        thread = new Thread(this::run, "gmem-tdx-measure");
-        thread.setDaemon(true);
-        thread.start();
-      }
-      engine = thread;
+      engine = start();
     } finally {
       lock.unlock();
     }
@@ -102,12 +127,20 @@ final class MeasurementEngine {
   /** Returns once every job up to sequence number {@code seq} has run, running them here if the engine is not. */
   void awaitDone(long seq) {
     for (int spins = 0; completed < seq; spins++) {
-      if (!runJobs(seq)) {
-        Thread.onSpinWait(); // the engine is running one: it takes ~15 µs
-        if (spins >= 1 << 16) {
-          Thread.yield();
-        }
+      if (runJobs(seq)) {
+        continue;
       }
+      if (spins < 1 << 10) {
+        Thread.onSpinWait(); // the engine is running one: it takes ~15 µs
+        continue;
+      }
+      // Longer: the engine lost its CPU mid-job (a loaded host). Spinning would take the CPU it
+      // needs; sleep until it completes a job (bounded: a second waiter may have taken the slot).
+      waiter = Thread.currentThread();
+      if (completed < seq) {
+        LockSupport.parkNanos(this, WAITER_PARK_NANOS);
+      }
+      waiter = null;
     }
   }
 
@@ -122,6 +155,10 @@ final class MeasurementEngine {
         targets[at].update(buffers[at], 0, lengths[at]);
         targets[at] = null;
         completed = ++done;
+        Thread w = waiter;
+        if (w != null) {
+          LockSupport.unpark(w);
+        }
       }
       return true;
     } finally {

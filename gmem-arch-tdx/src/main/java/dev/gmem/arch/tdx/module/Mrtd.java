@@ -90,6 +90,9 @@ final class Mrtd {
   /** Whether the following pages go to the engine (when there is one) rather than inline. */
   void pipeline(boolean on) {
     pipelined = on && engine != null;
+    if (pipelined) {
+      engine.wakeUp();
+    }
   }
 
   /**
