@@ -3,6 +3,7 @@ package dev.gmem.arch.tdx.module;
 import java.security.MessageDigest;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -32,6 +33,8 @@ final class MeasurementEngine {
   /** How long the engine spins for the next job before it parks (pages come every few µs). */
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
   private static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(1);
+  /** A job that runs this much longer than the ~15 µs it takes means the engine lost its CPU. */
+  private static final long STALL_NANOS = TimeUnit.MICROSECONDS.toNanos(100);
   private static final long WAITER_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
 
   private final byte[][] buffers = new byte[RING][JOB_BYTES];
@@ -45,6 +48,8 @@ final class MeasurementEngine {
   private volatile long published;
   /** Jobs finished; written under {@link #consumer}. */
   private volatile long completed;
+  /** Producers' waits that outlasted {@link #STALL_NANOS} (racy increments: a heuristic count). */
+  private volatile long stalls;
   /** A producer parked in {@link #awaitDone}, unparked after each job; null when none. */
   private volatile Thread waiter;
   /** Whether the engine is parked (or about to be): a publisher then unparks it. */
@@ -53,10 +58,19 @@ final class MeasurementEngine {
   private Thread thread;
   private int claimed = -1;
 
-  MeasurementEngine() {
+  /** Whether the host has a CPU for the engine now ({@link CpuPressure}). */
+  private final BooleanSupplier spareCpu;
+
+  MeasurementEngine(BooleanSupplier spareCpu) {
+    this.spareCpu = spareCpu;
     for (byte[] b : buffers) {
       Mrtd.template(b);
     }
+  }
+
+  /** Whether a run of jobs should come here now: the host has a CPU to spare for the engine. */
+  boolean worthIt() {
+    return spareCpu.getAsBoolean();
   }
 
   /**
@@ -126,22 +140,37 @@ final class MeasurementEngine {
 
   /** Returns once every job up to sequence number {@code seq} has run, running them here if the engine is not. */
   void awaitDone(long seq) {
+    long spinningSince = 0;
     for (int spins = 0; completed < seq; spins++) {
       if (runJobs(seq)) {
+        spinningSince = 0;
         continue;
       }
-      if (spins < 1 << 10) {
-        Thread.onSpinWait(); // the engine is running one: it takes ~15 µs
+      if (spinningSince == 0) {
+        spinningSince = System.nanoTime();
+      }
+      if (System.nanoTime() - spinningSince < STALL_NANOS) {
+        Thread.onSpinWait(); // the engine is running a job: ~15 µs
         continue;
       }
       // Longer: the engine lost its CPU mid-job (a loaded host). Spinning would take the CPU it
       // needs; sleep until it completes a job (bounded: a second waiter may have taken the slot).
+      stalls++;
       waiter = Thread.currentThread();
       if (completed < seq) {
         LockSupport.parkNanos(this, WAITER_PARK_NANOS);
       }
       waiter = null;
     }
+  }
+
+  /**
+   * How often a producer found the engine stalled mid-job (it had lost its CPU): a producer that
+   * sees this grow goes back to hashing inline, since on a host without a spare CPU the second
+   * thread only adds its wake-ups and preemptions to the populate.
+   */
+  long stalls() {
+    return stalls;
   }
 
   /** Runs published jobs in order up to {@code upTo} unless another consumer is running; whether it ran. */

@@ -31,8 +31,9 @@ import java.security.NoSuchAlgorithmException;
  * <p><b>Threads.</b> A page's blocks (its PAGE.ADD block and, measured, its 16 MR.EXTENDs) are
  * laid out by the populating thread, from the source as it is during the call, into one buffer
  * and fed to the digest as one multi-block update: inline, or — {@link #pipeline} on, with a
- * {@link MeasurementEngine} — by the engine's thread while the populating thread goes on with
- * the next page. Every other use of the digest ({@link #finish}, {@link #copy}, the chunk-wise
+ * {@link MeasurementEngine} and a spare CPU for it ({@link CpuPressure}) — by the engine's thread
+ * while the populating thread goes on with the next page (back to inline for the rest of the call
+ * once the engine stalled, i.e. lost its CPU mid-job). Every other use of the digest ({@link #finish}, {@link #copy}, the chunk-wise
  * slow path) first waits for the engine ({@link #drain}), and the TD drains at the end of every
  * populate, so the blocks reach the digest in the order they were laid out and nobody sees a
  * digest with updates in flight. Not thread-safe otherwise: the owner serialises.
@@ -87,9 +88,9 @@ final class Mrtd {
     }
   }
 
-  /** Whether the following pages go to the engine (when there is one) rather than inline. */
+  /** Whether the following pages go to the engine (when there is one, and a CPU for it) rather than inline. */
   void pipeline(boolean on) {
-    pipelined = on && engine != null;
+    pipelined = on && engine != null && engine.worthIt();
     if (pipelined) {
       engine.wakeUp();
     }
@@ -105,12 +106,18 @@ final class Mrtd {
       sha.update(pageBuffer, 0, layout(pageBuffer, gpa, contents, at, measure));
       return;
     }
+    long stalls = engine.stalls();
     byte[] b = engine.claim(sha);
     int length = 0;
     try {
       length = layout(b, gpa, contents, at, measure);
     } finally {
       pending = engine.publish(length); // an empty job if the layout failed: nothing is hashed
+    }
+    if (engine.stalls() != stalls) {
+      // The engine lost its CPU (a loaded host): the rest of this populate is hashed inline.
+      drain();
+      pipelined = false;
     }
   }
 

@@ -21,9 +21,10 @@ public final class TdxArchProvider implements ArchProvider {
 
   /**
    * The TDs' shared measurement engine (a daemon thread while there is work, none when idle), on
-   * two or more CPUs only: on one it would take the populating thread's CPU, not a spare one.
+   * two or more CPUs only, and used while the host has one to spare ({@link CpuPressure}): without,
+   * it would take the populating thread's CPU, not a spare one.
    */
-  private final MeasurementEngine engine = Runtime.getRuntime().availableProcessors() > 1 ? new MeasurementEngine() : null;
+  private final MeasurementEngine engine = Runtime.getRuntime().availableProcessors() > 1 ? new MeasurementEngine(new CpuPressure()) : null;
 
   @Override
   public String id() {
