@@ -55,8 +55,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * the engine has hashed its pages. The populate's time is then the longer of the two threads'
  * per-page work — the engine's 49 blocks — plus the hand-off, not their sum; the benchmark's
  * thread does not hash, so the comparison with the single-threaded floor is of wall time, two
- * CPUs against one. Best case measured on this (loaded) 2-CPU nested host: ~1.6 pipelined against
- * ~1.9 inline (min of 400 interleaved populates); the engine alone is already at the ~1.48 of the
+ * CPUs against one. Best case measured on this (loaded) 2-CPU nested host: 1.6–1.8 pipelined against
+ * 1.9–2.1 inline (min of 400 interleaved populates); the engine alone is already at the ~1.48 of the
  * arithmetic, so 1.5 is out of reach by any hand-off. On a contended host the engine is not used
  * (its preemptions mid-job made the populate several times slower than inline), nor after it
  * stalled once in a call: the ratio is then the inline one, ~1.9–2.0 here.
