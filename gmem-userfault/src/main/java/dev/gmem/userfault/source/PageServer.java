@@ -12,6 +12,7 @@ import dev.gmem.userfault.Userfault;
 import dev.gmem.userfault.UserfaultBitmap;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -42,6 +43,11 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   private final long totalPages;
   private final Set<Long> demanded = Collections.synchronizedSet(new LinkedHashSet<>());
   private volatile String failure;
+  /**
+   * One install per page at a time: sinks are called from any thread, and a second copy that
+   * checked the bit before the first cleared it would otherwise overwrite what was written since.
+   */
+  private final Object[] installing = new Object[256];
 
   private PageServer(Userfault userfault, Vm vm, PageSource source, List<Memslot> slots) {
     this.userfault = userfault;
@@ -49,11 +55,22 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     this.source = source;
     this.slots = List.copyOf(slots);
     this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
+    for (int i = 0; i < installing.length; i++) {
+      installing[i] = new Object();
+    }
+  }
+
+  private Object stripe(long gfn) {
+    return installing[(int) (gfn & (installing.length - 1))];
   }
 
   /**
    * Marks every page of {@code vm}'s memslots missing, sets USERFAULT on each slot (the late toggle),
-   * and starts {@code source}: the VM may run at once.
+   * and starts {@code source}: the VM may run at once. EBUSY when another page server supervises
+   * {@code vm} (open, or failed: a paused VM stays paused) — a second one would mark pages missing
+   * that the first made present and overwrite what the guest wrote since. A failed start (the
+   * source refused to start, a memslot refused the flag) leaves bits, flags and supervision as
+   * they were.
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source) {
     return start(userfault, vm, source, vm.memslots());
@@ -65,17 +82,60 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source, List<Memslot> lazy) {
     PageServer s = new PageServer(userfault, vm, source, lazy);
-    for (Memslot m : s.slots) {
-      UserfaultBitmap b = userfault.bitmap(vm, m.slot());
-      b.setAll();
-      s.bitmaps.add(b);
-      if ((m.flags() & Userfault.MEM_USERFAULT) == 0) {
-        vm.setMemoryRegion(m.slot(), m.flags() | Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+    userfault.supervise(vm, s); // EBUSY before anything changes
+    List<BitSet> setBefore = new ArrayList<>();
+    List<Memslot> flagged = new ArrayList<>();
+    try {
+      for (Memslot m : s.slots) {
+        UserfaultBitmap b = userfault.bitmap(vm, m.slot());
+        setBefore.add(setBits(b));
+        s.bitmaps.add(b);
+        b.setAll();
+        if ((m.flags() & Userfault.MEM_USERFAULT) == 0) {
+          vm.setMemoryRegion(m.slot(), m.flags() | Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+          flagged.add(m);
+        }
+      }
+      source.start(s);
+      return s;
+    } catch (RuntimeException e) {
+      s.undoStart(setBefore, flagged, e);
+      throw e;
+    }
+  }
+
+  /** The pages whose bit is set in {@code b} (usually none: then no per-page walk). */
+  private static BitSet setBits(UserfaultBitmap b) {
+    BitSet set = new BitSet();
+    if (b.countSet() != 0) {
+      for (long p = 0; p < b.pages(); p++) {
+        if (b.isSet(p)) {
+          set.set(Math.toIntExact(p));
+        }
       }
     }
-    userfault.supervise(vm, s);
-    source.start(s);
-    return s;
+    return set;
+  }
+
+  /** A failed start: flags first (no userfault exits from then on), then the bits, then supervision. */
+  private void undoStart(List<BitSet> setBefore, List<Memslot> flagged, RuntimeException cause) {
+    for (Memslot m : flagged) {
+      try {
+        vm.setMemoryRegion(m.slot(), m.flags(), m.gpa(), m.size(), m.file(), m.offset());
+      } catch (RuntimeException e) {
+        cause.addSuppressed(e);
+      }
+    }
+    for (int i = 0; i < bitmaps.size(); i++) {
+      UserfaultBitmap b = bitmaps.get(i);
+      BitSet before = setBefore.get(i);
+      for (long p = 0; p < b.pages(); p++) {
+        if (p > Integer.MAX_VALUE || !before.get((int) p)) {
+          b.clear(p);
+        }
+      }
+    }
+    userfault.supervise(vm, null);
   }
 
   /** Hints {@code gfns} (a previous run's {@link #demandOrder()}) to the source, in order, ahead of the background fill. */
@@ -190,7 +250,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.install(vm, gfn * PAGE, d);
+      synchronized (stripe(gfn)) {
+        userfault.install(vm, gfn * PAGE, d);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -204,7 +266,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.installZero(vm, gfn * PAGE);
+      synchronized (stripe(gfn)) {
+        userfault.installZero(vm, gfn * PAGE);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing zero GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -226,7 +290,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   @Override
   public void close() {
     source.close();
-    if (failure == null && !complete()) {
+    boolean complete;
+    try {
+      complete = complete();
+    } catch (GmemException e) {
+      complete = false; // the bitmaps went with the VM's memory (runtime closed first): nothing left to count
+    }
+    if (failure == null && !complete) {
       fail("page server closed");
     } else if (failure == null) {
       userfault.supervise(vm, null);
