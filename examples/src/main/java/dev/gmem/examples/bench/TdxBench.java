@@ -41,25 +41,24 @@ import org.openjdk.jmh.annotations.Warmup;
  * S-EPT/PAMT update, one 128-byte MRTD block) and 16 {@code TDH.MR.EXTEND}s (32 more blocks of
  * content plus 16 of headers). Baseline: SHA-384 of the same 4 KiB alone ({@code digest}: 32
  * blocks plus the padding block), the floor of any measured populate. The rule hashes 49 blocks
- * where the floor hashes 33, in one chain that cannot be split (each block needs the state the
- * previous one left), so the hashing alone is 49/33 = 1.485× the floor (measured here as one
- * 49-block update against {@code digest(4 KiB)}: 1.47–1.65×, min of batches, loaded host); the
- * target 1.5 leaves the rest of the path almost nothing. That rest includes allocating each page,
- * as KVM's populate does (the TD is fresh): on a nested host such as this project's, the kernel's
- * first-touch fault of a fresh page alone costs more than that.
+ * where the floor hashes 33, so the hashing alone is ~1.48× (the floor's {@code digest} costs the
+ * same per block as the running MRTD digest: it does no work beyond SHA-384 of the 4 KiB); the
+ * target 1.5 leaves the rest of the path almost nothing (~0.3 µs per page). That rest includes
+ * allocating each page, as KVM's populate does (the TD is fresh): on a nested host such as this
+ * project's, the kernel's first-touch fault of a fresh page alone costs more than that.
  *
- * <p><b>Threads.</b> With two or more CPUs and one to spare (the kernel's CPU pressure, PSI "some
- * avg10", below 10%) the hashing runs on the TDX plugin's measurement engine
- * (one thread, the blocks in order; the populating thread lays each page's blocks out from the
- * source, then goes on to allocate, copy and map the next page), and {@code populate} returns once
- * the engine has hashed its pages. The populate's time is then the longer of the two threads'
- * per-page work — the engine's 49 blocks — plus the hand-off, not their sum; the benchmark's
- * thread does not hash, so the comparison with the single-threaded floor is of wall time, two
- * CPUs against one. Best case measured on this (loaded) 2-CPU nested host: 1.6–1.8 pipelined against
- * 1.9–2.1 inline (min of 400 interleaved populates); the engine alone is already at the ~1.48 of the
- * arithmetic, so 1.5 is out of reach by any hand-off. On a contended host the engine is not used
- * (its preemptions mid-job made the populate several times slower than inline), nor after it
- * stalled once in a call: the ratio is then the inline one, ~1.9–2.0 here.
+ * <p><b>Why 1.5 is out of reach</b> (2-CPU nested host, loaded: min of 300–400 interleaved runs).
+ * One 49-block update against {@code digest(4 KiB)}: 1.47–1.65×, the arithmetic's 1.485 give or
+ * take noise; the rest of the path, a populate without measurement (PAGE.ADD's one block, the
+ * allocation and first-touch fault, the copy, S-EPT/PAMT, records): 3.1–4.2 µs per page against a
+ * floor of 8–11 µs, i.e. another 0.3–0.5×; the measured populate: 1.84–2.10×. The hashing is one
+ * SHA-384 chain (each block needs the state the previous one left), so it cannot be split, only
+ * moved: hashing on a second thread while the populating thread prepares the next page (the TDX
+ * module is modelled, so the same updates in the same order can run anywhere) was built and
+ * measured — best case 1.59–1.77× against 1.84–2.10× inline, but median 2.5–5× (its thread
+ * hashed at 20–25 µs a page where the same work inline takes ~14–20: the hand-off's cache traffic
+ * and a second CPU that, on this host, is not spare), so it was not kept. Even an ideal hand-off
+ * leaves that thread's own 49 blocks at ~1.48–1.5× the floor.
  *
  * <p><b>MapGPA of 5 MiB</b>, end to end: the guest's {@code TDG.VP.VMCALL<MapGPA>} to shared
  * through the software vCPU, the three {@code KVM_HC_MAP_GPA_RANGE} exits (2, 2, 1 MiB) each

@@ -163,19 +163,6 @@ public interface ArchHooks {
     return true;
   }
 
-  /**
-   * The populate call whose request {@link #validatePopulate} accepted has ended — after its last
-   * {@link #postPopulate}, also when it stopped early or failed — before the call returns.
-   * An arch that completes per-page work off the calling thread (TDX: MRTD's hashing on its
-   * measurement engine) finishes it here, so the call returns only once its pages are done. Must
-   * not throw. The default does nothing.
-   *
-   * @param gpa  the call's first guest physical address
-   * @param done pages the call populated
-   */
-  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
-  default void populateEnd(long gpa, long done) {}
-
   /** 0.1 form of the post-populate callback; called by the default {@link #postPopulate}, which also copies. */
   @Api(status = Api.Status.DEPRECATED, since = "0.2")
   @Deprecated(since = "0.2")

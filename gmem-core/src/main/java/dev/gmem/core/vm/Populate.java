@@ -45,16 +45,6 @@ final class Populate {
       throw GmemException.einval("populate gpa 0x" + Long.toHexString(gpa) + " is in no memslot");
     }
     arch.validatePopulate(gpa, npages, flags, source == null);
-    long done = 0; // a call that throws populated nothing: a later page's error returns the progress
-    try {
-      done = populate(gpa, source, npages, flags, binding, slot);
-      return done;
-    } finally {
-      arch.populateEnd(gpa, done);
-    }
-  }
-
-  private long populate(long gpa, ByteBuffer source, long npages, long flags, MemslotTable.Binding binding, Memslot slot) {
     if (!slot.file().isOpen()) {
       throw new GmemException(Errno.EFAULT, "the file of memslot " + slot.slot() + " was closed");
     }

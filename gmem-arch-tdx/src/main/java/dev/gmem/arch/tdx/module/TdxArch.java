@@ -45,12 +45,7 @@ import java.util.Set;
  *       OPERAND_BUSY is EBUSY, any other failure {@code KVM_BUG_ON} and EIO. Any guest access or
  *       guest call is EINVAL, also to a page already added, and so is a real vCPU's
  *       {@code KVM_RUN} ({@link #vcpuPreRun}): no vCPU of a TD runs before it is RUNNABLE
- *       ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source. In a
- *       measured populate of two or more pages the SHA-384 work runs on the provider's
- *       {@link MeasurementEngine} thread while this TD's populating thread adds the next page
- *       (everything else — SEAMCALL records, S-EPT/PAMT, the copy, the layout of the page's
- *       blocks from the source — stays on the populating thread, in order); {@link #populateEnd}
- *       waits for it, so the call returns with its pages in MRTD, as the SEAMCALLs would.
+ *       ({@code tdx_vcpu_pre_run}). The VMM reads the image it built from its source.
  *   <li><b>Finalize</b>: {@code KVM_TDX_FINALIZE_VM} → {@code TDH.MR.FINALIZE}; a second call, or a
  *       populate afterwards, is EINVAL.
  *   <li><b>Runtime fault</b> ({@link TdState#RUNNABLE}): {@code prepare} is {@code TDH.MEM.PAGE.AUG}:
@@ -73,8 +68,7 @@ final class TdxArch implements ArchHooks, TdxModule {
 
   private final ArchContext vm;
   private TdState state = TdState.INITIALIZED;
-  private final MeasurementEngine engine;
-  private Mrtd mrtd;
+  private Mrtd mrtd = new Mrtd();
   private final SecureEpt sept = new SecureEpt();
   private final Map<Seamcall, ArrayDeque<Long>> injected = new EnumMap<>(Seamcall.class);
   /** Failures queued in {@link #injected}: 0 on the hot path, which then skips the map. */
@@ -93,11 +87,8 @@ final class TdxArch implements ArchHooks, TdxModule {
   private boolean hugePages;
   private boolean enhancedDemote;
 
-  /** {@code engine}: where a multi-page measured populate hashes (see {@link Mrtd}), or null: inline. */
-  TdxArch(ArchContext vm, MeasurementEngine engine) {
+  TdxArch(ArchContext vm) {
     this.vm = vm;
-    this.engine = engine;
-    this.mrtd = new Mrtd(engine);
   }
 
   // ---- what a TD allows ----------------------------------------------------------------
@@ -150,15 +141,6 @@ final class TdxArch implements ArchHooks, TdxModule {
     if (!MapGpaCall.isPrivate(gpa) || !MapGpaCall.isPrivate(end - 1) || end <= gpa) {
       throw GmemException.einval(String.format("KVM_TDX_INIT_MEM_REGION gpa 0x%x + %d pages is not a private GPA range", gpa, npages));
     }
-    // One page gains nothing from the engine (its hand-off and wake-up cost what hiding saves).
-    mrtd.pipeline(npages > 1 && (flags & TdxAbi.MEASURE_MEMORY_REGION) != 0);
-  }
-
-  /** The call's pages are all in MRTD before it returns: the engine is drained. */
-  @Override
-  public synchronized void populateEnd(long gpa, long done) {
-    mrtd.drain();
-    mrtd.pipeline(false);
   }
 
   @Override
@@ -179,18 +161,18 @@ final class TdxArch implements ArchHooks, TdxModule {
       lastBuiltBlock = gpa >>> 21;
       builtAt4k.add(lastBuiltBlock);
     }
-    // The page as the TD sees it: the source's bytes where there is one (a heap copy is the
-    // cheaper read), else what is in place.
-    ByteBuffer contents = source != null ? source : target;
-    int at = source != null ? source.position() : 0;
-    if ((flags & TdxAbi.MEASURE_MEMORY_REGION) == 0) {
-      mrtd.addPage(gpa, contents, at, false);
-    } else if (injectedCount == 0) {
-      log.addRun(Seamcall.TDH_MR_EXTEND, gpa, Mrtd.CHUNK, CHUNKS);
-      mrtd.addPage(gpa, contents, at, true);
-    } else {
-      mrtd.pageAdd(gpa);
-      extendChunkByChunk(gpa, contents, at);
+    mrtd.pageAdd(gpa);
+    if ((flags & TdxAbi.MEASURE_MEMORY_REGION) != 0) {
+      // The page as the TD sees it: the source's bytes where there is one (a heap copy is the
+      // cheaper read), else what is in place.
+      ByteBuffer contents = source != null ? source : target;
+      int at = source != null ? source.position() : 0;
+      if (injectedCount == 0) {
+        log.addRun(Seamcall.TDH_MR_EXTEND, gpa, Mrtd.CHUNK, CHUNKS);
+        mrtd.extendPage(gpa, contents, at);
+      } else {
+        extendChunkByChunk(gpa, contents, at);
+      }
     }
     return true;
   }
@@ -456,7 +438,7 @@ final class TdxArch implements ArchHooks, TdxModule {
           throw GmemException.einval("the destination TD was already built");
         }
         state = s.state;
-        mrtd = s.mrtd.copy(engine);
+        mrtd = s.mrtd.copy();
         sept.takeFrom(s.sept);
         builtAt4k.addAll(s.builtAt4k);
         acceptedAt4k.addAll(s.acceptedAt4k);

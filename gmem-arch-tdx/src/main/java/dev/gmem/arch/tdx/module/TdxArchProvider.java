@@ -19,13 +19,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class TdxArchProvider implements ArchProvider {
   public static final String ID = "tdx";
 
-  /**
-   * The TDs' shared measurement engine (a daemon thread while there is work, none when idle), on
-   * two or more CPUs only, and used while the host has one to spare ({@link CpuPressure}): without,
-   * it would take the populating thread's CPU, not a spare one.
-   */
-  private final MeasurementEngine engine = Runtime.getRuntime().availableProcessors() > 1 ? new MeasurementEngine(new CpuPressure()) : null;
-
   @Override
   public String id() {
     return ID;
@@ -45,13 +38,13 @@ public final class TdxArchProvider implements ArchProvider {
 
   @Override
   public ArchHooks create(VmType type, HostMemory host, ArchContext vm) {
-    return new TdxArch(vm, engine);
+    return new TdxArch(vm);
   }
 
   /** Without a VM context (0.1 callers): leaks and death are kept by the TD alone. */
   @Override
   public ArchHooks create(VmType type, HostMemory host) {
-    return new TdxArch(new LocalContext(type), engine);
+    return new TdxArch(new LocalContext(type));
   }
 
   private static final class LocalContext implements ArchContext {

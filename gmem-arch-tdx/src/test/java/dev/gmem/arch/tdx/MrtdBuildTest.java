@@ -15,12 +15,12 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
 /**
- * MRTD when the hashing runs on the measurement engine beside the populate (a measured populate
- * of several pages): the TDX module's rule written out in {@link MrtdKnownAnswerTest}, for images
- * longer than the engine's ring, for a populate that stops early, and for two TDs of one runtime
- * (one engine) built at the same time; and the source is free for reuse once populate returns.
+ * MRTD of whole builds against the TDX module's rule written out in {@link MrtdKnownAnswerTest}:
+ * a long image in one call (the source free for reuse once populate returns), a populate that
+ * stops early (exactly its pages measured), and two TDs of one runtime built at the same time
+ * from two threads (each its own MRTD).
  */
-class MeasurementPipelineTest {
+class MrtdBuildTest {
   private static final int PAGE = (int) Td.PAGE;
 
   private static byte[] image(int pages, long seed) {
@@ -45,7 +45,7 @@ class MeasurementPipelineTest {
 
   @Test
   void aLongImageMatchesTheRuleAndItsSourceIsFreeOnceCalled() throws Exception {
-    byte[] img = image(48, 11); // three times the engine's ring
+    byte[] img = image(48, 11);
     byte[] want = expected(Td.BASE, img);
     try (Td td = new Td(64 * PAGE)) {
       assertEquals(48, td.vm.populate(Td.BASE, ByteBuffer.wrap(img), 48, TdxAbi.MEASURE_MEMORY_REGION));
