@@ -209,6 +209,7 @@ public final class GuestMemoryImpl implements GuestMemory {
       long at = base;
       for (Piece p : pieces) {
         if (write) {
+          populate(p);
           IO.copyMemory(at, p.address(), p.length());
         } else {
           IO.copyMemory(p.address(), at, p.length());
@@ -219,6 +220,27 @@ public final class GuestMemoryImpl implements GuestMemory {
       unlock(locked);
     }
     buf.position(buf.position() + length);
+  }
+
+  /** Whole pages a bulk write populates first: below this the page faults cost less than the call. */
+  private static final long POPULATE_MIN = 16 * PAGE;
+
+  /**
+   * Before a bulk write of whole pages (a migration's run): MADV_POPULATE_WRITE of the window's
+   * range, so the kernel allocates them in one call instead of one trap per 4 KiB page. Every
+   * page was checked as one the host may fault, under the locks we hold: the same pages the
+   * copy would fault. A failure only leaves the faults to the copy.
+   */
+  private static void populate(Piece p) {
+    long from = (p.address() + PAGE - 1) & -PAGE;
+    long to = (p.address() + p.length()) & -PAGE;
+    if (to - from >= POPULATE_MIN) {
+      try {
+        p.inode().sys().madvise(from, to - from, Sys.MADV_POPULATE_WRITE);
+      } catch (GmemException e) {
+        // the copy faults them in one by one
+      }
+    }
   }
 
   /** What a scalar access does with the 8-byte-or-smaller view of its bytes. */

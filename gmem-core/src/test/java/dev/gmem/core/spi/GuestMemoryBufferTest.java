@@ -101,4 +101,38 @@ class GuestMemoryBufferTest {
       }
     }
   }
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aBulkWritePopulatesItsWholePagesAndLeavesTheRestAlone(String backend) throws Exception {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.SW_PROTECTED);
+      GuestMemFile f = vm.createGuestMemFile(64L * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, 64L * PAGE, f, 0);
+      GuestMemory mem = vm.guestMemory();
+      // unaligned at both ends: 40 whole pages populated in one call, the partial ones by the copy
+      long at = 3L * PAGE + 100;
+      byte[] data = pattern(41 * PAGE, 7);
+      ByteBuffer src = ByteBuffer.allocateDirect(data.length);
+      src.put(0, data);
+      mem.write(at, src);
+      byte[] back = new byte[data.length];
+      mem.read(at, back, 0, back.length);
+      assertArrayEquals(data, back);
+      byte[] edge = new byte[100];
+      mem.read(3L * PAGE, edge, 0, 100);
+      assertArrayEquals(new byte[100], edge, "the bytes before the write stay zero");
+      byte[] tail = new byte[PAGE - 100];
+      mem.read(at + data.length, tail, 0, tail.length);
+      assertArrayEquals(new byte[tail.length], tail, "and those after it");
+
+      f.setShareability(50L * PAGE, PAGE, Shareability.PRIVATE);
+      ByteBuffer over = ByteBuffer.allocateDirect(20 * PAGE);
+      over.put(0, pattern(20 * PAGE, 3));
+      expect(Errno.EFAULT, () -> mem.write(40L * PAGE, over));
+      byte[] kept = new byte[PAGE];
+      mem.read(40L * PAGE, kept, 0, PAGE);
+      assertArrayEquals(Arrays.copyOfRange(data, (int) (40L * PAGE - at), (int) (41L * PAGE - at)), kept,
+          "a bulk write over a private page changes nothing");
+    }
+  }
 }
