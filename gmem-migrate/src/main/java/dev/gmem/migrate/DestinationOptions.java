@@ -11,8 +11,13 @@ import java.time.Duration;
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public record DestinationOptions(Duration recoveryTimeout, Duration faultDeadline) {
   public DestinationOptions {
-    if (recoveryTimeout.isNegative() || faultDeadline.isNegative() || faultDeadline.isZero()) {
-      throw new IllegalArgumentException("bad options");
+    java.util.Objects.requireNonNull(recoveryTimeout, "recoveryTimeout");
+    java.util.Objects.requireNonNull(faultDeadline, "faultDeadline");
+    if (recoveryTimeout.isNegative()) {
+      throw new IllegalArgumentException("recoveryTimeout must not be negative: " + recoveryTimeout);
+    }
+    if (faultDeadline.isNegative() || faultDeadline.isZero()) {
+      throw new IllegalArgumentException("faultDeadline must be positive: " + faultDeadline);
     }
   }
 

@@ -75,6 +75,8 @@ public final class MigrationDestination implements AutoCloseable {
   private Thread acceptor;
   private volatile boolean closed;
   private volatile String lastCause;
+  /** Recovery watchdogs asleep: close() wakes them, so none outlives the destination by a recovery timeout. */
+  private final java.util.Set<Thread> watchdogs = ConcurrentHashMap.newKeySet();
 
   private MigrationDestination(GmemRuntime rt, ServerSocketChannel listener, DestinationOptions options) {
     this.rt = rt;
@@ -113,6 +115,7 @@ public final class MigrationDestination implements AutoCloseable {
       Frames f = new Frames(ch);
       Frames.Hello hello;
       byte[] bytes;
+      AnswerDeadline silent = AnswerDeadline.closeAfter(f, Math.max(1000, options.recoveryTimeout().toMillis()));
       try {
         hello = f.readHello();
         if (hello.kind() != Wire.KIND_MAIN) {
@@ -124,9 +127,13 @@ public final class MigrationDestination implements AutoCloseable {
           throw new Frames.ProtocolException("expected a handshake");
         }
         bytes = f.readBytes(f.readInt());
+        if (!silent.cancel()) {
+          throw new IOException("no handshake in time");
+        }
       } catch (IOException e) {
+        silent.cancel();
         f.close();
-        continue; // not a migration peer: keep listening
+        continue; // not a migration peer, or a silent one: keep listening
       }
       long t0 = System.nanoTime();
       started = t0;
@@ -141,6 +148,10 @@ public final class MigrationDestination implements AutoCloseable {
         f.refuse(Errno.EINVAL.code(), "malformed handshake: " + e.getMessage());
         f.close();
         throw GmemException.einval("malformed handshake from the source: " + e.getMessage());
+      } catch (RuntimeException e) {
+        f.refuse(Errno.EINVAL.code(), "the handshake could not be honoured: " + e);
+        f.close();
+        throw e;
       }
       session = new SecureRandom().nextLong();
       f.accept(session);
@@ -166,6 +177,7 @@ public final class MigrationDestination implements AutoCloseable {
     }
     Userfault uf = rt.feature(Userfault.class)
         .orElseThrow(() -> new GmemException(Errno.EOPNOTSUPP, "the destination's userfault feature is off: post-copy needs it"));
+    HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
     try {
@@ -309,6 +321,7 @@ public final class MigrationDestination implements AutoCloseable {
     if (!done.isDone()) {
       done.completeExceptionally(new GmemException(Errno.EIO, "the destination was closed before the migration completed"));
     }
+    watchdogs.forEach(Thread::interrupt);
     if (pages != null) {
       pages.close();
     }
@@ -342,7 +355,12 @@ public final class MigrationDestination implements AutoCloseable {
       return;
     }
     try {
+      // A connection that never says hello would hold this thread for ever (one per connection).
+      AnswerDeadline silent = AnswerDeadline.closeAfter(f, Math.max(1000, options.recoveryTimeout().toMillis()));
       Frames.Hello hello = f.readHello();
+      if (!silent.cancel()) {
+        throw new IOException("no hello in time");
+      }
       if (hello.session() != session) {
         f.refuse(Errno.EINVAL.code(), "unknown migration session");
         f.close();
@@ -460,6 +478,8 @@ public final class MigrationDestination implements AutoCloseable {
         Thread.sleep(options.recoveryTimeout().toMillis());
       } catch (InterruptedException e) {
         return;
+      } finally {
+        watchdogs.remove(Thread.currentThread());
       }
       synchronized (this) {
         if (link != null || downCount.get() != generation || done.isDone()) {
@@ -469,6 +489,11 @@ public final class MigrationDestination implements AutoCloseable {
       giveUp("the migration source was lost (" + cause + ") and did not reconnect within " + options.recoveryTimeout());
     }, "gmem-migrate-recovery-watchdog");
     watchdog.setDaemon(true);
+    watchdogs.add(watchdog);
+    if (closed) {
+      watchdogs.remove(watchdog);
+      return;
+    }
     watchdog.start();
   }
 

@@ -139,7 +139,7 @@ public final class MigrationSource implements AutoCloseable {
     try {
       main.hello(Wire.KIND_MAIN, 0);
       main.handshake(handshake.encode());
-      byte type = main.readType();
+      byte type = AnswerDeadline.readType(main, answerMillis(), "the handshake");
       if (type == Wire.REFUSE) {
         int errno = main.readInt();
         String why = main.readUtf(main.readInt());
@@ -162,6 +162,15 @@ public final class MigrationSource implements AutoCloseable {
       main.close();
       throw e;
     }
+  }
+
+  /**
+   * How long the destination may take to answer a handshake or a resume: a listener that accepts
+   * the connection and never speaks (not gmem, or a frozen process) fails the call instead of
+   * hanging it.
+   */
+  private long answerMillis() {
+    return Math.max(options.connectTimeout().toMillis(), options.recoveryTimeout().toMillis());
   }
 
   private void open(SourceLink l) {
@@ -269,14 +278,18 @@ public final class MigrationSource implements AutoCloseable {
     }
   }
 
-  static long[] readGfns(Frames f) throws IOException {
+  /** A MISSING list: at most every page of the VM, each in a memslot (a peer's count never sizes an allocation past that). */
+  long[] readGfns(Frames f) throws IOException {
     int n = f.readInt();
-    if (n < 0 || n > 1 << 28) {
-      throw new Frames.ProtocolException("bad page count " + n);
+    if (n < 0 || n > map.total()) {
+      throw new Frames.ProtocolException("MISSING with " + n + " pages, the VM has " + map.total());
     }
     long[] g = new long[n];
     for (int i = 0; i < n; i++) {
       g[i] = f.readLong();
+      if (map.index(g[i]) < 0) {
+        throw new Frames.ProtocolException("MISSING names GFN 0x" + Long.toHexString(g[i]) + ", which lies in no memslot");
+      }
     }
     return g;
   }
@@ -310,7 +323,7 @@ public final class MigrationSource implements AutoCloseable {
       try {
         main = Frames.connect(host, port, timeout);
         main.hello(Wire.KIND_RESUME, session);
-        byte type = main.readType();
+        byte type = AnswerDeadline.readType(main, answerMillis(), "the resume hello");
         if (type == Wire.COMPLETE) {
           main.close();
           finish(); // the acknowledgement was sent before the link broke

@@ -13,9 +13,17 @@ import java.util.List;
 public record SourceOptions(List<Long> workingSet, Duration recoveryTimeout, Duration connectTimeout, long maxStreamBytesPerSecond,
     boolean background) {
   public SourceOptions {
-    workingSet = List.copyOf(workingSet);
-    if (recoveryTimeout.isNegative() || connectTimeout.isNegative() || connectTimeout.isZero() || maxStreamBytesPerSecond < 0) {
-      throw new IllegalArgumentException("bad options");
+    workingSet = List.copyOf(java.util.Objects.requireNonNull(workingSet, "workingSet"));
+    java.util.Objects.requireNonNull(recoveryTimeout, "recoveryTimeout");
+    java.util.Objects.requireNonNull(connectTimeout, "connectTimeout");
+    if (recoveryTimeout.isNegative()) {
+      throw new IllegalArgumentException("recoveryTimeout must not be negative: " + recoveryTimeout);
+    }
+    if (connectTimeout.isNegative() || connectTimeout.isZero() || connectTimeout.toMillis() > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("connectTimeout must be positive and below 2^31 ms: " + connectTimeout);
+    }
+    if (maxStreamBytesPerSecond < 0) {
+      throw new IllegalArgumentException("maxStreamBytesPerSecond must not be negative (0: no cap): " + maxStreamBytesPerSecond);
     }
   }
 

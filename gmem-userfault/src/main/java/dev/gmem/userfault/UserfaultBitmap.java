@@ -1,6 +1,8 @@
 package dev.gmem.userfault;
 
 import dev.gmem.api.Api;
+import dev.gmem.api.Errno;
+import dev.gmem.api.GmemException;
 import dev.gmem.api.spi.HostMemory;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -62,17 +64,30 @@ public final class UserfaultBitmap implements AutoCloseable {
     return pages;
   }
 
-  /** The memfd holding the bitmap, to map in another process (the bitmap's own fd: do not close it). */
+  /** The memfd holding the bitmap, to map in another process (the bitmap's own fd: do not close it). EBADF once closed. */
   public int fd() {
+    checkOpen();
     return file.fd();
   }
 
-  /** The bitmap's address in this process ({@code userfault_bitmap}). */
+  /** The bitmap's address in this process ({@code userfault_bitmap}). EBADF once closed. */
   public long address() {
+    checkOpen();
     return mapping.address();
   }
 
+  /**
+   * A closed bitmap's memory is unmapped: reading it would be a SIGSEGV, or garbage from HotSpot's
+   * unsafe access, so every use after close (its slot or runtime gone) is EBADF instead.
+   */
+  private void checkOpen() {
+    if (!open) {
+      throw new GmemException(Errno.EBADF, "the userfault bitmap was closed (its memslot or runtime is gone)");
+    }
+  }
+
   private void check(long page) {
+    checkOpen();
     if (page < 0 || page >= pages) {
       throw new IndexOutOfBoundsException("page " + page + " outside a bitmap of " + pages + " pages");
     }
@@ -90,8 +105,12 @@ public final class UserfaultBitmap implements AutoCloseable {
     WORDS.getAndBitwiseOrRelease(words, (int) ((page >>> 6) << 3), 1L << page);
   }
 
-  /** Sets the bits of pages {@code [from, to)}. */
+  /** Sets the bits of pages {@code [from, to)}; a range not inside the bitmap sets nothing (IndexOutOfBoundsException). */
   public void setRange(long from, long to) {
+    checkOpen();
+    if (from < 0 || from > to || to > pages) {
+      throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
+    }
     for (long p = from; p < to; p++) {
       set(p);
     }
@@ -121,6 +140,7 @@ public final class UserfaultBitmap implements AutoCloseable {
 
   /** Pages whose bit is set now. */
   public long countSet() {
+    checkOpen();
     long n = 0;
     for (long w = 0; w < (pages + 63) >>> 6; w++) {
       n += Long.bitCount((long) WORDS.getAcquire(words, (int) (w << 3)));
@@ -140,14 +160,19 @@ public final class UserfaultBitmap implements AutoCloseable {
     try {
       lock.lock();
       try {
-        while (isSet(page)) {
+        while (true) {
+          if (!open) {
+            return false; // closed under the waiter: its memory is gone, the page cannot arrive
+          }
+          if (!isSet(page)) {
+            return true;
+          }
           long left = deadlineNanos - System.nanoTime();
-          if (left <= 0 || !open || abort.getAsBoolean()) {
+          if (left <= 0 || abort.getAsBoolean()) {
             return false;
           }
           cleared.awaitNanos(Math.min(left, POLL_NANOS));
         }
-        return true;
       } finally {
         lock.unlock();
       }
@@ -174,9 +199,15 @@ public final class UserfaultBitmap implements AutoCloseable {
   public void close() {
     if (open) {
       open = false;
-      wakeAll();
-      mapping.close();
-      file.close();
+      // Waiters check open under the lock before they read a bit: take it before unmapping.
+      lock.lock();
+      try {
+        cleared.signalAll();
+        mapping.close();
+        file.close();
+      } finally {
+        lock.unlock();
+      }
     }
   }
 }

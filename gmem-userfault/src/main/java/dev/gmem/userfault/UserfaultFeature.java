@@ -41,6 +41,8 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   private final Map<SlotKey, UserfaultBitmap> handedToKernel = new ConcurrentHashMap<>();
   /** Every registration, for host faults by inode page; replaced whole on change. */
   private volatile Registration[] all = new Registration[0];
+  /** Serialises {@link #publish}es, so a slower one never brings back a registration removed meanwhile. */
+  private final Object published = new Object();
   private final Map<Vm, Supervisor> supervisors = new ConcurrentHashMap<>();
   /** Per thread: the page its last vCPU access exited on, and when (for the latency of the resolution). */
   private final ThreadLocal<long[]> exitedOn = ThreadLocal.withInitial(() -> new long[] {-1, 0});
@@ -195,7 +197,31 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   }
 
   private void publish() {
-    all = bySlot.values().toArray(Registration[]::new);
+    synchronized (published) {
+      all = bySlot.values().toArray(Registration[]::new);
+    }
+  }
+
+  /**
+   * The inode's last reference went: no memslot binds it any more (a slot holds a reference) and no
+   * access can reach its pages again, so the bitmaps of the slots that bound it — in VMs since
+   * closed, or slots since deleted — can go. Until then they stay: a page that never arrived must
+   * not read as the fresh file's zeros through a mapping that outlived its VM.
+   */
+  @Override
+  public void inodeEvicted(long ino, long flags) {
+    List<Registration> gone = new ArrayList<>();
+    bySlot.entrySet().removeIf(e -> {
+      if (e.getValue().ino == ino) {
+        gone.add(e.getValue());
+        return true;
+      }
+      return false;
+    });
+    if (!gone.isEmpty()) {
+      publish();
+      gone.forEach(r -> r.bitmap.close());
+    }
   }
 
   private Registration byGpa(Vm vm, long gpa) {
@@ -209,6 +235,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
 
   @Override
   public void install(Vm vm, long gpa, ByteBuffer page) {
+    aligned(gpa);
     if (page.remaining() < PAGE) {
       throw GmemException.einval("a page is 4096 bytes, got " + page.remaining());
     }
@@ -224,6 +251,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       throw GmemException.einval("a run is whole 4096-byte pages, got " + len + " bytes");
     }
     int count = (int) (len / PAGE);
+    aligned(gpa);
     Registration r = byGpa(vm, gpa);
     if (r == null || (gpa - r.gpa) % PAGE != 0 || (gpa - r.gpa) / PAGE + count > r.pages) {
       throw GmemException.einval("the run of " + count + " pages at GPA 0x" + Long.toHexString(gpa) + " is covered by no single userfault bitmap");
@@ -265,6 +293,13 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     return installed;
   }
 
+  /** UFFDIO_COPY's rule: a page goes in at a page-aligned address (EINVAL otherwise, nothing installed). */
+  private static void aligned(long gpa) {
+    if ((gpa & (PAGE - 1)) != 0) {
+      throw GmemException.einval("GPA 0x" + Long.toHexString(gpa) + " is not page aligned");
+    }
+  }
+
   /** One page of a run that is not all shared: as {@link #fill} writes it, the bit left to the caller. */
   private static void installOne(Vm vm, Registration r, long page, byte[] data, int off) {
     long at = r.gpa + page * PAGE;
@@ -280,6 +315,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
 
   @Override
   public void installZero(Vm vm, long gpa) {
+    aligned(gpa);
     fill(vm, gpa, new byte[(int) PAGE]);
   }
 

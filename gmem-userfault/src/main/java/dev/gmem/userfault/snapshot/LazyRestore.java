@@ -46,37 +46,52 @@ public final class LazyRestore implements AutoCloseable {
   public static LazyRestore start(GmemRuntime rt, Snapshot snapshot, boolean prefetch, boolean background) throws IOException {
     Userfault uf = rt.feature(Userfault.class).orElseThrow(() -> new IllegalStateException("the userfault feature is off"));
     Vm vm = rt.createVm(snapshot.type());
+    PageServer server = null;
+    SnapshotPageSource source = null;
     List<GuestMemFile> files = new ArrayList<>();
-    for (Snapshot.FileMeta f : snapshot.files()) {
-      GuestMemFile file = vm.createGuestMemFile(f.size(), f.flags());
-      for (ShareabilityRange r : f.shareability()) {
-        if (!java.util.Optional.of(r.shareability()).equals(file.shareability(r.start() * Snapshot.PAGE, (r.end() - r.start()) * Snapshot.PAGE))) {
-          file.setShareability(r.start() * Snapshot.PAGE, (r.end() - r.start()) * Snapshot.PAGE, r.shareability());
+    try {
+      for (Snapshot.FileMeta f : snapshot.files()) {
+        GuestMemFile file = vm.createGuestMemFile(f.size(), f.flags());
+        for (ShareabilityRange r : f.shareability()) {
+          if (!java.util.Optional.of(r.shareability()).equals(file.shareability(r.start() * Snapshot.PAGE, (r.end() - r.start()) * Snapshot.PAGE))) {
+            file.setShareability(r.start() * Snapshot.PAGE, (r.end() - r.start()) * Snapshot.PAGE, r.shareability());
+          }
+        }
+        files.add(file);
+      }
+      Set<Long> walked = KernelWalkedPages.of(snapshot);
+      List<Memslot> lazy = new ArrayList<>();
+      for (Snapshot.SlotMeta s : snapshot.slots()) {
+        boolean eager = walked.stream().anyMatch(gfn -> Long.compareUnsigned(gfn * Snapshot.PAGE - s.gpa(), s.size()) < 0);
+        int flags = eager ? s.flags() & ~Userfault.MEM_USERFAULT : s.flags() | Userfault.MEM_USERFAULT;
+        Memslot m = vm.setMemoryRegion(s.slot(), flags, s.gpa(), s.size(), files.get(s.file()), s.offset());
+        if (eager) {
+          snapshot.copyInto(vm, s, files.get(s.file()));
+        } else {
+          lazy.add(m);
         }
       }
-      files.add(file);
-    }
-    Set<Long> walked = KernelWalkedPages.of(snapshot);
-    List<Memslot> lazy = new ArrayList<>();
-    for (Snapshot.SlotMeta s : snapshot.slots()) {
-      boolean eager = walked.stream().anyMatch(gfn -> Long.compareUnsigned(gfn * Snapshot.PAGE - s.gpa(), s.size()) < 0);
-      int flags = eager ? s.flags() & ~Userfault.MEM_USERFAULT : s.flags() | Userfault.MEM_USERFAULT;
-      Memslot m = vm.setMemoryRegion(s.slot(), flags, s.gpa(), s.size(), files.get(s.file()), s.offset());
-      if (eager) {
-        snapshot.copyInto(vm, s, files.get(s.file()));
-      } else {
-        lazy.add(m);
+      List<Long> ws = prefetch ? snapshot.workingSet() : List.of();
+      source = new SnapshotPageSource(snapshot);
+      source.background(background);
+      server = PageServer.start(uf, vm, source, lazy);
+      server.prefetch(ws);
+      Vcpu vcpu = vm.createVcpu(0);
+      vcpu.setSpecialRegisters(snapshot.specialRegisters());
+      vcpu.setRegisters(snapshot.registers());
+      return new LazyRestore(snapshot, vm, vcpu, server, files);
+    } catch (IOException | RuntimeException e) {
+      // A snapshot this runtime cannot honour (flags it lacks, a corrupt page of an eager slot)
+      // leaves nothing behind: no VM, no page source thread.
+      if (server != null) {
+        server.close();
+      } else if (source != null) {
+        source.close();
       }
+      vm.close();
+      files.forEach(GuestMemFile::close);
+      throw e;
     }
-    SnapshotPageSource source = new SnapshotPageSource(snapshot);
-    source.background(background);
-    List<Long> ws = prefetch ? snapshot.workingSet() : List.of();
-    PageServer server = PageServer.start(uf, vm, source, lazy);
-    server.prefetch(ws);
-    Vcpu vcpu = vm.createVcpu(0);
-    vcpu.setSpecialRegisters(snapshot.specialRegisters());
-    vcpu.setRegisters(snapshot.registers());
-    return new LazyRestore(snapshot, vm, vcpu, server, files);
   }
 
   public Vm vm() {

@@ -38,7 +38,10 @@ import java.util.List;
 public final class Snapshot {
   static final long PAGE = 4096;
   private static final int MAGIC = 0x676d656d; // "gmem"
-  private static final int VERSION = 1;
+  /** 2: {@code memory.crc} holds a CRC32C per page (1 had none: corruption at rest went undetected). */
+  private static final int VERSION = 2;
+  /** CRC32C of a page of zeros: what {@code memory.crc} holds for a known-zero page. */
+  static final int ZERO_CRC = crcOf(new byte[(int) PAGE], 0);
 
   /** A file of the snapshot: its flags, size and shareability runs. */
   public record FileMeta(long flags, long size, List<ShareabilityRange> shareability) {}
@@ -52,6 +55,7 @@ public final class Snapshot {
   private final List<SlotMeta> slots;
   private final Registers registers;
   private final SpecialRegisters specialRegisters;
+  private volatile int[] checksums;
 
   private Snapshot(Path dir, VmType type, List<FileMeta> files, List<SlotMeta> slots, Registers r, SpecialRegisters s) {
     this.dir = dir;
@@ -121,6 +125,14 @@ public final class Snapshot {
     SpecialRegisters sregs = vcpu.specialRegisters();
     BitSet zero = new BitSet();
     long maxGfn = 0;
+    for (SlotMeta s : slotMetas) {
+      if ((s.gpa() + s.size()) / PAGE > Integer.MAX_VALUE) {
+        throw new GmemException(Errno.EOVERFLOW, "snapshot: memslot " + s.slot() + " ends at GPA 0x" + Long.toHexString(s.gpa() + s.size())
+            + ", beyond the 8 TiB a snapshot's page numbering covers");
+      }
+    }
+    java.io.ByteArrayOutputStream sums = new java.io.ByteArrayOutputStream();
+    DataOutputStream crcOut = new DataOutputStream(sums);
     try (FileChannel img = FileChannel.open(dir.resolve("memory.img"), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING)) {
       byte[] page = new byte[(int) PAGE];
@@ -128,6 +140,7 @@ public final class Snapshot {
         for (long p = 0; p < s.size() / PAGE; p++) {
           long gpa = s.gpa() + p * PAGE;
           readPage(vm, fileList.get(s.file()), s.offset() + p * PAGE, gpa, page);
+          crcOut.writeInt(crcOf(page, 0));
           if (isZero(page)) {
             zero.set(Math.toIntExact(gpa / PAGE));
           } else {
@@ -141,6 +154,7 @@ public final class Snapshot {
       }
     }
     Files.write(dir.resolve("zero.bits"), zero.toByteArray());
+    Files.write(dir.resolve("memory.crc"), sums.toByteArray());
     try (DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(dir.resolve("vm.meta"))))) {
       out.writeInt(MAGIC);
       out.writeInt(VERSION);
@@ -204,6 +218,12 @@ public final class Snapshot {
     }
   }
 
+  static int crcOf(byte[] b, int off) {
+    java.util.zip.CRC32C c = new java.util.zip.CRC32C();
+    c.update(b, off, (int) PAGE);
+    return (int) c.getValue();
+  }
+
   private static boolean isZero(byte[] page) {
     for (byte b : page) {
       if (b != 0) {
@@ -213,8 +233,77 @@ public final class Snapshot {
     return true;
   }
 
-  /** Reads the snapshot in {@code dir}. EINVAL for something that is not one. */
+  /**
+   * Reads the snapshot in {@code dir}. EINVAL for something that is not one, or not whole: a
+   * truncated or inconsistent {@code vm.meta}, a {@code memory.img} shorter than the memslots span,
+   * checksums missing or of the wrong length. (Page content corrupted at rest is found by its
+   * checksum when the page is served: the restore then fails, never installing it.)
+   */
   public static Snapshot read(Path dir) throws IOException {
+    Snapshot snap;
+    try {
+      snap = readMeta(dir);
+    } catch (java.io.EOFException e) {
+      throw GmemException.einval(dir + ": vm.meta is truncated");
+    } catch (IllegalArgumentException e) {
+      throw GmemException.einval(dir + ": vm.meta is corrupt: " + e.getMessage());
+    }
+    long span = 0;
+    for (SlotMeta s : snap.slots) {
+      if (s.file() < 0 || s.file() >= snap.files.size() || s.size() <= 0 || s.size() % PAGE != 0 || s.gpa() < 0 || s.gpa() % PAGE != 0
+          || s.offset() < 0 || s.offset() % PAGE != 0 || s.offset() + s.size() > snap.files.get(s.file()).size()
+          || (s.gpa() + s.size()) / PAGE > Integer.MAX_VALUE) {
+        throw GmemException.einval(dir + ": vm.meta is corrupt: memslot " + s);
+      }
+      span = Math.max(span, s.gpa() + s.size());
+    }
+    for (FileMeta f : snap.files) {
+      if (f.size() <= 0 || f.size() % PAGE != 0) {
+        throw GmemException.einval(dir + ": vm.meta is corrupt: file of " + f.size() + " bytes");
+      }
+    }
+    long image = Files.size(dir.resolve("memory.img"));
+    if (image < span) {
+      throw GmemException.einval(dir + ": memory.img is truncated: " + image + " bytes, the memslots span " + span);
+    }
+    snap.checksums();
+    return snap;
+  }
+
+  /** The per-page checksums ({@code memory.crc}, slot order), loaded once. EINVAL when missing or of the wrong length. */
+  int[] checksums() throws IOException {
+    int[] c = checksums;
+    if (c == null) {
+      Path p = dir.resolve("memory.crc");
+      if (!Files.exists(p)) {
+        throw GmemException.einval(dir + ": no memory.crc: not a whole snapshot of version " + VERSION);
+      }
+      long pages = pages();
+      if (Files.size(p) != pages * 4) {
+        throw GmemException.einval(dir + ": memory.crc holds " + Files.size(p) / 4 + " checksums for " + pages + " pages");
+      }
+      java.nio.IntBuffer b = ByteBuffer.wrap(Files.readAllBytes(p)).asIntBuffer();
+      c = new int[b.remaining()];
+      b.get(c);
+      checksums = c;
+    }
+    return c;
+  }
+
+  /** The stored checksum of page {@code gfn} ({@link #checksums} loaded first). */
+  int crc32c(long gfn) {
+    long at = 0;
+    for (SlotMeta s : slots) {
+      long first = s.gpa() / PAGE;
+      if (Long.compareUnsigned(gfn - first, s.size() / PAGE) < 0) {
+        return checksums[(int) (at + gfn - first)];
+      }
+      at += s.size() / PAGE;
+    }
+    throw corrupt("GFN 0x" + Long.toHexString(gfn) + " lies in no memslot of the snapshot");
+  }
+
+  private static Snapshot readMeta(Path dir) throws IOException {
     try (DataInputStream in = new DataInputStream(new BufferedInputStream(Files.newInputStream(dir.resolve("vm.meta"))))) {
       if (in.readInt() != MAGIC || in.readInt() != VERSION) {
         throw GmemException.einval(dir + " holds no gmem snapshot of version " + VERSION);
@@ -249,6 +338,7 @@ public final class Snapshot {
    * left as they are: a fresh file reads zero there.
    */
   void copyInto(Vm vm, SlotMeta s, GuestMemFile file) throws IOException {
+    checksums();
     BitSet zero = zeroPages();
     int chunk = 256 * (int) PAGE;
     ByteBuffer b = ByteBuffer.allocate(chunk);
@@ -256,12 +346,18 @@ public final class Snapshot {
       for (long off = 0; off < s.size(); off += chunk) {
         int len = (int) Math.min(chunk, s.size() - off);
         b.clear().limit(len);
-        while (b.hasRemaining() && img.read(b, s.gpa() + off + b.position()) > 0) {
-          // positional reads until the chunk is full or the image ends (holes read zero)
+        while (b.hasRemaining()) {
+          if (img.read(b, s.gpa() + off + b.position()) < 0) {
+            throw corrupt("memory.img ends inside memslot " + s.slot()); // never the last chunk's bytes or zeros instead
+          }
         }
         for (int p = 0; p < len; p += (int) PAGE) {
           long gfn = (s.gpa() + off + p) / PAGE;
-          if (gfn >= Integer.MAX_VALUE || !zero.get((int) gfn)) {
+          boolean isZero = gfn < Integer.MAX_VALUE && zero.get((int) gfn);
+          if (crc32c(gfn) != (isZero ? ZERO_CRC : crcOf(b.array(), p))) {
+            throw corrupt("GFN 0x" + Long.toHexString(gfn) + " does not match its checksum: memory.img or zero.bits changed on disk");
+          }
+          if (!isZero) {
             writePage(vm, file, s.offset() + off + p, s.gpa() + off + p, b.array(), p);
           }
         }
@@ -283,7 +379,11 @@ public final class Snapshot {
     List<Long> out = new ArrayList<>();
     for (String line : Files.readAllLines(p)) {
       if (!line.isBlank()) {
-        out.add(Long.parseLong(line.trim(), 16));
+        try {
+          out.add(Long.parseUnsignedLong(line.trim(), 16));
+        } catch (NumberFormatException e) {
+          throw GmemException.einval(p + ": not a GFN: " + line);
+        }
       }
     }
     return out;

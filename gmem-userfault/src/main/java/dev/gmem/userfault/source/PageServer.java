@@ -42,6 +42,11 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   private final long totalPages;
   private final Set<Long> demanded = Collections.synchronizedSet(new LinkedHashSet<>());
   private volatile String failure;
+  /**
+   * One install per page at a time: sinks are called from any thread, and a second copy that
+   * checked the bit before the first cleared it would otherwise overwrite what was written since.
+   */
+  private final Object[] installing = new Object[256];
 
   private PageServer(Userfault userfault, Vm vm, PageSource source, List<Memslot> slots) {
     this.userfault = userfault;
@@ -49,6 +54,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     this.source = source;
     this.slots = List.copyOf(slots);
     this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
+    for (int i = 0; i < installing.length; i++) {
+      installing[i] = new Object();
+    }
+  }
+
+  private Object stripe(long gfn) {
+    return installing[(int) (gfn & (installing.length - 1))];
   }
 
   /**
@@ -190,7 +202,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.install(vm, gfn * PAGE, d);
+      synchronized (stripe(gfn)) {
+        userfault.install(vm, gfn * PAGE, d);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -204,7 +218,9 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
       return;
     }
     try {
-      userfault.installZero(vm, gfn * PAGE);
+      synchronized (stripe(gfn)) {
+        userfault.installZero(vm, gfn * PAGE);
+      }
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing zero GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
@@ -226,7 +242,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   @Override
   public void close() {
     source.close();
-    if (failure == null && !complete()) {
+    boolean complete;
+    try {
+      complete = complete();
+    } catch (GmemException e) {
+      complete = false; // the bitmaps went with the VM's memory (runtime closed first): nothing left to count
+    }
+    if (failure == null && !complete) {
       fail("page server closed");
     } else if (failure == null) {
       userfault.supervise(vm, null);

@@ -28,6 +28,18 @@ public abstract class StreamingPageSource implements PageSource {
    */
   protected abstract boolean read(long gfn, ByteBuffer into) throws Exception;
 
+  /**
+   * The CRC32C the sink checks page {@code gfn}'s content against ({@code page}, 4096 bytes from
+   * position 0). By default the CRC of what {@link #read} produced, which guards the hand-over only;
+   * a source that stores a checksum with each page (a snapshot) returns the stored one, so content
+   * corrupted at rest is refused instead of installed.
+   */
+  protected int crc32c(long gfn, ByteBuffer page, CRC32C scratch) {
+    scratch.reset();
+    scratch.update(page.duplicate());
+    return (int) scratch.getValue();
+  }
+
   /** Whether the background fill runs (on by default); without it only requested pages are served. */
   public void background(boolean on) {
     background = on;
@@ -81,9 +93,7 @@ public abstract class StreamingPageSource implements PageSource {
           continue;
         }
         page.clear();
-        crc.reset();
-        crc.update(page.duplicate());
-        sink.page(gfn, page, (int) crc.getValue());
+        sink.page(gfn, page, crc32c(gfn, page, crc));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -265,6 +265,27 @@ public final class UffdHandler implements AutoCloseable {
     }
   }
 
+  /**
+   * Faults still waiting when the handler closes can never be answered, and closing the
+   * userfaultfd would wake them to what the kernel does without a handler: a fresh zero page for a
+   * MISSING fault. Poison them (those answered LATER and those still queued) so the access fails.
+   */
+  private void poisonWaiting() {
+    Pointer msgs = Native.allocate(BATCH * Userfaultfd.MSG_SIZE);
+    for (List<Userfaultfd.Message> left = uffd.read(msgs, BATCH * Userfaultfd.MSG_SIZE); !left.isEmpty();
+        left = uffd.read(msgs, BATCH * Userfaultfd.MSG_SIZE)) {
+      for (Userfaultfd.Message m : left) {
+        if (m.isPageFault()) {
+          pending.putIfAbsent(m.address() & ~(PAGE - 1), System.nanoTime());
+        }
+      }
+    }
+    for (Long addr : List.copyOf(pending.keySet())) {
+      fail("the userfaultfd handler was closed");
+      poisonOrLeave(addr, failure);
+    }
+  }
+
   @Override
   public void close() {
     if (!running) {
@@ -278,6 +299,9 @@ public final class UffdHandler implements AutoCloseable {
       thread.join(5000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (!thread.isAlive()) {
+      poisonWaiting();
     }
     for (Region r : regions) {
       try {
