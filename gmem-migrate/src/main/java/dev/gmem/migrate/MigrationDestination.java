@@ -180,6 +180,7 @@ public final class MigrationDestination implements AutoCloseable {
     HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
+    java.time.Duration deadlineBefore = null;
     try {
       List<GuestMemFile> files = new ArrayList<>();
       for (Handshake.FileInfo fi : hs.files()) {
@@ -196,7 +197,8 @@ public final class MigrationDestination implements AutoCloseable {
       for (Handshake.SlotInfo s : hs.slots()) {
         v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
       }
-      uf.deadline(options.faultDeadline());
+      deadlineBefore = uf.deadline();
+      uf.deadline(options.faultDeadline()); // runtime-wide (userfault has one deadline): given back if this fails
       this.handshake = hs;
       this.map = new PageMap(hs.slots());
       this.vm = v;
@@ -211,6 +213,9 @@ public final class MigrationDestination implements AutoCloseable {
       vcpus.addAll(made);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
+      if (deadlineBefore != null) {
+        uf.deadline(deadlineBefore);
+      }
       if (pages != null) {
         pages.close();
         pages = null;

@@ -113,6 +113,31 @@ class HostileMigrationTest {
   }
 
   @Test
+  void aRefusedHandshakeGivesBackTheRuntimesFaultDeadline() throws Exception {
+    long size = (long) PAGES * PAGE;
+    try (GmemRuntime rt = Backends.open("kvm");
+        MigrationDestination d = MigrationDestination.listen(rt, loopback(), DestinationOptions.defaults().withFaultDeadline(Duration.ofMillis(1234)))) {
+      dev.gmem.userfault.Userfault uf = rt.feature(dev.gmem.userfault.Userfault.class).orElseThrow();
+      Duration before = uf.deadline();
+      Handshake.VcpuState bad;
+      try (Vm scratch = rt.createVm(VmType.DEFAULT); dev.gmem.api.Vcpu c = scratch.createVcpu(0)) {
+        bad = new Handshake.VcpuState(1 << 20, c.registers(), c.specialRegisters()); // no such vCPU id: refused after the memory was set up
+      }
+      Handshake hs = new Handshake(VmType.DEFAULT, System.getProperty("os.arch"),
+          List.of(new Handshake.FileInfo(GmemFlags.MMAP | GmemFlags.INIT_SHARED, size, List.of(new ShareabilityRange(0, PAGES, Shareability.SHARED)))),
+          List.of(new Handshake.SlotInfo(0, Memslot.GUEST_MEMFD, 0, size, 0, 0)), List.of(bad));
+      CompletableFuture<MigrationDestination> accepted = acceptAsync(d);
+      try (Frames f = Frames.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), d.port()), 2000)) {
+        f.hello(Wire.KIND_MAIN, 0);
+        f.handshake(hs.encode());
+        assertEquals(Wire.REFUSE, f.readType(), "refused");
+      }
+      assertThrows(java.util.concurrent.ExecutionException.class, () -> accepted.get(20, TimeUnit.SECONDS));
+      assertEquals(before, uf.deadline(), "a refused migration changed the runtime's fault deadline");
+    }
+  }
+
+  @Test
   void aSilentConnectionDoesNotHoldTheListenerForever() throws Exception {
     try (GmemRuntime a = Backends.open("kvm"); GmemRuntime b = Backends.open("kvm");
         MigrationDestination d = MigrationDestination.listen(b, loopback(),

@@ -86,6 +86,7 @@ public interface Userfault {
   /**
    * Attaches the supervisor of {@code vm}'s missing pages (a page server): it hears of every fault
    * that meets a set bit, and a failure it reports fails waiting accesses at once. Null detaches.
+   * EBUSY while another supervisor is attached.
    */
   void supervise(Vm vm, Supervisor supervisor);
 

@@ -383,7 +383,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     if (supervisor == null) {
       supervisors.remove(vm);
     } else {
-      supervisors.put(vm, supervisor);
+      Supervisor held = supervisors.putIfAbsent(vm, supervisor);
+      if (held != null && held != supervisor) {
+        throw new GmemException(Errno.EBUSY, "the VM's missing pages already have a supervisor (a page server, open or failed): close it first");
+      }
     }
     for (Registration r : all) {
       if (r.vm == vm) {

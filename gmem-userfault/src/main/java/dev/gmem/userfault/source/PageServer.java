@@ -12,6 +12,7 @@ import dev.gmem.userfault.Userfault;
 import dev.gmem.userfault.UserfaultBitmap;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -65,7 +66,11 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
 
   /**
    * Marks every page of {@code vm}'s memslots missing, sets USERFAULT on each slot (the late toggle),
-   * and starts {@code source}: the VM may run at once.
+   * and starts {@code source}: the VM may run at once. EBUSY when another page server supervises
+   * {@code vm} (open, or failed: a paused VM stays paused) — a second one would mark pages missing
+   * that the first made present and overwrite what the guest wrote since. A failed start (the
+   * source refused to start, a memslot refused the flag) leaves bits, flags and supervision as
+   * they were.
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source) {
     return start(userfault, vm, source, vm.memslots());
@@ -77,17 +82,60 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source, List<Memslot> lazy) {
     PageServer s = new PageServer(userfault, vm, source, lazy);
-    for (Memslot m : s.slots) {
-      UserfaultBitmap b = userfault.bitmap(vm, m.slot());
-      b.setAll();
-      s.bitmaps.add(b);
-      if ((m.flags() & Userfault.MEM_USERFAULT) == 0) {
-        vm.setMemoryRegion(m.slot(), m.flags() | Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+    userfault.supervise(vm, s); // EBUSY before anything changes
+    List<BitSet> setBefore = new ArrayList<>();
+    List<Memslot> flagged = new ArrayList<>();
+    try {
+      for (Memslot m : s.slots) {
+        UserfaultBitmap b = userfault.bitmap(vm, m.slot());
+        setBefore.add(setBits(b));
+        s.bitmaps.add(b);
+        b.setAll();
+        if ((m.flags() & Userfault.MEM_USERFAULT) == 0) {
+          vm.setMemoryRegion(m.slot(), m.flags() | Userfault.MEM_USERFAULT, m.gpa(), m.size(), m.file(), m.offset());
+          flagged.add(m);
+        }
+      }
+      source.start(s);
+      return s;
+    } catch (RuntimeException e) {
+      s.undoStart(setBefore, flagged, e);
+      throw e;
+    }
+  }
+
+  /** The pages whose bit is set in {@code b} (usually none: then no per-page walk). */
+  private static BitSet setBits(UserfaultBitmap b) {
+    BitSet set = new BitSet();
+    if (b.countSet() != 0) {
+      for (long p = 0; p < b.pages(); p++) {
+        if (b.isSet(p)) {
+          set.set(Math.toIntExact(p));
+        }
       }
     }
-    userfault.supervise(vm, s);
-    source.start(s);
-    return s;
+    return set;
+  }
+
+  /** A failed start: flags first (no userfault exits from then on), then the bits, then supervision. */
+  private void undoStart(List<BitSet> setBefore, List<Memslot> flagged, RuntimeException cause) {
+    for (Memslot m : flagged) {
+      try {
+        vm.setMemoryRegion(m.slot(), m.flags(), m.gpa(), m.size(), m.file(), m.offset());
+      } catch (RuntimeException e) {
+        cause.addSuppressed(e);
+      }
+    }
+    for (int i = 0; i < bitmaps.size(); i++) {
+      UserfaultBitmap b = bitmaps.get(i);
+      BitSet before = setBefore.get(i);
+      for (long p = 0; p < b.pages(); p++) {
+        if (p > Integer.MAX_VALUE || !before.get((int) p)) {
+          b.clear(p);
+        }
+      }
+    }
+    userfault.supervise(vm, null);
   }
 
   /** Hints {@code gfns} (a previous run's {@link #demandOrder()}) to the source, in order, ahead of the background fill. */
