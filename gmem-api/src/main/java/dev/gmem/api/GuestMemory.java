@@ -1,6 +1,7 @@
 package dev.gmem.api;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
 
@@ -31,6 +32,31 @@ public interface GuestMemory {
 
   /** Copies {@code src[index..index+length)} to {@code gpa}. */
   void write(long gpa, byte[] src, int index, int length);
+
+  /**
+   * Copies {@code dst.remaining()} bytes at {@code gpa} into {@code dst} from its position, which
+   * advances: {@link #read(long, byte[], int, int)} with the same checks, locks and errors, for
+   * bulk copies (a migration's stream) that go on to a channel or checksum — into a direct buffer
+   * an implementation copies straight from guest memory, no heap bounce. The default bounces
+   * through a byte[].
+   */
+  default void read(long gpa, ByteBuffer dst) {
+    byte[] b = new byte[dst.remaining()];
+    read(gpa, b, 0, b.length);
+    dst.put(b);
+  }
+
+  /**
+   * Copies {@code src.remaining()} bytes from {@code src}'s position (which advances) to
+   * {@code gpa}: {@link #write(long, byte[], int, int)} with the same checks, locks and errors.
+   * The default bounces through a byte[].
+   */
+  default void write(long gpa, ByteBuffer src) {
+    byte[] b = new byte[src.remaining()];
+    src.duplicate().get(b);
+    write(gpa, b, 0, b.length);
+    src.position(src.limit());
+  }
 
   /** Loads the little-endian {@code int} at {@code gpa} (4-byte aligned). */
   int loadInt(long gpa);

@@ -62,7 +62,11 @@ final class DestinationLink {
         }
       }
       byte type = main.readType();
-      if (type == Wire.PAGE_DATA) {
+      if (type == Wire.PAGE_RUN) {
+        run.addRun(main);
+        run.install(); // whole: nothing more joins it
+        Thread.yield(); // as the source's stream after each run: a woken demand thread gets the core now, not after a slice
+      } else if (type == Wire.PAGE_DATA) {
         run.add(main);
       } else if (type == Wire.PAGE_ZERO) {
         run.install(); // in stream order

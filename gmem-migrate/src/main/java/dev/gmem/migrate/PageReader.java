@@ -49,9 +49,7 @@ final class PageReader {
   /** Sends page {@code gfn}; whether it carried data (else it was a zero message). */
   boolean send(Frames f, long gfn, PageBuffer b) throws IOException {
     if (read(gfn, b.bytes)) {
-      b.crc.reset();
-      b.crc.update(b.bytes, 0, Wire.PAGE);
-      f.page(gfn, b.wrap, (int) b.crc.getValue());
+      f.page(gfn, b.wrap, Wire.pageCrc(b.crc, gfn, b.wrap.duplicate().clear()));
       return true;
     }
     f.zero(gfn);

@@ -19,9 +19,11 @@ final class PageReceiver {
   private final MigrationDestination d;
   /**
    * One installer per page at a time: a late copy must see the bit an earlier one cleared. Many
-   * stripes, so a demand page rarely waits for a stream run (≤ {@link StreamRun#PAGES} of them).
+   * stripes, so a demand page rarely waits for a stream run (≤ {@link StreamRun#PAGES} of them):
+   * a page ahead of the stream shares a stripe with the run being installed less than once in a
+   * hundred faults (64 / 8192), which a p99 sees.
    */
-  private static final int STRIPES = 1024;
+  private static final int STRIPES = 8192;
   private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
 
   PageReceiver(MigrationDestination d) {
@@ -39,12 +41,14 @@ final class PageReceiver {
     }
     ByteBuffer data = null;
     int sum = 0;
-    if (!zero) {
+    if (zero) {
+      if (f.readInt() != Wire.pageCrc(crc, gfn, Wire.NO_DATA)) {
+        throw new Frames.ProtocolException("CRC32C mismatch for the ZERO of GFN 0x" + Long.toHexString(gfn) + ": not installed");
+      }
+    } else {
       sum = f.readInt();
       data = f.readPage();
-      crc.reset();
-      crc.update(data.duplicate());
-      if ((int) crc.getValue() != sum) {
+      if (Wire.pageCrc(crc, gfn, data) != sum) {
         throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn) + ": not installed");
       }
     }
@@ -83,8 +87,9 @@ final class PageReceiver {
     long[] asked = new long[count];
     lockRun(first, held);
     try {
+      boolean anyAsked = !d.urgent.isEmpty(); // a request racing this check is answered on the demand channel, which forgets it
       for (int k = 0; k < count; k++) {
-        Long t = d.urgent.remove(first + k);
+        Long t = anyAsked ? d.urgent.remove(first + k) : null;
         asked[k] = t == null ? -1 : t;
       }
       if (!d.pages.paused()) {
@@ -107,10 +112,12 @@ final class PageReceiver {
   /** Takes the stripes of {@code n} consecutive GFNs (n ≤ 64: distinct stripes) in ascending stripe order. */
   private void lockRun(long first, int n) {
     int lo = (int) (first & (STRIPES - 1));
-    for (int s = 0; s < STRIPES; s++) {
-      if (((s - lo) & (STRIPES - 1)) < n) {
-        stripes[s].lock();
-      }
+    int wrapped = lo + n - STRIPES; // stripes 0..wrapped-1 come first when the run wraps around
+    for (int s = 0; s < wrapped; s++) {
+      stripes[s].lock();
+    }
+    for (int s = lo; s < Math.min(STRIPES, lo + n); s++) {
+      stripes[s].lock();
     }
   }
 

@@ -48,18 +48,33 @@ final class SourceLink {
     long cap = s.options.maxStreamBytesPerSecond();
     long t0 = System.nanoTime();
     long sentBytes = 0;
+    // Under a cap, runs no longer than ~10 ms of its budget, so the pacing below stays fine-grained.
+    int maxRun = cap > 0 ? (int) Math.max(1, Math.min(Wire.MAX_RUN, cap / 100 / Wire.PAGE)) : Wire.MAX_RUN;
     while (!closed && !s.done.isDone() && !s.options.background()) {
       synchronized (s.orderLock) {
         s.orderLock.wait(50);
       }
     }
+    java.util.function.LongPredicate demanded = g -> {
+      long i = s.map.index(g);
+      return (s.demandSent.get((int) (i >>> 6)) & (1L << i)) != 0; // served on the demand channel of this link
+    };
     while (!closed && !s.done.isDone()) {
-      long gfn = -1;
+      long first = -1;
+      int n = 0;
+      long[] taken = null;
       boolean sendEnd = false;
       long count = 0;
       synchronized (s.orderLock) {
         if (s.next < s.order.length) {
-          gfn = s.order[s.next++];
+          // the longest run of consecutive GFNs the order has next, up to a run message's worth
+          first = s.order[s.next];
+          n = 1;
+          while (n < maxRun && s.next + n < s.order.length && s.order[s.next + n] == first + n) {
+            n++;
+          }
+          s.next += n;
+          taken = s.order;
         } else if (s.endDue) {
           s.endDue = false;
           sendEnd = true;
@@ -73,10 +88,6 @@ final class SourceLink {
         main.end(count);
         continue;
       }
-      long i = s.map.index(gfn);
-      if ((s.demandSent.get((int) (i >>> 6)) & (1L << i)) != 0) {
-        continue; // served on the demand channel of this link
-      }
       if (s.demandBusy.get() > 0) {
         main.flush(); // what is buffered goes; then the CPU is the demand thread's until it answered
         while (s.demandBusy.get() > 0 && !closed) {
@@ -84,10 +95,19 @@ final class SourceLink {
           Thread.yield();
         }
       }
-      boolean data = ahead.send(main, gfn, b);
-      s.streamed.incrementAndGet();
+      ReadAhead.Sent sent = ahead.send(main, first, n, demanded, b);
+      synchronized (s.orderLock) {
+        if (sent.pages() < n && s.order == taken) {
+          s.next -= n - sent.pages(); // the rest comes next, unless a new order (MISSING) replaced this one meanwhile
+        }
+      }
+      s.streamed.addAndGet(sent.pages());
+      // A run takes a fraction of a millisecond; a scheduler slice is milliseconds. Where the
+      // stream keeps every core busy, a woken demand thread would otherwise wait for the slice to
+      // end (EEVDF protects the running task): offer the core after every run instead.
+      Thread.yield();
       if (cap > 0) {
-        sentBytes += data ? Wire.PAGE_MESSAGE_BYTES : 9;
+        sentBytes += sent.bytes();
         long early = sentBytes * 1_000_000_000L / cap - (System.nanoTime() - t0);
         if (early > 1_000_000) {
           main.flush();

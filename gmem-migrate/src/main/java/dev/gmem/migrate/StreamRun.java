@@ -13,12 +13,13 @@ import java.util.zip.CRC32C;
  * whenever a fault waits, so a page never waits in it for more stream data.
  */
 final class StreamRun {
-  static final int PAGES = 64;
+  static final int PAGES = Wire.MAX_RUN;
   /** A page message: type, GFN, CRC32C, data. */
   static final int MESSAGE = 1 + 8 + 4 + Wire.PAGE;
 
   private final MigrationDestination d;
-  private final byte[] run = new byte[PAGES * Wire.PAGE];
+  /** Direct: a PAGE_RUN's data is read into it straight from the socket and installed from it. */
+  private final ByteBuffer run = ByteBuffer.allocateDirect(PAGES * Wire.PAGE);
   private final CRC32C crc = new CRC32C();
   private long first;
   private int slot;
@@ -37,9 +38,7 @@ final class StreamRun {
     }
     int sum = f.readInt();
     ByteBuffer data = f.readPage();
-    crc.reset();
-    crc.update(data.duplicate());
-    if ((int) crc.getValue() != sum) {
+    if (Wire.pageCrc(crc, gfn, data) != sum) {
       install(); // what was checked goes in; this page is re-sent after recovery
       throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn) + ": not installed");
     }
@@ -50,14 +49,48 @@ final class StreamRun {
       first = gfn;
       slot = s;
     }
-    data.get(run, count * Wire.PAGE, Wire.PAGE);
+    run.clear().position(count * Wire.PAGE);
+    run.put(data);
     count++;
+  }
+
+  /**
+   * Reads a PAGE_RUN message's content (its type read) into the emptied run, straight from the
+   * socket, and checks every page: a bad CRC installs the intact pages before it and breaks the
+   * link (the rest are re-sent after recovery).
+   */
+  void addRun(Frames f) throws IOException {
+    install();
+    long gfn = f.readLong();
+    int n = f.readInt();
+    if (n < 1 || n > PAGES) {
+      throw new Frames.ProtocolException("bad run length " + n);
+    }
+    int s = d.map.slotOf(gfn);
+    if (s < 0 || d.map.slotOf(gfn + n - 1) != s) {
+      throw new Frames.ProtocolException("run of " + n + " pages from GFN 0x" + Long.toHexString(gfn) + " does not lie in one memslot");
+    }
+    int[] sums = new int[n];
+    for (int i = 0; i < n; i++) {
+      sums[i] = f.readInt();
+    }
+    f.readFully(run.clear().limit(n * Wire.PAGE));
+    first = gfn;
+    slot = s;
+    for (int i = 0; i < n; i++) {
+      if (Wire.pageCrc(crc, gfn + i, run.duplicate().position(i * Wire.PAGE).limit((i + 1) * Wire.PAGE)) != sums[i]) {
+        count = i;
+        install();
+        throw new Frames.ProtocolException("CRC32C mismatch for GFN 0x" + Long.toHexString(gfn + i) + ": not installed");
+      }
+    }
+    count = n;
   }
 
   /** Installs the run's pages (those still missing) and empties it. */
   void install() {
     if (count > 0) {
-      d.receiver.installRun(first, count, ByteBuffer.wrap(run, 0, count * Wire.PAGE));
+      d.receiver.installRun(first, count, run.duplicate().position(0).limit(count * Wire.PAGE));
       count = 0;
     }
   }

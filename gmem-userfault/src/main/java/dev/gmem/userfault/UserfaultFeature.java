@@ -244,9 +244,6 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     fill(vm, gpa, bytes);
   }
 
-  /** The stream's run buffer when the caller's is not a heap array: one per installing thread, no array per page. */
-  private static final ThreadLocal<byte[][]> RUN = ThreadLocal.withInitial(() -> new byte[1][0]);
-
   @Override
   public int installRun(Vm vm, long gpa, ByteBuffer pages) {
     int len = pages.remaining();
@@ -260,20 +257,6 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       throw GmemException.einval("the run of " + count + " pages at GPA 0x" + Long.toHexString(gpa) + " is covered by no single userfault bitmap");
     }
     long first = (gpa - r.gpa) / PAGE;
-    byte[] data;
-    int base;
-    if (pages.hasArray()) {
-      data = pages.array();
-      base = pages.arrayOffset() + pages.position();
-    } else {
-      byte[][] holder = RUN.get();
-      if (holder[0].length < len) {
-        holder[0] = new byte[len];
-      }
-      data = holder[0];
-      base = 0;
-      pages.duplicate().get(data, 0, len);
-    }
     int installed = 0;
     for (int i = 0; i < count; ) {
       if (!r.bitmap.isSet(first + i)) {
@@ -289,10 +272,13 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       INSTALLING.set(true);
       try {
         if (r.file.shareability(r.fileOffset + (first + i) * PAGE, bytes).equals(java.util.Optional.of(Shareability.SHARED))) {
-          vm.guestMemory().write(at, data, base + (int) (i * PAGE), (int) bytes);
+          // one GPA-view write; from a direct buffer without a heap bounce
+          vm.guestMemory().write(at, pages.duplicate().position(pages.position() + (int) (i * PAGE)).limit(pages.position() + (int) (j * PAGE)));
         } else {
+          byte[] one = new byte[(int) PAGE];
           for (int k = i; k < j; k++) {
-            installOne(vm, r, first + k, data, base + (int) (k * PAGE));
+            pages.duplicate().position(pages.position() + (int) (k * PAGE)).get(one);
+            installOne(vm, r, first + k, one, 0);
           }
         }
       } finally {

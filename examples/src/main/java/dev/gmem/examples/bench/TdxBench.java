@@ -47,6 +47,19 @@ import org.openjdk.jmh.annotations.Warmup;
  * allocating each page, as KVM's populate does (the TD is fresh): on a nested host such as this
  * project's, the kernel's first-touch fault of a fresh page alone costs more than that.
  *
+ * <p><b>Why 1.5 is out of reach</b> (2-CPU nested host, loaded: min of 300–400 interleaved runs).
+ * One 49-block update against {@code digest(4 KiB)}: 1.47–1.65×, the arithmetic's 1.485 give or
+ * take noise; the rest of the path, a populate without measurement (PAGE.ADD's one block, the
+ * allocation and first-touch fault, the copy, S-EPT/PAMT, records): 3.1–4.2 µs per page against a
+ * floor of 8–11 µs, i.e. another 0.3–0.5×; the measured populate: 1.84–2.10×. The hashing is one
+ * SHA-384 chain (each block needs the state the previous one left), so it cannot be split, only
+ * moved: hashing on a second thread while the populating thread prepares the next page (the TDX
+ * module is modelled, so the same updates in the same order can run anywhere) was built and
+ * measured — best case 1.59–1.77× against 1.84–2.10× inline, but median 2.5–5× (its thread
+ * hashed at 20–25 µs a page where the same work inline takes ~14–20: the hand-off's cache traffic
+ * and a second CPU that, on this host, is not spare), so it was not kept. Even an ideal hand-off
+ * leaves that thread's own 49 blocks at ~1.48–1.5× the floor.
+ *
  * <p><b>MapGPA of 5 MiB</b>, end to end: the guest's {@code TDG.VP.VMCALL<MapGPA>} to shared
  * through the software vCPU, the three {@code KVM_HC_MAP_GPA_RANGE} exits (2, 2, 1 MiB) each
  * completed by the VMM with {@code setShareability}. Baseline: the three bare conversions of the

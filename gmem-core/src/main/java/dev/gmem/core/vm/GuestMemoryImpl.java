@@ -164,6 +164,85 @@ public final class GuestMemoryImpl implements GuestMemory {
     }
   }
 
+  @Override
+  public void read(long gpa, ByteBuffer dst) {
+    if (dst.isReadOnly()) {
+      throw new java.nio.ReadOnlyBufferException();
+    }
+    copy(gpa, dst, false);
+  }
+
+  @Override
+  public void write(long gpa, ByteBuffer src) {
+    copy(gpa, src, true);
+  }
+
+  /**
+   * As the byte[] copy — every page checked under the invalidate locks, nothing moved unless all
+   * may be — with one memcpy per piece between the window and a direct buffer (no heap bounce:
+   * the migration stream's copy straight to the socket's buffer).
+   */
+  private void copy(long gpa, ByteBuffer buf, boolean write) {
+    if (!buf.isDirect()) {
+      int n = buf.remaining();
+      if (buf.hasArray()) {
+        copy(gpa, buf.array(), buf.arrayOffset() + buf.position(), n, write);
+      } else {
+        byte[] b = new byte[n];
+        if (write) {
+          buf.duplicate().get(b);
+        }
+        copy(gpa, b, 0, n, write);
+        if (!write) {
+          buf.duplicate().put(b);
+        }
+      }
+      buf.position(buf.position() + n);
+      return;
+    }
+    int length = buf.remaining();
+    long base = IO.getDirectBufferAddress(buf) + buf.position();
+    List<Piece> pieces = resolve(gpa, length);
+    List<GuestMemInodeImpl> locked = lock(pieces);
+    try {
+      fault(pieces, write);
+      long at = base;
+      for (Piece p : pieces) {
+        if (write) {
+          populate(p);
+          IO.copyMemory(at, p.address(), p.length());
+        } else {
+          IO.copyMemory(p.address(), at, p.length());
+        }
+        at += p.length();
+      }
+    } finally {
+      unlock(locked);
+    }
+    buf.position(buf.position() + length);
+  }
+
+  /** Whole pages a bulk write populates first: below this the page faults cost less than the call. */
+  private static final long POPULATE_MIN = 16 * PAGE;
+
+  /**
+   * Before a bulk write of whole pages (a migration's run): MADV_POPULATE_WRITE of the window's
+   * range, so the kernel allocates them in one call instead of one trap per 4 KiB page. Every
+   * page was checked as one the host may fault, under the locks we hold: the same pages the
+   * copy would fault. A failure only leaves the faults to the copy.
+   */
+  private static void populate(Piece p) {
+    long from = (p.address() + PAGE - 1) & -PAGE;
+    long to = (p.address() + p.length()) & -PAGE;
+    if (to - from >= POPULATE_MIN) {
+      try {
+        p.inode().sys().madvise(from, to - from, Sys.MADV_POPULATE_WRITE);
+      } catch (GmemException e) {
+        // the copy faults them in one by one
+      }
+    }
+  }
+
   /** What a scalar access does with the 8-byte-or-smaller view of its bytes. */
   @FunctionalInterface
   private interface Scalar {

@@ -26,6 +26,7 @@ public final class Frames implements AutoCloseable {
   private final ByteBuffer out = ByteBuffer.allocateDirect(BUFFER);
   private final LongAdder bytesIn = new LongAdder();
   private final LongAdder bytesOut = new LongAdder();
+  private final java.util.zip.CRC32C zeroCrc = new java.util.zip.CRC32C();
 
   public Frames(SocketChannel channel) throws IOException {
     this.channel = channel;
@@ -93,9 +94,32 @@ public final class Frames implements AutoCloseable {
     out.put(d);
   }
 
+  /**
+   * A {@link Wire#PAGE_RUN}: the header and CRCs go through the send buffer, the data straight from
+   * {@code data} ({@code count} × 4096 bytes from its position, not consumed; a direct buffer is
+   * not copied again) in the same gathering write. Flushes.
+   */
+  public synchronized void run(long first, int count, int[] crc32c, ByteBuffer data) throws IOException {
+    if (count < 1 || count > Wire.MAX_RUN || data.remaining() < count * Wire.PAGE) {
+      throw new IllegalArgumentException("a run is 1 to " + Wire.MAX_RUN + " pages, got " + count + " and " + data.remaining() + " bytes");
+    }
+    room(1 + 8 + 4 + 4 * count);
+    out.put(Wire.PAGE_RUN).putLong(first).putInt(count);
+    for (int i = 0; i < count; i++) {
+      out.putInt(crc32c[i]);
+    }
+    ByteBuffer d = data.duplicate();
+    d.limit(d.position() + count * Wire.PAGE);
+    ByteBuffer[] both = {out.flip(), d};
+    while (d.hasRemaining()) {
+      bytesOut.add(channel.write(both));
+    }
+    out.clear();
+  }
+
   public synchronized void zero(long gfn) throws IOException {
-    room(9);
-    out.put(Wire.PAGE_ZERO).putLong(gfn);
+    room(Wire.ZERO_MESSAGE_BYTES);
+    out.put(Wire.PAGE_ZERO).putLong(gfn).putInt(Wire.pageCrc(zeroCrc, gfn, Wire.NO_DATA));
   }
 
   public synchronized void request(long gfn) throws IOException {
@@ -231,6 +255,33 @@ public final class Frames implements AutoCloseable {
     in.position(in.position() + Wire.PAGE);
     return page;
   }
+
+  /**
+   * Fills {@code dst} from the connection: what is buffered first, then straight from the socket
+   * into {@code dst} (a direct buffer: the kernel's copy is the only one). Each read also takes
+   * up to {@link #SPILL} bytes past {@code dst} into the receive buffer, so the next message's
+   * header comes with it and only that little is copied twice.
+   */
+  public void readFully(ByteBuffer dst) throws IOException {
+    if (in.hasRemaining() && dst.hasRemaining()) {
+      int k = Math.min(in.remaining(), dst.remaining());
+      dst.put(in.slice().limit(k));
+      in.position(in.position() + k);
+    }
+    ByteBuffer[] both = {dst, in};
+    while (dst.hasRemaining()) {
+      in.clear().limit(SPILL); // empty: everything buffered went into dst above
+      long r = channel.read(both);
+      in.flip();
+      if (r < 0) {
+        throw new EOFException("connection closed by the peer");
+      }
+      bytesIn.add(r);
+    }
+  }
+
+  /** Bytes a bulk read may take beyond its buffer: a run's header and a little. */
+  private static final int SPILL = 4 << 10;
 
   /** Closes the connection (a blocked reader or writer on it fails at once). */
   @Override

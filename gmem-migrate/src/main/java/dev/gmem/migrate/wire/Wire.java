@@ -13,7 +13,7 @@ public final class Wire {
 
   /** "GMMG". */
   public static final int MAGIC = 0x474d4d47;
-  public static final short VERSION = 1;
+  public static final short VERSION = 2;
   public static final int PAGE = 4096;
 
   /** Hello bytes: magic (4), version (2), kind (1), session (8). */
@@ -34,9 +34,17 @@ public final class Wire {
   public static final byte ACCEPT = 'A';
   /** destination → source, main: refused; errno number (4), UTF message. Nothing was created. */
   public static final byte REFUSE = 'R';
-  /** source → destination, any channel: gfn (8), CRC32C of the data (4), 4096 data bytes. */
+  /** source → destination, any channel: gfn (8), {@link #pageCrc} (4), 4096 data bytes. */
   public static final byte PAGE_DATA = 'P';
-  /** source → destination, any channel: gfn (8) known to be zero. Never sent for a page that could not be read. */
+  /**
+   * source → destination, main: a run of consecutive pages — first gfn (8), count (4, 1 to
+   * {@link #MAX_RUN}), a CRC32C per page (4 each), then count × 4096 data bytes back to back, so
+   * both sides move the data between the socket and one buffer in bulk (version 2).
+   */
+  public static final byte PAGE_RUN = 'U';
+  /** Most pages in one {@link #PAGE_RUN}: 256 KiB of data. */
+  public static final int MAX_RUN = 64;
+  /** source → destination, any channel: gfn (8) known to be zero, {@link #pageCrc} of the gfn alone (4, version 2). Never sent for a page that could not be read. */
   public static final byte PAGE_ZERO = 'Z';
   /** destination → source, demand: gfn (8) a fault waits for. */
   public static final byte REQUEST = 'Q';
@@ -46,6 +54,26 @@ public final class Wire {
   public static final byte MISSING = 'M';
   /** destination → source, main: every page is resident. From here on the destination owns the VM. */
   public static final byte COMPLETE = 'C';
+
+  /**
+   * The checksum a page travels with (version 2): CRC32C of its GFN (8 bytes, big-endian) and then
+   * its 4096 data bytes ({@code data}'s remaining, not consumed) — a page whose GFN was damaged on
+   * the way fails the check like one whose data was, instead of landing intact at the wrong address.
+   */
+  public static int pageCrc(java.util.zip.CRC32C crc, long gfn, java.nio.ByteBuffer data) {
+    crc.reset();
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      crc.update((int) (gfn >>> shift));
+    }
+    crc.update(data.duplicate());
+    return (int) crc.getValue();
+  }
+
+  /** No data: {@link #pageCrc} of a {@link #PAGE_ZERO} covers its GFN alone. */
+  public static final java.nio.ByteBuffer NO_DATA = java.nio.ByteBuffer.allocate(0).asReadOnlyBuffer();
+
+  /** Bytes of a {@link #PAGE_ZERO} message. */
+  public static final int ZERO_MESSAGE_BYTES = 1 + 8 + 4;
 
   /** Bytes of a {@link #PAGE_DATA} message. */
   public static final int PAGE_MESSAGE_BYTES = 1 + 8 + 4 + PAGE;

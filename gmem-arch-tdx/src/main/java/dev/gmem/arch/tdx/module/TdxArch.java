@@ -168,9 +168,7 @@ final class TdxArch implements ArchHooks, TdxModule {
       ByteBuffer contents = source != null ? source : target;
       int at = source != null ? source.position() : 0;
       if (injectedCount == 0) {
-        for (int i = 0; i < CHUNKS; i++) {
-          record(Seamcall.TDH_MR_EXTEND, gpa + (long) i * Mrtd.CHUNK, TDX_SUCCESS);
-        }
+        log.addRun(Seamcall.TDH_MR_EXTEND, gpa, Mrtd.CHUNK, CHUNKS);
         mrtd.extendPage(gpa, contents, at);
       } else {
         extendChunkByChunk(gpa, contents, at);
