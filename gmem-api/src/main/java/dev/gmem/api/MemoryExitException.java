@@ -8,8 +8,14 @@ public final class MemoryExitException extends GmemException {
   private final transient VcpuExit exit;
 
   public MemoryExitException(VcpuExit exit) {
-    super(Errno.EFAULT, "guest access exited: " + exit);
+    super(Errno.EFAULT, "guest access exited");
     this.exit = exit;
+  }
+
+  /** The exit is formatted only when asked: a userfault exit is thrown once per demand fault. */
+  @Override
+  public String getMessage() {
+    return super.getMessage() + ": " + exit;
   }
 
   public VcpuExit exit() {

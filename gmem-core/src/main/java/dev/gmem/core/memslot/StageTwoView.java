@@ -1,13 +1,15 @@
 package dev.gmem.core.memslot;
 
 import dev.gmem.api.Folio;
+import dev.gmem.api.GmemException;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.core.inode.GuestMappings;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
-import java.util.BitSet;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.StampedLock;
 
 /**
  * The kernel's view of a memslot whose flags include a bit a feature gives meaning to (KVM
@@ -24,6 +26,17 @@ import java.util.BitSet;
  * maps the whole range again (x86 rebuilds eagerly). Nobody but the kernel touches this mapping,
  * so no Java thread can fault on it. Only the kernel's view of 4 KiB memory is kept this way; a
  * hugetlb slot cannot be zapped below its page size and keeps gmem's window.
+ *
+ * <p>How a page is made inaccessible: with guard markers ({@code MADV_GUARD_INSTALL}, Linux 6.13,
+ * shared file mappings from 6.15) where the kernel takes them on this view (probed by behaviour when
+ * the view is created), else {@code mprotect(PROT_NONE)}. Both make the kernel's own accesses
+ * through {@code userspace_addr} fail ({@code get_user_pages} and the emulator's copies get EFAULT),
+ * but a guard marker is placed and removed under the mmap lock held <em>shared</em> and never splits
+ * the VMA, while every {@code mprotect} takes it exclusively — and so, once per resolved userfault,
+ * stalled every other vCPU thread's KVM fault (which takes it shared) behind it. Setting the flag
+ * zaps with markers and a map-back removes one; an invalidation zaps with {@code PROT_NONE} as
+ * well, because the punch that follows drops the markers over a folio mapped elsewhere
+ * (truncation zaps with {@code ZAP_FLAG_DROP_MARKER}), and such a page's map-back lifts both.
  *
  * <p>While a feature flag is set, an invalidation of the inode's pages (punch, conversion) zaps
  * the pages of it this view covers again, as {@code kvm_gmem_invalidate_begin} unmaps stage 2, so
@@ -45,21 +58,42 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
   private final GuestMemInodeImpl inode;
   /** File page of the view's first page. */
   private final long firstPage;
-  /** Pages made inaccessible (zapped, not yet mapped back); guarded by this. */
-  private final BitSet zapped = new BitSet();
-  /** Whether a feature flag is set (zapAll) rather than cleared (mapAll); guarded by this. */
-  private boolean armed;
-  /** Invalidations so far; guarded by this. */
-  private long sequence;
+  /**
+   * Map-backs take it shared, so vCPU threads mapping different pages never wait for each other
+   * in Java (one monitor held across every vCPU's {@code mprotect} made 4 faulting vCPUs queue
+   * behind each other's system call); zaps and invalidations take it exclusively, so a map-back
+   * never lands between an invalidation's sequence bump and its {@code mprotect}.
+   */
+  private final StampedLock lock = new StampedLock();
+  /** Pages made inaccessible (zapped, not yet mapped back), one bit each. */
+  private final AtomicLongArray zapped;
+  /**
+   * Pages zapped by {@code PROT_NONE}: all zapped ones without guard markers, else those an
+   * invalidation zapped (see {@link #unmap}); one bit each.
+   */
+  private final AtomicLongArray protNone;
+  /** Whether a feature flag is set (zapAll) rather than cleared (mapAll); written under the exclusive lock. */
+  private volatile boolean armed;
+  /** Invalidations so far; written under the exclusive lock, read without it. */
+  private volatile long sequence;
   /** A slot's private stage 2 ({@link #privateStageTwo}): always armed, never mapped whole. */
   private volatile boolean privateStageTwo;
+  /** Whether pages are zapped with guard markers rather than {@code mprotect} (see the class comment). */
+  private final boolean guards;
 
-  private StageTwoView(Sys sys, Mapping mapping, long pages, GuestMemInodeImpl inode, long firstPage) {
+  /** {@code MADV_GUARD_INSTALL} / {@code MADV_GUARD_REMOVE} (uapi asm-generic/mman-common.h). */
+  static final int MADV_GUARD_INSTALL = 102;
+  static final int MADV_GUARD_REMOVE = 103;
+
+  private StageTwoView(Sys sys, Mapping mapping, long pages, GuestMemInodeImpl inode, long firstPage, boolean guards) {
     this.sys = sys;
+    this.guards = guards;
     this.mapping = mapping;
     this.pages = pages;
     this.inode = inode;
     this.firstPage = firstPage;
+    this.zapped = new AtomicLongArray((int) ((pages + 63) >>> 6));
+    this.protNone = new AtomicLongArray((int) ((pages + 63) >>> 6));
   }
 
   /** A view of file bytes {@code [offset, offset+size)} of {@code inode}, zapped at once when {@code zap}. */
@@ -69,7 +103,7 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
     Mapping m = new Mapping(sys, address, size);
     try {
       sys.madvise(address, size, Sys.MADV_DONTDUMP);
-      StageTwoView v = new StageTwoView(sys, m, size >>> Folio.PAGE_SHIFT, inode, offset >>> Folio.PAGE_SHIFT);
+      StageTwoView v = new StageTwoView(sys, m, size >>> Folio.PAGE_SHIFT, inode, offset >>> Folio.PAGE_SHIFT, takesGuards(sys, address));
       if (zap) {
         v.zapAll();
       }
@@ -79,6 +113,37 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
       m.close();
       throw e;
     }
+  }
+
+  /**
+   * Whether the kernel places guard markers on this view: one on its first page, removed again
+   * (a kernel without them, or a mapping they are not allowed on, says EINVAL).
+   */
+  private static boolean takesGuards(Sys sys, long address) {
+    try {
+      sys.madvise(address, Folio.PAGE_SIZE, MADV_GUARD_INSTALL);
+    } catch (GmemException e) {
+      return false;
+    }
+    sys.madvise(address, Folio.PAGE_SIZE, MADV_GUARD_REMOVE);
+    return true;
+  }
+
+  /** Whether pages are zapped with guard markers (diagnostics, tests). */
+  public boolean usesGuardMarkers() {
+    return guards;
+  }
+
+  /** Guard markers on pages {@code [from, to)} installed, or removed. */
+  private void guard(long from, long to, boolean install) {
+    sys.madvise(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT,
+        install ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE);
+  }
+
+  /** Pages {@code [from, to)} {@code PROT_NONE}, or read-write again; the mmap lock exclusively. */
+  private void protNone(long from, long to, boolean none) {
+    sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, none ? Prot.NONE : Prot.READ_WRITE);
+    setBits(protNone, from, to, none);
   }
 
   /**
@@ -102,47 +167,80 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
   }
 
   /** Every page inaccessible to the kernel: its next guest access is a fault gmem sees. */
-  public synchronized void zapAll() {
-    sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.NONE);
-    zapped.set(0, (int) pages);
-    armed = true;
-    sequence++;
+  public void zapAll() {
+    long stamp = lock.writeLock();
+    try {
+      if (guards) {
+        guard(0, pages, true); // first: no page is accessible in between
+        if (anySet(protNone, 0, pages)) {
+          protNone(0, pages, false);
+        }
+      } else {
+        protNone(0, pages, true);
+      }
+      setBits(zapped, 0, pages, true);
+      armed = true;
+      sequence++;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
   }
 
   /** Every page accessible again (the feature flag was cleared). */
-  public synchronized void mapAll() {
-    sys.mprotect(mapping.address(), pages << Folio.PAGE_SHIFT, Prot.READ_WRITE);
-    zapped.clear();
-    armed = false;
+  public void mapAll() {
+    long stamp = lock.writeLock();
+    try {
+      if (!guards || anySet(protNone, 0, pages)) {
+        protNone(0, pages, false);
+      }
+      if (guards) {
+        guard(0, pages, false);
+      }
+      setBits(zapped, 0, pages, false);
+      armed = false;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
   }
 
   /**
    * Zaps the view's pages among file pages {@code [start, end)} while a feature flag is set (with
-   * it clear the view follows the file like any shared mapping). {@code mprotect} of a range of a
-   * mapping this owns; it fails only where the split would exceed {@code vm.max_map_count}.
+   * it clear the view follows the file like any shared mapping). Guard markers over a range of a
+   * mapping this owns (fails only without memory for page tables), or {@code mprotect}, which
+   * fails only where the split would exceed {@code vm.max_map_count}.
    */
   @Override
-  public synchronized void unmap(long start, long end) {
+  public void unmap(long start, long end) {
     long from = Math.max(start, firstPage) - firstPage;
     long to = Math.min(end, firstPage + pages) - firstPage;
-    if (!armed || from >= to) {
+    if (from >= to) {
       return;
     }
-    sequence++; // a map-back racing with this is dropped even where nothing is mapped yet
-    if (zapped.nextClearBit((int) from) >= to) {
-      return; // nothing mapped in the range: no system call
+    long stamp = lock.writeLock();
+    try {
+      if (!armed) {
+        return;
+      }
+      sequence++; // a map-back racing with this is dropped even where nothing is mapped yet
+      if (allSet(protNone, from, to)) {
+        return; // nothing mapped in the range: no system call
+      }
+      // PROT_NONE even where guard markers zap already: the punch that follows drops the markers
+      // of a folio mapped anywhere else (truncate's unmap_mapping_folio zaps with DROP_MARKER).
+      protNone(from, to, true);
+      setBits(zapped, from, to, true);
+    } finally {
+      lock.unlockWrite(stamp);
     }
-    sys.mprotect(mapping.address() + (from << Folio.PAGE_SHIFT), (to - from) << Folio.PAGE_SHIFT, Prot.NONE);
-    zapped.set((int) from, (int) to);
   }
 
   /** The invalidation count, read before a fault is decided and given to {@link #map(long, long)}. */
-  public synchronized long sequence() {
+  public long sequence() {
     return sequence;
   }
 
   /** Maps slot page {@code index} back (gmem's fault path let an access to it through). */
-  public synchronized void map(long index) {
+  public void map(long index) {
     map(index, sequence);
   }
 
@@ -151,21 +249,74 @@ public final class StageTwoView implements GuestMappings, AutoCloseable {
    * {@link #sequence()} before the fault was decided): then the decision is stale, the page stays
    * zapped and the next access faults again ({@code mmu_invalidate_retry}).
    */
-  public synchronized void map(long index, long seen) {
-    if (seen == sequence && index >= 0 && index < pages && zapped.get((int) index)) {
-      sys.mprotect(mapping.address() + (index << Folio.PAGE_SHIFT), Folio.PAGE_SIZE, Prot.READ_WRITE);
-      zapped.clear((int) index);
+  public void map(long index, long seen) {
+    if (index < 0 || index >= pages || !isZapped(index)) {
+      return;
+    }
+    long stamp = lock.readLock();
+    try {
+      // Two map-backs of one page may both get here: the second changes nothing. A page an
+      // invalidation zapped is PROT_NONE (rare: the mmap lock exclusively); every other one is
+      // zapped by its guard marker alone (the mmap lock shared).
+      if (seen == sequence && isZapped(index)) {
+        if (isSet(protNone, index)) {
+          protNone(index, index + 1, false);
+        }
+        if (guards) {
+          guard(index, index + 1, false);
+        }
+        setBits(zapped, index, index + 1, false);
+      }
+    } finally {
+      lock.unlockRead(stamp);
     }
   }
 
   /** Whether slot page {@code index} is zapped now (tests, diagnostics). */
-  public synchronized boolean isZapped(long index) {
-    return zapped.get((int) index);
+  public boolean isZapped(long index) {
+    return isSet(zapped, index);
   }
 
   /** Slot pages zapped now. */
-  public synchronized long zappedPages() {
-    return zapped.cardinality();
+  public long zappedPages() {
+    long n = 0;
+    for (int i = 0; i < zapped.length(); i++) {
+      n += Long.bitCount(zapped.get(i));
+    }
+    return n;
+  }
+
+  private static boolean isSet(AtomicLongArray bits, long index) {
+    return (bits.get((int) (index >>> 6)) & (1L << index)) != 0;
+  }
+
+  private static boolean allSet(AtomicLongArray bits, long from, long to) {
+    for (long p = from; p < to; p++) {
+      if (!isSet(bits, p)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static boolean anySet(AtomicLongArray bits, long from, long to) {
+    for (long p = from; p < to; p++) {
+      if (isSet(bits, p)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Sets or clears bits {@code [from, to)}. */
+  private static void setBits(AtomicLongArray bits, long from, long to, boolean set) {
+    for (long p = from; p < to; ) {
+      int word = (int) (p >>> 6);
+      long end = Math.min(to, ((long) word + 1) << 6);
+      long mask = (end - p == 64 ? -1L : ((1L << (end - p)) - 1)) << p;
+      bits.getAndAccumulate(word, mask, set ? (a, b) -> a | b : (a, b) -> a & ~b);
+      p = end;
+    }
   }
 
   @Override

@@ -74,8 +74,7 @@ public final class LazyRestore implements AutoCloseable {
       List<Long> ws = prefetch ? snapshot.workingSet() : List.of();
       source = new SnapshotPageSource(snapshot);
       source.background(background);
-      server = PageServer.start(uf, vm, source, lazy);
-      server.prefetch(ws);
+      server = PageServer.start(uf, vm, source, lazy, ws); // hinted before the source starts
       Vcpu vcpu = vm.createVcpu(0);
       vcpu.setSpecialRegisters(snapshot.specialRegisters());
       vcpu.setRegisters(snapshot.registers());

@@ -64,6 +64,28 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     return installing[(int) (gfn & (installing.length - 1))];
   }
 
+  /** Runs {@code install} holding the stripes of GFNs {@code [first, first+count)}, taken in index order (no deadlock). */
+  private void underStripes(long first, int count, Runnable install) {
+    boolean[] need = new boolean[installing.length];
+    for (int i = 0; i < count && i < installing.length; i++) {
+      need[(int) ((first + i) & (installing.length - 1))] = true;
+    }
+    lockFrom(0, need, install);
+  }
+
+  private void lockFrom(int i, boolean[] need, Runnable install) {
+    while (i < need.length && !need[i]) {
+      i++;
+    }
+    if (i == need.length) {
+      install.run();
+      return;
+    }
+    synchronized (installing[i]) {
+      lockFrom(i + 1, need, install);
+    }
+  }
+
   /**
    * Marks every page of {@code vm}'s memslots missing, sets USERFAULT on each slot (the late toggle),
    * and starts {@code source}: the VM may run at once. EBUSY when another page server supervises
@@ -81,6 +103,15 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
    * others hold their content already and are left alone.
    */
   public static PageServer start(Userfault userfault, Vm vm, PageSource source, List<Memslot> lazy) {
+    return start(userfault, vm, source, lazy, List.of());
+  }
+
+  /**
+   * {@link #start(Userfault, Vm, PageSource, List)} with {@code prefetch} (a previous run's
+   * {@link #demandOrder()}) hinted to the source before it starts, so that the working set comes
+   * before any background fill, in its recorded order.
+   */
+  public static PageServer start(Userfault userfault, Vm vm, PageSource source, List<Memslot> lazy, List<Long> prefetch) {
     PageServer s = new PageServer(userfault, vm, source, lazy);
     userfault.supervise(vm, s); // EBUSY before anything changes
     List<BitSet> setBefore = new ArrayList<>();
@@ -96,6 +127,7 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
           flagged.add(m);
         }
       }
+      s.prefetch(prefetch); // hinted before the source starts: the working set goes before any background fill
       source.start(s);
       return s;
     } catch (RuntimeException e) {
@@ -256,6 +288,39 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     } catch (GmemException e) {
       if (e.errno() != Errno.EEXIST) {
         fail("installing GFN 0x" + Long.toHexString(gfn) + ": " + e.getMessage());
+      }
+    }
+  }
+
+  /**
+   * A run of pages (hints, background fill): every CRC checked first (a mismatch fails the source,
+   * nothing of the run installed), then one {@link Userfault#installRun}, which skips pages already
+   * present; page by page where no single memslot holds the run.
+   */
+  @Override
+  public void pages(long firstGfn, ByteBuffer data, int[] crc32c) {
+    if (failure != null) {
+      return;
+    }
+    CRC32C crc = new CRC32C();
+    for (int i = 0; i < crc32c.length; i++) {
+      int at = data.position() + i * (int) PAGE;
+      crc.reset();
+      crc.update(data.duplicate().position(at).limit(at + (int) PAGE));
+      if ((int) crc.getValue() != crc32c[i]) {
+        fail("CRC32C mismatch for GFN 0x" + Long.toHexString(firstGfn + i));
+        return;
+      }
+    }
+    ByteBuffer d = data.duplicate();
+    d.limit(d.position() + crc32c.length * (int) PAGE);
+    try {
+      underStripes(firstGfn, crc32c.length, () -> userfault.installRun(vm, firstGfn * PAGE, d));
+    } catch (GmemException e) {
+      if (e.errno() == Errno.EINVAL) {
+        PageSink.super.pages(firstGfn, data, crc32c); // the run crosses memslots
+      } else {
+        fail("installing GFNs 0x" + Long.toHexString(firstGfn) + "+" + crc32c.length + ": " + e.getMessage());
       }
     }
   }

@@ -16,6 +16,19 @@ public interface PageSink {
    */
   void page(long gfn, ByteBuffer data, int crc32c);
 
+  /**
+   * The content of {@code crc32c.length} consecutive pages from {@code firstGfn}: 4096 bytes each
+   * from {@code data}'s position, with each page's CRC32C. As {@link #page} for each (by default, one
+   * by one); a sink may install the run at once, but never a page that is no longer missing, and
+   * nothing of a run with a CRC mismatch.
+   */
+  default void pages(long firstGfn, ByteBuffer data, int[] crc32c) {
+    for (int i = 0; i < crc32c.length; i++) {
+      int at = data.position() + i * 4096;
+      page(firstGfn + i, data.duplicate().position(at).limit(at + 4096), crc32c[i]);
+    }
+  }
+
   /** Page {@code gfn} is known to be zero: a message of its own, never a fallback for a missing page. */
   void zero(long gfn);
 
