@@ -2,6 +2,7 @@ package dev.gmem.migrate;
 
 import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Wire;
+import dev.gmem.userfault.uffd.Native;
 import java.io.IOException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
@@ -47,6 +48,7 @@ final class DestinationLink {
   }
 
   private void receiveStream() throws IOException {
+    Native.background(SourceLink.STREAM_NICE); // as the source's stream: demand threads preempt it
     CRC32C crc = new CRC32C();
     StreamRun run = new StreamRun(d);
     while (!closed) {

@@ -2,6 +2,7 @@ package dev.gmem.migrate;
 
 import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Wire;
+import dev.gmem.userfault.uffd.Native;
 import java.io.IOException;
 
 /**
@@ -27,6 +28,9 @@ final class SourceLink {
     thread("gmem-migrate-demand", this::serveDemand);
   }
 
+  /** How many nice steps below the process's the stream threads run, on both sides (demand threads keep the process's). */
+  static final int STREAM_NICE = 10;
+
   private void thread(String name, IoLoop body) {
     Thread t = new Thread(() -> {
       try {
@@ -43,6 +47,9 @@ final class SourceLink {
 
   /** The background stream: the current order, then END, then waits for the next order or completion. */
   private void stream() throws IOException, InterruptedException {
+    // Background work at a lower priority: where the stream keeps every core busy, a woken demand
+    // thread (the process's nice) preempts it at once instead of waiting for its scheduler slice to end.
+    Native.background(STREAM_NICE);
     PageBuffer b = new PageBuffer();
     ReadAhead ahead = new ReadAhead(s.reader, s.vm, s.slots);
     long cap = s.options.maxStreamBytesPerSecond();

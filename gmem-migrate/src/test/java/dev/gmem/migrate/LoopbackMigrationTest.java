@@ -29,6 +29,47 @@ class LoopbackMigrationTest {
     return new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
   }
 
+  /** Nice values of this process's threads whose kernel name (15 characters) starts with {@code prefix}. */
+  static List<Integer> nice(String prefix) throws java.io.IOException {
+    List<Integer> nice = new java.util.ArrayList<>();
+    try (java.util.stream.Stream<java.nio.file.Path> tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+      for (java.nio.file.Path t : (Iterable<java.nio.file.Path>) tasks::iterator) {
+        try {
+          if (java.nio.file.Files.readString(t.resolve("comm")).strip().startsWith(prefix)) {
+            String stat = java.nio.file.Files.readString(t.resolve("stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            nice.add(Integer.parseInt(f[16])); // field 19 of stat: nice
+          }
+        } catch (java.nio.file.NoSuchFileException gone) {
+          // a thread that ended meanwhile
+        }
+      }
+    }
+    return nice;
+  }
+
+  /**
+   * Both sides' stream threads ("gmem-migrate-stream", "-stream-rx") run {@link
+   * SourceLink#STREAM_NICE} nice steps below the process, the demand threads at the process's
+   * nice: a woken demand thread preempts the stream where it keeps every core busy.
+   */
+  static void assertStreamThreadsRunInTheBackground() throws Exception {
+    String self = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+    int base = Integer.parseInt(self.substring(self.lastIndexOf(')') + 2).split(" ")[16]);
+    int background = Math.min(19, base + SourceLink.STREAM_NICE);
+    List<Integer> stream = List.of();
+    for (long until = System.nanoTime() + 5_000_000_000L; System.nanoTime() < until; Thread.sleep(10)) {
+      stream = nice("gmem-migrate-st");
+      if (stream.size() == 2 && stream.stream().allMatch(n -> n == background)) {
+        break;
+      }
+    }
+    assertEquals(List.of(background, background), stream, "the two stream threads' nice values");
+    List<Integer> demand = nice("gmem-migrate-de");
+    assertEquals(3, demand.size(), "source's demand server, destination's demand sender and reader");
+    assertTrue(demand.stream().allMatch(n -> n == base), "demand threads keep the process's nice " + base + ": " + demand);
+  }
+
   @Test
   void aRealGuestContinuesOnTheDestinationWithEveryPageIdentical() throws Exception {
     try (GmemRuntime a = Backends.open("kvm"); GmemRuntime b = Backends.open("kvm")) {
@@ -47,6 +88,7 @@ class LoopbackMigrationTest {
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
               SourceOptions.defaults().withMaxStreamBandwidth(128 << 10))) {
             accepted.get();
+            assertStreamThreadsRunInTheBackground();
             VcpuExit.Io io = assertInstanceOf(VcpuExit.Io.class, d.run(d.vcpus().get(0)), "the guest continued on the destination");
             assertEquals(Guest.SUM_PORT, io.port());
             assertEquals(Guest.expectedSum(SIZE), ByteBuffer.wrap(io.data()).order(ByteOrder.LITTLE_ENDIAN).getInt(),

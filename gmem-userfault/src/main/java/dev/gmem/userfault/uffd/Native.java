@@ -34,6 +34,16 @@ public final class Native {
     return new GmemException(Errno.of(e), what + " failed: errno " + e);
   }
 
+  /**
+   * Makes the calling thread background work: {@code delta} nice steps below its priority now (at
+   * most nice 19), with {@code setpriority(PRIO_PROCESS, 0, …)}, which on Linux sets the calling
+   * thread alone. A thread may always lower its own priority; false where the call was refused.
+   */
+  public static boolean background(int delta) {
+    int now = LIBC.getpriority(0, 0);
+    return LIBC.setpriority(0, 0, Math.min(19, now + delta)) == 0;
+  }
+
   /** Zeroed native memory of {@code size} bytes (freed by the GC). */
   public static Pointer allocate(int size) {
     return Memory.allocateDirect(RUNTIME, size, true);

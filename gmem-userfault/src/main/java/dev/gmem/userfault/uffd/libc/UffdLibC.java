@@ -39,4 +39,8 @@ public interface UffdLibC {
   int madvise(long addr, @size_t long length, int advice);
 
   int eventfd(int initval, int flags);
+
+  int setpriority(int which, int who, int prio);
+
+  int getpriority(int which, int who);
 }
