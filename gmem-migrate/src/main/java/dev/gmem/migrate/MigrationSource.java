@@ -53,6 +53,8 @@ public final class MigrationSource implements AutoCloseable {
   final AtomicLong streamBytes = new AtomicLong();
   final AtomicLong demandBytes = new AtomicLong();
   final AtomicLong demandRequests = new AtomicLong();
+  /** When the last demand request came ({@link System#nanoTime}): the stream shortens its runs for a while. */
+  volatile long lastDemandNanos = System.nanoTime() - SourceLink.DEMAND_QUIET_NANOS;
   final AtomicLong streamed = new AtomicLong();
   /** Demand requests being answered now: the stream steps aside meanwhile (the preempt channel's point). */
   final AtomicInteger demandBusy = new java.util.concurrent.atomic.AtomicInteger();
