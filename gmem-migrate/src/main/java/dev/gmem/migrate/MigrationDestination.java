@@ -522,18 +522,6 @@ public final class MigrationDestination implements AutoCloseable {
   }
 
   void finished(String outcome) {
-    MigrationStats st = stats();
-    MigrationEvent.Finished e = new MigrationEvent.Finished();
-    if (e.isEnabled()) {
-      e.side = "destination";
-      e.pages = st.pages();
-      e.downtime = st.downtime().toNanos();
-      e.demandRequests = st.demandRequests();
-      e.streamBytes = st.streamBytes();
-      e.demandBytes = st.demandBytes();
-      e.reconnects = st.reconnects();
-      e.outcome = outcome;
-      e.commit();
-    }
+    MigrationEvent.Finished.commit("destination", outcome, stats());
   }
 }

@@ -33,6 +33,22 @@ final class MigrationEvent {
     int reconnects;
     @Label("Outcome")
     String outcome;
+
+    /** Records the end of one side's migration (nothing when the event is off). */
+    static void commit(String side, String outcome, MigrationStats st) {
+      Finished e = new Finished();
+      if (e.isEnabled()) {
+        e.side = side;
+        e.pages = st.pages();
+        e.downtime = st.downtime().toNanos();
+        e.demandRequests = st.demandRequests();
+        e.streamBytes = st.streamBytes();
+        e.demandBytes = st.demandBytes();
+        e.reconnects = st.reconnects();
+        e.outcome = outcome;
+        e.commit();
+      }
+    }
   }
 
   @Name("dev.gmem.migrate.DemandPage")

@@ -254,18 +254,7 @@ public final class MigrationSource implements AutoCloseable {
   }
 
   private static void event(String outcome, MigrationStats st) {
-    MigrationEvent.Finished e = new MigrationEvent.Finished();
-    if (e.isEnabled()) {
-      e.side = "source";
-      e.pages = st.pages();
-      e.downtime = st.downtime().toNanos();
-      e.demandRequests = st.demandRequests();
-      e.streamBytes = st.streamBytes();
-      e.demandBytes = st.demandBytes();
-      e.reconnects = st.reconnects();
-      e.outcome = outcome;
-      e.commit();
-    }
+    MigrationEvent.Finished.commit("source", outcome, st);
   }
 
   /** Stops: a migration not yet acknowledged fails (the source keeps every page and may resume the VM). */

@@ -66,7 +66,7 @@ public class VcpuFaultScalingBench {
   private static final int UF_SLOT = 1;
 
   /** A VM whose data slot has USERFAULT, {@code vcpus} real vCPUs, a thread each. */
-  abstract static class Guest {
+  public abstract static class Guest {
     GmemRuntime rt;
     Userfault uf;
     Vm vm;
@@ -85,7 +85,8 @@ public class VcpuFaultScalingBench {
       return TOTAL / vcpus();
     }
 
-    void open() {
+    @Setup(Level.Trial)
+    public void open() {
       rt = GmemRuntime.builder().property("gmem.backend", "kvm").build();
       uf = rt.feature(Userfault.class).orElseThrow(() -> new IllegalStateException("the userfault feature is off"));
       vm = rt.createVm(VmType.DEFAULT);
@@ -108,7 +109,8 @@ public class VcpuFaultScalingBench {
       }
     }
 
-    void missing() {
+    @Setup(Level.Invocation)
+    public void missing() {
       RawMemory.expect("faults resolved in the last invocation", 0, faults == 0 ? 0 : faults - TOTAL);
       faults = 0;
       file.punchHole(LongModeGuest.DATA_BASE, dataSize);
@@ -151,7 +153,8 @@ public class VcpuFaultScalingBench {
       }
     }
 
-    void close() {
+    @TearDown(Level.Trial)
+    public void close() {
       threads.shutdownNow();
       cpus.forEach(Vcpu::close);
       rt.close();
@@ -164,21 +167,6 @@ public class VcpuFaultScalingBench {
     int vcpus() {
       return THREADS;
     }
-
-    @Setup(Level.Trial)
-    public void setUp() {
-      open();
-    }
-
-    @Setup(Level.Invocation)
-    public void reset() {
-      missing();
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() {
-      close();
-    }
   }
 
   @State(Scope.Benchmark)
@@ -186,21 +174,6 @@ public class VcpuFaultScalingBench {
     @Override
     int vcpus() {
       return 1;
-    }
-
-    @Setup(Level.Trial)
-    public void setUp() {
-      open();
-    }
-
-    @Setup(Level.Invocation)
-    public void reset() {
-      missing();
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() {
-      close();
     }
   }
 

@@ -1,13 +1,10 @@
 package dev.gmem.examples.cli;
 
-import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
-import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
-import dev.gmem.api.VmType;
 import dev.gmem.migrate.DestinationOptions;
 import dev.gmem.migrate.MigrationDestination;
 import dev.gmem.migrate.MigrationSource;
@@ -86,17 +83,12 @@ final class MigrateCommand implements Callable<Integer> {
     String host = mode.to.substring(0, colon);
     int port = Integer.parseInt(mode.to.substring(colon + 1));
     long size = sizeMiB << 20;
-    Vm vm = rt.createVm(VmType.DEFAULT);
-    GuestMemFile f = vm.createGuestMemFile(TouchGuest.BASE + size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-    vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, TouchGuest.BASE + size, f, 0);
-    byte[] code = TouchGuest.program(size);
-    vm.guestMemory().write(TouchGuest.CODE, code, 0, code.length);
+    Vm vm = TouchGuest.vm(rt, size);
     try (Vcpu cpu = vm.createVcpu(0)) {
-      TouchGuest.start(cpu);
       long t0 = System.nanoTime();
-      VcpuExit first = cpu.run();
-      if (!(first instanceof VcpuExit.Io io) || io.port() != TouchGuest.FILL_PORT || !(cpu.run() instanceof VcpuExit.Hlt)) {
-        out.println("the guest did not fill its memory: " + first);
+      VcpuExit instead = TouchGuest.fill(cpu);
+      if (instead != null) {
+        out.println("the guest did not fill its memory: " + instead);
         return 1;
       }
       out.printf("source: guest filled %d MiB in %.1f ms and stopped at rip 0x%x%n", sizeMiB, (System.nanoTime() - t0) / 1e6, cpu.registers().rip());

@@ -1,8 +1,15 @@
 package dev.gmem.examples.cli;
 
+import dev.gmem.api.GmemFlags;
+import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.Memslot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
 import dev.gmem.api.Vcpu;
+import dev.gmem.api.VcpuExit;
+import dev.gmem.api.Vm;
+import dev.gmem.api.VmType;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -68,5 +75,26 @@ final class TouchGuest {
     cpu.setSpecialRegisters(s.withCr0(s.cr0() | dev.gmem.api.SpecialRegisters.CR0_PE)
         .withCodeSegment(Segment.flat32Code(0x08)).withDataSegments(Segment.flat32Data(0x10)));
     cpu.setRegisters(Registers.initial().withRip(CODE));
+  }
+
+  /** A DEFAULT VM with one {@code MMAP|INIT_SHARED} file bound at GPA 0, big enough for {@code size} bytes at {@link #BASE}, and the program loaded. */
+  static Vm vm(GmemRuntime rt, long size) {
+    Vm vm = rt.createVm(VmType.DEFAULT);
+    GuestMemFile f = vm.createGuestMemFile(BASE + size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+    vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, BASE + size, f, 0);
+    byte[] code = program(size);
+    vm.guestMemory().write(CODE, code, 0, code.length);
+    return vm;
+  }
+
+  /** Starts {@code cpu} and runs the first pass: null once it filled its memory and halted, else the exit that came instead. */
+  static VcpuExit fill(Vcpu cpu) {
+    start(cpu);
+    VcpuExit first = cpu.run();
+    if (!(first instanceof VcpuExit.Io io) || io.port() != FILL_PORT) {
+      return first;
+    }
+    VcpuExit halt = cpu.run();
+    return halt instanceof VcpuExit.Hlt ? null : halt;
   }
 }
