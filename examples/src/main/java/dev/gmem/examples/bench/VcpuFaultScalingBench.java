@@ -1,13 +1,20 @@
 package dev.gmem.examples.bench;
 
+import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
+import dev.gmem.api.MapFlags;
 import dev.gmem.api.Memslot;
+import dev.gmem.api.Prot;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
+import dev.gmem.core.sys.Fd;
+import dev.gmem.core.sys.Kvm;
+import dev.gmem.core.sys.Mapping;
+import dev.gmem.core.sys.Sys;
 import dev.gmem.examples.guest.LongModeGuest;
 import dev.gmem.userfault.Userfault;
 import dev.gmem.userfault.UserfaultBitmap;
@@ -99,10 +106,7 @@ public class VcpuFaultScalingBench {
           LongModeGuest.DATA_BASE);
       LongModeGuest.load(vm.guestMemory());
       bitmap = uf.bitmap(vm, UF_SLOT);
-      source = ByteBuffer.allocateDirect((int) dataSize);
-      for (int i = 0; i < dataSize; i += 8) {
-        source.putLong(i, 0x0101_0101_0101_0101L ^ i);
-      }
+      source = source(dataSize);
       threads = Executors.newFixedThreadPool(vcpus());
       for (int i = 0; i < vcpus(); i++) {
         cpus.add(vm.createVcpu(i));
@@ -121,6 +125,15 @@ public class VcpuFaultScalingBench {
       for (int i = 0; i < vcpus(); i++) {
         LongModeGuest.start(cpus.get(i), LongModeGuest.DATA_BASE + i * pagesPerVcpu() * PAGE, pagesPerVcpu(), i);
       }
+    }
+
+    /** The warm source of {@code size} bytes (non-zero). */
+    static ByteBuffer source(long size) {
+      ByteBuffer b = ByteBuffer.allocateDirect((int) size);
+      for (int i = 0; i < size; i += 8) {
+        b.putLong(i, 0x0101_0101_0101_0101L ^ i);
+      }
+      return b;
     }
 
     /** Runs every vCPU's fill pass on its own thread, resolving its faults there; the faults resolved. */
@@ -177,16 +190,173 @@ public class VcpuFaultScalingBench {
     }
   }
 
+  /**
+   * The host's floor: the same kernel work without gmem. A raw VM ({@code KVM_CREATE_VM}) over a
+   * raw guest_memfd ({@code MMAP|INIT_SHARED}), bound as gmem binds it: the page-table slot as a
+   * guest_memfd slot over a shared mapping of the file (the VMM's window, which the copies go
+   * through too), the data slot as plain user memory over a second shared mapping of its range
+   * (its stage-2 view). The view's pages carry guard markers ({@code MADV_GUARD_INSTALL}), as gmem
+   * zaps them on this host, so a guest store to one comes back as an MMIO exit. Per fault, what
+   * gmem's path makes the kernel do and nothing else: the page's data copied in through the
+   * window, the guest's store (already emulated by the kernel) written there, the page's marker
+   * removed ({@code MADV_GUARD_REMOVE}: the page mapped back), {@code KVM_RUN} again. No bitmap.
+   */
+  public abstract static class RawGuest {
+    final Kvm kvm = new Kvm(RawMemory.SYS);
+    Fd device;
+    Fd vm;
+    Fd gmem;
+    Mapping window;
+    Mapping view;
+    ByteBuffer memory;
+    final List<RawVcpu> cpus = new ArrayList<>();
+    ExecutorService threads;
+    ByteBuffer source;
+    long dataSize;
+    long faults;
+
+    abstract int vcpus();
+
+    long pagesPerVcpu() {
+      return TOTAL / vcpus();
+    }
+
+    @Setup(Level.Trial)
+    public void open() {
+      Sys sys = RawMemory.SYS;
+      long size = LongModeGuest.memorySize(TOTAL);
+      dataSize = size - LongModeGuest.DATA_BASE;
+      device = kvm.openDevice();
+      vm = kvm.createVm(device, VmType.DEFAULT.kvmType());
+      gmem = kvm.createGuestMemfd(vm, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      window = new Mapping(sys, sys.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), 0), size);
+      view = new Mapping(sys, sys.mmap(0, dataSize, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), LongModeGuest.DATA_BASE), dataSize);
+      sys.madvise(view.address(), dataSize, Sys.MADV_DONTDUMP);
+      kvm.setUserMemoryRegion2(vm, 0, Kvm.MEM_GUEST_MEMFD, 0, LongModeGuest.DATA_BASE, window.address(), gmem.get(), 0);
+      kvm.setUserMemoryRegion2(vm, UF_SLOT, 0, LongModeGuest.DATA_BASE, dataSize, view.address(), 0, 0);
+      memory = Sys.buffer(window.address(), (int) size);
+      byte[] low = LongModeGuest.lowMemory();
+      memory.put((int) LongModeGuest.GDT, low, (int) LongModeGuest.GDT, low.length - (int) LongModeGuest.GDT);
+      source = Guest.source(dataSize).order(memory.order()); // the same bytes as gmem's; read back in the window's order
+      threads = Executors.newFixedThreadPool(vcpus());
+      for (int i = 0; i < vcpus(); i++) {
+        cpus.add(RawVcpu.create(kvm, device, vm, i));
+      }
+    }
+
+    @Setup(Level.Invocation)
+    public void missing() {
+      RawMemory.expect("raw faults resolved in the last invocation", 0, faults == 0 ? 0 : faults - TOTAL);
+      if (faults != 0) {
+        for (int i = 0; i < vcpus(); i++) { // each vCPU's last page: the guest's store over the installed data
+          long gpa = LongModeGuest.DATA_BASE + ((i + 1) * pagesPerVcpu() - 1) * PAGE;
+          RawMemory.expect("the guest's store at 0x" + Long.toHexString(gpa), LongModeGuest.pattern(gpa, i), memory.getLong((int) gpa));
+          RawMemory.expect("the installed data after it", source.getLong((int) (gpa - LongModeGuest.DATA_BASE) + 8),
+              memory.getLong((int) gpa + 8));
+        }
+      }
+      faults = 0;
+      RawMemory.SYS.fallocate(gmem.get(), Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, LongModeGuest.DATA_BASE, dataSize);
+      RawMemory.SYS.madvise(view.address(), dataSize, GUARD_INSTALL);
+      for (int i = 0; i < vcpus(); i++) {
+        long start = LongModeGuest.DATA_BASE + i * pagesPerVcpu() * PAGE;
+        cpus.get(i).load(LongModeGuest::longMode, LongModeGuest.registers(start, pagesPerVcpu(), i));
+      }
+    }
+
+    long faultAll() throws InterruptedException, ExecutionException {
+      List<Future<Long>> done = new ArrayList<>();
+      for (RawVcpu cpu : cpus) {
+        done.add(threads.submit(() -> fill(cpu)));
+      }
+      long n = 0;
+      for (Future<Long> f : done) {
+        n += f.get();
+      }
+      faults = n;
+      return n;
+    }
+
+    private long fill(RawVcpu cpu) {
+      ByteBuffer run = cpu.run;
+      long n = 0;
+      while (true) {
+        int reason = cpu.run();
+        if (reason == Kvm.Run.EXIT_MMIO && run.get(Kvm.Run.MMIO_IS_WRITE) != 0 && run.getInt(Kvm.Run.MMIO_LEN) == Long.BYTES) {
+          long gpa = run.getLong(Kvm.Run.MMIO_PHYS_ADDR);
+          int at = (int) ((gpa & -PAGE) - LongModeGuest.DATA_BASE);
+          if (at < 0 || at >= dataSize) {
+            throw new IllegalStateException("raw vCPU: MMIO exit outside the data slot at 0x" + Long.toHexString(gpa));
+          }
+          memory.put((int) LongModeGuest.DATA_BASE + at, source, at, (int) PAGE);
+          memory.putLong((int) gpa, run.getLong(Kvm.Run.MMIO_DATA));
+          RawMemory.SYS.madvise(view.address() + at, PAGE, GUARD_REMOVE);
+          n++;
+        } else if (reason == Kvm.Run.EXIT_IO && (run.getShort(Kvm.Run.IO_PORT) & 0xffff) == LongModeGuest.FILL_PORT) {
+          return n;
+        } else {
+          throw new IllegalStateException("raw vCPU: unexpected exit reason " + reason);
+        }
+      }
+    }
+
+    @TearDown(Level.Trial)
+    public void close() {
+      threads.shutdownNow();
+      cpus.forEach(RawVcpu::close);
+      view.close();
+      window.close();
+      gmem.close();
+      vm.close();
+      device.close();
+    }
+  }
+
+  /** {@code MADV_GUARD_INSTALL} / {@code MADV_GUARD_REMOVE} (uapi asm-generic/mman-common.h), as core's stage-2 view uses them. */
+  static final int GUARD_INSTALL = 102;
+  static final int GUARD_REMOVE = 103;
+
+  @State(Scope.Benchmark)
+  public static class RawFourVcpus extends RawGuest {
+    @Override
+    int vcpus() {
+      return THREADS;
+    }
+  }
+
+  @State(Scope.Benchmark)
+  public static class RawOneVcpu extends RawGuest {
+    @Override
+    int vcpus() {
+      return 1;
+    }
+  }
+
   @Benchmark
   @OperationsPerInvocation(TOTAL)
   @Paired(baseline = "oneVcpuFaults", maxRatio = 0.5)
+  @Paired(baseline = "rawFourVcpuFaults", info = "none: gmem's cost over the raw kernel path, 4 vCPUs")
   public long fourVcpuFaults(FourVcpus s) throws Exception {
     return s.faultAll();
   }
 
   @Benchmark
   @OperationsPerInvocation(TOTAL)
+  @Paired(baseline = "rawOneVcpuFaults", info = "none: gmem's cost over the raw kernel path, 1 vCPU")
   public long oneVcpuFaults(OneVcpu s) throws Exception {
+    return s.faultAll();
+  }
+
+  @Benchmark
+  @OperationsPerInvocation(TOTAL)
+  @Paired(baseline = "rawOneVcpuFaults", info = "none: the host's own 4-vs-1 scaling (raw, not gmem's target)")
+  public long rawFourVcpuFaults(RawFourVcpus s) throws Exception {
+    return s.faultAll();
+  }
+
+  @Benchmark
+  @OperationsPerInvocation(TOTAL)
+  public long rawOneVcpuFaults(RawOneVcpu s) throws Exception {
     return s.faultAll();
   }
 }
