@@ -259,14 +259,11 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     long first = (gpa - r.gpa) / PAGE;
     int installed = 0;
     for (int i = 0; i < count; ) {
-      if (!r.bitmap.isSet(first + i)) {
-        i++;
-        continue; // present: never overwritten
+      i += r.bitmap.runLength(first + i, count - i, false); // present: never overwritten
+      if (i == count) {
+        break;
       }
-      int j = i + 1;
-      while (j < count && r.bitmap.isSet(first + j)) {
-        j++;
-      }
+      int j = i + r.bitmap.runLength(first + i, count - i, true);
       long at = r.gpa + (first + i) * PAGE;
       long bytes = (j - i) * PAGE;
       INSTALLING.set(true);
@@ -284,9 +281,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       } finally {
         INSTALLING.set(false);
       }
-      for (int k = i; k < j; k++) {
-        r.bitmap.clear(first + k); // release, after the whole stretch's data
-      }
+      r.bitmap.clearRange(first + i, first + j); // release, after the whole stretch's data
       installed += j - i;
       i = j;
     }
