@@ -75,8 +75,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * itself stays near 0.7 because (from schedstat) its 4 threads keep the 2 cores only ~70% busy
  * over an invocation (a thread that finishes its 256 pages early leaves a core idle: runs are
  * ~10 ms, shorter than the scheduler's balancing) and its CPU per fault rises ~5–13% with both
- * cores busy; no vCPU thread sleeps on a lock (perf sched: every sleep is the pool's wait for
- * work). So 0.5 is out of reach on this host for raw KVM as well as for gmem. gmem per fault
+ * cores busy; its vCPU threads hardly ever sleep on a lock (perf sched over 40 invocations: one
+ * mmap-lock wait, every other sleep the pool's wait for work; gmem's likewise, plus JIT warm-up and
+ * safepoints). So 0.5 is out of reach on this host for raw KVM as well as for gmem. gmem per fault
  * costs 1.0–1.3× the raw path with 1 vCPU and 1.2–1.35× with 4 (Java on the fault path: the exit
  * decoded and redone, the install's copy, the bitmap and view bookkeeping).
  */
