@@ -84,7 +84,10 @@ import org.openjdk.jmh.annotations.Warmup;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Fork(value = BenchDefaults.FORKS, jvmArgsAppend = BenchDefaults.NATIVE_ACCESS)
-@Warmup(iterations = BenchDefaults.WARMUP_ITERATIONS, time = BenchDefaults.ITERATION_SECONDS)
+// 10 warm-up seconds, not 3: gmem's fault path is long and a fork's 4 vCPU threads share 2 cores
+// with the JIT, so after 3 s the gmem sides were still compiling (per-iteration 120 -> 58 us with 3,
+// flat from ~8 s on; loaded host) and the 4-thread side more so, which skewed the 4:1 ratio.
+@Warmup(iterations = 10, time = BenchDefaults.ITERATION_SECONDS)
 @Measurement(iterations = BenchDefaults.MEASUREMENT_ITERATIONS, time = BenchDefaults.ITERATION_SECONDS)
 public class VcpuFaultScalingBench {
   static final int PAGES_PER_VCPU = 256;
