@@ -69,17 +69,19 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code fourVcpuFaults ÷ rawFourVcpuFaults} (informational too) are gmem's own cost per fault.
  *
  * <p>Measured on this project's 2-core host (kvm_pvm, shadow paging), all under load from other
- * builds (load average 3–10, noisy), interleaved in one JVM (scratch harness): raw 4÷1 0.60, 0.70,
- * 0.70, 0.74, 0.65, 0.89, 0.89, 0.73, 0.64, 0.68, 0.67 (the quietest run 0.68); gmem 4÷1 in the
- * same runs 0.71, 0.81, 0.85, 0.84, 0.80, 0.76, 0.74, 0.75, 0.81 (quietest 0.75). The raw path
- * itself stays near 0.7 because (from schedstat) its 4 threads keep the 2 cores only ~70% busy
- * over an invocation (a thread that finishes its 256 pages early leaves a core idle: runs are
- * ~10 ms, shorter than the scheduler's balancing) and its CPU per fault rises ~5–13% with both
- * cores busy; its vCPU threads hardly ever sleep on a lock (perf sched over 40 invocations: one
+ * builds (load average 3–10, noisy), the four sides interleaved in one warm JVM (scratch harness,
+ * 14 runs): raw 4÷1 0.64–1.00, median 0.74; gmem 4÷1 0.71–0.86, median 0.78, in the same runs; in
+ * the quietest (the 1-thread sides waited for a core 5% of the time) raw 0.73 and gmem 0.73.
+ * JMH runs of this class on the loaded host gave raw 4÷1 0.80, 1.00 and 1.09 (its forks run one
+ * after the other and meet different load). The raw path itself stays above 0.7 because (from
+ * schedstat, quieter runs) its 4 threads keep the 2 cores only 70–75% busy over an invocation (a
+ * thread that finishes its 256 pages early leaves a core idle: runs are ~10 ms, shorter than the
+ * scheduler's balancing) and its CPU per fault rises 13–16% with both cores busy; its vCPU threads hardly ever sleep on a lock (perf sched over 40 invocations: one
  * mmap-lock wait, every other sleep the pool's wait for work; gmem's likewise, plus JIT warm-up and
  * safepoints). So 0.5 is out of reach on this host for raw KVM as well as for gmem. gmem per fault
- * costs 1.0–1.3× the raw path with 1 vCPU and 1.2–1.35× with 4 (Java on the fault path: the exit
- * decoded and redone, the install's copy, the bitmap and view bookkeeping).
+ * costs 1.0–1.4× the raw path with 1 vCPU and 1.1–1.35× with 4 (Java on the fault path: the exit
+ * decoded and redone, the install's copy, the bitmap and view bookkeeping), and its vCPU threads'
+ * CPU per fault rises more from 1 to 4 threads (quieter runs: +22–27%, raw +13–16%).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
