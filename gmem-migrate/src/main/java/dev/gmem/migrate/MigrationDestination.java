@@ -53,6 +53,8 @@ public final class MigrationDestination implements AutoCloseable {
   private final DestinationOptions options;
   final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
   final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
+  /** When the guest last faulted a page urgently: the stream reader yields after its runs while faults come. */
+  volatile long lastDemandNanos = System.nanoTime() - 2 * SourceLink.DEMAND_QUIET_NANOS;
   final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
   final PageReceiver receiver = new PageReceiver(this);
   final LatencyHistogram roundTrip = new LatencyHistogram();
