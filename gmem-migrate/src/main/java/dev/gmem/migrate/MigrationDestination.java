@@ -450,6 +450,9 @@ public final class MigrationDestination implements AutoCloseable {
   }
 
   long[] missing() {
+    if (pages.complete()) {
+      return new long[0]; // one popcount of the bitmaps instead of a lookup per page at END
+    }
     long total = map.total();
     long[] out = new long[(int) Math.min(total, 1 << 16)];
     int n = 0;
