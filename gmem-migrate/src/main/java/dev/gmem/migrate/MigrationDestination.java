@@ -50,7 +50,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class MigrationDestination implements AutoCloseable {
   private final GmemRuntime rt;
   private final ServerSocketChannel listener;
-  private final DestinationOptions options;
+  final DestinationOptions options;
   final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
   final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
   /** When the guest last faulted a page urgently: the stream reader yields after its runs while faults come. */
@@ -182,7 +182,6 @@ public final class MigrationDestination implements AutoCloseable {
     HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
-    java.time.Duration deadlineBefore = null;
     try {
       List<GuestMemFile> files = new ArrayList<>();
       for (Handshake.FileInfo fi : hs.files()) {
@@ -199,8 +198,6 @@ public final class MigrationDestination implements AutoCloseable {
       for (Handshake.SlotInfo s : hs.slots()) {
         v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
       }
-      deadlineBefore = uf.deadline();
-      uf.deadline(options.faultDeadline()); // runtime-wide (userfault has one deadline): given back if this fails
       this.handshake = hs;
       this.map = new PageMap(hs.slots());
       this.vm = v;
@@ -215,9 +212,6 @@ public final class MigrationDestination implements AutoCloseable {
       vcpus.addAll(made);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
-      if (deadlineBefore != null) {
-        uf.deadline(deadlineBefore);
-      }
       if (pages != null) {
         pages.close();
         pages = null;
