@@ -73,6 +73,7 @@ public final class MigrationDestination implements AutoCloseable {
   Userfault uf;
   private long session;
   volatile DestinationLink link;
+  private volatile Preallocator prealloc;
   private Frames pendingMain;
   private Thread acceptor;
   private volatile boolean closed;
@@ -210,6 +211,7 @@ public final class MigrationDestination implements AutoCloseable {
         c.setRegisters(st.registers());
       }
       vcpus.addAll(made);
+      this.prealloc = Preallocator.start(hs.slots(), files);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
       if (pages != null) {
@@ -301,6 +303,11 @@ public final class MigrationDestination implements AutoCloseable {
         demandRequests.get(), streamBytes(), demandBytes(), reconnects, roundTrip);
   }
 
+  /** The allocation ahead of the stream, once the handshake is accepted (tests). */
+  Preallocator preallocator() {
+    return prealloc;
+  }
+
   /** Closes the connections, the page server (pages still missing stay missing: their faults fail), the vCPUs and the VM. */
   @Override
   public void close() {
@@ -323,6 +330,9 @@ public final class MigrationDestination implements AutoCloseable {
       done.completeExceptionally(new GmemException(Errno.EIO, "the destination was closed before the migration completed"));
     }
     watchdogs.forEach(Thread::interrupt);
+    if (prealloc != null) {
+      prealloc.stop(); // no allocation may run into the VM's close
+    }
     if (pages != null) {
       pages.close();
     }
