@@ -6,7 +6,8 @@ import java.time.Duration;
 /**
  * How a destination waits: for a source to reconnect after the link broke ({@code recoveryTimeout};
  * past it the VM is paused for good and every fault fails), and how long a fault may wait for its
- * page (the userfault deadline).
+ * page: this VM's userfault deadline (its page source's, so the runtime-wide
+ * {@code Userfault.deadline()} and other VMs' stay as they are).
  */
 @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
 public record DestinationOptions(Duration recoveryTimeout, Duration faultDeadline) {

@@ -50,7 +50,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class MigrationDestination implements AutoCloseable {
   private final GmemRuntime rt;
   private final ServerSocketChannel listener;
-  private final DestinationOptions options;
+  final DestinationOptions options;
   final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
   final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
   final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
@@ -180,7 +180,6 @@ public final class MigrationDestination implements AutoCloseable {
     HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
-    java.time.Duration deadlineBefore = null;
     try {
       List<GuestMemFile> files = new ArrayList<>();
       for (Handshake.FileInfo fi : hs.files()) {
@@ -197,8 +196,6 @@ public final class MigrationDestination implements AutoCloseable {
       for (Handshake.SlotInfo s : hs.slots()) {
         v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
       }
-      deadlineBefore = uf.deadline();
-      uf.deadline(options.faultDeadline()); // runtime-wide (userfault has one deadline): given back if this fails
       this.handshake = hs;
       this.map = new PageMap(hs.slots());
       this.vm = v;
@@ -213,9 +210,6 @@ public final class MigrationDestination implements AutoCloseable {
       vcpus.addAll(made);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
-      if (deadlineBefore != null) {
-        uf.deadline(deadlineBefore);
-      }
       if (pages != null) {
         pages.close();
         pages = null;

@@ -45,6 +45,12 @@ final class NetworkPageSource implements PageSource {
     d.demandQueue.add(gfn);
   }
 
+  /** The destination's {@link DestinationOptions#faultDeadline()}: this VM's, not the runtime's. */
+  @Override
+  public java.time.Duration faultDeadline() {
+    return d.options.faultDeadline();
+  }
+
   @Override
   public void close() {
     // the link is closed by the destination

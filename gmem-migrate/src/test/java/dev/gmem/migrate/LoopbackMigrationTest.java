@@ -77,7 +77,8 @@ class LoopbackMigrationTest {
       try (Vcpu cpu = vm.createVcpu(0)) {
         Guest.fill(cpu);
         byte[] before = Guest.digest(vm);
-        try (MigrationDestination d = MigrationDestination.listen(b, loopback(), DestinationOptions.defaults())) {
+        Duration runtimeDeadline = b.feature(Userfault.class).orElseThrow().deadline();
+        try (MigrationDestination d = MigrationDestination.listen(b, loopback(), DestinationOptions.defaults().withFaultDeadline(runtimeDeadline.plusSeconds(7)))) {
           CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
             try {
               return d.accept();
@@ -88,6 +89,8 @@ class LoopbackMigrationTest {
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
               SourceOptions.defaults().withMaxStreamBandwidth(128 << 10))) {
             accepted.get();
+            assertEquals(runtimeDeadline, b.feature(Userfault.class).orElseThrow().deadline(),
+                "the destination's fault deadline is its VM's own: the runtime-wide one stays");
             assertStreamThreadsRunInTheBackground();
             VcpuExit.Io io = assertInstanceOf(VcpuExit.Io.class, d.run(d.vcpus().get(0)), "the guest continued on the destination");
             assertEquals(Guest.SUM_PORT, io.port());

@@ -77,10 +77,13 @@ public interface Userfault {
   /** Whether the page at {@code gpa} is still missing (its bit is set in the bitmap covering it). */
   boolean isMissing(Vm vm, long gpa);
 
-  /** How long a non-vCPU access waits for a missing page before it fails with EIO. */
+  /**
+   * How long an access waits for a missing page before it fails with EIO, on VMs whose
+   * {@linkplain #supervise supervisor} does not set {@linkplain Supervisor#deadline its own}.
+   */
   Duration deadline();
 
-  /** Sets {@link #deadline()} (10 s at start). */
+  /** Sets {@link #deadline()} (10 s at start); VMs whose supervisor sets a deadline keep theirs. */
   void deadline(Duration deadline);
 
   /**
@@ -116,5 +119,16 @@ public interface Userfault {
 
     /** A fault on {@code gpa} waited the whole deadline: the source stalled. */
     void stalled(long gpa);
+
+    /**
+     * How long a fault on this VM's missing pages waits before it fails with EIO — the page
+     * source's own latency (a local snapshot, a source across the network) — or null for the
+     * runtime-wide {@link Userfault#deadline()}. Read when the supervisor is attached: positive, or
+     * EINVAL. A deadline per supervisor, so two VMs of one runtime fed by different sources never
+     * change each other's.
+     */
+    default Duration deadline() {
+      return null;
+    }
   }
 }

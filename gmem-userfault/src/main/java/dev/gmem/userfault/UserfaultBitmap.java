@@ -12,6 +12,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.StampedLock;
 
 /**
  * The userfault bitmap of one memslot ({@code kvm_userspace_memory_region2.userfault_bitmap}): an
@@ -40,6 +41,11 @@ public final class UserfaultBitmap implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition cleared = lock.newCondition();
   private final AtomicInteger waiters = new AtomicInteger();
+  /**
+   * Every read or write of the words holds it shared; {@link #close} takes it exclusive to shut
+   * the bitmap before it unmaps, so no thread is between its open check and its access then.
+   */
+  private final StampedLock life = new StampedLock();
   private volatile boolean open = true;
 
   UserfaultBitmap(HostMemory host, long pages) {
@@ -95,24 +101,54 @@ public final class UserfaultBitmap implements AutoCloseable {
 
   /** Whether page {@code page}'s bit is set, read with acquire semantics. */
   public boolean isSet(long page) {
-    check(page);
+    long stamp = life.readLock();
+    try {
+      check(page);
+      return bit(page);
+    } finally {
+      life.unlockRead(stamp);
+    }
+  }
+
+  /** The bit, read with acquire; the caller holds {@link #life} and checked {@code page}. */
+  private boolean bit(long page) {
     return (((long) WORDS.getAcquire(words, (int) ((page >>> 6) << 3))) & (1L << page)) != 0;
+  }
+
+  /** 1 when page {@code page}'s bit is set, 0 when clear, -1 when the bitmap is closed. */
+  private int peek(long page) {
+    long stamp = life.readLock();
+    try {
+      return !open ? -1 : bit(page) ? 1 : 0;
+    } finally {
+      life.unlockRead(stamp);
+    }
   }
 
   /** Sets page {@code page}'s bit. Affects only pages a vCPU has not mapped since the flag was last set. */
   public void set(long page) {
-    check(page);
-    WORDS.getAndBitwiseOrRelease(words, (int) ((page >>> 6) << 3), 1L << page);
+    long stamp = life.readLock();
+    try {
+      check(page);
+      WORDS.getAndBitwiseOrRelease(words, (int) ((page >>> 6) << 3), 1L << page);
+    } finally {
+      life.unlockRead(stamp);
+    }
   }
 
   /** Sets the bits of pages {@code [from, to)}; a range not inside the bitmap sets nothing (IndexOutOfBoundsException). */
   public void setRange(long from, long to) {
-    checkOpen();
-    if (from < 0 || from > to || to > pages) {
-      throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
-    }
-    for (long p = from; p < to; p++) {
-      set(p);
+    long stamp = life.readLock();
+    try {
+      checkOpen();
+      if (from < 0 || from > to || to > pages) {
+        throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
+      }
+      for (long p = from; p < to; p++) {
+        WORDS.getAndBitwiseOrRelease(words, (int) ((p >>> 6) << 3), 1L << p);
+      }
+    } finally {
+      life.unlockRead(stamp);
     }
   }
 
@@ -126,26 +162,80 @@ public final class UserfaultBitmap implements AutoCloseable {
    * host accesses waiting for it.
    */
   public void clear(long page) {
-    check(page);
-    WORDS.getAndBitwiseAndRelease(words, (int) ((page >>> 6) << 3), ~(1L << page));
-    if (waiters.get() > 0) {
-      lock.lock();
-      try {
-        cleared.signalAll();
-      } finally {
-        lock.unlock();
-      }
+    long stamp = life.readLock();
+    try {
+      check(page);
+      WORDS.getAndBitwiseAndRelease(words, (int) ((page >>> 6) << 3), ~(1L << page));
+    } finally {
+      life.unlockRead(stamp);
     }
+    wakeIfWaited();
+  }
+
+  private void wakeIfWaited() {
+    if (waiters.get() > 0) {
+      wakeAll();
+    }
+  }
+
+  /**
+   * How many pages from {@code from} on, at most {@code max}, have their bit {@code set}: a run's
+   * scan under one hold of the bitmap instead of one per page. EBADF once closed.
+   */
+  int runLength(long from, int max, boolean set) {
+    long stamp = life.readLock();
+    try {
+      checkOpen();
+      if (from < 0 || max < 0 || from > pages - max) {
+        throw new IndexOutOfBoundsException("pages [" + from + ", +" + max + ") outside a bitmap of " + pages + " pages");
+      }
+      int n = 0;
+      while (n < max && bit(from + n) == set) {
+        n++;
+      }
+      return n;
+    } finally {
+      life.unlockRead(stamp);
+    }
+  }
+
+  /**
+   * Clears the bits of pages {@code [from, to)} a word at a time with store-release — install the
+   * data of all of them first — and wakes the waiters once.
+   */
+  void clearRange(long from, long to) {
+    long stamp = life.readLock();
+    try {
+      checkOpen();
+      if (from < 0 || from > to || to > pages) {
+        throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
+      }
+      for (long p = from; p < to; ) {
+        long wordEnd = Math.min(to, (p | 63) + 1);
+        long span = wordEnd - p;
+        long mask = (span == 64 ? -1L : ((1L << span) - 1)) << (p & 63);
+        WORDS.getAndBitwiseAndRelease(words, (int) ((p >>> 6) << 3), ~mask);
+        p = wordEnd;
+      }
+    } finally {
+      life.unlockRead(stamp);
+    }
+    wakeIfWaited();
   }
 
   /** Pages whose bit is set now. */
   public long countSet() {
-    checkOpen();
-    long n = 0;
-    for (long w = 0; w < (pages + 63) >>> 6; w++) {
-      n += Long.bitCount((long) WORDS.getAcquire(words, (int) (w << 3)));
+    long stamp = life.readLock();
+    try {
+      checkOpen();
+      long n = 0;
+      for (long w = 0; w < (pages + 63) >>> 6; w++) {
+        n += Long.bitCount((long) WORDS.getAcquire(words, (int) (w << 3)));
+      }
+      return n;
+    } finally {
+      life.unlockRead(stamp);
     }
-    return n;
   }
 
   /**
@@ -153,18 +243,20 @@ public final class UserfaultBitmap implements AutoCloseable {
    * passes, or {@code abort} reports a reason to stop; returns true when clear.
    */
   boolean awaitClear(long page, long deadlineNanos, java.util.function.BooleanSupplier abort) throws InterruptedException {
-    if (!isSet(page)) {
-      return true;
+    int first = peek(page);
+    if (first <= 0) {
+      return first == 0;
     }
     waiters.incrementAndGet();
     try {
       lock.lock();
       try {
         while (true) {
-          if (!open) {
+          int now = peek(page);
+          if (now < 0) {
             return false; // closed under the waiter: its memory is gone, the page cannot arrive
           }
-          if (!isSet(page)) {
+          if (now == 0) {
             return true;
           }
           long left = deadlineNanos - System.nanoTime();
@@ -197,9 +289,11 @@ public final class UserfaultBitmap implements AutoCloseable {
 
   @Override
   public void close() {
-    if (open) {
-      open = false;
-      // Waiters check open under the lock before they read a bit: take it before unmapping.
+    long stamp = life.writeLock(); // waits out every access between its open check and its load
+    boolean was = open;
+    open = false;
+    life.unlockWrite(stamp);
+    if (was) {
       lock.lock();
       try {
         cleared.signalAll();

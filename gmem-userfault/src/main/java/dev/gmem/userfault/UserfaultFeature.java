@@ -44,6 +44,8 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   /** Serialises {@link #publish}es, so a slower one never brings back a registration removed meanwhile. */
   private final Object published = new Object();
   private final Map<Vm, Supervisor> supervisors = new ConcurrentHashMap<>();
+  /** Deadlines of supervisors that set their own, read when they were attached. */
+  private final Map<Supervisor, Long> supervisorDeadlines = new ConcurrentHashMap<>();
   /** Per thread: the page its last vCPU access exited on, and when (for the latency of the resolution). */
   private final ThreadLocal<long[]> exitedOn = ThreadLocal.withInitial(() -> new long[] {-1, 0});
   private volatile long deadlineNanos = Duration.ofSeconds(10).toNanos();
@@ -259,14 +261,11 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
     long first = (gpa - r.gpa) / PAGE;
     int installed = 0;
     for (int i = 0; i < count; ) {
-      if (!r.bitmap.isSet(first + i)) {
-        i++;
-        continue; // present: never overwritten
+      i += r.bitmap.runLength(first + i, count - i, false); // present: never overwritten
+      if (i == count) {
+        break;
       }
-      int j = i + 1;
-      while (j < count && r.bitmap.isSet(first + j)) {
-        j++;
-      }
+      int j = i + r.bitmap.runLength(first + i, count - i, true);
       long at = r.gpa + (first + i) * PAGE;
       long bytes = (j - i) * PAGE;
       INSTALLING.set(true);
@@ -284,9 +283,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       } finally {
         INSTALLING.set(false);
       }
-      for (int k = i; k < j; k++) {
-        r.bitmap.clear(first + k); // release, after the whole stretch's data
-      }
+      r.bitmap.clearRange(first + i, first + j); // release, after the whole stretch's data
       installed += j - i;
       i = j;
     }
@@ -381,11 +378,21 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
   @Override
   public void supervise(Vm vm, Supervisor supervisor) {
     if (supervisor == null) {
-      supervisors.remove(vm);
+      Supervisor gone = supervisors.remove(vm);
+      if (gone != null) {
+        supervisorDeadlines.remove(gone);
+      }
     } else {
+      Duration own = supervisor.deadline();
+      if (own != null && (own.isNegative() || own.isZero())) {
+        throw GmemException.einval("a supervisor's deadline must be positive: " + own);
+      }
       Supervisor held = supervisors.putIfAbsent(vm, supervisor);
       if (held != null && held != supervisor) {
         throw new GmemException(Errno.EBUSY, "the VM's missing pages already have a supervisor (a page server, open or failed): close it first");
+      }
+      if (own != null) {
+        supervisorDeadlines.put(supervisor, own.toNanos());
       }
     }
     for (Registration r : all) {
@@ -501,9 +508,10 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
       }
       s.demanded(gpa, source);
     }
+    long limit = s == null ? deadlineNanos : supervisorDeadlines.getOrDefault(s, deadlineNanos);
     boolean clear;
     try {
-      clear = r.bitmap.awaitClear(bit, t0 + deadlineNanos, () -> s != null && s.failure() != null);
+      clear = r.bitmap.awaitClear(bit, t0 + limit, () -> s != null && s.failure() != null);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new GmemException(Errno.EINTR, "userfault: interrupted waiting for the page at GPA 0x" + Long.toHexString(gpa));
@@ -516,7 +524,7 @@ final class UserfaultFeature implements Feature, FaultInterceptor, FilemapListen
         failed = s.failure();
       }
       throw new GmemException(Errno.EIO, "userfault: page at GPA 0x" + Long.toHexString(gpa) + " not resolved within "
-          + deadline() + (failed != null ? ": " + failed : ""));
+          + Duration.ofNanos(limit) + (failed != null ? ": " + failed : ""));
     }
     if (source == FaultSource.ASYNC) { // a vCPU's resolution is counted when its access goes through
       stats.resolved(source, Thread.currentThread().getName(), gpa, System.nanoTime() - t0);

@@ -38,6 +38,7 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
   private final Userfault userfault;
   private final Vm vm;
   private final PageSource source;
+  private final java.time.Duration deadline;
   private final List<UserfaultBitmap> bitmaps = new ArrayList<>();
   private final List<Memslot> slots;
   private final long totalPages;
@@ -53,6 +54,10 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
     this.userfault = userfault;
     this.vm = vm;
     this.source = source;
+    this.deadline = source.faultDeadline(); // asked once: the supervisor's deadline is read when it is attached
+    if (deadline != null && (deadline.isNegative() || deadline.isZero())) {
+      throw dev.gmem.api.GmemException.einval("a page source's fault deadline must be positive: " + deadline);
+    }
     this.slots = List.copyOf(slots);
     this.totalPages = slots.stream().mapToLong(m -> m.size() / PAGE).sum();
     for (int i = 0; i < installing.length; i++) {
@@ -256,7 +261,13 @@ public final class PageServer implements PageSink, Userfault.Supervisor, AutoClo
 
   @Override
   public void stalled(long gpa) {
-    fail("page source stalled: GPA 0x" + Long.toHexString(gpa) + " not served within " + userfault.deadline());
+    fail("page source stalled: GPA 0x" + Long.toHexString(gpa) + " not served within " + (deadline != null ? deadline : userfault.deadline()));
+  }
+
+  /** The source's {@link PageSource#faultDeadline()}, or null for the runtime's. */
+  @Override
+  public java.time.Duration deadline() {
+    return deadline;
   }
 
   private synchronized void fail(String why) {

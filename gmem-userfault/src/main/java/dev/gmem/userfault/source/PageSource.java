@@ -20,6 +20,15 @@ public interface PageSource extends AutoCloseable {
    */
   void request(long gfn, boolean urgent);
 
+  /**
+   * How long a fault waits for this source's page before it fails with EIO (a source across a
+   * network may need longer than a local snapshot), or null for the runtime's
+   * {@link dev.gmem.userfault.Userfault#deadline()}. Asked once, when the page server starts.
+   */
+  default java.time.Duration faultDeadline() {
+    return null;
+  }
+
   /** Stops delivering. */
   @Override
   void close();
