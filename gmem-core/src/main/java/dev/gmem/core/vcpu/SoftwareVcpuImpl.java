@@ -175,7 +175,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
         // The fast page table is per inode and keyed by the access's own bit: a linked file
         // awaiting its context move takes no access another VM's fault installed. The slot's
         // window: a deleted slot retires it, waits for this section, then unmaps it.
-        if (slot.file().isOpen() && !((GuestMemFileImpl) slot.file()).awaitingContext() && slot.window().isOpen()
+        if (slot.file().guestReachable() && slot.window().isOpen()
             && slot.fastPages().isGuestMapped(off >>> Folio.PAGE_SHIFT, privateAccess)) {
           return copy.at(slot.viewBase() + off, value);
         }
