@@ -53,6 +53,8 @@ public final class MigrationDestination implements AutoCloseable {
   final DestinationOptions options;
   final CompletableFuture<MigrationStats> done = new CompletableFuture<>();
   final ConcurrentHashMap<Long, Long> urgent = new ConcurrentHashMap<>();
+  /** When the guest last faulted a page urgently: the stream reader yields after its runs while faults come. */
+  volatile long lastDemandNanos = System.nanoTime() - 2 * SourceLink.DEMAND_QUIET_NANOS;
   final LinkedBlockingQueue<Long> demandQueue = new LinkedBlockingQueue<>();
   final PageReceiver receiver = new PageReceiver(this);
   final LatencyHistogram roundTrip = new LatencyHistogram();
@@ -442,6 +444,9 @@ public final class MigrationDestination implements AutoCloseable {
   }
 
   long[] missing() {
+    if (pages.complete()) {
+      return new long[0]; // one popcount of the bitmaps instead of a lookup per page at END
+    }
     long total = map.total();
     long[] out = new long[(int) Math.min(total, 1 << 16)];
     int n = 0;

@@ -28,6 +28,7 @@ final class NetworkPageSource implements PageSource {
       return;
     }
     d.demandRequests.incrementAndGet();
+    d.lastDemandNanos = System.nanoTime();
     DestinationLink l = d.link;
     if (l != null && !l.closed && l.sending.tryLock()) {
       try {

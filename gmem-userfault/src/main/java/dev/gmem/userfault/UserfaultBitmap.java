@@ -12,7 +12,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.StampedLock;
 
 /**
  * The userfault bitmap of one memslot ({@code kvm_userspace_memory_region2.userfault_bitmap}): an
@@ -42,11 +41,12 @@ public final class UserfaultBitmap implements AutoCloseable {
   private final Condition cleared = lock.newCondition();
   private final AtomicInteger waiters = new AtomicInteger();
   /**
-   * Every read or write of the words holds it shared; {@link #close} takes it exclusive to shut
-   * the bitmap before it unmaps, so no thread is between its open check and its access then.
+   * Every read or write of the words holds a reference; {@link #close} kills it before it unmaps,
+   * so no thread is between its open check and its access then. Per-thread stripes, not a shared
+   * lock word: every vCPU thread takes it several times per fault, and a {@code StampedLock}'s read
+   * stamps (a CAS on one word each way) bounced that word between the cores on every fault.
    */
-  private final StampedLock life = new StampedLock();
-  private volatile boolean open = true;
+  private final PercpuRef life = new PercpuRef();
 
   UserfaultBitmap(HostMemory host, long pages) {
     this.pages = pages;
@@ -87,9 +87,22 @@ public final class UserfaultBitmap implements AutoCloseable {
    * unsafe access, so every use after close (its slot or runtime gone) is EBADF instead.
    */
   private void checkOpen() {
-    if (!open) {
-      throw new GmemException(Errno.EBADF, "the userfault bitmap was closed (its memslot or runtime is gone)");
+    if (life.isDead()) {
+      throw closed();
     }
+  }
+
+  private static GmemException closed() {
+    return new GmemException(Errno.EBADF, "the userfault bitmap was closed (its memslot or runtime is gone)");
+  }
+
+  /** A reference to the open bitmap, for one access ({@link PercpuRef#put} it after); EBADF once closed. */
+  private int enter() {
+    int ref = life.tryGetLive();
+    if (ref < 0) {
+      throw closed();
+    }
+    return ref;
   }
 
   private void check(long page) {
@@ -101,12 +114,12 @@ public final class UserfaultBitmap implements AutoCloseable {
 
   /** Whether page {@code page}'s bit is set, read with acquire semantics. */
   public boolean isSet(long page) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       check(page);
       return bit(page);
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
@@ -117,28 +130,31 @@ public final class UserfaultBitmap implements AutoCloseable {
 
   /** 1 when page {@code page}'s bit is set, 0 when clear, -1 when the bitmap is closed. */
   private int peek(long page) {
-    long stamp = life.readLock();
+    int ref = life.tryGetLive();
+    if (ref < 0) {
+      return -1;
+    }
     try {
-      return !open ? -1 : bit(page) ? 1 : 0;
+      return bit(page) ? 1 : 0;
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
   /** Sets page {@code page}'s bit. Affects only pages a vCPU has not mapped since the flag was last set. */
   public void set(long page) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       check(page);
       WORDS.getAndBitwiseOrRelease(words, (int) ((page >>> 6) << 3), 1L << page);
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
   /** Sets the bits of pages {@code [from, to)}; a range not inside the bitmap sets nothing (IndexOutOfBoundsException). */
   public void setRange(long from, long to) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       checkOpen();
       if (from < 0 || from > to || to > pages) {
@@ -148,7 +164,7 @@ public final class UserfaultBitmap implements AutoCloseable {
         WORDS.getAndBitwiseOrRelease(words, (int) ((p >>> 6) << 3), 1L << p);
       }
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
@@ -162,12 +178,12 @@ public final class UserfaultBitmap implements AutoCloseable {
    * host accesses waiting for it.
    */
   public void clear(long page) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       check(page);
       WORDS.getAndBitwiseAndRelease(words, (int) ((page >>> 6) << 3), ~(1L << page));
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
     wakeIfWaited();
   }
@@ -183,7 +199,7 @@ public final class UserfaultBitmap implements AutoCloseable {
    * scan under one hold of the bitmap instead of one per page. EBADF once closed.
    */
   int runLength(long from, int max, boolean set) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       checkOpen();
       if (from < 0 || max < 0 || from > pages - max) {
@@ -195,7 +211,7 @@ public final class UserfaultBitmap implements AutoCloseable {
       }
       return n;
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
@@ -204,7 +220,7 @@ public final class UserfaultBitmap implements AutoCloseable {
    * data of all of them first — and wakes the waiters once.
    */
   void clearRange(long from, long to) {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       checkOpen();
       if (from < 0 || from > to || to > pages) {
@@ -218,14 +234,14 @@ public final class UserfaultBitmap implements AutoCloseable {
         p = wordEnd;
       }
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
     wakeIfWaited();
   }
 
   /** Pages whose bit is set now. */
   public long countSet() {
-    long stamp = life.readLock();
+    int ref = enter();
     try {
       checkOpen();
       long n = 0;
@@ -234,7 +250,7 @@ public final class UserfaultBitmap implements AutoCloseable {
       }
       return n;
     } finally {
-      life.unlockRead(stamp);
+      life.put(ref);
     }
   }
 
@@ -284,16 +300,12 @@ public final class UserfaultBitmap implements AutoCloseable {
   }
 
   boolean isOpen() {
-    return open;
+    return !life.isDead();
   }
 
   @Override
   public void close() {
-    long stamp = life.writeLock(); // waits out every access between its open check and its load
-    boolean was = open;
-    open = false;
-    life.unlockWrite(stamp);
-    if (was) {
+    if (life.kill()) { // waits out every access between its open check and its load
       lock.lock();
       try {
         cleared.signalAll();

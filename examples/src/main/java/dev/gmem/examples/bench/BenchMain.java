@@ -230,18 +230,24 @@ public final class BenchMain {
 
   /**
    * {@code includes} plus an exact pattern for the baseline of every selected gmem benchmark, so a
-   * regex that picks only gmem methods still measures their baselines in the same run.
+   * regex that picks only gmem methods still measures their baselines in the same run — and the
+   * baselines' own baselines, where a baseline is paired too (a raw 4-vs-1 pair beside gmem's).
    */
   static List<String> withBaselines(List<String> includes, List<String> excludes) {
     List<String> all = new ArrayList<>(includes);
-    for (BenchmarkListEntry e : BenchmarkList.defaultList().find(silent(), includes, excludes)) {
-      Paired p = RatioTable.pairing(e.getUsername());
-      if (p != null) {
-        String baseline = exact(RatioTable.className(e.getUsername()) + "." + p.baseline());
-        if (!all.contains(baseline)) {
-          all.add(baseline);
+    List<String> added = includes;
+    while (!added.isEmpty()) {
+      List<String> next = new ArrayList<>();
+      for (BenchmarkListEntry e : BenchmarkList.defaultList().find(silent(), added, excludes)) {
+        for (Paired p : RatioTable.pairings(e.getUsername())) {
+          String baseline = exact(RatioTable.className(e.getUsername()) + "." + p.baseline());
+          if (!all.contains(baseline)) {
+            all.add(baseline);
+            next.add(baseline);
+          }
         }
       }
+      added = next;
     }
     return all;
   }

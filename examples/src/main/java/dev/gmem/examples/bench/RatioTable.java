@@ -54,7 +54,7 @@ final class RatioTable {
       if (spec.gmemPercentile() > 0 || spec.baselinePercentile() > 0) {
         j.add(String.format(Locale.ROOT, "p%s vs p%s", pct(spec.gmemPercentile()), pct(spec.baselinePercentile())));
       }
-      return j.length() == 0 ? "-" : j.toString();
+      return j.length() == 0 ? (spec.info().isEmpty() ? "-" : spec.info()) : j.toString();
     }
 
     String verdict() {
@@ -97,25 +97,27 @@ final class RatioTable {
     List<Secondary> secondaries = new ArrayList<>();
     List<String> unpaired = new ArrayList<>();
     for (String name : selected) {
-      if (pairing(name) != null && results.stream().noneMatch(r -> r.getParams().getBenchmark().equals(name))) {
+      if (!pairings(name).isEmpty() && results.stream().noneMatch(r -> r.getParams().getBenchmark().equals(name))) {
         unpaired.add(name + ": no result (the benchmark failed; see its output above)");
       }
     }
     for (RunResult r : results) {
       BenchmarkParams p = r.getParams();
-      Paired spec = pairing(p.getBenchmark());
-      if (spec == null) {
+      List<Paired> specs = pairings(p.getBenchmark());
+      if (specs.isEmpty()) {
         continue;
       }
       String cls = className(p.getBenchmark());
-      RunResult base = find(results, cls + "." + spec.baseline(), p);
-      if (base == null) {
-        unpaired.add(p.getBenchmark() + " " + params(p) + ": baseline " + spec.baseline() + " has no result for these params");
-        continue;
-      }
       String family = cls.substring(cls.lastIndexOf('.') + 1);
-      rows.add(new Row(family, methodName(p.getBenchmark()), spec.baseline(), params(p), score(r, spec.gmemPercentile()),
-          score(base, spec.baselinePercentile()), spec));
+      for (Paired spec : specs) {
+        RunResult base = find(results, cls + "." + spec.baseline(), p);
+        if (base == null) {
+          unpaired.add(p.getBenchmark() + " " + params(p) + ": baseline " + spec.baseline() + " has no result for these params");
+          continue;
+        }
+        rows.add(new Row(family, methodName(p.getBenchmark()), spec.baseline(), params(p), score(r, spec.gmemPercentile()),
+            score(base, spec.baselinePercentile()), spec));
+      }
       r.getSecondaryResults().forEach((name, res) -> {
         if (!name.startsWith("\u00b7")) { // profilers' results (·gc.alloc.rate, ...) are JMH's to print
           secondaries.add(new Secondary(family, methodName(p.getBenchmark()), params(p), name, perIteration(r, name), res.getScoreUnit()));
@@ -125,18 +127,19 @@ final class RatioTable {
     return new RatioTable(rows, secondaries, unpaired);
   }
 
-  /** The {@link Paired} declaration of benchmark method {@code fqn} (class.method), or null. */
-  static Paired pairing(String fqn) {
+  /** The {@link Paired} declarations of benchmark method {@code fqn} (class.method); empty if none. */
+  static List<Paired> pairings(String fqn) {
     try {
       Class<?> c = Class.forName(className(fqn));
       for (Method m : c.getMethods()) {
-        if (m.getName().equals(methodName(fqn)) && m.isAnnotationPresent(Paired.class)) {
-          return m.getAnnotation(Paired.class);
+        Paired[] specs = m.getAnnotationsByType(Paired.class);
+        if (m.getName().equals(methodName(fqn)) && specs.length > 0) {
+          return List.of(specs);
         }
       }
-      return null;
+      return List.of();
     } catch (ClassNotFoundException e) {
-      return null;
+      return List.of();
     }
   }
 

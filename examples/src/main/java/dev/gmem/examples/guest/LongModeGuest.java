@@ -82,6 +82,15 @@ public final class LongModeGuest {
    * once per VM.
    */
   public static void load(GuestMemory memory) {
+    byte[] low = lowMemory();
+    memory.write(GDT, low, (int) GDT, low.length - (int) GDT);
+  }
+
+  /**
+   * Guest-physical bytes {@code [0, PD + MAPPED_GIB pages)}: the GDT, the code and the page tables
+   * at their addresses (zeros elsewhere), for a VMM that writes them itself (a raw baseline).
+   */
+  public static byte[] lowMemory() {
     ByteBuffer low = ByteBuffer.allocate((int) (PD + MAPPED_GIB * PAGE)).order(ByteOrder.LITTLE_ENDIAN);
     low.putLong((int) GDT + 8, 0x00AF_9A00_0000_FFFFL); // 64-bit code: P, DPL 0, S, type 0xA, L, G
     low.putLong((int) GDT + 16, 0x00CF_9200_0000_FFFFL); // data: P, DPL 0, S, type 2, D/B, G
@@ -98,7 +107,7 @@ public final class LongModeGuest {
         low.putLong((int) (pd + 8L * e), ((long) g << 30) + ((long) e << 21) | large | presentWritable);
       }
     }
-    memory.write(GDT, low.array(), (int) GDT, low.capacity() - (int) GDT);
+    return low.array();
   }
 
   /**
@@ -106,17 +115,29 @@ public final class LongModeGuest {
    * CR4.PAE, EFER.LME|LMA, CR3, GDT, flat segments) to touch {@code pages} pages from {@code start}.
    */
   public static void start(Vcpu vcpu, long start, long pages, long seed) {
-    SpecialRegisters s = vcpu.specialRegisters();
+    vcpu.setSpecialRegisters(longMode(vcpu.specialRegisters()));
+    vcpu.setRegisters(registers(start, pages, seed));
+  }
+
+  /**
+   * {@code s} (a vCPU's special registers after reset) in 64-bit long mode: CR0.PE|PG, CR4.PAE,
+   * EFER.LME|LMA, CR3, GDT, flat segments.
+   */
+  public static SpecialRegisters longMode(SpecialRegisters s) {
     long cr0 = (s.cr0() & ~0x6000_0000L) | SpecialRegisters.CR0_PE | SpecialRegisters.CR0_PG; // caches on (clear CD, NW)
-    vcpu.setSpecialRegisters(s.withGdt(new DescriptorTable(GDT, 3 * 8 - 1))
+    return s.withGdt(new DescriptorTable(GDT, 3 * 8 - 1))
         .withCr3(PML4)
         .withCr4(s.cr4() | SpecialRegisters.CR4_PAE)
         .withEfer(s.efer() | SpecialRegisters.EFER_LME | SpecialRegisters.EFER_LMA)
         .withCr0(cr0)
         .withCodeSegment(Segment.flat64Code(SEL_CODE))
-        .withDataSegments(Segment.flat32Data(SEL_DATA)));
+        .withDataSegments(Segment.flat32Data(SEL_DATA));
+  }
+
+  /** The registers at the program's start, to touch {@code pages} pages from {@code start}. */
+  public static Registers registers(long start, long pages, long seed) {
     long last = start + (pages - 1) * PAGE;
-    vcpu.setRegisters(new Registers(0, 0, pages, 0, seed, start, 0, 0, start, pages, last, 0, 0, 0, 0, 0, CODE, 0x2));
+    return new Registers(0, 0, pages, 0, seed, start, 0, 0, start, pages, last, 0, 0, 0, 0, 0, CODE, 0x2);
   }
 
   /** The quadword the first pass stores at the page at {@code gpa}. */

@@ -230,6 +230,34 @@ public final class Filemap {
     return added;
   }
 
+  /**
+   * Adds an order-0 folio at each page {@code index + k} whose bit {@code k} is set in {@code want}
+   * and that is free, as that many {@link #add add(index + k, 0)} calls would, with one update of
+   * the chunk: the pages lie in one 512-page chunk ({@code index + 63} at most reaching its end).
+   * Returns the mask of the pages added — a page another add took first is not in it, so its
+   * caller frees its own folio for it. Thread-safe like {@link #add}.
+   *
+   * @throws IllegalArgumentException for a page past the end or a mask crossing the chunk
+   */
+  public long addPages(long index, long want) {
+    if (want == 0) {
+      return 0;
+    }
+    long last = index + 63 - Long.numberOfLeadingZeros(want);
+    checkBlock(index, 0, 0, 1);
+    checkBlock(last, 0, 0, 1);
+    if ((index >>> CHUNK_SHIFT) != (last >>> CHUNK_SHIFT)) {
+      throw new IllegalArgumentException("pages " + index + ".." + last + " cross a chunk");
+    }
+    long added = FolioInsert.addSmallPages(table, index >>> CHUNK_SHIFT, (int) (index & CHUNK_MASK), want);
+    int n = Long.bitCount(added);
+    if (n > 0) {
+      present.add(n);
+      folios.add(n);
+    }
+    return added;
+  }
+
   // ---------------------------------------------------------------- structural changes
 
   /**

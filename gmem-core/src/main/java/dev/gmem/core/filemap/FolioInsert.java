@@ -41,6 +41,32 @@ final class FolioInsert {
     }
   }
 
+  /**
+   * Adds an order-0 folio at each page {@code off + k} of one chunk whose bit {@code k} is set in
+   * {@code want} and that is free, in one CAS; returns the mask of those added — exact, so each
+   * racer of a page knows whether its own folio went in.
+   */
+  static long addSmallPages(ChunkTable table, long chunk, int off, long want) {
+    for (;;) {
+      Object slot = table.get(chunk);
+      if (slot instanceof HugeFolio h) {
+        if (h.isLive()) {
+          return 0;
+        }
+        awaitSettled(table, chunk, h);
+        continue;
+      }
+      SmallChunk cur = (SmallChunk) slot;
+      long free = cur == null ? want : cur.freeMask(off, want);
+      if (free == 0) {
+        return 0;
+      }
+      if (table.compareAndSet(chunk, cur, SmallChunk.withPages(cur, off, free))) {
+        return free;
+      }
+    }
+  }
+
   private static boolean addSmall(ChunkTable table, long index, int order) {
     long chunk = index >>> CHUNK_SHIFT;
     int off = (int) (index & CHUNK_MASK);

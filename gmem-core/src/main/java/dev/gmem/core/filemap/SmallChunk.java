@@ -71,6 +71,35 @@ final class SmallChunk {
     return true;
   }
 
+  /** The bits of {@code want} whose page {@code off + bit} is free. */
+  long freeMask(int off, long want) {
+    long free = 0;
+    for (long w = want; w != 0; w &= w - 1) {
+      int k = Long.numberOfTrailingZeros(w);
+      if (pages[off + k] == 0) {
+        free |= 1L << k;
+      }
+    }
+    return free;
+  }
+
+  /** A copy with an order-0 folio at each page {@code off + bit} of {@code mask} (all free in {@code base}). */
+  static SmallChunk withPages(SmallChunk base, int off, long mask) {
+    byte[] p = base == null ? new byte[PAGES] : base.pages.clone();
+    byte value = encode(0, false);
+    for (long w = mask; w != 0; w &= w - 1) {
+      p[off + Long.numberOfTrailingZeros(w)] = value;
+    }
+    int present = (base == null ? 0 : base.present) + Long.bitCount(mask);
+    if (present == PAGES) {
+      SmallChunk canon = FULL[(p[0] & ORDER_BITS) - 1][(p[0] & PREPARED) != 0 ? 1 : 0];
+      if (Arrays.equals(p, canon.pages)) {
+        return canon;
+      }
+    }
+    return new SmallChunk(p, present);
+  }
+
   /**
    * A copy with {@code [off, off + n)} set to {@code value} ({@code 0} clears), or {@code null} if
    * that leaves the chunk empty. {@code presentDelta} is the change in present pages.

@@ -147,9 +147,83 @@ public final class FaultPath {
         fi.hostFault(page(i), write);
       }
     }
+    if (folioOrder == 0 && racingAllocations && end - start > 1) {
+      ensureSmallFolios(start, end);
+    } else {
+      for (long i = start; i < end; i++) {
+        ensureFolio(i);
+      }
+    }
     for (long i = start; i < end; i++) {
-      ensureFolio(i);
       install(i, FastPageTable.Kind.HOST);
+    }
+  }
+
+  /** Pages one {@link Filemap#addPages} takes: a mask's worth, in one chunk. */
+  private static final int SMALL_RUN = 64;
+
+  /**
+   * {@link #ensureFolio} of the order-0 pages {@code [start, end)} where allocations may race
+   * (checked pages, none leaked): per run of up to 64 pages in one filemap chunk, the absent ones
+   * allocated, added with one filemap update, and the listeners told once per stretch of added
+   * pages — a bulk host write (a migration's run) pays one chunk copy instead of one per page.
+   * The race stays {@code filemap_add_folio}'s: a page another fault added first is not in the
+   * update, and this fault frees its own folio for it.
+   */
+  private void ensureSmallFolios(long start, long end) {
+    FolioAllocator.Allocation[] folios = null;
+    for (long s = start; s < end; ) {
+      long e = Math.min(end, Math.min(s + SMALL_RUN, ((s >>> 9) + 1) << 9));
+      long absent = 0;
+      for (long i = s; i < e; i++) {
+        if (!filemap.isPresent(i)) {
+          absent |= 1L << (i - s);
+        }
+      }
+      if (absent != 0) {
+        if (folios == null) {
+          folios = new FolioAllocator.Allocation[SMALL_RUN];
+        }
+        addSmallFolios(s, absent, folios);
+      }
+      s = e;
+    }
+  }
+
+  /**
+   * Allocates a folio for each page {@code s + k} of {@code absent}, adds them, commits the ones
+   * that went in and frees the others (lost races); an allocation failure still adds the pages
+   * allocated before it, as page-by-page faults that end in VM_FAULT_OOM leave them, then throws.
+   */
+  private void addSmallFolios(long s, long absent, FolioAllocator.Allocation[] folios) {
+    long allocated = 0;
+    try {
+      for (long w = absent; w != 0; w &= w - 1) {
+        int k = Long.numberOfTrailingZeros(w);
+        folios[k] = allocator.allocate(s + k);
+        allocated |= 1L << k;
+      }
+    } finally {
+      long added = 0;
+      try {
+        added = filemap.addPages(s, allocated);
+      } finally {
+        for (long w = allocated; w != 0; w &= w - 1) {
+          int k = Long.numberOfTrailingZeros(w);
+          if ((added & (1L << k)) != 0) {
+            folios[k].commit();
+          } else {
+            folios[k].free(); // another fault's folio went in: give back our own, never the winner's
+          }
+          folios[k] = null;
+        }
+      }
+      for (long w = added; w != 0; ) {
+        int k = Long.numberOfTrailingZeros(w);
+        int n = Long.numberOfTrailingZeros(~(w >>> k)); // the stretch of added pages from k
+        addedAll(s + k, 0, n);
+        w = n == 64 ? 0 : w & ~(((1L << n) - 1) << k);
+      }
     }
   }
 

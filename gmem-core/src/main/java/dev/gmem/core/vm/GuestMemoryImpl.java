@@ -86,6 +86,11 @@ public final class GuestMemoryImpl implements GuestMemory {
 
   /** The read locks of every inode the pieces touch, taken in inode order. */
   private static List<GuestMemInodeImpl> lock(List<Piece> pieces) {
+    if (pieces.size() == 1) { // the common access, inside one memslot: no sorting
+      GuestMemInodeImpl inode = pieces.get(0).inode();
+      inode.invalidateLock().readLock().lock();
+      return List.of(inode);
+    }
     List<GuestMemInodeImpl> inodes = pieces.stream().map(Piece::inode).distinct().sorted(Comparator.comparingLong(GuestMemInodeImpl::ino)).toList();
     int locked = 0;
     try {
@@ -109,7 +114,7 @@ public final class GuestMemoryImpl implements GuestMemory {
 
   /**
    * With the locks held: every page must be one the host may fault (EFAULT naming the GPA
-   * otherwise, before anything happens), then each is host-faulted (interceptors, folio).
+   * otherwise, before anything happens), then each piece is host-faulted (interceptors, folios).
    */
   private static void fault(List<Piece> pieces, boolean write) {
     for (Piece p : pieces) {
@@ -127,9 +132,9 @@ public final class GuestMemoryImpl implements GuestMemory {
       }
     }
     for (Piece p : pieces) {
-      for (long i = p.firstPage(); i < p.endPage(); i++) {
-        p.inode().faults().hostFault(i, i + 1, write);
-      }
+      // the piece's pages in one call: checked, then the interceptors, then the folios (a bulk
+      // write's absent pages added with one filemap update per run)
+      p.inode().faults().hostFault(p.firstPage(), p.endPage(), write);
     }
   }
 

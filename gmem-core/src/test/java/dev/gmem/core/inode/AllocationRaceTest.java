@@ -178,4 +178,76 @@ class AllocationRaceTest {
       inode.release();
     }
   }
+
+  private static void faultRun(GuestMemInodeImpl inode, long start, long end) {
+    Lock lock = inode.invalidateLock().readLock();
+    lock.lock();
+    try {
+      inode.faults().hostFault(start, end, true);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private static GuestMemInodeImpl inode(Folios folios, long size) {
+    Fd memory = new Fd(SYS, SYS.memfdCreate("allocation-race-test", Sys.MFD_CLOEXEC), "memfd");
+    SYS.ftruncate(memory.get(), size);
+    return new GuestMemInodeImpl(
+        1, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED, SYS, memory, allocator(folios), new ArchHooks() {}, List.of(), List.of(), true);
+  }
+
+  /**
+   * A run of pages faulted in one call (a bulk write: one filemap update for the run) races a
+   * single fault of its middle page and loses that page: it frees its own folio for it, keeps the
+   * others, and the winner's stays the page's.
+   */
+  @Test
+  void aRunThatLosesAMiddlePageFreesItsOwnFolioForIt() throws Exception {
+    Folios folios = new Folios();
+    GuestMemInodeImpl inode = inode(folios, 8 * PAGE);
+    try {
+      Thread run = new Thread(() -> faultRun(inode, 0, 8), "run"); // allocates page 0 first (folio 1), held there
+      run.start();
+      await(folios.loserInside);
+      fault(inode, 3); // folio 2 goes in for page 3
+      folios.winnerDone.countDown();
+      run.join();
+
+      int winner = folios.allocated.get(1);
+      assertEquals(winner, (int) folios.held.get(3L), "page 3 keeps the winner's folio");
+      assertEquals(9, folios.allocated.size(), "the run allocated its 8 pages, the winner one");
+      int lost = folios.allocated.get(4); // pages 0, 1, 2 took folios 1, 3, 4; page 3 took folio 5
+      assertTrue(!folios.live.contains(lost) && folios.live.contains(winner), "the run freed its own folio for page 3, not the winner's");
+      assertEquals(8, folios.live.size(), "one live folio per page");
+      assertEquals(8, Set.copyOf(folios.held.values()).size(), "each page holds its own");
+      assertEquals(8, inode.filemap().presentPages());
+      assertEquals(List.of(), folios.errors);
+
+      inode.holePunch().fallocate(Fallocate.KEEP_SIZE | Fallocate.PUNCH_HOLE, 0, 8 * PAGE);
+      assertTrue(folios.live.isEmpty(), "punch frees every page's folio");
+      assertEquals(List.of(), folios.errors);
+    } finally {
+      inode.release();
+    }
+  }
+
+  /** A run over a present middle page allocates only the absent ones; the present folio stays. */
+  @Test
+  void aRunLeavesAPresentMiddlePageAlone() {
+    Folios folios = new Folios();
+    folios.winnerDone.countDown(); // no gate
+    GuestMemInodeImpl inode = inode(folios, 8 * PAGE);
+    try {
+      fault(inode, 5);
+      int first = folios.allocated.get(0);
+      faultRun(inode, 2, 8);
+      assertEquals(first, (int) folios.held.get(5L), "page 5 keeps its folio");
+      assertEquals(6, folios.allocated.size(), "one allocation for page 5, then one for each of pages 2..4, 6, 7");
+      assertEquals(6, folios.live.size());
+      assertEquals(6, inode.filemap().presentPages());
+      assertEquals(List.of(), folios.errors);
+    } finally {
+      inode.release();
+    }
+  }
 }
