@@ -12,8 +12,10 @@ import java.lang.invoke.VarHandle;
  * changes anything an installed entry vouched for.
  *
  * <h2>Representation</h2>
- * Three bits per page. A file of up to 4 GiB has one flat array of three planes (at most 384 KiB,
- * 0.01% of the file), so a lookup is two dependent loads. A larger one has leaves of 4096 pages
+ * Three bits per page. A file of up to 4 GiB has three flat arrays, one plane per kind (at most
+ * 128 KiB each, 0.01% of the file together), so a lookup is one load of the plane and one of its
+ * word, and a {@link #plane} can be held by a caller (a host mapping, a memslot binding) so that its
+ * lookup is the word's load alone; its length is the file's bound. A larger one has leaves of 4096 pages
  * (three 512-byte planes, allocated on the first install in them) under a radix directory of
  * 512-way levels, like a page table: a 2^52-page file has five levels; untouched ranges cost nothing.
  *
@@ -46,9 +48,15 @@ public final class FastPageTable {
   private static final long FLAT_MAX_PAGES = 1L << 20;
 
   private final long nrPages;
-  /** Small tables: the three planes, {@link #planeWords} words each; never replaced, zeroed when killed. */
-  private final long[] flat;
+  /**
+   * Small tables: the planes by kind, {@link #planeWords} words each (bits past {@link #nrPages}
+   * never set); never replaced, zeroed when killed, so that a plane a caller holds stays valid.
+   */
+  private final long[][] flat;
   private final int planeWords;
+  /** {@link #flat}'s guest planes, null for a large table: one field load on the vCPU's hot path. */
+  private final long[] sharedPlane;
+  private final long[] privatePlane;
   /**
    * Small tables: per plane, one bit per word of {@link #flat} that may be non-zero ({@link #summaryWords}
    * words a plane), so that a zap visits only words that hold entries — a 1 GiB conversion of a file
@@ -65,7 +73,9 @@ public final class FastPageTable {
   public FastPageTable(long nrPages) {
     this.nrPages = nrPages;
     this.planeWords = nrPages <= FLAT_MAX_PAGES ? (int) ((nrPages + 63) >>> 6) : 0;
-    this.flat = nrPages <= FLAT_MAX_PAGES ? new long[Kind.values().length * planeWords] : null;
+    this.flat = nrPages <= FLAT_MAX_PAGES ? new long[Kind.values().length][planeWords] : null;
+    this.sharedPlane = flat != null ? flat[Kind.GUEST_SHARED.ordinal()] : null;
+    this.privatePlane = flat != null ? flat[Kind.GUEST_PRIVATE.ordinal()] : null;
     this.summaryWords = (planeWords + 63) >>> 6;
     this.summary = flat != null ? new long[Kind.values().length * summaryWords] : null;
     long leaves = ((nrPages - 1) >>> LEAF_SHIFT) + 1;
@@ -76,9 +86,9 @@ public final class FastPageTable {
 
   /** Whether an access of {@code kind} may reach page {@code page} now. Lock-free; misses are safe. */
   public boolean isMapped(long page, Kind kind) {
-    long[] f = flat;
+    long[][] f = flat;
     if (f != null) {
-      return Long.compareUnsigned(page, nrPages) < 0 && (f[kind.ordinal() * planeWords + (int) (page >>> 6)] & (1L << page)) != 0;
+      return isMapped(f[kind.ordinal()], page);
     }
     Object[] dir = root;
     if (dir == null || Long.compareUnsigned(page, nrPages) >= 0) {
@@ -96,15 +106,31 @@ public final class FastPageTable {
   }
 
   /**
-   * {@link #isMapped} for {@link Kind#HOST}, the first plane: on a flat table one bounds check and
-   * one load, for the accessors' hot path.
+   * {@link #isMapped(long, Kind)} for a guest access, shared or private: on a flat table the
+   * plane's field and its word, no enum ordinal or plane offset to load.
    */
-  public boolean isHostMapped(long page) {
-    long[] f = flat;
-    if (f != null) {
-      return Long.compareUnsigned(page, nrPages) < 0 && (f[(int) (page >>> 6)] & (1L << page)) != 0;
-    }
-    return isMapped(page, Kind.HOST);
+  public boolean isGuestMapped(long page, boolean privateAccess) {
+    long[] p = privateAccess ? privatePlane : sharedPlane;
+    return p != null ? isMapped(p, page) : isMapped(page, privateAccess ? Kind.GUEST_PRIVATE : Kind.GUEST_SHARED);
+  }
+
+  /**
+   * The flat plane of {@code kind}, for {@link #isMapped(long[], long)}; null for a large (radix)
+   * table, whose lookups go through {@link #isMapped(long, Kind)}. The same array for the table's
+   * life: {@link #zap} and {@link #kill} clear its bits in place.
+   */
+  public long[] plane(Kind kind) {
+    return flat == null ? null : flat[kind.ordinal()];
+  }
+
+  /**
+   * Whether {@code plane} (from {@link #plane}, or an empty array: never) maps {@code page}: one
+   * compare against the plane's length, which bounds the file, and one load. Lock-free, inside an
+   * {@link Rcu} read-side section.
+   */
+  public static boolean isMapped(long[] plane, long page) {
+    long w = page >>> 6;
+    return w < plane.length && (plane[(int) w] & (1L << page)) != 0;
   }
 
   /** Installs the entry for {@code page}: an access of {@code kind} just faulted it successfully. */
@@ -114,11 +140,11 @@ public final class FastPageTable {
     }
     long bit = 1L << page;
     if (flat != null) {
-      int rel = (int) (page >>> 6);
-      int w = kind.ordinal() * planeWords + rel;
-      if ((flat[w] & bit) == 0) {
-        WORD.getAndBitwiseOr(flat, w, bit);
-        markSummary(summary, kind.ordinal() * summaryWords + (rel >>> 6), 1L << rel);
+      int w = (int) (page >>> 6);
+      long[] plane = flat[kind.ordinal()];
+      if ((plane[w] & bit) == 0) {
+        WORD.getAndBitwiseOr(plane, w, bit);
+        markSummary(summary, kind.ordinal() * summaryWords + (w >>> 6), 1L << w);
       }
       return;
     }
@@ -146,7 +172,7 @@ public final class FastPageTable {
     }
     if (flat != null) {
       for (Kind k : Kind.values()) {
-        clear(flat, k.ordinal() * planeWords, summary, k.ordinal() * summaryWords, start, end);
+        clear(flat[k.ordinal()], 0, summary, k.ordinal() * summaryWords, start, end);
       }
       return;
     }
@@ -171,7 +197,7 @@ public final class FastPageTable {
     root = null;
     if (flat != null) {
       for (Kind k : Kind.values()) {
-        clear(flat, k.ordinal() * planeWords, summary, k.ordinal() * summaryWords, 0, nrPages);
+        clear(flat[k.ordinal()], 0, summary, k.ordinal() * summaryWords, 0, nrPages);
       }
     }
   }

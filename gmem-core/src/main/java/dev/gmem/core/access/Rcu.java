@@ -38,6 +38,15 @@ import java.util.concurrent.locks.LockSupport;
  * {@code ByteBuffer.getLong} stays the same at 1, 2 and 4 threads, since readers share only
  * read-only lines. A writer pays one membarrier (a few microseconds) per invalidation.
  *
+ * <p>Where a section's nanoseconds go (thread CPU time per operation, minimum of 10 rounds of
+ * 2*10^7, a scratch loop on the same VM while loaded — only the differences hold): a load alone
+ * 0.45 (hoisted by C2: a lower bound), {@code lock}/{@code unlock} around it with the reader looked
+ * up once outside the loop 1.1, with {@link #reader()} per access 2.1–2.4. A variant that looked
+ * up on static finals (no {@code rcu} or {@code fence} field loads) measured the same (2.3), so the
+ * instance state stays. C2 (PrintInlining) inlines {@code reader}, {@code lock} and {@code unlock}
+ * into the accessors; what is left is {@code Thread.currentThread()}, its id, the cell and the
+ * owner compare, the counter's load and the two stores.
+ *
  * <h2>Ordering</h2>
  * The reader's slot store must not be reordered after its loads. The compiler side is kept by a
  * {@link VarHandle#acquireFence()} after the store, which HotSpot's C2 compiles to a memory barrier

@@ -55,8 +55,21 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   private final GuestView.Window window;
   /** The inode's page table for lock-free accesses. */
   private final FastPageTable fastPages;
+  /**
+   * The {@linkplain FastPageTable#plane host plane} of {@link #fastPages} where this mapping
+   * allows reads (writes), else {@link #DEAD}; {@link #DEAD} as well for a large table (no plane:
+   * {@link #slowAccess} looks it up) and from {@link #close} on, which stores it before it waits
+   * for the grace period. So the lock-free path's one lookup answers for prot and for whether the
+   * mapping is open too. Volatile for safe publication only: inside the read-side section its
+   * load is ordered by the section's fence already (a plain load on x86).
+   */
+  private volatile long[] readPlane;
+  private volatile long[] writePlane;
   /** Cleared first by {@link #close}; checked again under the invalidate lock by the locked path. */
   private volatile boolean open = true;
+
+  /** A plane that maps no page (its length bounds every page out). */
+  private static final long[] DEAD = new long[0];
 
   private HostMappingImpl(GuestMemFile file, GuestMemInodeImpl inode, long offset, long length, int prot, RawView raw, GuestView.Window window) {
     this.file = file;
@@ -68,6 +81,9 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
     this.window = window;
     this.view = window == null ? 0 : window.address(offset);
     this.fastPages = inode.fastPages();
+    long[] plane = fastPages.plane(FastPageTable.Kind.HOST);
+    this.readPlane = plane != null && (prot & Prot.READ) != 0 ? plane : DEAD;
+    this.writePlane = plane != null && (prot & Prot.WRITE) != 0 ? plane : DEAD;
   }
 
   /** {@link #create(GuestMemFile, GuestMemInodeImpl, InaccessibleMemory, Placement, long, long, int, int)} where the kernel chooses. */
@@ -261,26 +277,56 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
   }
 
   /**
-   * The one access path of every accessor: checks the range and the mapping's protection; a
-   * zero-length access ends there. An access within one page whose page the
-   * {@linkplain FastPageTable fast page table} maps for the host runs {@code copy} at once, inside
-   * an {@link Rcu} read-side section and without the lock: an invalidation (conversion, punch,
-   * eviction) zaps the entry and waits for the section before it changes the page. Otherwise
-   * {@link #lockedAccess}. Kept small so that it inlines into each accessor.
+   * The one access path of every accessor, its lock-free part: an access within one page of the
+   * mapping, whose page the mapping's plane ({@link #readPlane}, {@link #writePlane}) maps, runs
+   * {@code copy} at once, inside an {@link Rcu} read-side section and without the lock: an
+   * invalidation (conversion, punch, eviction) clears the bit, and {@link #close} swaps the plane
+   * for {@link #DEAD}, each then waiting for the section before it changes the page or unmaps the
+   * window. Everything else is {@link #slowAccess}. Kept tiny, the cold paths out of line, so that
+   * it inlines into each accessor and {@code copy} is the accessor's own lambda there (C2's
+   * PrintInlining shows the lambda and the load inlined, no call left).
+   *
+   * <p>Measured (thread CPU time per {@code getLong}, minimum of 10 rounds, loaded 2-core VM; only
+   * differences hold): the read-side section with its reader lookup around the load 2.1–2.4 ns, the
+   * plane's bit test +0.7, the out-of-line {@link #slowAccess} call's presence +0.8 (registers live
+   * across it), the bounds test and the mapping's fields +1.0–2.0: 4.7–6.0 in all (5.5–6.6 with the
+   * previous {@code open}, prot and table-bound checks). No single part dominates.
    */
   private long access(long off, long len, int needProt, long value, Copy copy) {
-    if (off < 0 || len <= 0 || off > length - len || (prot & needProt) != needProt) {
-      checkRange(off, len, needProt); // the error, or a zero-length access of an open mapping
-      return 0;
-    }
     long at = offset + off;
-    if ((at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+    if (off >= 0 && len > 0 && off <= length - len && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
       Rcu.Reader r = Rcu.GLOBAL.reader();
       r.lock();
       try {
-        // open: checked here only, inside the section that close() waits for
-        if (open && fastPages.isHostMapped(at >>> Folio.PAGE_SHIFT)) {
+        if (FastPageTable.isMapped(needProt == Prot.WRITE ? writePlane : readPlane, at >>> Folio.PAGE_SHIFT)) {
           return copy.at(view + off, value); // close() waits for this section before the window goes
+        }
+      } finally {
+        r.unlock();
+      }
+    }
+    return slowAccess(off, len, needProt, value, copy);
+  }
+
+  /**
+   * What the plane did not answer: a range or prot error, a closed mapping, a zero-length access
+   * (of an open mapping: nothing), a large file's page (a radix table has no plane: looked up
+   * here, still lock-free), else {@link #lockedAccess} — a page not faulted yet, or an access
+   * across pages.
+   */
+  private long slowAccess(long off, long len, int needProt, long value, Copy copy) {
+    checkRange(off, len, needProt);
+    if (len == 0) {
+      return 0;
+    }
+    long at = offset + off;
+    if (fastPages.plane(FastPageTable.Kind.HOST) == null && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+      Rcu.Reader r = Rcu.GLOBAL.reader();
+      r.lock();
+      try {
+        // open: checked inside the section that close() waits for
+        if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
+          return copy.at(view + off, value);
         }
       } finally {
         r.unlock();
@@ -387,8 +433,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   /**
    * Unmaps. Accessors that start afterwards fail with EFAULT; none is in flight when the window
-   * goes: one on the lock-free path re-checks {@code open} inside its RCU section, which this
-   * waits for, and one on the locked path holds the invalidate lock shared, which this takes
+   * goes: one on the lock-free path loads its plane (or, for a large file, {@code open}) inside its
+   * RCU section, which this waits for after it stored {@link #DEAD}, and one on the locked path holds the invalidate lock shared, which this takes
    * exclusive. A conversion's prepared change of the raw view finds it closed and maps nothing
    * into the address, which may belong to someone else by then.
    */
@@ -399,6 +445,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
         return;
       }
       open = false;
+      readPlane = DEAD;
+      writePlane = DEAD;
     }
     Rcu.GLOBAL.synchronize();
     Lock l = inode.invalidateLock().writeLock();

@@ -46,18 +46,20 @@ public final class MemslotTable {
    * created (fewer dependent loads on its lock-free path): its file and inode, the inode's fast page
    * table, the window the software vCPU copies through ({@code viewBase}: where file byte 0 would
    * be) and — where the kernel must not reach every page of the slot — the mapping the kernel is
-   * given as {@code userspace_addr} instead; null where the kernel is given the window.
+   * given as {@code userspace_addr} instead; null where the kernel is given the window; and
+   * {@code fileDelta}, the slot's file offset less its GPA, so that {@link #fileOffset} is one add.
    */
   public record Binding(long gpa, long size, Memslot slot, GuestMemFileImpl file, GuestMemInodeImpl inode, FastPageTable fastPages,
-      GuestView.Window window, long viewBase, AutoCloseable kernelView) {
+      GuestView.Window window, long viewBase, AutoCloseable kernelView, long fileDelta) {
     static Binding of(Memslot m, GuestView.Window window, AutoCloseable kernelView) {
       GuestMemFileImpl f = (GuestMemFileImpl) m.file();
-      return new Binding(m.gpa(), m.size(), m, f, f.inodeImpl(), f.inodeImpl().fastPages(), window, window.address(0), kernelView);
+      return new Binding(m.gpa(), m.size(), m, f, f.inodeImpl(), f.inodeImpl().fastPages(), window, window.address(0), kernelView,
+          m.offset() - m.gpa());
     }
 
     /** The file offset that backs {@code address}. */
     public long fileOffset(long address) {
-      return slot.offset() + (address - gpa);
+      return address + fileDelta;
     }
   }
 

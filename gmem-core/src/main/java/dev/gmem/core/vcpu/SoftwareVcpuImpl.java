@@ -30,8 +30,6 @@ import java.util.concurrent.locks.Lock;
 public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final MemoryIO IO = MemoryIO.getInstance();
   private static final long PAGE_MASK = Folio.PAGE_SIZE - 1;
-  private static final FastPageTable.Kind GUEST_PRIVATE = FastPageTable.Kind.GUEST_PRIVATE;
-  private static final FastPageTable.Kind GUEST_SHARED = FastPageTable.Kind.GUEST_SHARED;
 
   private final MemslotTable memslots;
   private final ArchHooks arch;
@@ -177,8 +175,8 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
         // The fast page table is per inode and keyed by the access's own bit: a linked file
         // awaiting its context move takes no access another VM's fault installed. The slot's
         // window: a deleted slot retires it, waits for this section, then unmaps it.
-        if (slot.file().isOpen() && !((GuestMemFileImpl) slot.file()).awaitingContext() && slot.window().isOpen()
-            && slot.fastPages().isMapped(off >>> Folio.PAGE_SHIFT, privateAccess ? GUEST_PRIVATE : GUEST_SHARED)) {
+        if (slot.file().guestReachable() && slot.window().isOpen()
+            && slot.fastPages().isGuestMapped(off >>> Folio.PAGE_SHIFT, privateAccess)) {
           return copy.at(slot.viewBase() + off, value);
         }
       } finally {

@@ -18,8 +18,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The accessors' argument checks, which the hot path folds into one test before its read-side
- * section: bounds, protection and a closed mapping each give EFAULT, zero-length accesses of an
+ * The accessors' argument checks, which the hot path folds into a bounds test and its plane's
+ * lookup (a mapping without the access's prot, or closed, has the dead plane): bounds, protection
+ * and a closed mapping each give EFAULT, zero-length accesses of an
  * open mapping succeed, and of a closed one fail.
  */
 class AccessorChecksTest {
@@ -44,6 +45,12 @@ class AccessorChecksTest {
       try (HostMapping ro = f.map(0, 2 * PAGE, Prot.READ, MapFlags.SHARED)) {
         assertEquals(7, ro.getLong(PAGE - 8));
         expect(Errno.EFAULT, () -> ro.putLong(0, 1));
+      }
+      // A faulted page, mapped again without the access's prot: the mapping's plane for that kind
+      // of access is the dead one, so the refusal comes from the slow path's check.
+      try (HostMapping none = f.map(0, 2 * PAGE, Prot.NONE, MapFlags.SHARED)) {
+        expect(Errno.EFAULT, () -> none.getLong(PAGE - 8));
+        expect(Errno.EFAULT, () -> none.putLong(PAGE - 8, 1));
       }
       m.close();
       expect(Errno.EFAULT, () -> m.getLong(PAGE - 8));
