@@ -13,6 +13,7 @@ import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import dev.gmem.core.conformance.Backends;
+import dev.gmem.core.conformance.OpenFds;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,25 +26,6 @@ class RuntimeLifecycleTest {
 
   static Stream<String> backends() {
     return Backends.names();
-  }
-
-  /**
-   * This process's fds, each as "number -> target": compared as sets, so an fd that something
-   * else (an earlier test's cleaner, the JVM) closes meanwhile is no false alarm, and a new fd
-   * is one whether or not another went.
-   */
-  static java.util.Set<String> openFds() throws IOException {
-    java.util.Set<String> fds = new java.util.TreeSet<>();
-    try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-      for (Path p : (Iterable<Path>) s::iterator) {
-        try {
-          fds.add(p.getFileName() + " -> " + Files.readSymbolicLink(p));
-        } catch (IOException gone) {
-          // the listing's own fd, or one closed meanwhile
-        }
-      }
-    }
-    return fds;
   }
 
   static long gmemMappings() throws IOException {
@@ -59,7 +41,7 @@ class RuntimeLifecycleTest {
     try (GmemRuntime warm = Backends.open(backend)) {
       warm.createVm(VmType.DEFAULT).createGuestMemFile(4096, 0).close();
     }
-    java.util.Set<String> fds = openFds();
+    java.util.Set<String> fds = OpenFds.now();
     long maps = gmemMappings();
     GmemRuntime rt = Backends.open(backend);
     Vm vm = rt.createVm(VmType.SW_PROTECTED);
@@ -75,9 +57,7 @@ class RuntimeLifecycleTest {
     }
     vm.createGuestMemFile(4096, GmemFlags.MMAP).map();
     rt.close();
-    java.util.Set<String> left = openFds();
-    left.removeAll(fds);
-    assertEquals(java.util.Set.of(), left, "fds left open");
+    assertEquals(java.util.Set.of(), OpenFds.openedSince(fds), "fds left open");
     assertEquals(maps, gmemMappings(), "mappings left behind");
     assertEquals(Errno.EBADF, assertThrows(GmemException.class, () -> rt.createVm(VmType.DEFAULT)).errno());
     rt.close(); // idempotent
