@@ -211,7 +211,7 @@ public final class MigrationDestination implements AutoCloseable {
         c.setRegisters(st.registers());
       }
       vcpus.addAll(made);
-      this.prealloc = Preallocator.start(hs.slots(), files);
+      this.prealloc = Preallocator.start(hs.slots(), files, () -> lastDemandNanos);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
       if (pages != null) {

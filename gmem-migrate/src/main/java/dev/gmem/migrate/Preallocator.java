@@ -5,6 +5,8 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.migrate.wire.Handshake;
 import dev.gmem.userfault.uffd.Native;
 import java.util.List;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
 
 /**
  * Allocates the destination's memory ahead of the stream, on a thread of its own: {@code fallocate}
@@ -29,13 +31,17 @@ final class Preallocator {
   /** Bytes allocated so far (written by its thread only). */
   private volatile long allocated;
 
-  private Preallocator(List<Handshake.SlotInfo> slots, List<GuestMemFile> files) {
+  private final LongSupplier lastDemandNanos;
+
+  private Preallocator(List<Handshake.SlotInfo> slots, List<GuestMemFile> files, LongSupplier lastDemandNanos) {
+    this.lastDemandNanos = lastDemandNanos;
     thread = new Thread(() -> run(slots, files), "gmem-migrate-prealloc");
     thread.setDaemon(true);
   }
 
-  static Preallocator start(List<Handshake.SlotInfo> slots, List<GuestMemFile> files) {
-    Preallocator p = new Preallocator(slots, files);
+  /** {@code lastDemandNanos}: when the guest last asked for a page on the demand channel ({@link System#nanoTime}). */
+  static Preallocator start(List<Handshake.SlotInfo> slots, List<GuestMemFile> files, LongSupplier lastDemandNanos) {
+    Preallocator p = new Preallocator(slots, files, lastDemandNanos);
     p.thread.start();
     return p;
   }
@@ -46,6 +52,7 @@ final class Preallocator {
       for (Handshake.SlotInfo s : slots) {
         GuestMemFile f = files.get(s.file());
         for (long at = 0; at < s.size() && !stopped; at += CHUNK) {
+          awaitDemandQuiet();
           long len = Math.min(CHUNK, s.size() - at);
           f.allocate(s.offset() + at, len);
           allocated += len;
@@ -53,6 +60,18 @@ final class Preallocator {
       }
     } catch (GmemException | IllegalStateException e) {
       // closed under it, or memory short: the stream allocates as it installs
+    }
+  }
+
+  /**
+   * While the guest faults (a demand request within {@link SourceLink#DEMAND_QUIET_NANOS}), it
+   * waits: a demand install shares the inode's locks with an allocation, and at this thread's nice
+   * value a preempted holder would keep a woken demand thread waiting (seen as a saturated-link
+   * p99 of 512 µs against 150–200 µs without it). It goes on once the faults stop.
+   */
+  private void awaitDemandQuiet() {
+    while (!stopped && System.nanoTime() - lastDemandNanos.getAsLong() < SourceLink.DEMAND_QUIET_NANOS) {
+      LockSupport.parkNanos(SourceLink.DEMAND_QUIET_NANOS / 4);
     }
   }
 

@@ -58,14 +58,16 @@ class LoopbackMigrationTest {
     int base = Integer.parseInt(self.substring(self.lastIndexOf(')') + 2).split(" ")[16]);
     int background = Math.min(19, base + SourceLink.STREAM_NICE);
     List<Integer> stream = List.of();
+    List<Integer> demand = List.of();
+    // each thread sets its own nice value once it runs: wait (bounded) for all five to be up
     for (long until = System.nanoTime() + 5_000_000_000L; System.nanoTime() < until; Thread.sleep(10)) {
       stream = nice("gmem-migrate-st");
-      if (stream.size() == 2 && stream.stream().allMatch(n -> n == background)) {
+      demand = nice("gmem-migrate-de");
+      if (stream.size() == 2 && stream.stream().allMatch(n -> n == background) && demand.size() == 3) {
         break;
       }
     }
     assertEquals(List.of(background, background), stream, "the two stream threads' nice values");
-    List<Integer> demand = nice("gmem-migrate-de");
     assertEquals(3, demand.size(), "source's demand server, destination's demand sender and reader");
     assertTrue(demand.stream().allMatch(n -> n == base), "demand threads keep the process's nice " + base + ": " + demand);
   }
