@@ -25,6 +25,17 @@ import org.junit.jupiter.api.Test;
 class LoopbackMigrationTest {
   static final long SIZE = 256L << 10;
 
+  /** {@link MigrationDestination#accept} on another thread, for a source started on this one. */
+  static CompletableFuture<MigrationDestination> acceptAsync(MigrationDestination d) {
+    return CompletableFuture.supplyAsync(() -> {
+      try {
+        return d.accept();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    });
+  }
+
   static InetSocketAddress loopback() {
     return new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
   }
@@ -81,13 +92,7 @@ class LoopbackMigrationTest {
         byte[] before = Guest.digest(vm);
         Duration runtimeDeadline = b.feature(Userfault.class).orElseThrow().deadline();
         try (MigrationDestination d = MigrationDestination.listen(b, loopback(), DestinationOptions.defaults().withFaultDeadline(runtimeDeadline.plusSeconds(7)))) {
-          CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-              return d.accept();
-            } catch (Exception e) {
-              throw new IllegalStateException(e);
-            }
-          });
+          CompletableFuture<MigrationDestination> accepted = acceptAsync(d);
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
               SourceOptions.defaults().withMaxStreamBandwidth(128 << 10))) {
             accepted.get();

@@ -34,13 +34,7 @@ class PreallocationTest {
         long want = vm.guestMemory().loadLong(last + 8);
         assertNotEquals(0, want, "the guest filled the page: zeros would show");
         try (MigrationDestination d = MigrationDestination.listen(b, LoopbackMigrationTest.loopback(), DestinationOptions.defaults())) {
-          CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-              return d.accept();
-            } catch (Exception e) {
-              throw new IllegalStateException(e);
-            }
-          });
+          CompletableFuture<MigrationDestination> accepted = LoopbackMigrationTest.acceptAsync(d);
           // 512 KiB/s: the stream reaches the last page ~3 s in, long after the allocation is done
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
               SourceOptions.defaults().withMaxStreamBandwidth(512 << 10))) {

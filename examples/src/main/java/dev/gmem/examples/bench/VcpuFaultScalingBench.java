@@ -98,6 +98,20 @@ public class VcpuFaultScalingBench {
   static final long PAGE = LongModeGuest.PAGE;
   private static final int UF_SLOT = 1;
 
+  /** Runs {@code fill} for each vCPU on {@code threads}, all at once; the sum of what they return. */
+  static <C> long onEach(ExecutorService threads, List<C> cpus, java.util.function.ToLongFunction<C> fill)
+      throws InterruptedException, ExecutionException {
+    List<Future<Long>> done = new ArrayList<>();
+    for (C cpu : cpus) {
+      done.add(threads.submit(() -> fill.applyAsLong(cpu)));
+    }
+    long n = 0;
+    for (Future<Long> f : done) {
+      n += f.get();
+    }
+    return n;
+  }
+
   /** A VM whose data slot has USERFAULT, {@code vcpus} real vCPUs, a thread each. */
   public abstract static class Guest {
     GmemRuntime rt;
@@ -164,16 +178,8 @@ public class VcpuFaultScalingBench {
 
     /** Runs every vCPU's fill pass on its own thread, resolving its faults there; the faults resolved. */
     long faultAll() throws InterruptedException, ExecutionException {
-      List<Future<Long>> done = new ArrayList<>();
-      for (Vcpu cpu : cpus) {
-        done.add(threads.submit(() -> fill(cpu)));
-      }
-      long n = 0;
-      for (Future<Long> f : done) {
-        n += f.get();
-      }
-      faults = n;
-      return n;
+      faults = onEach(threads, cpus, this::fill);
+      return faults;
     }
 
     private long fill(Vcpu cpu) {
@@ -291,16 +297,8 @@ public class VcpuFaultScalingBench {
     }
 
     long faultAll() throws InterruptedException, ExecutionException {
-      List<Future<Long>> done = new ArrayList<>();
-      for (RawVcpu cpu : cpus) {
-        done.add(threads.submit(() -> fill(cpu)));
-      }
-      long n = 0;
-      for (Future<Long> f : done) {
-        n += f.get();
-      }
-      faults = n;
-      return n;
+      faults = onEach(threads, cpus, this::fill);
+      return faults;
     }
 
     private long fill(RawVcpu cpu) {

@@ -22,13 +22,9 @@ final class FolioInsert {
   /** Adds the free folios of {@code order} in {@code [off, off + n)} of one chunk in one CAS; returns the pages added. */
   static int addSmallRun(ChunkTable table, long chunk, int off, int n, int order) {
     for (;;) {
-      Object slot = table.get(chunk);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          return 0;
-        }
-        awaitSettled(table, chunk, h);
-        continue;
+      Object slot = settled(table, chunk);
+      if (slot instanceof HugeFolio) {
+        return 0;
       }
       SmallChunk cur = (SmallChunk) slot;
       SmallChunk next = SmallChunk.withFolios(cur, off, n, order);
@@ -48,13 +44,9 @@ final class FolioInsert {
    */
   static long addSmallPages(ChunkTable table, long chunk, int off, long want) {
     for (;;) {
-      Object slot = table.get(chunk);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          return 0;
-        }
-        awaitSettled(table, chunk, h);
-        continue;
+      Object slot = settled(table, chunk);
+      if (slot instanceof HugeFolio) {
+        return 0;
       }
       SmallChunk cur = (SmallChunk) slot;
       long free = cur == null ? want : cur.freeMask(off, want);
@@ -73,13 +65,9 @@ final class FolioInsert {
     int n = 1 << order;
     byte value = SmallChunk.encode(order, false);
     for (;;) {
-      Object slot = table.get(chunk);
-      if (slot instanceof HugeFolio h) {
-        if (h.isLive()) {
-          return false;
-        }
-        awaitSettled(table, chunk, h);
-        continue;
+      Object slot = settled(table, chunk);
+      if (slot instanceof HugeFolio) {
+        return false;
       }
       SmallChunk cur = (SmallChunk) slot;
       if (cur != null && !cur.isFree(off, n)) {
@@ -124,6 +112,20 @@ final class FolioInsert {
   }
 
   /** Waits for another add's reservation of {@code chunk} to go live or be released. */
+  /**
+   * The chunk's slot once no huge folio is settling in it: a live {@link HugeFolio} (its pages
+   * are present), or its small folios ({@link SmallChunk}, null for none).
+   */
+  private static Object settled(ChunkTable table, long chunk) {
+    for (;;) {
+      Object slot = table.get(chunk);
+      if (!(slot instanceof HugeFolio h) || h.isLive()) {
+        return slot;
+      }
+      awaitSettled(table, chunk, h);
+    }
+  }
+
   private static void awaitSettled(ChunkTable table, long chunk, HugeFolio h) {
     for (int spins = 0; table.get(chunk) == h && !h.isLive(); spins++) {
       if (spins < SPIN_BEFORE_YIELD) {

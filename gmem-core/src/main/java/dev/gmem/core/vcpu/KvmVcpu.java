@@ -11,6 +11,7 @@ import dev.gmem.api.VcpuExit;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.KvmStructs;
+import dev.gmem.core.sys.RegisterCodec;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
 import java.nio.ByteBuffer;

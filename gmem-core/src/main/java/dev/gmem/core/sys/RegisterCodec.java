@@ -1,24 +1,26 @@
-package dev.gmem.core.vcpu;
+package dev.gmem.core.sys;
 
 import dev.gmem.api.DescriptorTable;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
 import dev.gmem.api.SpecialRegisters;
-import dev.gmem.core.sys.KvmStructs;
 import jnr.ffi.Struct;
 
-/** Copies between the register records of the API and the kernel structs. */
-final class RegisterCodec {
+/**
+ * Copies between the register records of the API and the kernel structs: gmem's vCPUs and the
+ * benchmarks' raw vCPUs share one struct layout.
+ */
+public final class RegisterCodec {
   private RegisterCodec() {}
 
-  static Registers read(KvmStructs.Regs r) {
+  public static Registers read(KvmStructs.Regs r) {
     return new Registers(
         r.rax.get(), r.rbx.get(), r.rcx.get(), r.rdx.get(), r.rsi.get(), r.rdi.get(), r.rsp.get(), r.rbp.get(),
         r.r8.get(), r.r9.get(), r.r10.get(), r.r11.get(), r.r12.get(), r.r13.get(), r.r14.get(), r.r15.get(),
         r.rip.get(), r.rflags.get());
   }
 
-  static void write(Registers v, KvmStructs.Regs r) {
+  public static void write(Registers v, KvmStructs.Regs r) {
     r.rax.set(v.rax());
     r.rbx.set(v.rbx());
     r.rcx.set(v.rcx());
@@ -39,7 +41,7 @@ final class RegisterCodec {
     r.rflags.set(v.rflags());
   }
 
-  static SpecialRegisters read(KvmStructs.Sregs s) {
+  public static SpecialRegisters read(KvmStructs.Sregs s) {
     return new SpecialRegisters(
         read(s.cs), read(s.ds), read(s.es), read(s.fs), read(s.gs), read(s.ss), read(s.tr), read(s.ldt),
         read(s.gdt), read(s.idt),
@@ -47,7 +49,7 @@ final class RegisterCodec {
   }
 
   /** Writes every field; the interrupt bitmap is cleared so that no interrupt is injected by accident. */
-  static void write(SpecialRegisters v, KvmStructs.Sregs s) {
+  public static void write(SpecialRegisters v, KvmStructs.Sregs s) {
     write(v.cs(), s.cs);
     write(v.ds(), s.ds);
     write(v.es(), s.es);
