@@ -17,10 +17,11 @@ import java.util.function.LongSupplier;
  * guest_memfd page allocation under its writes), onto the core the source's sender leaves idle.
  *
  * <p>It changes no page's content or state: an allocated page is still missing (its userfault bit
- * stays set) until its data is installed; {@code fallocate} takes the inode's invalidate lock
- * shared, as installs and faults do, so neither waits for the other. It runs at the stream's nice
- * value, so demand faults preempt it. A failed allocation (the file closed, memory short) ends it:
- * the reader then allocates as it installs, as without it.
+ * stays set) until its data is installed. {@code fallocate} takes the inode's invalidate lock
+ * shared, as installs and faults do, but it runs at the stream's nice value and shares the inode's
+ * other structures with a demand install, so a preempted allocation could keep a woken demand
+ * thread waiting: it waits while the guest faults ({@link #awaitDemandQuiet}). A failed allocation
+ * (the file closed, memory short) ends it: the reader then allocates as it installs, as without it.
  */
 final class Preallocator {
   /** Per call: 64 pages, a short hold of the file's locks (demand installs never queue long behind it). */

@@ -64,15 +64,9 @@ class CorruptionTest {
         vm.guestMemory().write(g * PAGE, content(g), 0, PAGE);
       }
       DestinationOptions dopts = DestinationOptions.defaults().withRecoveryTimeout(Duration.ofSeconds(10));
-      try (MigrationDestination d = MigrationDestination.listen(b, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), dopts);
+      try (MigrationDestination d = MigrationDestination.listen(b, LoopbackMigrationTest.loopback(), dopts);
           FlipProxy proxy = new FlipProxy(new InetSocketAddress(InetAddress.getLoopbackAddress(), d.port()), offset)) {
-        CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-          try {
-            return d.accept();
-          } catch (Exception e) {
-            throw new IllegalStateException(e);
-          }
-        });
+        CompletableFuture<MigrationDestination> accepted = LoopbackMigrationTest.acceptAsync(d);
         try (MigrationSource s = MigrationSource.start(vm, List.of(), "127.0.0.1", proxy.port(),
             SourceOptions.defaults().withRecoveryTimeout(Duration.ofSeconds(10)))) {
           accepted.get();
@@ -98,7 +92,7 @@ class CorruptionTest {
     final AtomicInteger flips = new AtomicInteger();
 
     FlipProxy(InetSocketAddress target, long offset) throws IOException {
-      listener = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+      listener = ServerSocketChannel.open().bind(LoopbackMigrationTest.loopback());
       Thread t = new Thread(() -> {
         while (listener.isOpen()) {
           try {

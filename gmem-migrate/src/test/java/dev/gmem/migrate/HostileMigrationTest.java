@@ -1,5 +1,7 @@
 package dev.gmem.migrate;
 
+import static dev.gmem.migrate.LoopbackMigrationTest.acceptAsync;
+import static dev.gmem.migrate.LoopbackMigrationTest.loopback;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -45,10 +47,6 @@ class HostileMigrationTest {
   static final int PAGE = Wire.PAGE;
   static final int PAGES = 16;
 
-  static InetSocketAddress loopback() {
-    return new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-  }
-
   static long fds(String what) throws IOException {
     long n = 0;
     try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
@@ -75,16 +73,6 @@ class HostileMigrationTest {
     java.util.Set<Thread> now = threads(prefix);
     now.removeAll(before);
     return now;
-  }
-
-  static CompletableFuture<MigrationDestination> acceptAsync(MigrationDestination d) {
-    return CompletableFuture.supplyAsync(() -> {
-      try {
-        return d.accept();
-      } catch (IOException e) {
-        throw new IllegalStateException(e);
-      }
-    });
   }
 
   @Test

@@ -14,8 +14,6 @@ import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
 import dev.gmem.core.conformance.Backends;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -43,14 +41,8 @@ class KillTest {
   void aKilledSourcePausesTheDestinationWhoseFaultsFailWithinTheDeadlineAndAreNeverServedZeros() throws Exception {
     DestinationOptions opts = DestinationOptions.defaults().withRecoveryTimeout(Duration.ofSeconds(1)).withFaultDeadline(Duration.ofSeconds(3));
     try (GmemRuntime rt = Backends.open("kvm");
-        MigrationDestination d = MigrationDestination.listen(rt, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), opts)) {
-      CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-        try {
-          return d.accept();
-        } catch (Exception e) {
-          throw new IllegalStateException(e);
-        }
-      });
+        MigrationDestination d = MigrationDestination.listen(rt, LoopbackMigrationTest.loopback(), opts)) {
+      CompletableFuture<MigrationDestination> accepted = LoopbackMigrationTest.acceptAsync(d);
       try (Child source = Child.start("source", Integer.toString(d.port()), Long.toString(SIZE), Long.toString(BPS))) {
         source.await("migrating");
         accepted.get(30, TimeUnit.SECONDS);

@@ -34,15 +34,9 @@ class LinkCutTest {
     try (GmemRuntime a = Backends.open("kvm"); GmemRuntime b = Backends.open("kvm")) {
       Vm vm = Pages.vm(a, VmType.DEFAULT, PAGES);
       DestinationOptions dopts = DestinationOptions.defaults().withRecoveryTimeout(Duration.ofSeconds(10)).withFaultDeadline(Duration.ofSeconds(20));
-      try (MigrationDestination d = MigrationDestination.listen(b, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), dopts);
+      try (MigrationDestination d = MigrationDestination.listen(b, LoopbackMigrationTest.loopback(), dopts);
           CuttingProxy proxy = new CuttingProxy(new InetSocketAddress(InetAddress.getLoopbackAddress(), d.port()), seed, 100, 48 << 10)) {
-        CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-          try {
-            return d.accept();
-          } catch (Exception e) {
-            throw new IllegalStateException(e);
-          }
-        });
+        CompletableFuture<MigrationDestination> accepted = LoopbackMigrationTest.acceptAsync(d);
         try (MigrationSource s = MigrationSource.start(vm, List.of(), "127.0.0.1", proxy.port(),
             SourceOptions.defaults().withRecoveryTimeout(Duration.ofSeconds(10)))) {
           accepted.get();

@@ -30,8 +30,8 @@ class LoopbackMigrationTest {
     return CompletableFuture.supplyAsync(() -> {
       try {
         return d.accept();
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e); // a refusal (GmemException) reaches the caller as itself
       }
     });
   }

@@ -1,5 +1,6 @@
 package dev.gmem.migrate;
 
+import static dev.gmem.migrate.LoopbackMigrationTest.loopback;
 import static dev.gmem.core.conformance.Errnos.expect;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,7 +23,6 @@ import dev.gmem.core.conformance.Backends;
 import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Handshake;
 import dev.gmem.migrate.wire.Wire;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
@@ -40,10 +40,6 @@ import org.junit.jupiter.params.provider.EnumSource;
 class PrivateMemoryTest {
   static final long PAGES = 64;
   static final int PAGE = Pages.PAGE;
-
-  static InetSocketAddress loopback() {
-    return new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-  }
 
   static CompletableFuture<MigrationDestination> acceptAsync(MigrationDestination d) {
     return CompletableFuture.supplyAsync(() -> {

@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.core.conformance.Backends;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -23,15 +21,9 @@ class TwoJvmMigrationTest {
   @Test
   void aRealGuestFromAnotherJvmContinuesHereWithEveryPageIdentical() throws Exception {
     try (GmemRuntime rt = Backends.open("kvm");
-        MigrationDestination d = MigrationDestination.listen(rt, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+        MigrationDestination d = MigrationDestination.listen(rt, LoopbackMigrationTest.loopback(),
             DestinationOptions.defaults())) {
-      CompletableFuture<MigrationDestination> accepted = CompletableFuture.supplyAsync(() -> {
-        try {
-          return d.accept();
-        } catch (Exception e) {
-          throw new IllegalStateException(e);
-        }
-      });
+      CompletableFuture<MigrationDestination> accepted = LoopbackMigrationTest.acceptAsync(d);
       try (Child source = Child.start("source", Integer.toString(d.port()), Long.toString(SIZE), Long.toString(256L << 10))) {
         String digest = source.await("digest");
         source.await("migrating");

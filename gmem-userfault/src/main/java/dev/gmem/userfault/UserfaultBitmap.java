@@ -105,8 +105,8 @@ public final class UserfaultBitmap implements AutoCloseable {
     return ref;
   }
 
+  /** The range check of a use that holds a reference (so the bitmap is open). */
   private void check(long page) {
-    checkOpen();
     if (page < 0 || page >= pages) {
       throw new IndexOutOfBoundsException("page " + page + " outside a bitmap of " + pages + " pages");
     }
@@ -156,13 +156,8 @@ public final class UserfaultBitmap implements AutoCloseable {
   public void setRange(long from, long to) {
     int ref = enter();
     try {
-      checkOpen();
-      if (from < 0 || from > to || to > pages) {
-        throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
-      }
-      for (long p = from; p < to; p++) {
-        WORDS.getAndBitwiseOrRelease(words, (int) ((p >>> 6) << 3), 1L << p);
-      }
+      checkRange(from, to);
+      applyRange(from, to, true);
     } finally {
       life.put(ref);
     }
@@ -201,7 +196,6 @@ public final class UserfaultBitmap implements AutoCloseable {
   int runLength(long from, int max, boolean set) {
     int ref = enter();
     try {
-      checkOpen();
       if (from < 0 || max < 0 || from > pages - max) {
         throw new IndexOutOfBoundsException("pages [" + from + ", +" + max + ") outside a bitmap of " + pages + " pages");
       }
@@ -222,28 +216,39 @@ public final class UserfaultBitmap implements AutoCloseable {
   void clearRange(long from, long to) {
     int ref = enter();
     try {
-      checkOpen();
-      if (from < 0 || from > to || to > pages) {
-        throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
-      }
-      for (long p = from; p < to; ) {
-        long wordEnd = Math.min(to, (p | 63) + 1);
-        long span = wordEnd - p;
-        long mask = (span == 64 ? -1L : ((1L << span) - 1)) << (p & 63);
-        WORDS.getAndBitwiseAndRelease(words, (int) ((p >>> 6) << 3), ~mask);
-        p = wordEnd;
-      }
+      checkRange(from, to);
+      applyRange(from, to, false);
     } finally {
       life.put(ref);
     }
     wakeIfWaited();
   }
 
+  private void checkRange(long from, long to) {
+    if (from < 0 || from > to || to > pages) {
+      throw new IndexOutOfBoundsException("pages [" + from + ", " + to + ") outside a bitmap of " + pages + " pages");
+    }
+  }
+
+  /** Sets or clears the bits of pages {@code [from, to)} a word at a time, with store-release. */
+  private void applyRange(long from, long to, boolean set) {
+    for (long p = from; p < to; ) {
+      long wordEnd = Math.min(to, (p | 63) + 1);
+      long span = wordEnd - p;
+      long mask = (span == 64 ? -1L : ((1L << span) - 1)) << (p & 63);
+      if (set) {
+        WORDS.getAndBitwiseOrRelease(words, (int) ((p >>> 6) << 3), mask);
+      } else {
+        WORDS.getAndBitwiseAndRelease(words, (int) ((p >>> 6) << 3), ~mask);
+      }
+      p = wordEnd;
+    }
+  }
+
   /** Pages whose bit is set now. */
   public long countSet() {
     int ref = enter();
     try {
-      checkOpen();
       long n = 0;
       for (long w = 0; w < (pages + 63) >>> 6; w++) {
         n += Long.bitCount((long) WORDS.getAcquire(words, (int) (w << 3)));

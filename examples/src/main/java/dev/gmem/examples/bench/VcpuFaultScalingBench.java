@@ -98,28 +98,12 @@ public class VcpuFaultScalingBench {
   static final long PAGE = LongModeGuest.PAGE;
   private static final int UF_SLOT = 1;
 
-  /** Runs {@code fill} for each vCPU on {@code threads}, all at once; the sum of what they return. */
-  static <C> long onEach(ExecutorService threads, List<C> cpus, java.util.function.ToLongFunction<C> fill)
-      throws InterruptedException, ExecutionException {
-    List<Future<Long>> done = new ArrayList<>();
-    for (C cpu : cpus) {
-      done.add(threads.submit(() -> fill.applyAsLong(cpu)));
-    }
-    long n = 0;
-    for (Future<Long> f : done) {
-      n += f.get();
-    }
-    return n;
-  }
-
-  /** A VM whose data slot has USERFAULT, {@code vcpus} real vCPUs, a thread each. */
-  public abstract static class Guest {
-    GmemRuntime rt;
-    Userfault uf;
-    Vm vm;
-    GuestMemFile file;
-    UserfaultBitmap bitmap;
-    final List<Vcpu> cpus = new ArrayList<>();
+  /**
+   * What both sides' states share: {@code vcpus()} vCPUs of type {@code C}, a thread each, the
+   * warm source, and one fill pass per vCPU on its own thread, resolving its faults there.
+   */
+  abstract static class Fleet<C> {
+    final List<C> cpus = new ArrayList<>();
     ExecutorService threads;
     /** The warm source: page i's content (non-zero). */
     ByteBuffer source;
@@ -131,6 +115,32 @@ public class VcpuFaultScalingBench {
     long pagesPerVcpu() {
       return TOTAL / vcpus();
     }
+
+    /** One vCPU's fill pass, resolving its faults on the calling thread; the faults resolved. */
+    abstract long fill(C cpu);
+
+    /** Runs every vCPU's fill pass on its own thread, all at once; the faults resolved. */
+    long faultAll() throws InterruptedException, ExecutionException {
+      List<Future<Long>> done = new ArrayList<>();
+      for (C cpu : cpus) {
+        done.add(threads.submit(() -> fill(cpu)));
+      }
+      long n = 0;
+      for (Future<Long> f : done) {
+        n += f.get();
+      }
+      faults = n;
+      return n;
+    }
+  }
+
+  /** A VM whose data slot has USERFAULT, {@code vcpus} real vCPUs, a thread each. */
+  public abstract static class Guest extends Fleet<Vcpu> {
+    GmemRuntime rt;
+    Userfault uf;
+    Vm vm;
+    GuestMemFile file;
+    UserfaultBitmap bitmap;
 
     @Setup(Level.Trial)
     public void open() {
@@ -176,13 +186,8 @@ public class VcpuFaultScalingBench {
       return b;
     }
 
-    /** Runs every vCPU's fill pass on its own thread, resolving its faults there; the faults resolved. */
-    long faultAll() throws InterruptedException, ExecutionException {
-      faults = onEach(threads, cpus, this::fill);
-      return faults;
-    }
-
-    private long fill(Vcpu cpu) {
+    @Override
+    long fill(Vcpu cpu) {
       long n = 0;
       while (true) {
         VcpuExit exit = cpu.run();
@@ -233,7 +238,7 @@ public class VcpuFaultScalingBench {
    * window, the guest's store (already emulated by the kernel) written there, the page's marker
    * removed ({@code MADV_GUARD_REMOVE}: the page mapped back), {@code KVM_RUN} again. No bitmap.
    */
-  public abstract static class RawGuest {
+  public abstract static class RawGuest extends Fleet<RawVcpu> {
     final Kvm kvm = new Kvm(RawMemory.SYS);
     Fd device;
     Fd vm;
@@ -241,17 +246,6 @@ public class VcpuFaultScalingBench {
     Mapping window;
     Mapping view;
     ByteBuffer memory;
-    final List<RawVcpu> cpus = new ArrayList<>();
-    ExecutorService threads;
-    ByteBuffer source;
-    long dataSize;
-    long faults;
-
-    abstract int vcpus();
-
-    long pagesPerVcpu() {
-      return TOTAL / vcpus();
-    }
 
     @Setup(Level.Trial)
     public void open() {
@@ -296,12 +290,8 @@ public class VcpuFaultScalingBench {
       }
     }
 
-    long faultAll() throws InterruptedException, ExecutionException {
-      faults = onEach(threads, cpus, this::fill);
-      return faults;
-    }
-
-    private long fill(RawVcpu cpu) {
+    @Override
+    long fill(RawVcpu cpu) {
       ByteBuffer run = cpu.run;
       long n = 0;
       while (true) {

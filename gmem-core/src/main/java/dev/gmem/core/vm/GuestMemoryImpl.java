@@ -151,18 +151,35 @@ public final class GuestMemoryImpl implements GuestMemory {
   }
 
   private void copy(long gpa, byte[] buf, int index, int length, boolean write) {
+    copyPieces(gpa, length, write, (p, done) -> {
+      if (write) {
+        IO.putByteArray(p.address(), buf, index + (int) done, (int) p.length());
+      } else {
+        IO.getByteArray(p.address(), buf, index + (int) done, (int) p.length());
+      }
+    });
+  }
+
+  /** One piece's copy; {@code done}: the bytes of the earlier pieces. */
+  @FunctionalInterface
+  private interface PieceCopy {
+    void copy(Piece p, long done);
+  }
+
+  /**
+   * Every copy's frame: the pieces of {@code [gpa, gpa + length)} under their invalidate locks,
+   * every page checked and faulted before any byte moves (a failed check moves nothing), then
+   * {@code copy} for each piece in GPA order.
+   */
+  private void copyPieces(long gpa, long length, boolean write, PieceCopy copy) {
     List<Piece> pieces = resolve(gpa, length);
     List<GuestMemInodeImpl> locked = lock(pieces);
     try {
       fault(pieces, write);
-      int at = index;
+      long done = 0;
       for (Piece p : pieces) {
-        if (write) {
-          IO.putByteArray(p.address(), buf, at, (int) p.length());
-        } else {
-          IO.getByteArray(p.address(), buf, at, (int) p.length());
-        }
-        at += (int) p.length();
+        copy.copy(p, done);
+        done += p.length();
       }
     } finally {
       unlock(locked);
@@ -207,23 +224,14 @@ public final class GuestMemoryImpl implements GuestMemory {
     }
     int length = buf.remaining();
     long base = IO.getDirectBufferAddress(buf) + buf.position();
-    List<Piece> pieces = resolve(gpa, length);
-    List<GuestMemInodeImpl> locked = lock(pieces);
-    try {
-      fault(pieces, write);
-      long at = base;
-      for (Piece p : pieces) {
-        if (write) {
-          populate(p);
-          IO.copyMemory(at, p.address(), p.length());
-        } else {
-          IO.copyMemory(p.address(), at, p.length());
-        }
-        at += p.length();
+    copyPieces(gpa, length, write, (p, done) -> {
+      if (write) {
+        populate(p);
+        IO.copyMemory(base + done, p.address(), p.length());
+      } else {
+        IO.copyMemory(p.address(), base + done, p.length());
       }
-    } finally {
-      unlock(locked);
-    }
+    });
     buf.position(buf.position() + length);
   }
 

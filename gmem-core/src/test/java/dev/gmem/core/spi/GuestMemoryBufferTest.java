@@ -10,7 +10,6 @@ import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
 import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.GuestMemory;
-import dev.gmem.api.HostMapping;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
@@ -29,77 +28,66 @@ import org.junit.jupiter.params.provider.MethodSource;
  * the buffer's position included) for direct and heap buffers.
  */
 class GuestMemoryBufferTest {
-  static final int PAGE = 4096;
+  static final int PAGE = GuestMemoryViewTest.PAGE;
   /** Slot 0: file A at [0, 4 pages); slot 1: file B at [4, 8 pages); nothing from 8 pages on. */
-  static final long B = 4L * PAGE;
-  static final long HOLE = 8L * PAGE;
+  static final long B = GuestMemoryViewTest.B;
+  static final long HOLE = GuestMemoryViewTest.HOLE;
 
   static Stream<String> backends() {
     return Backends.names();
   }
 
   private static byte[] pattern(int n, int seed) {
-    byte[] p = new byte[n];
-    for (int i = 0; i < n; i++) {
-      p[i] = (byte) (i * 13 + seed);
-    }
-    return p;
+    return GuestMemoryViewTest.pattern(n, seed);
   }
 
   @ParameterizedTest
   @MethodSource("backends")
   void bufferCopiesCrossMemslotsAndFailLikeTheArrayCopies(String backend) throws Exception {
-    try (GmemRuntime rt = Backends.open(backend)) {
-      Vm vm = rt.createVm(VmType.SW_PROTECTED);
-      GuestMemFile a = vm.createGuestMemFile(4L * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      GuestMemFile b = vm.createGuestMemFile(4L * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, 4L * PAGE, a, 0);
-      vm.setMemoryRegion(1, Memslot.GUEST_MEMFD, B, 4L * PAGE, b, 0);
-      try (HostMapping ma = a.map(); HostMapping mb = b.map()) {
-        GuestMemory mem = vm.guestMemory();
-        byte[] data = pattern(2 * PAGE, 5);
-        for (boolean direct : new boolean[] {true, false}) {
-          ByteBuffer src = direct ? ByteBuffer.allocateDirect(data.length + 16) : ByteBuffer.allocate(data.length + 16);
-          src.position(16);
-          src.duplicate().put(data);
-          mem.write(B - PAGE, src);
-          assertEquals(src.limit(), src.position(), "the source buffer is consumed");
-          byte[] inA = new byte[PAGE];
-          byte[] inB = new byte[PAGE];
-          ma.read(3L * PAGE, inA, 0, PAGE);
-          mb.read(0, inB, 0, PAGE);
-          assertArrayEquals(Arrays.copyOf(data, PAGE), inA, "the first page landed in file A");
-          assertArrayEquals(Arrays.copyOfRange(data, PAGE, 2 * PAGE), inB, "the second in file B");
+    GuestMemoryViewTest.withTwoSlots(backend, (vm, a, b, ma, mb) -> {
+      GuestMemory mem = vm.guestMemory();
+      byte[] data = pattern(2 * PAGE, 5);
+      for (boolean direct : new boolean[] {true, false}) {
+        ByteBuffer src = direct ? ByteBuffer.allocateDirect(data.length + 16) : ByteBuffer.allocate(data.length + 16);
+        src.position(16);
+        src.duplicate().put(data);
+        mem.write(B - PAGE, src);
+        assertEquals(src.limit(), src.position(), "the source buffer is consumed");
+        byte[] inA = new byte[PAGE];
+        byte[] inB = new byte[PAGE];
+        ma.read(3L * PAGE, inA, 0, PAGE);
+        mb.read(0, inB, 0, PAGE);
+        assertArrayEquals(Arrays.copyOf(data, PAGE), inA, "the first page landed in file A");
+        assertArrayEquals(Arrays.copyOfRange(data, PAGE, 2 * PAGE), inB, "the second in file B");
 
-          ByteBuffer dst = direct ? ByteBuffer.allocateDirect(data.length + 8) : ByteBuffer.allocate(data.length + 8);
-          dst.position(8);
-          mem.read(B - PAGE, dst);
-          assertEquals(dst.limit(), dst.position(), "the destination is filled");
-          byte[] back = new byte[data.length];
-          dst.position(8);
-          dst.get(back);
-          assertArrayEquals(data, back);
-          data = pattern(2 * PAGE, 9); // the heap round writes other bytes
-        }
-
-        b.setShareability(PAGE, PAGE, Shareability.PRIVATE); // GPA B + PAGE
-        byte[] before = new byte[PAGE];
-        mem.read(B - PAGE, before, 0, PAGE);
-        ByteBuffer over = ByteBuffer.allocateDirect(3 * PAGE);
-        over.put(0, pattern(3 * PAGE, 1));
-        expect(Errno.EFAULT, () -> mem.write(B - PAGE, over));
-        assertEquals(0, over.position(), "a failed write consumes nothing");
-        byte[] after = new byte[PAGE];
-        mem.read(B - PAGE, after, 0, PAGE);
-        assertArrayEquals(before, after, "and changes nothing before the private page");
-        ByteBuffer into = ByteBuffer.allocateDirect(2 * PAGE);
-        expect(Errno.EFAULT, () -> mem.read(B, into));
-        assertEquals(0, into.position(), "a failed read fills nothing");
-        assertEquals(0, into.getLong(0));
-        expect(Errno.EFAULT, () -> mem.read(HOLE - 8, ByteBuffer.allocateDirect(16)));
-        assertThrows(ReadOnlyBufferException.class, () -> mem.read(0, ByteBuffer.allocateDirect(8).asReadOnlyBuffer()));
+        ByteBuffer dst = direct ? ByteBuffer.allocateDirect(data.length + 8) : ByteBuffer.allocate(data.length + 8);
+        dst.position(8);
+        mem.read(B - PAGE, dst);
+        assertEquals(dst.limit(), dst.position(), "the destination is filled");
+        byte[] back = new byte[data.length];
+        dst.position(8);
+        dst.get(back);
+        assertArrayEquals(data, back);
+        data = pattern(2 * PAGE, 9); // the heap round writes other bytes
       }
-    }
+
+      b.setShareability(PAGE, PAGE, Shareability.PRIVATE); // GPA B + PAGE
+      byte[] before = new byte[PAGE];
+      mem.read(B - PAGE, before, 0, PAGE);
+      ByteBuffer over = ByteBuffer.allocateDirect(3 * PAGE);
+      over.put(0, pattern(3 * PAGE, 1));
+      expect(Errno.EFAULT, () -> mem.write(B - PAGE, over));
+      assertEquals(0, over.position(), "a failed write consumes nothing");
+      byte[] after = new byte[PAGE];
+      mem.read(B - PAGE, after, 0, PAGE);
+      assertArrayEquals(before, after, "and changes nothing before the private page");
+      ByteBuffer into = ByteBuffer.allocateDirect(2 * PAGE);
+      expect(Errno.EFAULT, () -> mem.read(B, into));
+      assertEquals(0, into.position(), "a failed read fills nothing");
+      assertEquals(0, into.getLong(0));
+      expect(Errno.EFAULT, () -> mem.read(HOLE - 8, ByteBuffer.allocateDirect(16)));
+      assertThrows(ReadOnlyBufferException.class, () -> mem.read(0, ByteBuffer.allocateDirect(8).asReadOnlyBuffer()));
+    });
   }
   @ParameterizedTest
   @MethodSource("backends")

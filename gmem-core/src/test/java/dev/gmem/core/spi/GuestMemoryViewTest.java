@@ -42,11 +42,11 @@ class GuestMemoryViewTest {
     return Backends.names();
   }
 
-  private interface Body {
+  interface Body {
     void run(Vm vm, GuestMemFile a, GuestMemFile b, HostMapping ma, HostMapping mb) throws Exception;
   }
 
-  private static void withTwoSlots(String backend, Body body) throws Exception {
+  static void withTwoSlots(String backend, Body body) throws Exception {
     try (GmemRuntime rt = Backends.open(backend)) {
       Vm vm = rt.createVm(VmType.SW_PROTECTED);
       GuestMemFile a = vm.createGuestMemFile(4L * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
@@ -59,7 +59,7 @@ class GuestMemoryViewTest {
     }
   }
 
-  private static byte[] pattern(int n, int seed) {
+  static byte[] pattern(int n, int seed) {
     byte[] p = new byte[n];
     for (int i = 0; i < n; i++) {
       p[i] = (byte) (i * 7 + seed);
