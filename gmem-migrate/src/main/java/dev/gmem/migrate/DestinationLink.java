@@ -20,14 +20,18 @@ final class DestinationLink {
   /** Who writes requests on the demand connection now: the link's sender or a faulting thread. */
   final ReentrantLock sending = new ReentrantLock();
   volatile boolean closed;
+  /** The stream's install stage: the reader reads and checks, this installs (a core each). */
+  private final RunInstaller installer;
 
   DestinationLink(MigrationDestination d, Frames main, Frames demand) {
     this.d = d;
     this.main = main;
     this.demand = demand;
+    this.installer = new RunInstaller(d.receiver::installRun);
   }
 
   void start() {
+    installer.start();
     thread("gmem-migrate-stream-rx", this::receiveStream);
     thread("gmem-migrate-demand-rx", this::receiveDemand);
     thread("gmem-migrate-demand-tx", this::sendRequests);
@@ -50,7 +54,16 @@ final class DestinationLink {
   private void receiveStream() throws IOException {
     Native.background(SourceLink.STREAM_NICE); // as the source's stream: demand threads preempt it
     CRC32C crc = new CRC32C();
-    StreamRun run = new StreamRun(d);
+    StreamRun run = new StreamRun(d, installer);
+    try {
+      stream(crc, run);
+    } finally {
+      run.release();
+      installer.stop(0); // what is queued still goes in: it arrived intact
+    }
+  }
+
+  private void stream(CRC32C crc, StreamRun run) throws IOException {
     while (!closed) {
       if (!run.isEmpty() && (main.buffered() < StreamRun.MESSAGE || !d.urgent.isEmpty())) {
         run.install(); // before blocking on the socket, and at once when a fault may wait for one of them
@@ -76,10 +89,11 @@ final class DestinationLink {
       } else if (type == Wire.PAGE_DATA) {
         run.add(main);
       } else if (type == Wire.PAGE_ZERO) {
-        run.install(); // in stream order
+        run.install(); // the run so far goes first (a copy of a page is the page: the order of two never matters)
         d.receiver.receive(main, true, crc);
       } else if (type == Wire.END) {
         run.install();
+        installer.drain(); // every page of the order in before the count of those missing
         main.readLong();
         long[] left = d.missing();
         if (left.length == 0) {
@@ -127,6 +141,11 @@ final class DestinationLink {
         sending.unlock();
       }
     }
+  }
+
+  /** Waits, at most {@code millis}, for the runs queued to be installed (the destination closes). */
+  void awaitInstalls(long millis) {
+    installer.stop(millis);
   }
 
   synchronized void close() {

@@ -320,6 +320,7 @@ public final class MigrationDestination implements AutoCloseable {
     DestinationLink l = link;
     if (l != null) {
       l.close();
+      l.awaitInstalls(1000); // no install may run into the VM's close
     }
     synchronized (this) {
       if (pendingMain != null) {

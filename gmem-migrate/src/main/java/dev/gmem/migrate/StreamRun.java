@@ -9,8 +9,9 @@ import java.util.zip.CRC32C;
 /**
  * The stream reader's run of consecutive pages, each checked (CRC32C) as it arrives, installed
  * together with one {@code Userfault.installRun}: one GPA-view write per run instead of a copy and
- * the view's locks per 4 KiB. A run is installed before the reader would block on the socket and
- * whenever a fault waits, so a page never waits in it for more stream data.
+ * the view's locks per 4 KiB. A run is handed to the {@link RunInstaller} (which installs it on its
+ * own thread) before the reader would block on the socket and whenever a fault waits, so a page
+ * never waits in it for more stream data. Only checked pages are handed over.
  */
 final class StreamRun {
   static final int PAGES = Wire.MAX_RUN;
@@ -18,15 +19,24 @@ final class StreamRun {
   static final int MESSAGE = 1 + 8 + 4 + Wire.PAGE;
 
   private final MigrationDestination d;
-  /** Direct: a PAGE_RUN's data is read into it straight from the socket and installed from it. */
-  private final ByteBuffer run = ByteBuffer.allocateDirect(PAGES * Wire.PAGE);
+  private final RunInstaller installer;
+  /** Direct, from the installer's ring: a PAGE_RUN's data is read into it straight from the socket and installed from it. */
+  private ByteBuffer run;
   private final CRC32C crc = new CRC32C();
   private long first;
   private int slot;
   private int count;
 
-  StreamRun(MigrationDestination d) {
+  StreamRun(MigrationDestination d, RunInstaller installer) {
     this.d = d;
+    this.installer = installer;
+  }
+
+  private ByteBuffer buffer() throws IOException {
+    if (run == null) {
+      run = installer.take();
+    }
+    return run;
   }
 
   /** Reads a PAGE_DATA message's content (its type read), checks it and adds it to the run; a bad CRC breaks the link. */
@@ -49,7 +59,7 @@ final class StreamRun {
       first = gfn;
       slot = s;
     }
-    run.clear().position(count * Wire.PAGE);
+    buffer().clear().position(count * Wire.PAGE);
     run.put(data);
     count++;
   }
@@ -74,7 +84,7 @@ final class StreamRun {
     for (int i = 0; i < n; i++) {
       sums[i] = f.readInt();
     }
-    f.readFully(run.clear().limit(n * Wire.PAGE));
+    f.readFully(buffer().clear().limit(n * Wire.PAGE));
     first = gfn;
     slot = s;
     for (int i = 0; i < n; i++) {
@@ -87,11 +97,22 @@ final class StreamRun {
     count = n;
   }
 
-  /** Installs the run's pages (those still missing) and empties it. */
-  void install() {
+  /** Hands the run's pages to the installer (it installs those still missing) and empties it. */
+  void install() throws IOException {
     if (count > 0) {
-      d.receiver.installRun(first, count, run.duplicate().position(0).limit(count * Wire.PAGE));
+      ByteBuffer full = run;
+      run = null;
+      int n = count;
       count = 0;
+      installer.submit(first, n, full);
+    }
+  }
+
+  /** Gives back the buffer it holds, if any (the reader is done). */
+  void release() {
+    if (run != null) {
+      installer.giveBack(run);
+      run = null;
     }
   }
 
