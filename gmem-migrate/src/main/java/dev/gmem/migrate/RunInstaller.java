@@ -25,8 +25,11 @@ import java.util.concurrent.TimeUnit;
  * re-sent after recovery, where duplicates are harmless.
  */
 final class RunInstaller {
-  /** Runs in flight: one being filled, one being installed, and slack for the two threads' jitter. */
-  static final int DEPTH = 4;
+  /**
+   * Runs in flight (2 MiB): one being filled, one being installed, and slack for the two threads'
+   * scheduling jitter on a busy host (the socket's buffer absorbs the rest). Made as needed.
+   */
+  static final int DEPTH = 8;
 
   private record Run(long first, int count, ByteBuffer pages) {}
 
@@ -40,6 +43,8 @@ final class RunInstaller {
   private final ArrayBlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(DEPTH);
   private final ArrayBlockingQueue<Run> queued = new ArrayBlockingQueue<>(DEPTH);
   private final Thread thread;
+  /** Run buffers made so far (the reader's thread only). */
+  private int allocated;
   /** Runs submitted and not yet installed (both threads; guarded by this). */
   private int pending;
   private volatile boolean stopping;
@@ -48,9 +53,6 @@ final class RunInstaller {
 
   RunInstaller(Sink sink) {
     this.sink = sink;
-    for (int i = 0; i < DEPTH; i++) {
-      free.add(ByteBuffer.allocateDirect(StreamRun.PAGES * Wire.PAGE));
-    }
     thread = new Thread(this::run, "gmem-migrate-install");
     thread.setDaemon(true);
   }
@@ -62,9 +64,18 @@ final class RunInstaller {
   /** A free run buffer (cleared), waiting while all are in flight. */
   ByteBuffer take() throws IOException {
     try {
+      ByteBuffer b = free.poll();
+      if (b == null && allocated < DEPTH) {
+        allocated++; // only the reader takes: a short migration never allocates the whole ring
+        b = ByteBuffer.allocateDirect(StreamRun.PAGES * Wire.PAGE);
+      }
+      if (b != null) {
+        check();
+        return b.clear();
+      }
       while (true) {
         check();
-        ByteBuffer b = free.poll(50, TimeUnit.MILLISECONDS);
+        b = free.poll(50, TimeUnit.MILLISECONDS);
         if (b != null) {
           return b.clear();
         }
