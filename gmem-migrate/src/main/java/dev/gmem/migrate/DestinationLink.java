@@ -27,7 +27,12 @@ final class DestinationLink {
     this.d = d;
     this.main = main;
     this.demand = demand;
-    this.installer = new RunInstaller(d.receiver::installRun);
+    this.installer = new RunInstaller((first, count, pages) -> {
+      d.receiver.installRun(first, count, pages);
+      if (System.nanoTime() - d.lastDemandNanos < SourceLink.DEMAND_QUIET_NANOS) {
+        Thread.yield(); // as the reader after a run while the guest faults: a woken demand thread gets the core now
+      }
+    });
   }
 
   void start() {
