@@ -60,7 +60,8 @@ class LoopbackMigrationTest {
   }
 
   /**
-   * Both sides' stream threads ("gmem-migrate-stream", "-stream-rx") run {@link
+   * Both sides' stream threads ("gmem-migrate-stream", "-stream-rx", and the destination's install
+   * stage "gmem-migrate-install") run {@link
    * SourceLink#STREAM_NICE} nice steps below the process, the demand threads at the process's
    * nice: a woken demand thread preempts the stream where it keeps every core busy.
    */
@@ -69,16 +70,19 @@ class LoopbackMigrationTest {
     int base = Integer.parseInt(self.substring(self.lastIndexOf(')') + 2).split(" ")[16]);
     int background = Math.min(19, base + SourceLink.STREAM_NICE);
     List<Integer> stream = List.of();
+    List<Integer> install = List.of();
     List<Integer> demand = List.of();
-    // each thread sets its own nice value once it runs: wait (bounded) for all five to be up
+    // each thread sets its own nice value once it runs: wait (bounded) for all six to be up
     for (long until = System.nanoTime() + 5_000_000_000L; System.nanoTime() < until; Thread.sleep(10)) {
       stream = nice("gmem-migrate-st");
+      install = nice("gmem-migrate-in"); // comm keeps 15 characters
       demand = nice("gmem-migrate-de");
-      if (stream.size() == 2 && stream.stream().allMatch(n -> n == background) && demand.size() == 3) {
+      if (stream.size() == 2 && stream.stream().allMatch(n -> n == background) && List.of(background).equals(install) && demand.size() == 3) {
         break;
       }
     }
     assertEquals(List.of(background, background), stream, "the two stream threads' nice values");
+    assertEquals(List.of(background), install, "the destination's install stage runs with the stream");
     assertEquals(3, demand.size(), "source's demand server, destination's demand sender and reader");
     assertTrue(demand.stream().allMatch(n -> n == base), "demand threads keep the process's nice " + base + ": " + demand);
   }
