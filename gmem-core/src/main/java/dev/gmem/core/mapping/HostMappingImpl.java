@@ -294,15 +294,17 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
    */
   private long access(long off, long len, int needProt, long value, Copy copy) {
     long at = offset + off;
-    if (off >= 0 && len > 0 && off <= length - len && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
-      Rcu.Reader r = Rcu.GLOBAL.reader();
-      r.lock();
-      try {
-        if (FastPageTable.isMapped(needProt == Prot.WRITE ? writePlane : readPlane, at >>> Folio.PAGE_SHIFT)) {
-          return copy.at(view + off, value); // close() waits for this section before the window goes
+    // 0 <= off <= length - len in one sign test: both terms are non-negative, neither overflows then
+    if ((off | (length - len - off)) >= 0 && len > 0 && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+      int slot = Rcu.GLOBAL.enter();
+      if (slot >= 0) {
+        try {
+          if (FastPageTable.isMapped(needProt == Prot.WRITE ? writePlane : readPlane, at >>> Folio.PAGE_SHIFT)) {
+            return copy.at(view + off, value); // close() waits for this section before the window goes
+          }
+        } finally {
+          Rcu.exit(slot);
         }
-      } finally {
-        r.unlock();
       }
     }
     return slowAccess(off, len, needProt, value, copy);
@@ -320,16 +322,15 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       return 0;
     }
     long at = offset + off;
-    if (fastPages.plane(FastPageTable.Kind.HOST) == null && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
-      Rcu.Reader r = Rcu.GLOBAL.reader();
-      r.lock();
+    int slot;
+    if (fastPages.plane(FastPageTable.Kind.HOST) == null && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE && (slot = Rcu.GLOBAL.enter()) >= 0) {
       try {
         // open: checked inside the section that close() waits for
         if (open && fastPages.isMapped(at >>> Folio.PAGE_SHIFT, FastPageTable.Kind.HOST)) {
           return copy.at(view + off, value);
         }
       } finally {
-        r.unlock();
+        Rcu.exit(slot);
       }
     }
     return lockedAccess(off, len, needProt, value, copy);
