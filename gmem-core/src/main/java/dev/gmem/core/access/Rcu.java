@@ -34,18 +34,20 @@ import java.util.concurrent.locks.LockSupport;
  * Measured on the project's 2-core VM (shared, so only relative numbers hold): an 8-byte
  * {@code HostMapping.getLong} of a faulted page went from 35 to 6.5 ns of CPU time (read lock,
  * shareability tree walk and filemap lookup replaced by this section and a two-load table lookup),
- * the software vCPU's {@code readLong} from 31 to 10 ns; in VcpuAccessBench the ratio to a raw
- * {@code ByteBuffer.getLong} stays the same at 1, 2 and 4 threads, since readers share only
- * read-only lines. A writer pays one membarrier (a few microseconds) per invalidation.
+ * the software vCPU's {@code readLong} from 31 to 10 ns; readers share only read-only lines, so
+ * threads do not slow each other down. A writer pays one membarrier (a few microseconds) per
+ * invalidation.
  *
- * <p>Where a section's nanoseconds go (thread CPU time per operation, minimum of 10 rounds of
- * 2*10^7, a scratch loop on the same VM while loaded — only the differences hold): a load alone
- * 0.45 (hoisted by C2: a lower bound), {@code lock}/{@code unlock} around it with the reader looked
- * up once outside the loop 1.1, with {@link #reader()} per access 2.1–2.4. A variant that looked
- * up on static finals (no {@code rcu} or {@code fence} field loads) measured the same (2.3), so the
- * instance state stays. C2 (PrintInlining) inlines {@code reader}, {@code lock} and {@code unlock}
- * into the accessors; what is left is {@code Thread.currentThread()}, its id, the cell and the
- * owner compare, the counter's load and the two stores.
+ * <p>The reader finds its slot by its thread id in one static array ({@link #enter}): C2 folds the
+ * array and its length, so the lookup is {@code Thread.currentThread()} (two loads on JDK 17: the
+ * thread's handle, then the object), its id, and the id stored in the cell beside the slot. The
+ * previous lookup (a {@code Reader} object in an instance array, its owner compared) cost about a
+ * nanosecond more (thread CPU time per operation, scratch loop, minimum of 40 rounds of 5*10^6,
+ * the quiet moments of a loaded VM: a section around a load 2.0–3.3 before, 1.2–2.2 after; a bare
+ * load 0.45–0.9). What is left per section: the lookup (0.5–0.8; the same section with the slot
+ * looked up once outside the loop is 0.7–1.1 in all), and the counter's load and the two stores
+ * (0.3–0.6). JDK 17 offers nothing cheaper per thread: a {@code ThreadLocal} is a hash probe,
+ * and there are no scoped values or carrier-thread fields to hang a slot on.
  *
  * <h2>Ordering</h2>
  * The reader's slot store must not be reordered after its loads. The compiler side is kept by a
