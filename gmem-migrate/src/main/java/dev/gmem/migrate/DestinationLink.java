@@ -109,8 +109,20 @@ final class DestinationLink {
     }
   }
 
+  /** The queued requests, and a KEEPALIVE every {@link Wire#KEEPALIVE_MILLIS}, whatever else goes. */
   private void sendRequests() throws IOException, InterruptedException {
+    long keepalive = TimeUnit.MILLISECONDS.toNanos(Wire.KEEPALIVE_MILLIS);
+    long lastKeepalive = System.nanoTime() - keepalive;
     while (!closed) {
+      if (System.nanoTime() - lastKeepalive >= keepalive) {
+        sending.lock();
+        try {
+          demand.keepalive();
+        } finally {
+          sending.unlock();
+        }
+        lastKeepalive = System.nanoTime();
+      }
       Long g = d.demandQueue.poll(50, TimeUnit.MILLISECONDS);
       if (g == null) {
         continue;

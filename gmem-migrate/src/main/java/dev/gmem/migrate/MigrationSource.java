@@ -175,6 +175,15 @@ public final class MigrationSource implements AutoCloseable {
     return Math.max(options.connectTimeout().toMillis(), options.recoveryTimeout().toMillis());
   }
 
+  /**
+   * How long the destination may say nothing on an open link before the source treats the link as
+   * broken: as long as it may take to answer, and never under 2 s, eight keepalives, so a busy
+   * host's scheduling hiccup does not break a healthy link (which recovery would mend anyway).
+   */
+  long silenceMillis() {
+    return Math.max(2000, answerMillis());
+  }
+
   private void open(SourceLink l) {
     link = l;
     l.start();

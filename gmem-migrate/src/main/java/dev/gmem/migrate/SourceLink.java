@@ -4,6 +4,8 @@ import dev.gmem.migrate.wire.Frames;
 import dev.gmem.migrate.wire.Wire;
 import dev.gmem.userfault.uffd.Native;
 import java.io.IOException;
+import java.net.SocketTimeoutException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The source's side of one link (a main and a demand connection) and its threads: the background
@@ -15,6 +17,8 @@ final class SourceLink {
   final Frames main;
   final Frames demand;
   volatile boolean closed;
+  /** When the destination was last heard from ({@link System#nanoTime}); it sends a KEEPALIVE at least every {@link Wire#KEEPALIVE_MILLIS}. */
+  private volatile long heard = System.nanoTime();
 
   SourceLink(MigrationSource s, Frames main, Frames demand) {
     this.s = s;
@@ -26,6 +30,7 @@ final class SourceLink {
     thread("gmem-migrate-stream", this::stream);
     thread("gmem-migrate-main-rx", this::receive);
     thread("gmem-migrate-demand", this::serveDemand);
+    thread("gmem-migrate-watchdog", this::watch);
   }
 
   /** How many nice steps below the process's the stream threads run, on both sides (demand threads keep the process's). */
@@ -137,6 +142,7 @@ final class SourceLink {
   private void receive() throws IOException {
     while (!closed) {
       byte type = main.readType();
+      heard = System.nanoTime();
       if (type == Wire.MISSING) {
         long[] gfns = s.readGfns(main);
         synchronized (s.orderLock) {
@@ -154,11 +160,33 @@ final class SourceLink {
     }
   }
 
-  /** Urgent requests, each answered at once on the demand connection. */
+  /**
+   * Breaks the link once the destination has said nothing for {@link MigrationSource#silenceMillis}:
+   * a frozen process, or a host lost without a FIN, closes no connection, so without this the
+   * stream would wait for ever for room in a full socket buffer, or the source for a COMPLETE.
+   * Recovery then reconnects, or fails the migration with the source owning every page.
+   */
+  private void watch() throws IOException, InterruptedException {
+    long limit = TimeUnit.MILLISECONDS.toNanos(s.silenceMillis());
+    while (!closed && !s.done.isDone()) {
+      Thread.sleep(Wire.KEEPALIVE_MILLIS / 2);
+      long quiet = System.nanoTime() - heard;
+      if (quiet > limit) {
+        throw new SocketTimeoutException("the destination said nothing for " + quiet / 1_000_000 + " ms (it sends a keepalive every "
+            + Wire.KEEPALIVE_MILLIS + " ms): frozen, or its host lost without closing the connection");
+      }
+    }
+  }
+
+  /** Urgent requests, each answered at once on the demand connection; the destination's keepalives. */
   private void serveDemand() throws IOException {
     PageBuffer b = new PageBuffer();
     while (!closed) {
       byte type = demand.readType();
+      heard = System.nanoTime();
+      if (type == Wire.KEEPALIVE) {
+        continue;
+      }
       if (type != Wire.REQUEST) {
         throw new Frames.ProtocolException("unexpected message 0x" + Integer.toHexString(type & 0xff) + " on the demand connection");
       }

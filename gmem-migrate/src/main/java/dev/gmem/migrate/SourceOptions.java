@@ -41,6 +41,14 @@ public record SourceOptions(List<Long> workingSet, Duration recoveryTimeout, Dur
     return new SourceOptions(workingSet, d, connectTimeout, maxStreamBytesPerSecond, background);
   }
 
+  /**
+   * How long a connect may take; also, with the recovery timeout, how long the destination may
+   * take to answer and stay silent on an open link (see docs/migration.md, "Failures").
+   */
+  public SourceOptions withConnectTimeout(Duration d) {
+    return new SourceOptions(workingSet, recoveryTimeout, d, maxStreamBytesPerSecond, background);
+  }
+
   /** Caps the background stream at {@code bytesPerSecond} (0: no cap). */
   public SourceOptions withMaxStreamBandwidth(long bytesPerSecond) {
     return new SourceOptions(workingSet, recoveryTimeout, connectTimeout, bytesPerSecond, background);

@@ -59,6 +59,14 @@ public final class Child implements AutoCloseable {
     }
   }
 
+  /** SIGSTOP: frozen with its connections open — no FIN, and its kernel still accepts and ACKs. */
+  void freeze() throws IOException, InterruptedException {
+    int rc = new ProcessBuilder("kill", "-STOP", Long.toString(process.pid())).inheritIO().start().waitFor();
+    if (rc != 0) {
+      throw new IllegalStateException("kill -STOP " + process.pid() + " exited " + rc);
+    }
+  }
+
   @Override
   public void close() {
     kill();

@@ -78,6 +78,28 @@ class KillTest {
 
   @Test
   void aKilledDestinationLeavesTheSourceOwningEveryPageAndTheGuestResumesThere() throws Exception {
+    String cause = theSourceOwnsEveryPageAfter(Child::kill, SourceOptions.defaults(), 20);
+    assertFalse(cause.contains("said nothing"), cause);
+  }
+
+  /**
+   * A frozen destination (SIGSTOP) closes nothing: the source notices its silence (no KEEPALIVE for
+   * max(2 s, connect and recovery timeouts)), breaks the link, finds it still unanswered on
+   * reconnect and fails — without the keepalive it waited for ever.
+   */
+  @Test
+  void aFrozenDestinationIsNoticedAndTheSourceStillOwnsEveryPage() throws Exception {
+    String cause = theSourceOwnsEveryPageAfter(Child::freeze, SourceOptions.defaults().withConnectTimeout(Duration.ofSeconds(1)), 15);
+    assertTrue(cause.contains("the destination said nothing for"), cause);
+  }
+
+  /**
+   * Migrates a real guest to a destination child, does {@code toDestination} to it once the guest
+   * runs there, and checks that the migration fails within {@code seconds} with the source owning
+   * every page, untouched, and the guest resuming on the source; the failure's message.
+   */
+  private static String theSourceOwnsEveryPageAfter(ChildAction toDestination, SourceOptions options, int seconds) throws Exception {
+    String message;
     try (GmemRuntime rt = Backends.open("kvm"); Child destination = Child.start("destination", Long.toString(SIZE))) {
       int port = Integer.parseInt(destination.await("port"));
       Vm vm = Guest.vm(rt, SIZE);
@@ -85,11 +107,12 @@ class KillTest {
         Guest.fill(cpu);
         byte[] before = Guest.digest(vm);
         try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", port,
-            SourceOptions.defaults().withMaxStreamBandwidth(BPS).withRecoveryTimeout(Duration.ofSeconds(1)))) {
+            options.withMaxStreamBandwidth(BPS).withRecoveryTimeout(Duration.ofSeconds(1)))) {
           destination.await("faulted"); // the guest runs there and faulted pages in
-          destination.kill();
-          GmemException e = expect(Errno.EIO, () -> s.await(Duration.ofSeconds(20)));
-          assertTrue(e.getMessage().contains("the source still owns every page"), e.getMessage());
+          toDestination.accept(destination);
+          GmemException e = expect(Errno.EIO, () -> s.await(Duration.ofSeconds(seconds)));
+          message = e.getMessage();
+          assertTrue(message.contains("the source still owns every page"), message);
           assertTrue(s.failed());
           assertFalse(s.completed());
         }
@@ -100,5 +123,11 @@ class KillTest {
       }
       vm.close();
     }
+    return message;
+  }
+
+  /** Something done to a child that may fail. */
+  interface ChildAction {
+    void accept(Child c) throws Exception;
   }
 }

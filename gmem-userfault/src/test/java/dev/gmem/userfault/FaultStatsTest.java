@@ -43,4 +43,31 @@ class FaultStatsTest {
     assertEquals(1, s.perThread().get("vcpu1").counts()[LatencyHistogram.bucket(50_000)]);
     assertEquals("2-4us:1 32-64us:1", s.latency(FaultSource.VCPU_USERFAULT).toString());
   }
+
+  /** The histogram's stripes (one per thread id) add up: no record is lost or counted twice. */
+  @Test
+  void recordsFromManyThreadsAddUpAcrossStripes() throws Exception {
+    LatencyHistogram h = new LatencyHistogram();
+    int threads = 12; // more than the stripes: some threads share one
+    int each = 10_000;
+    java.util.List<Thread> ts = new java.util.ArrayList<>();
+    for (int t = 0; t < threads; t++) {
+      long nanos = 1_000L << (t % 3); // buckets 1, 2, 3
+      Thread th = new Thread(() -> {
+        for (int i = 0; i < each; i++) {
+          h.record(nanos);
+        }
+      });
+      ts.add(th);
+      th.start();
+    }
+    for (Thread th : ts) {
+      th.join();
+    }
+    long[] c = h.counts();
+    assertEquals((long) threads * each, h.total());
+    for (int b = 1; b <= 3; b++) {
+      assertEquals((long) threads / 3 * each, c[b], "bucket " + b);
+    }
+  }
 }

@@ -127,6 +127,13 @@ public final class Frames implements AutoCloseable {
     out.put(Wire.REQUEST).putLong(gfn);
   }
 
+  /** A {@link Wire#KEEPALIVE}; flushed. */
+  public synchronized void keepalive() throws IOException {
+    room(1);
+    out.put(Wire.KEEPALIVE);
+    drain();
+  }
+
   public synchronized void end(long count) throws IOException {
     room(9);
     out.put(Wire.END).putLong(count);

@@ -13,7 +13,7 @@ public final class Wire {
 
   /** "GMMG". */
   public static final int MAGIC = 0x474d4d47;
-  public static final short VERSION = 2;
+  public static final short VERSION = 3;
   public static final int PAGE = 4096;
 
   /** Hello bytes: magic (4), version (2), kind (1), session (8). */
@@ -54,6 +54,14 @@ public final class Wire {
   public static final byte MISSING = 'M';
   /** destination → source, main: every page is resident. From here on the destination owns the VM. */
   public static final byte COMPLETE = 'C';
+  /**
+   * destination → source, demand: no body, "still here" (version 3), at least every
+   * {@link #KEEPALIVE_MILLIS}. A process that freezes, or a host lost without a FIN, closes nothing:
+   * without it the source would wait for ever — for room in a full socket buffer, or for a
+   * COMPLETE that never comes.
+   */
+  public static final byte KEEPALIVE = 'K';
+  public static final long KEEPALIVE_MILLIS = 250;
 
   /**
    * The checksum a page travels with (version 2): CRC32C of its GFN (8 bytes, big-endian) and then
