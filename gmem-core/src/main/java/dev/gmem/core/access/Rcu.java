@@ -40,7 +40,7 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>The reader finds its slot by its thread id in one static array ({@link #enter}): C2 folds the
  * array and its length, so the lookup is {@code Thread.currentThread()} (two loads on JDK 17: the
- * thread's handle, then the object), its id, and the id stored in the cell beside the slot. The
+ * thread's handle, then the object), its id, and the cell's owner compared by identity. The
  * previous lookup (a {@code Reader} object in an instance array, its owner compared) cost about a
  * nanosecond more (thread CPU time per operation, scratch loop, minimum of 40 rounds of 5*10^6,
  * the quiet moments of a loaded VM: a section around a load 2.0–3.3 before, 1.2–2.2 after; a bare
@@ -66,18 +66,22 @@ public final class Rcu {
   private static final int CELLS = 2 * HOME_CELLS;
   /** Longs per cell: 128 bytes, so that the adjacent-line prefetcher pulls in no other thread's slot. */
   private static final int CELL_SHIFT = 4;
-  /** In a cell: the owner's thread id (0: free), then its slot. */
+  /** Where a cell's slot lies in it. */
   private static final int SLOT = 1;
 
   /**
    * Every thread's cell, static so that C2 folds the array and its length into the reader's code:
-   * the owner's id and its slot (0 outside a section, else the grace-period counter the owner read
-   * on entry). The id is written under the class lock and read racily by its owner (Java 17's
-   * thread ids are never reused, so a cell that holds the caller's id is the caller's); the slot
-   * is written only by the owner. Shared by every instance: a thread is in one section at a time.
+   * its slot, 0 outside a section, else the grace-period counter the owner read on entry; written
+   * only by the owner. Shared by every instance: a thread is in one section at a time.
    */
   private static final long[] CELL = new long[CELLS << CELL_SHIFT];
-  /** The cell owners, by cell: written under the class lock, read there and (racily) by a writer to see a dead reader. */
+  /**
+   * The cell owners, by cell: written under the class lock, read racily by a reader to find its
+   * home cell (a stale read sees another thread: never the caller unless the caller owns it — an
+   * identity compare, since {@code Thread.getId()} can be overridden) and by a writer to see a
+   * dead reader. Strong: a dead owner stays reachable until its cell is taken over, at most one
+   * per cell.
+   */
   private static final Thread[] OWNERS = new Thread[CELLS];
   /** The overflow cell of a thread whose home cell another live thread holds; -1: none left. */
   private static final ThreadLocal<int[]> OVERFLOW = new ThreadLocal<>();
@@ -131,17 +135,19 @@ public final class Rcu {
   }
 
   /**
-   * Enters a read-side section: finds this thread's cell (its id's home cell: the thread's id, one
-   * array load and a compare), loads the (rarely written) grace-period counter and stores it to
+   * Enters a read-side section: finds this thread's cell (its id's home cell, whose owner is this
+   * thread: one array load and a compare), loads the (rarely written) grace-period counter and stores it to
    * the cell's slot, a line no other thread writes. Returns the slot's index for {@link #exit};
-   * -1 when every cell is held by a live thread (over {@value #CELLS} threads entered sections):
-   * then the caller takes its locked path. Not reentrant.
+   * -1 when every cell was held by a live thread at this thread's first section (over
+   * {@value #CELLS} live threads entered sections): then the caller takes its locked path, this
+   * thread for the rest of its life. Not reentrant.
    */
   public int enter() {
-    long id = Thread.currentThread().getId();
-    int c = ((int) id & (HOME_CELLS - 1)) << CELL_SHIFT;
-    if (CELL[c] != id) {
-      c = awayCell(id);
+    Thread t = Thread.currentThread();
+    int cell = (int) t.getId() & (HOME_CELLS - 1);
+    int c = cell << CELL_SHIFT;
+    if (OWNERS[cell] != t) {
+      c = awayCell();
       if (c < 0) {
         return -1;
       }
@@ -161,7 +167,7 @@ public final class Rcu {
   }
 
   /** The cell of a thread not (yet) in its home cell: claims home if free, else an overflow cell. */
-  private static int awayCell(long id) {
+  private static int awayCell() {
     int[] mine = OVERFLOW.get();
     if (mine == null) {
       mine = new int[] {claim(Thread.currentThread())};
@@ -187,7 +193,6 @@ public final class Rcu {
     }
     OWNERS[cell] = t;
     int c = cell << CELL_SHIFT;
-    LONGS.setOpaque(CELL, c, id);
     int[] rs = registry;
     if (Arrays.stream(rs).noneMatch(s -> s == c + SLOT)) {
       rs = Arrays.copyOf(rs, rs.length + 1);

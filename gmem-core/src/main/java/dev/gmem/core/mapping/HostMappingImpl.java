@@ -290,13 +290,12 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
    * 5*10^6, the quiet moments of a loaded 2-core VM; only differences hold): 3.4–3.6 ns against
    * 0.63–0.73 for {@code ByteBuffer.getLong} on the same page (3.7–3.8 with the previous RCU reader
    * lookup). Where the 2.8 ns above the raw load go: the read-side section 0.8–1.4 (its reader
-   * lookup 0.5–0.8 of it: {@code Thread.currentThread()}, the id, the cell's id compare; then the
+   * lookup 0.5–0.8 of it: {@code Thread.currentThread()}, its id, the cell's owner compare; then the
    * counter's load and two stores), the plane's bit test about 0.7 (its reference, length and word),
    * the out-of-line {@link #slowAccess} call's presence about 0.8 (registers live across it), the
    * bounds and page tests and the mapping's fields the rest. No single part dominates, and each
    * guards something: the section is what {@link #close} and every invalidation wait for, the plane
    * answers for prot, open and the page's state at once, the bounds keep the access in the mapping.
-   */
    */
   private long access(long off, long len, int needProt, long value, Copy copy) {
     long at = offset + off;

@@ -188,4 +188,70 @@ class RcuTest {
     heir.join();
     assertEquals(holderSlot.get(), heirSlot.get(), "a dead thread's home cell was not taken over");
   }
+
+  /**
+   * {@code Thread.getId()} can be overridden: a thread that claims a live reader's id still gets a
+   * slot of its own (cells are owned by thread identity), and the grace period waits for it.
+   */
+  @ParameterizedTest
+  @MethodSource("flavours")
+  void aThreadClaimingAnotherThreadsIdGetsItsOwnSlot(Rcu rcu) throws Exception {
+    CountDownLatch holderEntered = new CountDownLatch(1);
+    CountDownLatch holderGo = new CountDownLatch(1);
+    AtomicLong holderSlot = new AtomicLong(-2);
+    Thread holder = new Thread(() -> {
+      int slot = rcu.enter();
+      Rcu.exit(slot);
+      holderSlot.set(slot);
+      holderEntered.countDown();
+      try {
+        holderGo.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+    holder.start();
+    assertTrue(holderEntered.await(10, TimeUnit.SECONDS));
+    CountDownLatch inside = new CountDownLatch(1);
+    CountDownLatch leave = new CountDownLatch(1);
+    AtomicLong impostorSlot = new AtomicLong(-2);
+    Thread impostor = new Thread(() -> {
+      int slot = rcu.enter();
+      impostorSlot.set(slot);
+      try {
+        inside.countDown();
+        leave.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } finally {
+        if (slot >= 0) {
+          Rcu.exit(slot);
+        }
+      }
+    }) {
+      @Override
+      @SuppressWarnings("deprecation")
+      public long getId() {
+        return holder.getId();
+      }
+    };
+    impostor.start();
+    assertTrue(inside.await(10, TimeUnit.SECONDS));
+    assertTrue(impostorSlot.get() >= 0);
+    assertTrue(impostorSlot.get() != holderSlot.get(), "a thread claiming another's id shares its slot");
+    AtomicBoolean done = new AtomicBoolean();
+    Thread writer = new Thread(() -> {
+      rcu.synchronize();
+      done.set(true);
+    });
+    writer.start();
+    writer.join(300);
+    assertFalse(done.get(), "the grace period ended while the impostor was inside");
+    leave.countDown();
+    writer.join(10_000);
+    assertTrue(done.get());
+    impostor.join();
+    holderGo.countDown();
+    holder.join();
+  }
 }
