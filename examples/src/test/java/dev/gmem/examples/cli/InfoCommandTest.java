@@ -25,7 +25,7 @@ class InfoCommandTest {
 
     assertTrue(lines.contains("  DEFAULT           MMAP|INIT_SHARED|HUGE_PAGE_SIZE"), String.join("\n", lines));
     assertTrue(lines.contains("  SW_PROTECTED      MMAP|INIT_SHARED|HUGE_PAGE_SIZE; private memory"), String.join("\n", lines));
-    assertTrue(lines.contains("  post-copy         gmem-migrate, wire protocol v2 over TCP (unauthenticated plaintext: tunnel it); can receive here (the userfault feature is active)"),
+    assertTrue(lines.contains("  post-copy         gmem-migrate, wire protocol v3 over TCP (unauthenticated plaintext: tunnel it); can receive here (the userfault feature is active)"),
         String.join("\n", lines));
     assertTrue(lines.stream().anyMatch(l -> l.startsWith("  allocator hugetlb ")), String.join("\n", lines));
     assertNoClaimWithoutCode(lines);
