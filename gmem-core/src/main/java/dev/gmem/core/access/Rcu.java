@@ -40,14 +40,16 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>The reader finds its slot by its thread id in one static array ({@link #enter}): C2 folds the
  * array and its length, so the lookup is {@code Thread.currentThread()} (two loads on JDK 17: the
- * thread's handle, then the object), its id, and the cell's owner compared by identity. The
- * previous lookup (a {@code Reader} object in an instance array, its owner compared) cost about a
- * nanosecond more (thread CPU time per operation, scratch loop, minimum of 40 rounds of 5*10^6,
- * the quiet moments of a loaded VM: a section around a load 2.0–3.3 before, 1.2–2.2 after; a bare
- * load 0.45–0.9). What is left per section: the lookup (0.5–0.8; the same section with the slot
- * looked up once outside the loop is 0.7–1.1 in all), and the counter's load and the two stores
- * (0.3–0.6). JDK 17 offers nothing cheaper per thread: a {@code ThreadLocal} is a hash probe,
- * and there are no scoped values or carrier-thread fields to hang a slot on.
+ * thread's handle, then the object), its id, and the cell's owner compared by identity; on
+ * {@link #GLOBAL} the fence choice folds too. Thread CPU time per {@code HostMapping.getLong}
+ * (scratch loop, minimum of 40 rounds of 5*10^6, an idle moment of the 2-core VM, A/B in
+ * alternating JVMs): 3.10 ns with this section, 2.23–2.30 with none (unsafe: measured only), so
+ * the section costs about 0.9 ns; the previous lookup (a {@code Reader} object in an instance
+ * array, its owner compared, its fence flag loaded) gave 3.23. In that section: the lookup (four
+ * dependent loads and a compare), the counter's load and the two stores. JDK 17 offers nothing
+ * cheaper per thread: a {@code ThreadLocal} is a hash probe, and there are no scoped values or
+ * carrier-thread fields to hang a slot on; a lookup hoisted out of the caller's loop would save
+ * about half of it, but the accessors are called one access at a time.
  *
  * <h2>Ordering</h2>
  * The reader's slot store must not be reordered after its loads. The compiler side is kept by a
@@ -60,6 +62,11 @@ import java.util.concurrent.locks.LockSupport;
 public final class Rcu {
   /** The process-wide instance: readers of every inode share their slots. */
   public static final Rcu GLOBAL = new Rcu(probeMembarrier());
+  /**
+   * {@link #GLOBAL}'s {@link #fence} as a constant: {@link #enter} on {@code GLOBAL} (a constant
+   * receiver once inlined) folds {@code this == GLOBAL} and this, so the fast path has no branch.
+   */
+  private static final boolean GLOBAL_FENCE = GLOBAL.fence;
 
   /** Cells a thread finds by its id alone (its home cell), then as many for threads whose home is taken. */
   private static final int HOME_CELLS = 1024;
@@ -153,7 +160,7 @@ public final class Rcu {
       }
     }
     LONGS.setOpaque(CELL, c + SLOT, (long) GP.getAcquire(this));
-    if (fence) {
+    if (this == GLOBAL ? GLOBAL_FENCE : fence) {
       VarHandle.fullFence();
     } else {
       VarHandle.acquireFence();

@@ -287,20 +287,21 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
    * PrintInlining shows the lambda and the load inlined, no call left).
    *
    * <p>Measured (thread CPU time per {@code getLong}, scratch loop, minimum of 40 rounds of
-   * 5*10^6, the quiet moments of a loaded 2-core VM; only differences hold): 3.4–3.6 ns against
-   * 0.63–0.73 for {@code ByteBuffer.getLong} on the same page (3.7–3.8 with the previous RCU reader
-   * lookup). Where the 2.8 ns above the raw load go: the read-side section 0.8–1.4 (its reader
-   * lookup 0.5–0.8 of it: {@code Thread.currentThread()}, its id, the cell's owner compare; then the
-   * counter's load and two stores), the plane's bit test about 0.7 (its reference, length and word),
-   * the out-of-line {@link #slowAccess} call's presence about 0.8 (registers live across it), the
-   * bounds and page tests and the mapping's fields the rest. No single part dominates, and each
-   * guards something: the section is what {@link #close} and every invalidation wait for, the plane
-   * answers for prot, open and the page's state at once, the bounds keep the access in the mapping.
+   * 5*10^6, an idle moment of the 2-core VM, A/B in alternating JVMs): 3.10 ns against 0.58 for
+   * {@code ByteBuffer.getLong} on the same page (3.23 with the previous RCU reader lookup). Where
+   * the 2.5 ns above the raw load go: the read-side section about 0.9 (without it, unsafely, 2.23–2.30;
+   * see {@link Rcu}), the rest about 1.65 — the plane's bit test (its reference, length and word;
+   * about 0.7 in an earlier breakdown), the out-of-line {@link #slowAccess} call's presence (about
+   * 0.8 then: registers live across it), the bounds and page tests and the mapping's fields. (The
+   * two bounds tests as one sign test, {@code (off | (length - len - off)) >= 0}, measured 0.12 ns
+   * slower and were not kept.) No single part dominates, and each guards something: the section is
+   * what {@link #close} and every invalidation wait for, the plane answers for prot, open and the
+   * page's state at once, the bounds keep the access in the mapping.
    */
   private long access(long off, long len, int needProt, long value, Copy copy) {
     long at = offset + off;
     // 0 <= off <= length - len in one sign test: both terms are non-negative, neither overflows then
-    if ((off | (length - len - off)) >= 0 && len > 0 && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
+    if (off >= 0 && len > 0 && off <= length - len && (at & PAGE_MASK) + len <= Folio.PAGE_SIZE) {
       int slot = Rcu.GLOBAL.enter();
       if (slot >= 0) {
         try {
