@@ -4,14 +4,14 @@ import dev.gmem.api.GmemException;
 import dev.gmem.core.sys.Sys;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * Read-side critical sections for gmem's lock-free access path and the grace period that
  * invalidation waits for: RCU in liburcu's "memb" flavour. A reader marks its own slot (a plain
- * store to a line no other thread writes), makes its checks and its access, and unmarks the slot.
+ * store to a line no other thread writes), makes its checks and its access, and unmarks the slot:
+ * {@code int c = rcu.enter(); if (c >= 0) { try { checks; access } finally { Rcu.exit(c); } }}.
  * A writer first makes its change visible to new readers (zaps {@link FastPageTable} entries or
  * kills the table), then {@link #synchronize()}s: {@code membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)}
  * makes every running thread of the process execute a full barrier — so each reader's slot store
@@ -34,18 +34,22 @@ import java.util.concurrent.locks.LockSupport;
  * Measured on the project's 2-core VM (shared, so only relative numbers hold): an 8-byte
  * {@code HostMapping.getLong} of a faulted page went from 35 to 6.5 ns of CPU time (read lock,
  * shareability tree walk and filemap lookup replaced by this section and a two-load table lookup),
- * the software vCPU's {@code readLong} from 31 to 10 ns; in VcpuAccessBench the ratio to a raw
- * {@code ByteBuffer.getLong} stays the same at 1, 2 and 4 threads, since readers share only
- * read-only lines. A writer pays one membarrier (a few microseconds) per invalidation.
+ * the software vCPU's {@code readLong} from 31 to 10 ns; readers share only read-only lines, so
+ * threads do not slow each other down. A writer pays one membarrier (a few microseconds) per
+ * invalidation.
  *
- * <p>Where a section's nanoseconds go (thread CPU time per operation, minimum of 10 rounds of
- * 2*10^7, a scratch loop on the same VM while loaded — only the differences hold): a load alone
- * 0.45 (hoisted by C2: a lower bound), {@code lock}/{@code unlock} around it with the reader looked
- * up once outside the loop 1.1, with {@link #reader()} per access 2.1–2.4. A variant that looked
- * up on static finals (no {@code rcu} or {@code fence} field loads) measured the same (2.3), so the
- * instance state stays. C2 (PrintInlining) inlines {@code reader}, {@code lock} and {@code unlock}
- * into the accessors; what is left is {@code Thread.currentThread()}, its id, the cell and the
- * owner compare, the counter's load and the two stores.
+ * <p>The reader finds its slot by its thread id in one static array ({@link #enter}): C2 folds the
+ * array and its length, so the lookup is {@code Thread.currentThread()} (two loads on JDK 17: the
+ * thread's handle, then the object), its id, and the cell's owner compared by identity; on
+ * {@link #GLOBAL} the fence choice folds too. Thread CPU time per {@code HostMapping.getLong}
+ * (scratch loop, minimum of 40 rounds of 5*10^6, an idle moment of the 2-core VM, A/B in
+ * alternating JVMs): 3.10 ns with this section, 2.23–2.30 with none (unsafe: measured only), so
+ * the section costs about 0.9 ns; the previous lookup (a {@code Reader} object in an instance
+ * array, its owner compared, its fence flag loaded) gave 3.23. In that section: the lookup (four
+ * dependent loads and a compare), the counter's load and the two stores. JDK 17 offers nothing
+ * cheaper per thread: a {@code ThreadLocal} is a hash probe, and there are no scoped values or
+ * carrier-thread fields to hang a slot on; a lookup hoisted out of the caller's loop would save
+ * about half of it, but the accessors are called one access at a time.
  *
  * <h2>Ordering</h2>
  * The reader's slot store must not be reordered after its loads. The compiler side is kept by a
@@ -58,30 +62,53 @@ import java.util.concurrent.locks.LockSupport;
 public final class Rcu {
   /** The process-wide instance: readers of every inode share their slots. */
   public static final Rcu GLOBAL = new Rcu(probeMembarrier());
+  /**
+   * {@link #GLOBAL}'s {@link #fence} as a constant: {@link #enter} on {@code GLOBAL} (a constant
+   * receiver once inlined) folds {@code this == GLOBAL} and this, so the fast path has no branch.
+   */
+  private static final boolean GLOBAL_FENCE = GLOBAL.fence;
 
-  /** Readers indexed by thread id; a thread whose cell another live thread holds uses {@link #readers}. */
-  private static final int CELLS = 4096;
+  /** Cells a thread finds by its id alone (its home cell), then as many for threads whose home is taken. */
+  private static final int HOME_CELLS = 1024;
+  private static final int CELLS = 2 * HOME_CELLS;
+  /** Longs per cell: 128 bytes, so that the adjacent-line prefetcher pulls in no other thread's slot. */
+  private static final int CELL_SHIFT = 4;
+  /** Where a cell's slot lies in it. */
+  private static final int SLOT = 1;
 
-  private static final VarHandle SLOT;
+  /**
+   * Every thread's cell, static so that C2 folds the array and its length into the reader's code:
+   * its slot, 0 outside a section, else the grace-period counter the owner read on entry; written
+   * only by the owner. Shared by every instance: a thread is in one section at a time.
+   */
+  private static final long[] CELL = new long[CELLS << CELL_SHIFT];
+  /**
+   * The cell owners, by cell: written under the class lock, read racily by a reader to find its
+   * home cell (a stale read sees another thread: never the caller unless the caller owns it — an
+   * identity compare, since {@code Thread.getId()} can be overridden) and by a writer to see a
+   * dead reader. Strong: a dead owner stays reachable until its cell is taken over, at most one
+   * per cell.
+   */
+  private static final Thread[] OWNERS = new Thread[CELLS];
+  /** The overflow cell of a thread whose home cell another live thread holds; -1: none left. */
+  private static final ThreadLocal<int[]> OVERFLOW = new ThreadLocal<>();
+  private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
   private static final VarHandle GP;
 
   static {
     try {
-      SLOT = MethodHandles.lookup().findVarHandle(Slot.class, "slot", long.class);
       GP = MethodHandles.lookup().findVarHandle(Rcu.class, "gp", long.class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
   }
 
+  /** Indices of the slots of every cell ever claimed, which a writer scans; grows under the class lock. */
+  private static volatile int[] registry = new int[0];
+
   private final Sys membarrier;
-  /**
-   * Readers by thread id, written under the registration lock and read racily: a stale or torn-free
-   * read yields another thread's reader (refused by the owner check) or null, and the slow way.
-   */
-  private final Reader[] byThreadId = new Reader[CELLS];
-  private final ThreadLocal<Reader> readers = ThreadLocal.withInitial(this::register);
-  private volatile Reader[] registry = new Reader[0];
+  /** No membarrier: readers issue a full fence after marking their slot. */
+  private final boolean fence;
   /**
    * Grace-period counter: a reader's slot holds the value it read on entry (never 0), so a writer
    * waits only for sections that began before its own increment, never for later ones.
@@ -91,6 +118,7 @@ public final class Rcu {
   /** {@code membarrier} null: readers fence themselves. */
   Rcu(Sys membarrier) {
     this.membarrier = membarrier;
+    this.fence = membarrier == null;
   }
 
   /** Registers the process for expedited private membarriers; null where the kernel refuses. */
@@ -114,32 +142,76 @@ public final class Rcu {
   }
 
   /**
-   * This thread's reader slot: the cell of its thread id (a few loads, cheaper than a
-   * {@link ThreadLocal}), else a thread-local one.
+   * Enters a read-side section: finds this thread's cell (its id's home cell, whose owner is this
+   * thread: one array load and a compare), loads the (rarely written) grace-period counter and stores it to
+   * the cell's slot, a line no other thread writes. Returns the slot's index for {@link #exit};
+   * -1 when every cell was held by a live thread at this thread's first section (over
+   * {@value #CELLS} live threads entered sections): then the caller takes its locked path, this
+   * thread for the rest of its life. Not reentrant.
    */
-  public Reader reader() {
+  public int enter() {
     Thread t = Thread.currentThread();
-    Reader r = byThreadId[(int) t.getId() & (CELLS - 1)];
-    return r != null && r.owner == t ? r : readers.get();
-  }
-
-  private synchronized Reader register() {
-    Thread t = Thread.currentThread();
-    Reader r = new Reader(this, t);
-    List<Reader> live = new ArrayList<>();
-    for (Reader old : registry) {
-      if (old.ownerAlive()) {
-        live.add(old);
+    int cell = (int) t.getId() & (HOME_CELLS - 1);
+    int c = cell << CELL_SHIFT;
+    if (OWNERS[cell] != t) {
+      c = awayCell();
+      if (c < 0) {
+        return -1;
       }
     }
-    live.add(r);
-    registry = live.toArray(new Reader[0]);
-    int cell = (int) t.getId() & (CELLS - 1);
-    Reader holder = byThreadId[cell];
-    if (holder == null || !holder.ownerAlive()) {
-      byThreadId[cell] = r;
+    LONGS.setOpaque(CELL, c + SLOT, (long) GP.getAcquire(this));
+    if (this == GLOBAL ? GLOBAL_FENCE : fence) {
+      VarHandle.fullFence();
+    } else {
+      VarHandle.acquireFence();
     }
-    return r;
+    return c + SLOT;
+  }
+
+  /** Leaves the section {@link #enter} returned {@code slot} for: its accesses happen before a writer sees the slot cleared. */
+  public static void exit(int slot) {
+    LONGS.setRelease(CELL, slot, 0L);
+  }
+
+  /** The cell of a thread not (yet) in its home cell: claims home if free, else an overflow cell. */
+  private static int awayCell() {
+    int[] mine = OVERFLOW.get();
+    if (mine == null) {
+      mine = new int[] {claim(Thread.currentThread())};
+      OVERFLOW.set(mine);
+    }
+    return mine[0];
+  }
+
+  /**
+   * Claims the thread's home cell if no live thread holds it (then the fast lookup finds it from
+   * now on), else the first overflow cell no live thread holds; -1 if none. The registry's volatile
+   * write orders the claim before the thread's first section.
+   */
+  private static synchronized int claim(Thread t) {
+    long id = t.getId();
+    int home = (int) id & (HOME_CELLS - 1);
+    int cell = free(home) ? home : -1;
+    for (int i = HOME_CELLS; cell < 0 && i < CELLS; i++) {
+      cell = free(i) ? i : -1;
+    }
+    if (cell < 0) {
+      return -1;
+    }
+    OWNERS[cell] = t;
+    int c = cell << CELL_SHIFT;
+    int[] rs = registry;
+    if (Arrays.stream(rs).noneMatch(s -> s == c + SLOT)) {
+      rs = Arrays.copyOf(rs, rs.length + 1);
+      rs[rs.length - 1] = c + SLOT;
+    }
+    registry = rs;
+    return c;
+  }
+
+  /** A cell no live thread holds (a dead owner left its slot 0: sections end in {@code finally}). */
+  private static boolean free(int cell) {
+    return OWNERS[cell] == null || !OWNERS[cell].isAlive();
   }
 
   /**
@@ -148,7 +220,7 @@ public final class Rcu {
    */
   public void synchronize() {
     VarHandle.fullFence();
-    Reader[] rs = registry;
+    int[] rs = registry;
     if (rs.length == 0) {
       return; // a reader registering now fences (volatile write) before its first check
     }
@@ -156,81 +228,26 @@ public final class Rcu {
     if (membarrier != null) {
       membarrier.membarrier(Sys.MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     }
-    for (Reader r : rs) {
-      long s = (long) SLOT.getVolatile(r);
+    for (int slot : rs) {
+      long s = (long) LONGS.getVolatile(CELL, slot);
       if (s != 0 && s < next) {
-        awaitExit(r, s);
+        awaitExit(slot, s);
       }
     }
   }
 
   /** Waits until the reader left the section it entered with {@code s} (it may have entered a later one). */
-  private static void awaitExit(Reader r, long s) {
-    for (int spins = 0; (long) SLOT.getVolatile(r) == s; spins++) {
+  private static void awaitExit(int slot, long s) {
+    for (int spins = 0; (long) LONGS.getVolatile(CELL, slot) == s; spins++) {
       if (spins < 1000) {
         Thread.onSpinWait();
-      } else if (!r.ownerAlive()) {
-        return;
+      } else if (free(slot >>> CELL_SHIFT)) {
+        return; // its owner died (only a thread stopped inside a section leaves its slot set)
       } else if (spins < 2000) {
         Thread.yield();
       } else {
         LockSupport.parkNanos(10_000); // the reader was preempted inside its section
       }
-    }
-  }
-
-  /** Padding before the slot: slots of different threads never share a cache line. */
-  abstract static class PadBefore {
-    long p01, p02, p03, p04, p05, p06, p07, p08;
-  }
-
-  /** 0 outside a section, else the grace-period counter the owner read on entry. Written only by the owner. */
-  abstract static class Slot extends PadBefore {
-    long slot;
-  }
-
-  abstract static class PadAfter extends Slot {
-    long p11, p12, p13, p14, p15, p16, p17, p18;
-  }
-
-  /** One thread's slot. Use: {@code lock(); try { checks; access } finally { unlock(); }}. */
-  public static final class Reader extends PadAfter {
-    private final Rcu rcu;
-    private final boolean fence;
-    /**
-     * Strong: one load and a compare on every lookup instead of a reference's referent. A dead
-     * owner is kept reachable only by its reader, which {@link #register} drops from the registry
-     * and whose thread-id cell the next thread with that cell takes: at most one dead thread object
-     * per cell.
-     */
-    private final Thread owner;
-
-    private Reader(Rcu rcu, Thread owner) {
-      this.rcu = rcu;
-      this.fence = rcu.membarrier == null;
-      this.owner = owner;
-    }
-
-    boolean ownerAlive() {
-      return owner.isAlive();
-    }
-
-    /**
-     * Enters a read-side section: a load of the (rarely written) grace-period counter and a store
-     * to this thread's own line. Not reentrant.
-     */
-    public void lock() {
-      SLOT.setOpaque(this, (long) GP.getAcquire(rcu));
-      if (fence) {
-        VarHandle.fullFence();
-      } else {
-        VarHandle.acquireFence();
-      }
-    }
-
-    /** Leaves it: every access of the section happens before a writer sees the slot cleared. */
-    public void unlock() {
-      SLOT.setRelease(this, 0L);
     }
   }
 }

@@ -14,6 +14,7 @@ import dev.gmem.api.Pin;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
+import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.inode.GuestMemInodeImpl;
 import dev.gmem.core.mapping.HostMappingImpl;
 import dev.gmem.core.mapping.InaccessibleMemory;
@@ -56,6 +57,17 @@ public final class GuestMemFileImpl implements GuestMemFile {
    * {@link #contextArrived} cannot set it again after {@link #close}.
    */
   private volatile boolean guestReachable;
+  /**
+   * {@link #guestReachable} as the inode's {@linkplain FastPageTable#plane guest planes} (a
+   * reachable file of a small inode), {@link #NO_PAGES} (unreachable) or null (a reachable file of
+   * a large inode, which has no planes): the software vCPU's lock-free path answers "reachable and
+   * mapped" with the plane's load and its word, written together with {@link #guestReachable}.
+   */
+  private volatile long[] guestSharedPlane;
+  private volatile long[] guestPrivatePlane;
+
+  /** A plane that maps no page. */
+  private static final long[] NO_PAGES = new long[0];
 
   /** The file a VM creates with its inode; the inode's first reference is this file's. */
   public GuestMemFileImpl(Vm vm, GuestMemInodeImpl inode, InaccessibleMemory inaccessible) {
@@ -68,7 +80,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
     this.inaccessible = inaccessible;
     this.kernelFile = kernelFile;
     this.awaitingContext = linked;
-    this.guestReachable = !linked;
+    setGuestReachable(!linked);
     inode.addFile(this);
   }
 
@@ -94,7 +106,24 @@ public final class GuestMemFileImpl implements GuestMemFile {
   /** A context move into this file's VM committed. */
   public synchronized void contextArrived() {
     awaitingContext = false;
-    guestReachable = open.get();
+    setGuestReachable(open.get());
+  }
+
+  private void setGuestReachable(boolean reachable) {
+    guestReachable = reachable;
+    FastPageTable t = inode.fastPages();
+    guestSharedPlane = reachable ? t.plane(FastPageTable.Kind.GUEST_SHARED) : NO_PAGES;
+    guestPrivatePlane = reachable ? t.plane(FastPageTable.Kind.GUEST_PRIVATE) : NO_PAGES;
+  }
+
+  /**
+   * The plane a guest access of this kind may take lock-free while the file is
+   * {@linkplain #guestReachable reachable}: empty when it is not, null for a large inode (look up
+   * {@link GuestMemInodeImpl#fastPages()} after {@link #guestReachable}). Inside an RCU read-side
+   * section; whoever makes the file unreachable waits for a grace period before it matters.
+   */
+  public long[] guestPlane(boolean privateAccess) {
+    return privateAccess ? guestPrivatePlane : guestSharedPlane;
   }
 
   /** {@link #isOpen()} and not {@link #awaitingContext()}, in one load. */
@@ -290,7 +319,7 @@ public final class GuestMemFileImpl implements GuestMemFile {
   public void close() {
     if (open.compareAndSet(true, false)) {
       synchronized (this) {
-        guestReachable = false;
+        setGuestReachable(false);
       }
       inode.removeFile(this);
       if (kernelFile != null && kernelFile != inode.memory()) {

@@ -169,18 +169,21 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
         throw new MemoryExitException(new VcpuExit.Mmio(gpa, write, len, value));
       }
       long off = slot.fileOffset(gpa);
-      Rcu.Reader r = Rcu.GLOBAL.reader();
-      r.lock();
-      try {
-        // The fast page table is per inode and keyed by the access's own bit: a linked file
-        // awaiting its context move takes no access another VM's fault installed. The slot's
-        // window: a deleted slot retires it, waits for this section, then unmaps it.
-        if (slot.file().guestReachable() && slot.window().isOpen()
-            && slot.fastPages().isGuestMapped(off >>> Folio.PAGE_SHIFT, privateAccess)) {
-          return copy.at(slot.viewBase() + off, value);
+      int section = Rcu.GLOBAL.enter();
+      if (section >= 0) {
+        try {
+          // The fast page table is per inode and keyed by the access's own bit: a linked file
+          // awaiting its context move takes no access another VM's fault installed. The slot's
+          // window: a deleted slot retires it, waits for this section, then unmaps it.
+          long[] plane = slot.file().guestPlane(privateAccess); // empty once the file is unreachable
+          long page = off >>> Folio.PAGE_SHIFT;
+          if (slot.window().isOpen() && (plane != null ? FastPageTable.isMapped(plane, page)
+              : slot.file().guestReachable() && slot.fastPages().isGuestMapped(page, privateAccess))) {
+            return copy.at(slot.viewBase() + off, value);
+          }
+        } finally {
+          Rcu.exit(section);
         }
-      } finally {
-        r.unlock();
       }
       try {
         return lockedAccessPage(slot, gpa, off, write, privateAccess, value, copy);
