@@ -394,9 +394,19 @@ public class PostcopyBench {
     }
   }
 
+  /**
+   * Warm-up shots of the transfers. Three were not enough: a single shot runs each side's code
+   * once per GiB, so after three gmem's migration path was still being compiled while measured
+   * (perf: C2's threads took 15% of the CPU samples, on a 2-core host where every stage wants a
+   * core) and its shots took 1.00–1.42 s where ten warm-up shots leave 0.92–1.10 s. Both sides get
+   * the same count.
+   */
+  static final int TRANSFER_WARMUPS = 10;
+
   @Benchmark
   @BenchmarkMode(Mode.SingleShotTime)
   @OutputTimeUnit(TimeUnit.MILLISECONDS)
+  @Warmup(iterations = TRANSFER_WARMUPS)
   @Paired(baseline = "rawSocketTransfer", maxRatio = 1.25)
   public long gmemTransfer(GmemTransfer s) throws Exception {
     try (MigrationSource src = MigrationSource.start(s.vm, List.of(), "127.0.0.1", s.d.port(), SourceOptions.defaults())) {
@@ -408,6 +418,7 @@ public class PostcopyBench {
   @Benchmark
   @BenchmarkMode(Mode.SingleShotTime)
   @OutputTimeUnit(TimeUnit.MILLISECONDS)
+  @Warmup(iterations = TRANSFER_WARMUPS)
   public long rawSocketTransfer(RawTransfer s) throws Exception {
     long size = s.sizeMiB << 20;
     int chunk = 256 << 10;
