@@ -22,34 +22,7 @@ class RcuTest {
   @ParameterizedTest
   @MethodSource("flavours")
   void synchronizeWaitsForASectionInProgress(Rcu rcu) throws Exception {
-    CountDownLatch inside = new CountDownLatch(1);
-    CountDownLatch leave = new CountDownLatch(1);
-    Thread reader = new Thread(() -> {
-      int slot = rcu.enter();
-      assertTrue(slot >= 0);
-      try {
-        inside.countDown();
-        leave.await(); // a test only: real sections never block
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } finally {
-        Rcu.exit(slot);
-      }
-    });
-    reader.start();
-    assertTrue(inside.await(10, TimeUnit.SECONDS));
-    AtomicBoolean done = new AtomicBoolean();
-    Thread writer = new Thread(() -> {
-      rcu.synchronize();
-      done.set(true);
-    });
-    writer.start();
-    writer.join(300);
-    assertFalse(done.get(), "the grace period ended while a reader was inside");
-    leave.countDown();
-    writer.join(10_000);
-    assertTrue(done.get(), "the grace period did not end after the reader left");
-    reader.join();
+    Inside.run(rcu, Thread::new); // a test only: real sections never block
   }
 
   /**
@@ -124,69 +97,19 @@ class RcuTest {
   @ParameterizedTest
   @MethodSource("flavours")
   void threadsSharingAHomeCellGetTheirOwnSlots(Rcu rcu) throws Exception {
-    CountDownLatch holderInside = new CountDownLatch(1);
-    CountDownLatch holderGo = new CountDownLatch(1);
-    AtomicLong holderSlot = new AtomicLong(-2);
-    Thread holder = new Thread(() -> {
-      int slot = rcu.enter();
-      Rcu.exit(slot);
-      holderSlot.set(slot);
-      holderInside.countDown();
-      try {
-        holderGo.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    });
-    holder.start();
-    assertTrue(holderInside.await(10, TimeUnit.SECONDS));
-    assertTrue(holderSlot.get() >= 0);
-
-    CountDownLatch inside = new CountDownLatch(1);
-    CountDownLatch leave = new CountDownLatch(1);
-    AtomicLong otherSlot = new AtomicLong(-2);
-    Thread other = sharingHomeWith(holder, () -> {
-      int slot = rcu.enter();
-      otherSlot.set(slot);
-      try {
-        inside.countDown();
-        leave.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } finally {
-        if (slot >= 0) {
-          Rcu.exit(slot);
-        }
-      }
-    });
-    other.start();
-    assertTrue(inside.await(10, TimeUnit.SECONDS));
-    assertTrue(otherSlot.get() >= 0, "no slot for a thread whose home cell is held");
-    assertTrue(otherSlot.get() != holderSlot.get(), "two live threads share a slot");
-    AtomicBoolean done = new AtomicBoolean();
-    Thread writer = new Thread(() -> {
-      rcu.synchronize();
-      done.set(true);
-    });
-    writer.start();
-    writer.join(300);
-    assertFalse(done.get(), "the grace period ended while the overflow cell's reader was inside");
-    leave.countDown();
-    writer.join(10_000);
-    assertTrue(done.get());
-    other.join();
-
-    holderGo.countDown();
-    holder.join();
+    Holder holder = Holder.start(rcu);
+    long other = Inside.run(rcu, body -> sharingHomeWith(holder.thread, body));
+    assertTrue(other != holder.slot.get(), "two live threads share a slot");
+    holder.end();
     AtomicLong heirSlot = new AtomicLong(-2);
-    Thread heir = sharingHomeWith(holder, () -> {
+    Thread heir = sharingHomeWith(holder.thread, () -> {
       int slot = rcu.enter();
       Rcu.exit(slot);
       heirSlot.set(slot);
     });
     heir.start();
     heir.join();
-    assertEquals(holderSlot.get(), heirSlot.get(), "a dead thread's home cell was not taken over");
+    assertEquals(holder.slot.get(), heirSlot.get(), "a dead thread's home cell was not taken over");
   }
 
   /**
@@ -196,62 +119,90 @@ class RcuTest {
   @ParameterizedTest
   @MethodSource("flavours")
   void aThreadClaimingAnotherThreadsIdGetsItsOwnSlot(Rcu rcu) throws Exception {
-    CountDownLatch holderEntered = new CountDownLatch(1);
-    CountDownLatch holderGo = new CountDownLatch(1);
-    AtomicLong holderSlot = new AtomicLong(-2);
-    Thread holder = new Thread(() -> {
-      int slot = rcu.enter();
-      Rcu.exit(slot);
-      holderSlot.set(slot);
-      holderEntered.countDown();
-      try {
-        holderGo.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    });
-    holder.start();
-    assertTrue(holderEntered.await(10, TimeUnit.SECONDS));
-    CountDownLatch inside = new CountDownLatch(1);
-    CountDownLatch leave = new CountDownLatch(1);
-    AtomicLong impostorSlot = new AtomicLong(-2);
-    Thread impostor = new Thread(() -> {
-      int slot = rcu.enter();
-      impostorSlot.set(slot);
-      try {
-        inside.countDown();
-        leave.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } finally {
-        if (slot >= 0) {
-          Rcu.exit(slot);
-        }
-      }
-    }) {
+    Holder holder = Holder.start(rcu);
+    long impostor = Inside.run(rcu, body -> new Thread(body) {
       @Override
       @SuppressWarnings("deprecation")
       public long getId() {
-        return holder.getId();
+        return holder.thread.getId();
       }
-    };
-    impostor.start();
-    assertTrue(inside.await(10, TimeUnit.SECONDS));
-    assertTrue(impostorSlot.get() >= 0);
-    assertTrue(impostorSlot.get() != holderSlot.get(), "a thread claiming another's id shares its slot");
-    AtomicBoolean done = new AtomicBoolean();
-    Thread writer = new Thread(() -> {
-      rcu.synchronize();
-      done.set(true);
     });
-    writer.start();
-    writer.join(300);
-    assertFalse(done.get(), "the grace period ended while the impostor was inside");
-    leave.countDown();
-    writer.join(10_000);
-    assertTrue(done.get());
-    impostor.join();
-    holderGo.countDown();
-    holder.join();
+    assertTrue(impostor != holder.slot.get(), "a thread claiming another's id shares its slot");
+    holder.end();
+  }
+
+  /** A live thread that took its home cell (one section, entered and left) and waits to be ended. */
+  private static final class Holder {
+    final AtomicLong slot = new AtomicLong(-2);
+    final CountDownLatch go = new CountDownLatch(1);
+    Thread thread;
+
+    static Holder start(Rcu rcu) throws InterruptedException {
+      Holder h = new Holder();
+      CountDownLatch entered = new CountDownLatch(1);
+      h.thread = new Thread(() -> {
+        int slot = rcu.enter();
+        Rcu.exit(slot);
+        h.slot.set(slot);
+        entered.countDown();
+        try {
+          h.go.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      h.thread.start();
+      assertTrue(entered.await(10, TimeUnit.SECONDS));
+      assertTrue(h.slot.get() >= 0);
+      return h;
+    }
+
+    void end() throws InterruptedException {
+      go.countDown();
+      thread.join();
+    }
+  }
+
+  /** A reader made by {@code make} inside a section while a grace period runs. */
+  private static final class Inside {
+    /**
+     * Runs a reader on the thread {@code make} builds around its body, checks that a grace period
+     * begun while it is inside waits for it and ends once it left; the reader's slot.
+     */
+    static long run(Rcu rcu, java.util.function.Function<Runnable, Thread> make) throws InterruptedException {
+      CountDownLatch inside = new CountDownLatch(1);
+      CountDownLatch leave = new CountDownLatch(1);
+      AtomicLong slotSeen = new AtomicLong(-2);
+      Thread reader = make.apply(() -> {
+        int slot = rcu.enter();
+        slotSeen.set(slot);
+        try {
+          inside.countDown();
+          leave.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        } finally {
+          if (slot >= 0) {
+            Rcu.exit(slot);
+          }
+        }
+      });
+      reader.start();
+      assertTrue(inside.await(10, TimeUnit.SECONDS));
+      assertTrue(slotSeen.get() >= 0, "no slot for the reader");
+      AtomicBoolean done = new AtomicBoolean();
+      Thread writer = new Thread(() -> {
+        rcu.synchronize();
+        done.set(true);
+      });
+      writer.start();
+      writer.join(300);
+      assertFalse(done.get(), "the grace period ended while the reader was inside");
+      leave.countDown();
+      writer.join(10_000);
+      assertTrue(done.get());
+      reader.join();
+      return slotSeen.get();
+    }
   }
 }
