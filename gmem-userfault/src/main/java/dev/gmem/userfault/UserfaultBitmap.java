@@ -10,7 +10,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -40,6 +43,16 @@ public final class UserfaultBitmap implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition cleared = lock.newCondition();
   private final AtomicInteger waiters = new AtomicInteger();
+  /**
+   * Threads waiting for one page each ({@link #waitPage}): a clear unparks only the waiters of the
+   * pages it cleared. One condition for the whole bitmap woke every waiter at every clear — under
+   * a post-copy stream that is every run installed, each waking the faulting threads for nothing
+   * and handing them a lock the (lower-priority) stream thread might hold. A waiter that finds no
+   * free slot waits on {@link #cleared} instead.
+   */
+  private static final int WAIT_SLOTS = 64;
+  private final AtomicReferenceArray<Thread> waitThread = new AtomicReferenceArray<>(WAIT_SLOTS);
+  private final AtomicLongArray waitPage = new AtomicLongArray(WAIT_SLOTS);
   /**
    * Every read or write of the words holds a reference; {@link #close} kills it before it unmaps,
    * so no thread is between its open check and its access then. Per-thread stripes, not a shared
@@ -180,14 +193,34 @@ public final class UserfaultBitmap implements AutoCloseable {
     } finally {
       life.put(ref);
     }
-    wakeIfWaited();
+    wake(page, page + 1);
   }
 
-  private void wakeIfWaited() {
-    if (waiters.get() > 0) {
+  /**
+   * Wakes the waiters of pages {@code [from, to)}, whose bits were just cleared. The fence pairs
+   * with the waiter's registration: either it sees the bit clear or this sees it registered.
+   */
+  private void wake(long from, long to) {
+    VarHandle.fullFence();
+    if (waiters.get() == 0) {
+      return;
+    }
+    for (int i = 0; i < WAIT_SLOTS; i++) {
+      Thread t = waitThread.get(i);
+      if (t != null) {
+        long p = waitPage.get(i);
+        if (p >= from && p < to) {
+          LockSupport.unpark(t);
+        }
+      }
+    }
+    if (overflowWaiters.get() > 0) {
       wakeAll();
     }
   }
+
+  /** Waiters on {@link #cleared} (no free slot). */
+  private final AtomicInteger overflowWaiters = new AtomicInteger();
 
   /**
    * How many pages from {@code from} on, at most {@code max}, have their bit {@code set}: a run's
@@ -221,7 +254,7 @@ public final class UserfaultBitmap implements AutoCloseable {
     } finally {
       life.put(ref);
     }
-    wakeIfWaited();
+    wake(from, to);
   }
 
   private void checkRange(long from, long to) {
@@ -268,14 +301,55 @@ public final class UserfaultBitmap implements AutoCloseable {
     if (first <= 0) {
       return first == 0;
     }
+    Thread me = Thread.currentThread();
+    int slot = -1;
+    for (int i = 0; i < WAIT_SLOTS && slot < 0; i++) {
+      if (waitThread.get(i) == null && waitThread.compareAndSet(i, null, me)) {
+        slot = i;
+      }
+    }
+    if (slot < 0) {
+      return awaitOnCondition(page, deadlineNanos, abort);
+    }
+    waitPage.set(slot, page);
+    waiters.incrementAndGet(); // then the bit is read again: a clear before this is seen there
+    try {
+      while (true) {
+        int now = peek(page);
+        if (now < 0) {
+          return false; // closed under the waiter: its memory is gone, the page cannot arrive
+        }
+        if (now == 0) {
+          return true;
+        }
+        long left = deadlineNanos - System.nanoTime();
+        if (left <= 0 || abort.getAsBoolean()) {
+          return false;
+        }
+        // The poll bounds a wake-up lost to anything unforeseen; a clear of this page unparks at once.
+        LockSupport.parkNanos(this, Math.min(left, POLL_NANOS));
+        if (Thread.interrupted()) {
+          throw new InterruptedException("waiting for page " + page);
+        }
+      }
+    } finally {
+      waiters.decrementAndGet();
+      waitPage.set(slot, -1);
+      waitThread.set(slot, null);
+    }
+  }
+
+  /** {@link #awaitClear} for a waiter that found every slot taken: the bitmap-wide condition. */
+  private boolean awaitOnCondition(long page, long deadlineNanos, java.util.function.BooleanSupplier abort) throws InterruptedException {
     waiters.incrementAndGet();
+    overflowWaiters.incrementAndGet();
     try {
       lock.lock();
       try {
         while (true) {
           int now = peek(page);
           if (now < 0) {
-            return false; // closed under the waiter: its memory is gone, the page cannot arrive
+            return false;
           }
           if (now == 0) {
             return true;
@@ -290,17 +364,28 @@ public final class UserfaultBitmap implements AutoCloseable {
         lock.unlock();
       }
     } finally {
+      overflowWaiters.decrementAndGet();
       waiters.decrementAndGet();
     }
   }
 
   /** Wakes every waiter (to see an abort). */
   void wakeAll() {
+    unparkWaiters();
     lock.lock();
     try {
       cleared.signalAll();
     } finally {
       lock.unlock();
+    }
+  }
+
+  private void unparkWaiters() {
+    for (int i = 0; i < WAIT_SLOTS; i++) {
+      Thread t = waitThread.get(i);
+      if (t != null) {
+        LockSupport.unpark(t);
+      }
     }
   }
 
@@ -311,6 +396,7 @@ public final class UserfaultBitmap implements AutoCloseable {
   @Override
   public void close() {
     if (life.kill()) { // waits out every access between its open check and its load
+      unparkWaiters(); // they see it closed
       lock.lock();
       try {
         cleared.signalAll();

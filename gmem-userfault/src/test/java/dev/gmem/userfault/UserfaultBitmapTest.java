@@ -162,4 +162,46 @@ class UserfaultBitmapTest {
     assertEquals(null, unexpected.get(), "only EBADF may reach a user of a closed bitmap");
     assertEquals(0, wrong.get(), "a read saw a clear bit in a bitmap whose bits were all set (" + uses + " uses)");
   }
+
+  /**
+   * More waiters than the bitmap has wait slots (the rest wait on its condition): each returns true
+   * once its own page is cleared and not before, whatever else is cleared meanwhile; a waiter on a
+   * page that stays set runs out its deadline and returns false; close ends the rest with false.
+   */
+  @Test
+  void everyWaiterReturnsWhenItsOwnPageClearsAndOnlyThen() throws Exception {
+    int n = 80;
+    try (UserfaultBitmap b = bitmap(256)) {
+      b.setAll();
+      long far = System.nanoTime() + 60_000_000_000L;
+      List<Thread> threads = new ArrayList<>();
+      AtomicReference<Boolean>[] results = new AtomicReference[n + 1];
+      for (int i = 0; i <= n; i++) {
+        int page = i;
+        results[i] = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+          try {
+            results[page].set(b.awaitClear(page, page == n ? System.nanoTime() + 200_000_000L : far, () -> false));
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        });
+        threads.add(t);
+        t.start();
+      }
+      threads.get(n).join(30_000);
+      assertEquals(Boolean.FALSE, results[n].get(), "a waiter whose page stays set runs out its deadline");
+      for (int i = n - 1; i >= 0; i--) {
+        b.clear(i);
+        if (i % 2 == 0) {
+          b.clearRange(200, 256); // pages nobody waits for: wakes nobody's page
+        }
+        threads.get(i).join(30_000);
+        assertEquals(Boolean.TRUE, results[i].get(), "the waiter of page " + i);
+        if (i > 0) {
+          assertEquals(null, results[i - 1].get(), "the waiter of page " + (i - 1) + " returned before its page cleared");
+        }
+      }
+    }
+  }
 }
