@@ -515,6 +515,15 @@ public abstract class ArchContractTests extends ArchFixture {
       converter.get(300, TimeUnit.SECONDS);
       accessor.get(300, TimeUnit.SECONDS);
       view.get(300, TimeUnit.SECONDS);
+      // Then without a race, so a hook letting the host in now and then is caught whatever the
+      // scheduling: with the page private, every read through either path is refused.
+      if (exposed.get() == null) {
+        toPrivate(g, 0, 1);
+        for (int i = 0; i < 16 && exposed.get() == null; i++) {
+          refusedWhilePrivate(() -> m.getLong(0), "a host mapping", exposed);
+          refusedWhilePrivate(() -> vm.guestMemory().loadLong(g.gpa(0)), "the GPA view", exposed);
+        }
+      }
     } finally {
       pool.shutdownNow();
       // Gone before the next test: a thread's stack is a VMA, and later tests count them.
@@ -522,6 +531,16 @@ public abstract class ArchContractTests extends ArchFixture {
     }
     c.check(exposed.get() == null, () -> exposed.get());
     c.check(hostReads.get() > 0, () -> "no host read succeeded at all while the page was shared");
+  }
+
+  /** A read of private page 0 must fail; one that succeeds is an exposure. */
+  private static void refusedWhilePrivate(Runnable read, String path, AtomicReference<String> exposed) {
+    try {
+      read.run();
+    } catch (GmemException e) {
+      return;
+    }
+    exposed.compareAndSet(null, "the host read PRIVATE page 0 through " + path + " after the conversions");
   }
 
   /** Reads until {@code done}; a read that succeeded while the page stayed PRIVATE throughout is an exposure. */
