@@ -130,7 +130,9 @@ public final class ConversionRace {
               lost.incrementAndGet();
             }
           } catch (GmemException e) {
-            assertEquals(Errno.EACCES, e.errno(), e.getMessage());
+            // EACCES: private. On huge pages also ENOMEM: a punched page's refault needs a huge
+            // page while the pool's spares are held by detached pages the vmsplice job's pipes keep.
+            assertTrue(e.errno() == Errno.EACCES || (blockPages > 1 && e.errno() == Errno.ENOMEM), e.getMessage());
           }
         }
         return null;
