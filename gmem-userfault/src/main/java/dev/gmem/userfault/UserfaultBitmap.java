@@ -314,24 +314,13 @@ public final class UserfaultBitmap implements AutoCloseable {
     waitPage.set(slot, page);
     waiters.incrementAndGet(); // then the bit is read again: a clear before this is seen there
     try {
-      while (true) {
-        int now = peek(page);
-        if (now < 0) {
-          return false; // closed under the waiter: its memory is gone, the page cannot arrive
-        }
-        if (now == 0) {
-          return true;
-        }
-        long left = deadlineNanos - System.nanoTime();
-        if (left <= 0 || abort.getAsBoolean()) {
-          return false;
-        }
+      return waitLoop(page, deadlineNanos, abort, nanos -> {
         // The poll bounds a wake-up lost to anything unforeseen; a clear of this page unparks at once.
-        LockSupport.parkNanos(this, Math.min(left, POLL_NANOS));
+        LockSupport.parkNanos(this, nanos);
         if (Thread.interrupted()) {
           throw new InterruptedException("waiting for page " + page);
         }
-      }
+      });
     } finally {
       waiters.decrementAndGet();
       waitPage.set(slot, -1);
@@ -346,26 +335,37 @@ public final class UserfaultBitmap implements AutoCloseable {
     try {
       lock.lock();
       try {
-        while (true) {
-          int now = peek(page);
-          if (now < 0) {
-            return false;
-          }
-          if (now == 0) {
-            return true;
-          }
-          long left = deadlineNanos - System.nanoTime();
-          if (left <= 0 || abort.getAsBoolean()) {
-            return false;
-          }
-          cleared.awaitNanos(Math.min(left, POLL_NANOS));
-        }
+        return waitLoop(page, deadlineNanos, abort, cleared::awaitNanos);
       } finally {
         lock.unlock();
       }
     } finally {
       overflowWaiters.decrementAndGet();
       waiters.decrementAndGet();
+    }
+  }
+
+  /** One wait of at most the given nanoseconds; may return early. */
+  @FunctionalInterface
+  private interface Wait {
+    void upTo(long nanos) throws InterruptedException;
+  }
+
+  /** Re-reads the bit until it is clear (true), or the bitmap closed, the deadline passed or {@code abort} said so (false). */
+  private boolean waitLoop(long page, long deadlineNanos, java.util.function.BooleanSupplier abort, Wait wait) throws InterruptedException {
+    while (true) {
+      int now = peek(page);
+      if (now < 0) {
+        return false; // closed under the waiter: its memory is gone, the page cannot arrive
+      }
+      if (now == 0) {
+        return true;
+      }
+      long left = deadlineNanos - System.nanoTime();
+      if (left <= 0 || abort.getAsBoolean()) {
+        return false;
+      }
+      wait.upTo(Math.min(left, POLL_NANOS));
     }
   }
 
