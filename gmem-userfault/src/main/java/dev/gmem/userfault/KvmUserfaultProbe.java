@@ -10,6 +10,8 @@ import jnr.ffi.Pointer;
  * reliable (Firecracker's out-of-tree 245 collides with mainline's), so a scratch VM binds a
  * one-page guest_memfd memslot — first without any flag (the control: the setup itself works),
  * then, in another slot, with {@code KVM_MEM_USERFAULT} and a bitmap in {@code userfault_bitmap}.
+ * A kernel without guest_memfd (where gmem's kvm backend binds plain user memory) is asked the same
+ * about a plain memslot, as the flag is the memslot's, whatever its memory.
  * Present only when the kernel accepts the second; absent when it refuses it while it accepted the
  * control (6.18: EINVAL, the unknown flag and the non-zero {@code pad2}); undecided — and treated as
  * absent — when even the control fails.
@@ -47,21 +49,31 @@ final class KvmUserfaultProbe {
       Pointer create = Native.allocate(64);
       create.putLong(0, 2 * PAGE);
       gmem = c.ioctl(vm, KVM_CREATE_GUEST_MEMFD, create);
+      String kind = "guest_memfd memslot";
+      int memoryFlag = KVM_MEM_GUEST_MEMFD;
+      long uaddr = 0; // a gmem-only slot needs none
+      Pointer plain = null;
       if (gmem < 0) {
-        return new Result(false, -1, -1, "absent: no guest_memfd (KVM_CREATE_GUEST_MEMFD errno " + Native.errno() + ")");
+        int err = Native.errno();
+        if (Errno.of(err) != Errno.ENOTTY) {
+          return new Result(false, -1, -1, "absent (undecided): KVM_CREATE_GUEST_MEMFD failed with " + Errno.of(err));
+        }
+        kind = "plain memslot (this kernel has no guest_memfd)";
+        memoryFlag = 0;
+        plain = Native.allocate((int) (3 * PAGE)); // never touched: the kernel only checks the address
+        uaddr = (plain.address() + PAGE - 1) & -PAGE;
       }
-      int control = bind(c, vm, 0, 0, gmem, KVM_MEM_GUEST_MEMFD, 0);
+      int control = bind(c, vm, 0, 0, gmem, memoryFlag, uaddr, 0);
       if (control != 0) {
-        return new Result(false, control, -1, "absent (undecided): the flagless guest_memfd memslot itself was refused with "
-            + Errno.of(control));
+        return new Result(false, control, -1, "absent (undecided): the flagless " + kind + " itself was refused with " + Errno.of(control));
       }
       Pointer bitmap = Native.allocate(8);
-      int flagged = bind(c, vm, 1, PAGE, gmem, KVM_MEM_GUEST_MEMFD | Userfault.MEM_USERFAULT, bitmap.address());
+      int flagged = bind(c, vm, 1, PAGE, gmem, memoryFlag | Userfault.MEM_USERFAULT, uaddr == 0 ? 0 : uaddr + PAGE, bitmap.address());
       if (flagged == 0) {
-        return new Result(true, 0, 0, "present: KVM_SET_USER_MEMORY_REGION2 accepted KVM_MEM_USERFAULT with a userfault_bitmap on a guest_memfd memslot");
+        return new Result(true, 0, 0, "present: KVM_SET_USER_MEMORY_REGION2 accepted KVM_MEM_USERFAULT with a userfault_bitmap on a " + kind);
       }
       return new Result(false, 0, flagged, "absent: KVM_SET_USER_MEMORY_REGION2 refused KVM_MEM_USERFAULT (bit 3) with a userfault_bitmap with "
-          + Errno.of(flagged) + ", and accepted the same guest_memfd memslot without them");
+          + Errno.of(flagged) + ", and accepted the same " + kind + " without them");
     } finally {
       if (gmem >= 0) {
         c.close(gmem);
@@ -73,16 +85,19 @@ final class KvmUserfaultProbe {
     }
   }
 
-  /** One page of guest_memfd {@code gmem} at file offset {@code offset} as slot {@code slot}, GPA = offset; 0 or the errno. */
-  private static int bind(UffdLibC c, int vm, int slot, long offset, int gmem, int flags, long bitmap) {
+  /**
+   * One page as slot {@code slot} at GPA {@code offset}: of guest_memfd {@code gmem} at that file
+   * offset where {@code flags} has KVM_MEM_GUEST_MEMFD, else user memory at {@code uaddr}; 0 or the errno.
+   */
+  private static int bind(UffdLibC c, int vm, int slot, long offset, int gmem, int flags, long uaddr, long bitmap) {
     Pointer region = Native.allocate(160);
     region.putInt(0, slot);
     region.putInt(4, flags);
     region.putLong(8, offset); // guest_phys_addr
     region.putLong(16, PAGE); // memory_size
-    region.putLong(24, 0); // userspace_addr: none (a gmem-only slot)
-    region.putLong(32, offset); // guest_memfd_offset
-    region.putInt(40, gmem);
+    region.putLong(24, uaddr);
+    region.putLong(32, (flags & KVM_MEM_GUEST_MEMFD) != 0 ? offset : 0); // guest_memfd_offset
+    region.putInt(40, (flags & KVM_MEM_GUEST_MEMFD) != 0 ? gmem : 0);
     region.putLong(48, bitmap); // userfault_bitmap (v3: the first word of 6.18's pad2)
     return c.ioctl(vm, KVM_SET_USER_MEMORY_REGION2, region) == 0 ? 0 : Native.errno();
   }

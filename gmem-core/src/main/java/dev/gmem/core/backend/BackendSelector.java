@@ -9,7 +9,12 @@ import dev.gmem.core.config.GmemConfig;
 import java.util.List;
 import java.util.Optional;
 
-/** Chooses kvm when the probe allows it, else memfd; {@code gmem.backend} overrides. */
+/**
+ * Chooses kvm when /dev/kvm works, else memfd; {@code gmem.backend} overrides. The kvm backend
+ * does not need the kernel's guest_memfd: where it lacks one (or one gmem can map and share),
+ * gmem's memfd is the inode's memory and memslots bind it as plain user memory, as on the hosts
+ * that serve guest accesses through {@code userspace_addr} anyway (kernel-uapi §4.9).
+ */
 public final class BackendSelector {
   /** The values {@code gmem.backend} takes. */
   static final List<String> NAMES = List.of("kvm", "memfd");
@@ -23,10 +28,8 @@ public final class BackendSelector {
   }
 
   public static BackendInfo choose(HostInfo host, Optional<String> override) {
-    boolean kvmUsable = host.guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-    String kvmWhy = kvmUsable
-        ? "KVM API " + host.kvmApiVersion() + ", guest_memfd flags " + GmemFlags.describe(host.guestMemfdFlags())
-        : host.kvmProblem().orElse("guest_memfd lacks MMAP|INIT_SHARED (flags " + GmemFlags.describe(host.guestMemfdFlags()) + ")");
+    boolean kvmUsable = host.kvm() && host.kvmProblem().isEmpty();
+    String kvmWhy = kvmUsable ? "KVM API " + host.kvmApiVersion() + ", " + memoryWhy(host) : host.kvmProblem().orElse("no /dev/kvm");
     if (override.isPresent()) {
       String name = override.get().trim();
       switch (name) {
@@ -34,7 +37,7 @@ public final class BackendSelector {
           return new BackendInfo("memfd", "selected by " + GmemConfig.BACKEND + "=memfd");
         case "kvm":
           if (!kvmUsable) {
-            throw new GmemException(Errno.ENODEV, GmemConfig.BACKEND + "=kvm but KVM cannot serve guest_memfd here: " + kvmWhy);
+            throw new GmemException(Errno.ENODEV, GmemConfig.BACKEND + "=kvm but KVM is unusable here: " + kvmWhy);
           }
           return new BackendInfo("kvm", "selected by " + GmemConfig.BACKEND + "=kvm; " + kvmWhy);
         default:
@@ -42,7 +45,23 @@ public final class BackendSelector {
       }
     }
     return kvmUsable
-        ? new BackendInfo("kvm", "automatic: /dev/kvm offers guest_memfd (" + kvmWhy + ")")
+        ? new BackendInfo("kvm", "automatic: /dev/kvm works (" + kvmWhy + ")")
         : new BackendInfo("memfd", "automatic: KVM unusable (" + kvmWhy + ")");
+  }
+
+  /**
+   * Whether a real guest_memfd can back the kvm backend's inodes: it must be mmap-able and start
+   * shared (MMAP|INIT_SHARED), as gmem maps it and binds that mapping as {@code userspace_addr}.
+   */
+  public static boolean realGuestMemfd(HostInfo host) {
+    return host.guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+  }
+
+  private static String memoryWhy(HostInfo host) {
+    return realGuestMemfd(host)
+        ? "guest_memfd flags " + GmemFlags.describe(host.guestMemfdFlags())
+        : "no usable guest_memfd (KVM_CAP_GUEST_MEMFD " + host.capability(dev.gmem.api.KvmCapability.GUEST_MEMFD)
+            + ", flags " + GmemFlags.describe(host.guestMemfdFlags())
+            + "): gmem's memfd stands in for it, bound to real memslots as plain user memory";
   }
 }

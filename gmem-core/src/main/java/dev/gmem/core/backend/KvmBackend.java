@@ -12,6 +12,11 @@ import dev.gmem.core.vcpu.VcpuGate;
 /**
  * A real KVM VM fd per VM and a real guest_memfd per inode. A VM type the kernel does not offer
  * runs over a real DEFAULT VM, with its rules applied by gmem and the type's arch plugin.
+ *
+ * <p>Where the kernel has no guest_memfd gmem can map and share ({@link BackendSelector#realGuestMemfd}:
+ * not built in, or without MMAP|INIT_SHARED), an inode's memory is a memfd, as on the memfd
+ * backend, and memslots bind gmem's mapping of it as plain user memory: the VM and its vCPUs are
+ * still real, and everything a guest_memfd means above the kernel is gmem's either way.
  */
 public final class KvmBackend implements Backend {
   private final Kvm kvm;
@@ -19,12 +24,15 @@ public final class KvmBackend implements Backend {
   private final Fd device;
   private final InPlaceConversion inPlace;
   private final GuestMemfdLinks links;
+  /** Whether inodes get a real guest_memfd, else a memfd. */
+  private final boolean realGuestMemfd;
 
   public KvmBackend(Kvm kvm, HostInfo host) {
     this.kvm = kvm;
     this.host = host;
     this.device = kvm.openDevice();
-    this.inPlace = InPlaceConversion.probe(kvm, device);
+    this.realGuestMemfd = BackendSelector.realGuestMemfd(host);
+    this.inPlace = realGuestMemfd ? InPlaceConversion.probe(kvm, device) : InPlaceConversion.ABSENT;
     this.links = new GuestMemfdLinks(kvm);
   }
 
@@ -35,6 +43,7 @@ public final class KvmBackend implements Backend {
     this.device = device;
     this.inPlace = inPlace;
     this.links = new GuestMemfdLinks(kvm);
+    this.realGuestMemfd = BackendSelector.realGuestMemfd(host);
   }
 
   /** What the kernel's in-place conversion probe found. */
@@ -47,8 +56,16 @@ public final class KvmBackend implements Backend {
     return "kvm";
   }
 
+  /** Whether inodes get a real guest_memfd (else gmem's memfd, bound as plain user memory). */
+  public boolean realGuestMemfd() {
+    return realGuestMemfd;
+  }
+
   @Override
   public String conversionReport() {
+    if (!realGuestMemfd) {
+      return "in-place conversion absent (no guest_memfd to convert in): gmem keeps private pages out of host mappings in user space";
+    }
     return "in-place conversion " + (inPlace.present()
         ? "present (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works): conversions of VM types with private memory pass through to the kernel"
         : "absent (KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fails): gmem keeps private pages out of host mappings in user space");
@@ -75,6 +92,9 @@ public final class KvmBackend implements Backend {
     return new BackendVm() {
       @Override
       public Fd createMemory(long size, long flags) {
+        if (!realGuestMemfd) {
+          return MemoryFds.memfd(kvm.sys(), size);
+        }
         // NO_DIRECT_MAP goes to a kernel that offers it (the direct-map feature then supplies no memory).
         long passThrough = flags & GmemFlags.NO_DIRECT_MAP & host.guestMemfdFlags();
         return MemoryFds.restricted(kvm.sys(), kvm.createGuestMemfd(vm, size, inPlace.realFlags(kernelPrivate, flags) | passThrough), fd -> {});
@@ -98,8 +118,9 @@ public final class KvmBackend implements Backend {
       @Override
       public void setMemoryRegion(int slot, long gpa, long size, long userspaceAddr, Fd memory, long offset, boolean guestMemfd,
           int kernelFlags, long userfaultBitmap) {
-        kvm.setUserMemoryRegion2(vm, slot, (guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0) | kernelFlags, gpa, size, userspaceAddr,
-            guestMemfd ? memory.get() : 0, guestMemfd ? offset : 0, userfaultBitmap);
+        boolean bind = guestMemfd && realGuestMemfd; // else a memfd: plain user memory at gmem's mapping of it
+        kvm.setUserMemoryRegion2(vm, slot, (bind ? Kvm.MEM_GUEST_MEMFD : 0) | kernelFlags, gpa, size, userspaceAddr,
+            bind ? memory.get() : 0, bind ? offset : 0, userfaultBitmap);
       }
 
       @Override
@@ -109,7 +130,7 @@ public final class KvmBackend implements Backend {
 
       @Override
       public Fd linkGuestMemfd(Fd source) {
-        return links.link(vm, source);
+        return realGuestMemfd ? links.link(vm, source) : null;
       }
 
       @Override

@@ -26,8 +26,7 @@ public final class MemfdBackend implements Backend {
     return new BackendVm() {
       @Override
       public Fd createMemory(long size, long flags) {
-        Fd memfd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
-        return MemoryFds.restricted(sys, memfd, fd -> sys.ftruncate(fd.get(), size));
+        return MemoryFds.memfd(sys, size);
       }
 
       @Override

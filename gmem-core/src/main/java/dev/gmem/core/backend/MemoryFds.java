@@ -23,6 +23,12 @@ public final class MemoryFds {
     }
   }
 
+  /** A memfd (shmem) of {@code size} bytes, restricted: an inode's memory where there is no guest_memfd. */
+  public static Fd memfd(Sys sys, long size) {
+    Fd memfd = new Fd(sys, sys.memfdCreate("gmem", Sys.MFD_CLOEXEC), "memfd");
+    return restricted(sys, memfd, fd -> sys.ftruncate(fd.get(), size));
+  }
+
   /** {@code fd} after {@code setup} and {@link #restrict}; closed if either fails. */
   public static Fd restricted(Sys sys, Fd fd, java.util.function.Consumer<Fd> setup) {
     try {

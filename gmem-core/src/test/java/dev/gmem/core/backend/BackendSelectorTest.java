@@ -1,6 +1,7 @@
 package dev.gmem.core.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -28,11 +29,28 @@ class BackendSelectorTest {
   }
 
   @Test
-  void memfdWhenKvmIsMissingOrLacksFlags() {
-    assertEquals("memfd", BackendSelector.choose(host(false, 0), Optional.empty()).name());
-    BackendInfo b = BackendSelector.choose(host(true, 1), Optional.empty());
-    assertEquals("memfd", b.name());
-    assertTrue(b.reason().contains("lacks MMAP|INIT_SHARED"), b.reason());
+  void memfdOnlyWhenKvmIsMissing() {
+    BackendInfo none = BackendSelector.choose(host(false, 0), Optional.empty());
+    assertEquals("memfd", none.name());
+    assertTrue(none.reason().contains("ENOENT"), none.reason());
+  }
+
+  /** KVM without a guest_memfd gmem can map and share: still kvm, with gmem's memfd as the memory. */
+  @Test
+  void kvmWithoutAUsableGuestMemfdBindsGmemsMemfd() {
+    for (HostInfo h : List.of(host(true, 1), noGuestMemfd())) {
+      assertFalse(BackendSelector.realGuestMemfd(h));
+      BackendInfo b = BackendSelector.choose(h, Optional.empty());
+      assertEquals("kvm", b.name());
+      assertTrue(b.reason().contains("no usable guest_memfd") && b.reason().contains("plain user memory"), b.reason());
+      assertEquals("kvm", BackendSelector.choose(h, Optional.of("kvm")).name());
+    }
+    assertTrue(BackendSelector.realGuestMemfd(host(true, 3)));
+  }
+
+  /** A kernel built without CONFIG_KVM_GUEST_MEMFD: KVM_CAP_GUEST_MEMFD and its flags are 0. */
+  private static HostInfo noGuestMemfd() {
+    return new HostInfo("6.18", true, Optional.empty(), 12, Map.of(KvmCapability.GUEST_MEMFD, 0L), 0, 1, true, true, List.of());
   }
 
   @Test

@@ -3,7 +3,6 @@ package dev.gmem.core.backend;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyInt;
 import static org.mockito.ArgumentMatchers.anyLong;
@@ -12,6 +11,7 @@ import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.verify;
 import static org.mockito.Mockito.when;
 
+import dev.gmem.core.conformance.Backends;
 import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
@@ -23,8 +23,6 @@ import dev.gmem.core.convert.TestInode;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +40,7 @@ class InPlaceConversionTest {
 
   @Test
   void probeAnswersAsTheKernelBehaves() {
-    assumeTrue(Files.exists(Path.of("/dev/kvm")), "host has no /dev/kvm");
+    Backends.assumeKernelGuestMemfd(); // the probe converts a guest_memfd of its own
     Kvm kvm = new Kvm(SYS);
     try (Fd device = kvm.openDevice(); Fd vm = kvm.createVm(device, 0); Fd gmem = kvm.createGuestMemfd(vm, 4096, SHARED)) {
       Errno raw = null;

@@ -12,8 +12,6 @@ import dev.gmem.api.Memslot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
@@ -28,6 +26,8 @@ import net.jqwik.api.Provide;
 import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.AddLifecycleHook;
 import net.jqwik.api.lifecycle.AfterContainer;
+import net.jqwik.api.lifecycle.LifecycleContext;
+import net.jqwik.api.lifecycle.SkipExecutionHook;
 import net.jqwik.api.lifecycle.LifecycleContext;
 import net.jqwik.api.lifecycle.SkipExecutionHook;
 
@@ -63,12 +63,11 @@ class DifferentialTest {
   /** Enough reserved address space for every {@code userspace_addr} a raw bind can ask for. */
   static final long UADDR_SPACE = 64 * PAGE;
 
-  /** Skips the property, saying why, where the host has no KVM to compare with. */
+  /** Skips the property, saying why, where the host has no kernel guest_memfd to compare with (no KVM, or none built in). */
   static final class NeedsKvm implements SkipExecutionHook {
     @Override
     public SkipResult shouldBeSkipped(LifecycleContext context) {
-      return Files.exists(Path.of("/dev/kvm")) ? SkipResult.doNotSkip()
-          : SkipResult.skip("host has no /dev/kvm: no raw guest_memfd to compare gmem with");
+      return Backends.noKernelGuestMemfd().map(SkipResult::skip).orElse(SkipResult.doNotSkip());
     }
   }
 

@@ -39,7 +39,7 @@ class KernelOracleTest {
 
   @BeforeEach
   void openKvm() {
-    assumeTrue(Files.exists(Path.of("/dev/kvm")), "host has no /dev/kvm");
+    Backends.assumeKernelGuestMemfd();
     rawKvm = RawKernel.openKvm();
     rawVm = RawKernel.createVm(rawKvm, 0);
   }

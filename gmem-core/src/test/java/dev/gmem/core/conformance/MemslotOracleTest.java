@@ -4,7 +4,6 @@ import static dev.gmem.core.conformance.Errnos.outcome;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.GmemRuntime;
@@ -18,8 +17,6 @@ import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Mapping;
 import dev.gmem.core.sys.Sys;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
@@ -76,7 +73,7 @@ class MemslotOracleTest {
 
   @BeforeEach
   void openKvm() {
-    assumeTrue(Files.exists(Path.of("/dev/kvm")), "host has no /dev/kvm: nothing to use as the oracle");
+    Backends.assumeKernelGuestMemfd();
     device = kvm.openDevice();
     vmFd = kvm.createVm(device, 0);
     otherVmFd = kvm.createVm(device, 0);

@@ -18,12 +18,17 @@ public final class OpenFds {
 
   public static Set<String> now() {
     Set<String> fds = new TreeSet<>();
+    // The listing's own fd reads as a link to this directory, under whatever number was free: not one of ours.
+    Path listing = Path.of("/proc/" + ProcessHandle.current().pid() + "/fd");
     try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
       for (Path p : (Iterable<Path>) s::iterator) {
         try {
-          fds.add(p.getFileName() + " -> " + Files.readSymbolicLink(p));
+          Path target = Files.readSymbolicLink(p);
+          if (!target.equals(listing)) {
+            fds.add(p.getFileName() + " -> " + target);
+          }
         } catch (IOException gone) {
-          // the listing's own fd, or one closed meanwhile
+          // closed meanwhile
         }
       }
     } catch (IOException e) {

@@ -1,7 +1,6 @@
 package dev.gmem.core.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
@@ -10,8 +9,6 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -37,7 +34,7 @@ class WriteOracleTest {
 
   @Test
   void writeAndItsFlagsAreWhatTheKernelSaysWithoutAPlugin() {
-    assumeTrue(Files.exists(Path.of("/dev/kvm")), "host has no /dev/kvm: no kernel guest_memfd to compare with");
+    Backends.assumeKernelGuestMemfd();
     int kvm = RawKernel.openKvm();
     int rawVm = RawKernel.createVm(kvm, 0);
     try {

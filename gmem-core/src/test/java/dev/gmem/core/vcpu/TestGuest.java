@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.KvmCapability;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
 import dev.gmem.api.SpecialRegisters;
+import dev.gmem.core.backend.MemoryFds;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Mapping;
@@ -21,7 +23,9 @@ import java.nio.file.Path;
  * A real KVM VM with 64 KiB of guest_memfd memory at GPA 0 and one vCPU. The memslot's
  * userspace_addr is the guest_memfd's own shared mapping: on hosts that serve guest accesses
  * through userspace_addr (kvm_pvm) and on those that take them from the file, the guest and
- * {@link #ram} then see the same bytes.
+ * {@link #ram} then see the same bytes. Where the kernel has no guest_memfd
+ * ({@code KVM_CAP_GUEST_MEMFD} 0) the memory is a memfd bound as plain user memory: these tests
+ * are about the vCPU, which is as real either way.
  */
 final class TestGuest implements AutoCloseable {
   static final long MEM_SIZE = 0x10000;
@@ -48,9 +52,10 @@ final class TestGuest implements AutoCloseable {
     Mapping m = null;
     try {
       v = kvm.createVm(device, 0);
-      g = kvm.createGuestMemfd(v, MEM_SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      boolean guestMemfd = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD.number()) != 0;
+      g = guestMemfd ? kvm.createGuestMemfd(v, MEM_SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED) : MemoryFds.memfd(sys, MEM_SIZE);
       m = new Mapping(sys, sys.mmap(0, MEM_SIZE, Prot.READ_WRITE, MapFlags.SHARED, g.get(), 0), MEM_SIZE);
-      kvm.setUserMemoryRegion2(v, 0, Kvm.MEM_GUEST_MEMFD, 0, MEM_SIZE, m.address(), g.get(), 0);
+      kvm.setUserMemoryRegion2(v, 0, guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0, 0, MEM_SIZE, m.address(), guestMemfd ? g.get() : 0, 0);
       vcpu = KvmVcpu.create(kvm, device, v, 0);
     } catch (RuntimeException e) {
       closeAll(m, g, v, device);
