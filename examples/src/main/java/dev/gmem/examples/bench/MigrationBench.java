@@ -186,9 +186,9 @@ public class MigrationBench {
     @Setup(Level.Invocation)
     public void build() {
       vmA = kvm.createVm(device, VmType.DEFAULT.kvmType());
-      gmem = kvm.createGuestMemfd(vmA, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      gmem = RawMemory.kvmBackendMemory(kvm, vmA, size);
       mapping = new Mapping(RawMemory.SYS, RawMemory.SYS.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), 0), size);
-      kvm.setUserMemoryRegion2(vmA, 0, Kvm.MEM_GUEST_MEMFD, 0, size, mapping.address(), gmem.get(), 0);
+      RawMemory.bindKvmBackendMemory(kvm, vmA, 0, 0, size, mapping.address(), gmem, 0);
       vcpuA = kvm.createVcpu(vmA, 0);
       kvm.getRegs(vcpuA, regs);
       regs.rip.set(CODE);

@@ -2,6 +2,7 @@ package dev.gmem.examples.bench;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
+import dev.gmem.api.KvmCapability;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.VmType;
@@ -13,8 +14,10 @@ import dev.gmem.core.sys.libc.LibC;
 /**
  * The baseline side of a pair: the bare kernel object gmem's backend stands on, with no gmem code
  * in between. {@code kvm}: a real guest_memfd made by {@code KVM_CREATE_GUEST_MEMFD} on a real VM
- * fd with {@code MMAP|INIT_SHARED} (what gmem's kvm backend creates); {@code memfd}: a memfd
- * truncated to the size (what gmem's memfd backend creates). Mapped {@code MAP_SHARED} read-write.
+ * fd with {@code MMAP|INIT_SHARED} (what gmem's kvm backend creates) — or, on a kernel without
+ * guest_memfd, a memfd, which is what gmem's kvm backend then creates ({@link #kernelGuestMemfd});
+ * {@code memfd}: a memfd truncated to the size (what gmem's memfd backend creates). Mapped
+ * {@code MAP_SHARED} read-write.
  */
 final class RawMemory implements AutoCloseable {
   static final Sys SYS = Sys.load();
@@ -36,6 +39,52 @@ final class RawMemory implements AutoCloseable {
     this.fd = memory.get();
   }
 
+  private static volatile Boolean kernelGuestMemfd;
+
+  /**
+   * Whether the kernel has the guest_memfd gmem's kvm backend uses (mmap-able, starting shared);
+   * where it has none, that backend's memory is a memfd bound as plain user memory, and so is the
+   * baseline's.
+   */
+  static boolean kernelGuestMemfd() {
+    Boolean known = kernelGuestMemfd;
+    if (known == null) {
+      Kvm kvm = new Kvm(SYS);
+      try (Fd device = kvm.openDevice()) {
+        long needed = GmemFlags.MMAP | GmemFlags.INIT_SHARED;
+        known = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD.number()) != 0
+            && (kvm.checkExtension(device, KvmCapability.GUEST_MEMFD_FLAGS.number()) & needed) == needed;
+      }
+      kernelGuestMemfd = known;
+    }
+    return known;
+  }
+
+  /** The memory gmem's kvm backend gives a VM's inode of {@code size} bytes, made raw: see {@link #kernelGuestMemfd}. */
+  static Fd kvmBackendMemory(Kvm kvm, Fd vm, long size) {
+    return kernelGuestMemfd() ? kvm.createGuestMemfd(vm, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED) : memfd(size);
+  }
+
+  /**
+   * Binds {@code memory} (from {@link #kvmBackendMemory}) at {@code [gpa, gpa+size)} as gmem's kvm
+   * backend does: a guest_memfd slot at its mapping {@code uaddr}, or plain user memory there.
+   */
+  static void bindKvmBackendMemory(Kvm kvm, Fd vm, int slot, long gpa, long size, long uaddr, Fd memory, long offset) {
+    boolean gmem = kernelGuestMemfd();
+    kvm.setUserMemoryRegion2(vm, slot, gmem ? Kvm.MEM_GUEST_MEMFD : 0, gpa, size, uaddr, gmem ? memory.get() : 0, gmem ? offset : 0);
+  }
+
+  private static Fd memfd(long size) {
+    Fd memory = new Fd(SYS, SYS.memfdCreate("gmem-bench-raw", Sys.MFD_CLOEXEC), "memfd");
+    try {
+      SYS.ftruncate(memory.get(), size);
+    } catch (RuntimeException e) {
+      memory.close();
+      throw e;
+    }
+    return memory;
+  }
+
   static RawMemory open(String backend, long size) {
     switch (backend) {
       case "kvm": {
@@ -44,7 +93,7 @@ final class RawMemory implements AutoCloseable {
         Fd vm = null;
         try {
           vm = kvm.createVm(device, VmType.DEFAULT.kvmType());
-          return new RawMemory(device, vm, kvm.createGuestMemfd(vm, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED), size);
+          return new RawMemory(device, vm, kvmBackendMemory(kvm, vm, size), size);
         } catch (RuntimeException e) {
           if (vm != null) {
             vm.close();
@@ -53,16 +102,8 @@ final class RawMemory implements AutoCloseable {
           throw e;
         }
       }
-      case "memfd": {
-        Fd memory = new Fd(SYS, SYS.memfdCreate("gmem-bench-raw", Sys.MFD_CLOEXEC), "memfd");
-        try {
-          SYS.ftruncate(memory.get(), size);
-        } catch (RuntimeException e) {
-          memory.close();
-          throw e;
-        }
-        return new RawMemory(null, null, memory, size);
-      }
+      case "memfd":
+        return new RawMemory(null, null, memfd(size), size);
       default:
         throw new IllegalArgumentException("unknown backend " + backend + " (kvm or memfd)");
     }

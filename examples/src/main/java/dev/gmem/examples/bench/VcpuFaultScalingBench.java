@@ -254,11 +254,11 @@ public class VcpuFaultScalingBench {
       dataSize = size - LongModeGuest.DATA_BASE;
       device = kvm.openDevice();
       vm = kvm.createVm(device, VmType.DEFAULT.kvmType());
-      gmem = kvm.createGuestMemfd(vm, size, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      gmem = RawMemory.kvmBackendMemory(kvm, vm, size);
       window = new Mapping(sys, sys.mmap(0, size, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), 0), size);
       view = new Mapping(sys, sys.mmap(0, dataSize, Prot.READ_WRITE, MapFlags.SHARED, gmem.get(), LongModeGuest.DATA_BASE), dataSize);
       sys.madvise(view.address(), dataSize, Sys.MADV_DONTDUMP);
-      kvm.setUserMemoryRegion2(vm, 0, Kvm.MEM_GUEST_MEMFD, 0, LongModeGuest.DATA_BASE, window.address(), gmem.get(), 0);
+      RawMemory.bindKvmBackendMemory(kvm, vm, 0, 0, LongModeGuest.DATA_BASE, window.address(), gmem, 0);
       kvm.setUserMemoryRegion2(vm, UF_SLOT, 0, LongModeGuest.DATA_BASE, dataSize, view.address(), 0, 0);
       memory = Sys.buffer(window.address(), (int) size);
       byte[] low = LongModeGuest.lowMemory();
