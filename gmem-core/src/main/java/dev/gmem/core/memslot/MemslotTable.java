@@ -40,6 +40,8 @@ public final class MemslotTable {
   private volatile Binding[] byGpa = new Binding[0];
   /** Bumped by every applied change, like KVM's memslot generation: a cached binding is valid only within one. */
   private volatile long generation;
+  /** Told after every bump: the software vCPU drops its hint, so that its lock-free path need not read the generation. */
+  private volatile Runnable onChange = () -> {};
 
   /**
    * A slot with what the software vCPU needs on every access resolved once, when the slot is
@@ -87,6 +89,11 @@ public final class MemslotTable {
    */
   public long generation() {
     return generation;
+  }
+
+  /** Runs {@code r} after every applied change (the generation already bumped). */
+  public void onChange(Runnable r) {
+    this.onChange = r;
   }
 
   /** Memslot flag bits active features give meaning to. */
@@ -215,6 +222,7 @@ public final class MemslotTable {
     Arrays.sort(snap, Comparator.comparingLong(Binding::gpa));
     byGpa = snap;
     generation++; // after the new snapshot: a reader that sees the new generation finds the new bindings
+    onChange.run();
     return result;
   }
 

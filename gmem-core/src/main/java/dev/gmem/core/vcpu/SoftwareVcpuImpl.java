@@ -18,6 +18,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
+import java.util.function.BooleanSupplier;
 
 /**
  * The guest fault path in software: memslot → file → inode, then either the lock-free path for a
@@ -34,20 +35,46 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private final MemslotTable memslots;
   private final ArchHooks arch;
   private final Runnable vmAlive;
+  private final BooleanSupplier runnable;
   /**
    * The binding the last access used, like KVM's {@code last_used_slot}: a hint, checked on every use
    * (the GPA must fall in it, and its window must still be open inside the read-side section, which a
    * deleted slot's is not), written only when it changes so that threads sharing this vCPU keep the
-   * line shared.
+   * line shared. It stands for "the table is still at the hint's generation and vCPUs may run":
+   * every memslot change and every hold of the VM's vCPUs (dead, moved away) clears it
+   * ({@link #forgetHint}), so the lock-free path reads neither the generation nor the VM's state;
+   * whoever installs a hint checks both again after the write and clears it if either moved.
    */
-  private Hint lastSlot;
+  private volatile Hint lastSlot;
 
   /**
    * The hinted binding with the table's generation it was looked up in, published as one reference:
    * a late toggle of a slot's feature flag (KVM Userfault) replaces its binding but keeps its window
-   * open, so the hint must not outlive the generation or faults would see the old flags.
+   * open, so the hint must not outlive the generation or faults would see the old flags. The fields
+   * the lock-free path reads are copied in (all final in the binding), so that a hit loads the
+   * hint's line and not the binding's as well.
    */
-  private record Hint(MemslotTable.Binding binding, long generation) {}
+  private static final class Hint {
+    final MemslotTable.Binding binding;
+    final long generation;
+    final long gpa;
+    final long size;
+    final long fileDelta;
+    final long viewBase;
+    final GuestMemFileImpl file;
+    final dev.gmem.core.inode.GuestView.Window window;
+
+    Hint(MemslotTable.Binding binding, long generation) {
+      this.binding = binding;
+      this.generation = generation;
+      this.gpa = binding.gpa();
+      this.size = binding.size();
+      this.fileDelta = binding.fileDelta();
+      this.viewBase = binding.viewBase();
+      this.file = binding.file();
+      this.window = binding.window();
+    }
+  }
 
   /**
    * @param arch    the VM's hooks, which turn guest hypercalls into exits
@@ -55,10 +82,16 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    *     context moved away, or its arch hit {@code KVM_BUG_ON}; the arch's refusal while no vCPU
    *     may run yet, {@code ArchHooks.vcpuPreRun})
    */
-  public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable vmAlive) {
+  public SoftwareVcpuImpl(MemslotTable memslots, ArchHooks arch, Runnable vmAlive, BooleanSupplier runnable) {
     this.memslots = memslots;
     this.arch = arch;
     this.vmAlive = vmAlive;
+    this.runnable = runnable;
+  }
+
+  /** The memslots changed, or the VM's vCPUs are held: the next access looks its slot up, past {@code vmAlive}. */
+  public void forgetHint() {
+    lastSlot = null;
   }
 
   @Override
@@ -158,10 +191,29 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * that it inlines.
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
+    Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
+    if (hint != null && Long.compareUnsigned(gpa - hint.gpa, hint.size) < 0) {
+      long off = gpa + hint.fileDelta;
+      int section = Rcu.GLOBAL.enter();
+      if (section >= 0) {
+        try {
+          long[] plane = hint.file.guestPlane(privateAccess); // as below, from the hint's copies
+          if (plane != null && hint.window.isOpen() && FastPageTable.isMapped(plane, off >>> Folio.PAGE_SHIFT)) {
+            return copy.at(hint.viewBase + off, value);
+          }
+        } finally {
+          Rcu.exit(section);
+        }
+      }
+    }
+    return accessPageSlow(gpa, len, write, privateAccess, value, copy, hint);
+  }
+
+  /** {@link #accessPage} past the hint: a slot looked up, a large inode's page, or the fault. */
+  private long accessPageSlow(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy, Hint hint) {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
-    Hint hint = lastSlot;
-    MemslotTable.Binding slot = hint == null ? null : hint.binding();
-    if (slot == null || hint.generation() != memslots.generation() || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
+    MemslotTable.Binding slot = hint == null ? null : hint.binding;
+    if (slot == null || hint.generation != memslots.generation() || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
       slot = lookup(gpa);
     }
     while (true) {
@@ -197,8 +249,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     long generation = memslots.generation(); // before the lookup: a change in between leaves the hint stale, never wrong
     MemslotTable.Binding slot = memslots.binding(gpa);
     Hint hint = lastSlot;
-    if (slot != null && (hint == null || slot != hint.binding() || generation != hint.generation())) {
+    if (slot != null && (hint == null || slot != hint.binding || generation != hint.generation)) {
       lastSlot = new Hint(slot, generation);
+      // A change or a hold between the lookup and the write cleared the hint before the write: check
+      // again after it (volatile write, then reads: either these see the change or its clear comes after).
+      if (memslots.generation() != generation || !runnable.getAsBoolean()) {
+        lastSlot = null;
+      }
     }
     return slot;
   }

@@ -33,6 +33,8 @@ final class EncryptionContext implements VcpuGate {
    * ({@link #checkRunnable}); cleared once the arch lets them run, set again with {@link #dead}.
    */
   private volatile boolean vcpusHeld = true;
+  /** Told each time vCPUs are held again (dead, moved away), after the flag is set. */
+  private volatile Runnable onHeld = () -> {};
 
   /**
    * {@code awaiting}: whether the VM holds an open linked file still waiting for its context;
@@ -78,6 +80,17 @@ final class EncryptionContext implements VcpuGate {
   void markDead() {
     dead = true;
     vcpusHeld = true;
+    onHeld.run();
+  }
+
+  /** Runs {@code r} each time vCPUs are held again, after {@link #runnable()} turned false. */
+  void onHeld(Runnable r) {
+    this.onHeld = r;
+  }
+
+  /** Whether a vCPU may run now, without admitting one: false until {@link #checkRunnable} admitted vCPUs, and once dead. */
+  boolean runnable() {
+    return !vcpusHeld;
   }
 
   private void throwDead() {
@@ -135,5 +148,6 @@ final class EncryptionContext implements VcpuGate {
     movedAway = true;
     dead = true;
     vcpusHeld = true;
+    onHeld.run();
   }
 }

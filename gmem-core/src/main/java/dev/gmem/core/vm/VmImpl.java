@@ -66,7 +66,10 @@ public final class VmImpl implements Vm {
     this.memslots = new MemslotTable(this, arch.hasPrivateMemory(), ctx.memslotLimits(), ctx.memslotFlags());
     this.context = new EncryptionContext(this::awaitingContext, archContext::deathReason, arch::vcpuPreRun);
     archContext.onDeath(context::markDead);
-    this.softwareVcpu = new SoftwareVcpuImpl(memslots, arch, context::checkRunnable);
+    SoftwareVcpuImpl vcpu = new SoftwareVcpuImpl(memslots, arch, context::checkRunnable, context::runnable);
+    memslots.onChange(vcpu::forgetHint);
+    context.onHeld(vcpu::forgetHint);
+    this.softwareVcpu = vcpu;
     this.guestMemory = new GuestMemoryImpl(memslots, this::checkUsable);
   }
 

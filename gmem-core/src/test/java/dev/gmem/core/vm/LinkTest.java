@@ -158,6 +158,7 @@ class LinkTest {
         ma.putLong(PAGE, 9);
       }
       assertEquals(9, cpuB.readLong(GPA + PAGE, false), "shared memory is not gated");
+      assertEquals(9, a.softwareVcpu().readLong(GPA + PAGE, false), "on the source's lock-free path now, its slot the hint");
       if (kvm) {
         try (Vcpu vb = b.createVcpu(0)) {
           expect(Errno.EINVAL, vb::run); // KVM_RUN of a VM still waiting for its context
