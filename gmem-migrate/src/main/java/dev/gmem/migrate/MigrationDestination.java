@@ -80,6 +80,8 @@ public final class MigrationDestination implements AutoCloseable {
   private volatile String lastCause;
   /** Recovery watchdogs asleep: close() wakes them, so none outlives the destination by a recovery timeout. */
   private final java.util.Set<Thread> watchdogs = ConcurrentHashMap.newKeySet();
+  /** The files the handshake created for the VM: closed with it. */
+  private final List<GuestMemFile> files = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   private MigrationDestination(GmemRuntime rt, ServerSocketChannel listener, DestinationOptions options) {
     this.rt = rt;
@@ -183,10 +185,11 @@ public final class MigrationDestination implements AutoCloseable {
     HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
+    List<GuestMemFile> files = new ArrayList<>();
     try {
-      List<GuestMemFile> files = new ArrayList<>();
       for (Handshake.FileInfo fi : hs.files()) {
         GuestMemFile file = v.createGuestMemFile(fi.size(), fi.flags());
+        files.add(file);
         for (ShareabilityRange r : fi.shareability()) {
           long off = r.start() * Wire.PAGE;
           long len = r.nrPages() * Wire.PAGE;
@@ -194,7 +197,6 @@ public final class MigrationDestination implements AutoCloseable {
             file.setShareability(off, len, r.shareability());
           }
         }
-        files.add(file);
       }
       for (Handshake.SlotInfo s : hs.slots()) {
         v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
@@ -211,6 +213,7 @@ public final class MigrationDestination implements AutoCloseable {
         c.setRegisters(st.registers());
       }
       vcpus.addAll(made);
+      this.files.addAll(files);
       this.prealloc = Preallocator.start(hs.slots(), files, () -> lastDemandNanos);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
@@ -219,6 +222,7 @@ public final class MigrationDestination implements AutoCloseable {
         pages = null;
       }
       v.close();
+      files.forEach(GuestMemFile::close);
       vm = null;
       throw e;
     }
@@ -308,7 +312,10 @@ public final class MigrationDestination implements AutoCloseable {
     return prealloc;
   }
 
-  /** Closes the connections, the page server (pages still missing stay missing: their faults fail), the vCPUs and the VM. */
+  /**
+   * Closes the connections, the page server (pages still missing stay missing: their faults fail),
+   * the vCPUs, the VM and the files it made for the VM, whose memory goes with them.
+   */
   @Override
   public void close() {
     closed = true;
@@ -341,6 +348,7 @@ public final class MigrationDestination implements AutoCloseable {
     if (vm != null) {
       vm.close();
     }
+    files.forEach(GuestMemFile::close); // the VM's memory: a closed VM's files would hold it until the runtime closes
   }
 
   // ---- connections after the handshake ----------------------------------------------------------------

@@ -2,6 +2,7 @@ package dev.gmem.migrate;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -95,6 +96,7 @@ class LoopbackMigrationTest {
         Guest.fill(cpu);
         byte[] before = Guest.digest(vm);
         Duration runtimeDeadline = b.feature(Userfault.class).orElseThrow().deadline();
+        List<dev.gmem.api.GuestMemFile> made = new java.util.ArrayList<>();
         try (MigrationDestination d = MigrationDestination.listen(b, loopback(), DestinationOptions.defaults().withFaultDeadline(runtimeDeadline.plusSeconds(7)))) {
           CompletableFuture<MigrationDestination> accepted = acceptAsync(d);
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
@@ -127,8 +129,12 @@ class LoopbackMigrationTest {
                 "requests served " + ss.demandRequests() + " of " + ds.demandRequests() + " sent");
             assertTrue(ss.streamBytes() > 0, ss.summary());
             System.out.println(ds.summary());
+            d.vm().memslots().forEach(m -> made.add(m.file()));
           }
         }
+        assertFalse(made.isEmpty());
+        assertTrue(made.stream().noneMatch(dev.gmem.api.GuestMemFile::isOpen),
+            "closing the destination closes the files it made: a closed VM's memory would stay until the runtime closes");
       }
       vm.close();
     }
