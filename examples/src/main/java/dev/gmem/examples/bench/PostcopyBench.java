@@ -58,7 +58,8 @@ import org.openjdk.jmh.annotations.Warmup;
  *       {@code write(pipe, page)} from native code (DemandFaultBench's).</li>
  *   <li><b>Whole-memory transfer</b> of {@code sizeMiB}: handshake to COMPLETE of a migration whose
  *       guest touches nothing. Baseline: the same bytes from a raw guest_memfd mapping (the kvm
- *       backend's kernel object) through a loopback socket into another VM's, in 256 KiB chunks
+ *       backend's kernel object; a memfd where the kernel has no guest_memfd, as the backend then
+ *       uses) through a loopback socket into another VM's, in 256 KiB chunks
  *       through direct buffers, one copy on each side.</li>
  *   <li><b>Demand fault while the stream saturates the link</b> (p99, SampleTime) against the same
  *       fault on an idle link (p50): the preempt channel at work.</li>
@@ -365,9 +366,10 @@ public class PostcopyBench {
     @Setup(Level.Trial)
     public void open() {
       long size = sizeMiB << 20;
-      // The kernel object gmem's kvm backend stands on, on both sides: a guest_memfd (a memfd's
-      // shmem pages cost the receiver more per page - LRU and accounting - so a memfd baseline
-      // flattered the ratio by doing extra work).
+      // The kernel object gmem's kvm backend stands on, on both sides: a guest_memfd where the
+      // kernel has one (a memfd's shmem pages cost the receiver more per page - LRU and accounting -
+      // so a memfd baseline there flattered the ratio by doing extra work), else the memfd the
+      // backend then uses too (RawMemory.kvmBackendMemory).
       src = RawMemory.open("kvm", size);
       srcMap = src.map();
       Pointer sp = Pointer.wrap(jnr.ffi.Runtime.getSystemRuntime(), srcMap);

@@ -2,10 +2,10 @@ package dev.gmem.examples.bench;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
-import dev.gmem.api.KvmCapability;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.VmType;
+import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
@@ -49,12 +49,8 @@ final class RawMemory implements AutoCloseable {
   static boolean kernelGuestMemfd() {
     Boolean known = kernelGuestMemfd;
     if (known == null) {
-      Kvm kvm = new Kvm(SYS);
-      try (Fd device = kvm.openDevice()) {
-        long needed = GmemFlags.MMAP | GmemFlags.INIT_SHARED;
-        known = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD.number()) != 0
-            && (kvm.checkExtension(device, KvmCapability.GUEST_MEMFD_FLAGS.number()) & needed) == needed;
-      }
+      // The runtime's probe, and the kvm backend's rule (BackendSelector.realGuestMemfd, not exported here)
+      known = new HostProbe(SYS, new Kvm(SYS)).probe().guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
       kernelGuestMemfd = known;
     }
     return known;

@@ -56,11 +56,6 @@ public final class KvmBackend implements Backend {
     return "kvm";
   }
 
-  /** Whether inodes get a real guest_memfd (else gmem's memfd, bound as plain user memory). */
-  public boolean realGuestMemfd() {
-    return realGuestMemfd;
-  }
-
   @Override
   public String conversionReport() {
     if (!realGuestMemfd) {

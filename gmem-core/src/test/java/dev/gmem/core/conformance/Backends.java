@@ -2,10 +2,13 @@ package dev.gmem.core.conformance;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.gmem.api.GmemFlags;
+import com.google.common.base.Supplier;
+import com.google.common.base.Suppliers;
 import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.HostInfo;
 import dev.gmem.api.KvmCapability;
-import dev.gmem.core.sys.Fd;
+import dev.gmem.core.backend.BackendSelector;
+import dev.gmem.core.host.HostProbe;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Sys;
 import java.nio.file.Files;
@@ -35,23 +38,25 @@ public final class Backends {
     assumeTrue(why.isEmpty(), () -> why.orElseThrow());
   }
 
-  /** Why this host has no kernel guest_memfd to compare gmem with, or empty where it has one. */
+  /**
+   * Why this host has no kernel guest_memfd to compare gmem with, or empty where it has one: the
+   * runtime's own probe and rule ({@link BackendSelector#realGuestMemfd}), asked once.
+   */
   public static Optional<String> noKernelGuestMemfd() {
+    return NO_KERNEL_GUEST_MEMFD.get();
+  }
+
+  private static final Supplier<Optional<String>> NO_KERNEL_GUEST_MEMFD = Suppliers.memoize(() -> {
     if (!Files.exists(Path.of("/dev/kvm"))) {
       return Optional.of("host has no /dev/kvm: no kernel guest_memfd to compare with");
     }
-    Kvm kvm = new Kvm(Sys.load());
-    long cap;
-    long flags;
-    try (Fd device = kvm.openDevice()) {
-      cap = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD.number());
-      flags = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD_FLAGS.number());
-    }
-    long needed = GmemFlags.MMAP | GmemFlags.INIT_SHARED;
-    return cap != 0 && (flags & needed) == needed ? Optional.empty()
-        : Optional.of("this host's KVM has no usable guest_memfd (KVM_CAP_GUEST_MEMFD " + cap + ", KVM_CAP_GUEST_MEMFD_FLAGS " + flags
+    Sys sys = Sys.load();
+    HostInfo host = new HostProbe(sys, new Kvm(sys)).probe();
+    return BackendSelector.realGuestMemfd(host) ? Optional.empty()
+        : Optional.of("this host's KVM has no usable guest_memfd (KVM_CAP_GUEST_MEMFD " + host.capability(KvmCapability.GUEST_MEMFD)
+            + ", KVM_CAP_GUEST_MEMFD_FLAGS " + host.guestMemfdFlags() + (host.kvmProblem().map(p -> ", " + p).orElse(""))
             + "): no kernel guest_memfd to compare gmem with");
-  }
+  });
 
   public static GmemRuntime open(String backend) {
     return GmemRuntime.builder().property("gmem.backend", backend).build();

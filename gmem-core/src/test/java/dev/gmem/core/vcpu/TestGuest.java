@@ -4,13 +4,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
-import dev.gmem.api.KvmCapability;
 import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Registers;
 import dev.gmem.api.Segment;
 import dev.gmem.api.SpecialRegisters;
 import dev.gmem.core.backend.MemoryFds;
+import dev.gmem.core.conformance.Backends;
 import dev.gmem.core.sys.Fd;
 import dev.gmem.core.sys.Kvm;
 import dev.gmem.core.sys.Mapping;
@@ -52,7 +52,7 @@ final class TestGuest implements AutoCloseable {
     Mapping m = null;
     try {
       v = kvm.createVm(device, 0);
-      boolean guestMemfd = kvm.checkExtension(device, KvmCapability.GUEST_MEMFD.number()) != 0;
+      boolean guestMemfd = Backends.noKernelGuestMemfd().isEmpty();
       g = guestMemfd ? kvm.createGuestMemfd(v, MEM_SIZE, GmemFlags.MMAP | GmemFlags.INIT_SHARED) : MemoryFds.memfd(sys, MEM_SIZE);
       m = new Mapping(sys, sys.mmap(0, MEM_SIZE, Prot.READ_WRITE, MapFlags.SHARED, g.get(), 0), MEM_SIZE);
       kvm.setUserMemoryRegion2(v, 0, guestMemfd ? Kvm.MEM_GUEST_MEMFD : 0, 0, MEM_SIZE, m.address(), guestMemfd ? g.get() : 0, 0);
