@@ -23,6 +23,7 @@ module dev.gmem.core {
   requires org.objectweb.asm.util;
   requires org.jnrproject.jffi;
   requires org.slf4j;
+  requires jdk.unsupported; // sun.misc.Unsafe as a constant for the accessors' loads (core.access.Direct)
 
   uses dev.gmem.api.spi.AllocatorProvider;
   uses dev.gmem.api.spi.ArchProvider;

@@ -133,6 +133,16 @@ public final class FastPageTable {
     return w < plane.length && (plane[(int) w] & (1L << page)) != 0;
   }
 
+  /**
+   * {@link #isMapped(long[], long)} for a page index the caller knows to be below 2^31 (a flat
+   * plane's file has at most 2^20 pages): the length compare is then the array's own bounds
+   * check, one compare in all.
+   */
+  public static boolean isMapped(long[] plane, int page) {
+    int w = page >>> 6;
+    return w < plane.length && (plane[w] & (1L << page)) != 0;
+  }
+
   /** Installs the entry for {@code page}: an access of {@code kind} just faulted it successfully. */
   public void install(long page, Kind kind) {
     if (killed || Long.compareUnsigned(page, nrPages) >= 0) {

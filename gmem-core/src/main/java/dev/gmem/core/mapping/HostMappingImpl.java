@@ -10,6 +10,7 @@ import dev.gmem.api.MapFlags;
 import dev.gmem.api.Prot;
 import dev.gmem.api.Shareability;
 import dev.gmem.api.ShareabilityRange;
+import dev.gmem.core.access.Direct;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.core.inode.GuestMemInodeImpl;
@@ -305,7 +306,8 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       int slot = Rcu.GLOBAL.enter();
       if (slot >= 0) {
         try {
-          if (FastPageTable.isMapped(needProt == Prot.WRITE ? writePlane : readPlane, at >>> Folio.PAGE_SHIFT)) {
+          // A plane other than DEAD is a small inode's (at most 2^20 pages), and at lies in the file: an int page.
+          if (FastPageTable.isMapped(needProt == Prot.WRITE ? writePlane : readPlane, (int) (at >>> Folio.PAGE_SHIFT))) {
             return copy.at(view + off, value); // close() waits for this section before the window goes
           }
         } finally {
@@ -363,26 +365,26 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
 
   @Override
   public byte getByte(long off) {
-    return (byte) access(off, 1, Prot.READ, 0, (a, v) -> IO.getByte(a));
+    return (byte) access(off, 1, Prot.READ, 0, (a, v) -> Direct.getByte(a));
   }
 
   @Override
   public void putByte(long off, byte value) {
     access(off, 1, Prot.WRITE, value, (a, v) -> {
-      IO.putByte(a, (byte) v);
+      Direct.putByte(a, (byte) v);
       return 0;
     });
   }
 
   @Override
   public long getLong(long off) {
-    return access(off, Long.BYTES, Prot.READ, 0, (a, v) -> IO.getLong(a));
+    return access(off, Long.BYTES, Prot.READ, 0, (a, v) -> Direct.getLong(a));
   }
 
   @Override
   public void putLong(long off, long value) {
     access(off, Long.BYTES, Prot.WRITE, value, (a, v) -> {
-      IO.putLong(a, v);
+      Direct.putLong(a, v);
       return 0;
     });
   }

@@ -9,6 +9,7 @@ import dev.gmem.api.MemoryExitException;
 import dev.gmem.api.SoftwareVcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.spi.ArchHooks;
+import dev.gmem.core.access.Direct;
 import dev.gmem.core.access.FastPageTable;
 import dev.gmem.core.access.Rcu;
 import dev.gmem.core.file.GuestMemFileImpl;
@@ -38,12 +39,15 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private final BooleanSupplier runnable;
   /**
    * The binding the last access used, like KVM's {@code last_used_slot}: a hint, checked on every use
-   * (the GPA must fall in it, and its window must still be open inside the read-side section, which a
-   * deleted slot's is not), written only when it changes so that threads sharing this vCPU keep the
-   * line shared. It stands for "the table is still at the hint's generation and vCPUs may run":
+   * (the GPA must fall in it), written only when it changes so that threads sharing this vCPU keep
+   * the line shared. It stands for "the table is still at the hint's generation and vCPUs may run":
    * every memslot change and every hold of the VM's vCPUs (dead, moved away) clears it
-   * ({@link #forgetHint}), so the lock-free path reads neither the generation nor the VM's state;
-   * whoever installs a hint checks both again after the write and clears it if either moved.
+   * ({@link #forgetHint}), so the lock-free path reads neither the generation nor the VM's state,
+   * nor whether the slot's window is still open. A hint is installed only inside a read-side section
+   * that finds the table still at its generation and the vCPUs runnable, and that checks both again
+   * after the write and clears it if either moved ({@link #install}); a deletion clears the hint
+   * and waits for two grace periods before it unmaps the slot's window (see {@link #install} for
+   * why two), so no access can load through a hint to a window that is gone.
    */
   private volatile Hint lastSlot;
 
@@ -57,33 +61,42 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   private static final class Hint {
     final MemslotTable.Binding binding;
     final long generation;
-    final long gpa;
-    final long size;
+    /**
+     * The slot's GPA and size biased by {@link Long#MIN_VALUE}, so that "{@code gpa} in the slot"
+     * ({@code gpa - start} below {@code size}, unsigned) is one subtract and one signed compare.
+     */
+    final long startBiased;
+    final long sizeBiased;
     final long fileDelta;
     final long viewBase;
     final GuestMemFileImpl file;
-    final dev.gmem.core.inode.GuestView.Window window;
 
     Hint(MemslotTable.Binding binding, long generation) {
       this.binding = binding;
       this.generation = generation;
-      this.gpa = binding.gpa();
-      this.size = binding.size();
+      this.startBiased = binding.gpa() - Long.MIN_VALUE;
+      this.sizeBiased = binding.size() + Long.MIN_VALUE;
       this.fileDelta = binding.fileDelta();
       this.viewBase = binding.viewBase();
       this.file = binding.file();
-      this.window = binding.window();
+    }
+
+    /** Whether {@code gpa} lies in the slot. */
+    boolean contains(long gpa) {
+      return gpa - startBiased < sizeBiased;
     }
 
     /**
-     * The guest-view address of {@code gpa} (inside the slot) if the lock-free path may access it
-     * — a small inode's plane maps its page for this access's bit, and the slot's window is still
-     * open — else 0. Only inside an {@link Rcu} read-side section, which holds the answer true.
+     * Whether the lock-free path may access file offset {@code off} (of a GPA {@link #contains
+     * in the slot}) at {@code viewBase + off}: a small inode's plane maps its page for this
+     * access's bit. Only inside an {@link Rcu} read-side section, which holds the answer true; the
+     * window needs no check, a hint's window outlives every section that can load the hint (see
+     * {@link #install}).
      */
-    long mapped(long gpa, boolean privateAccess) {
-      long off = gpa + fileDelta;
+    boolean mapped(long off, boolean privateAccess) {
       long[] plane = file.guestPlane(privateAccess); // null: a large inode, looked up by the slow path
-      return plane != null && window.isOpen() && FastPageTable.isMapped(plane, off >>> Folio.PAGE_SHIFT) ? viewBase + off : 0;
+      // A plane is a small inode's (at most 2^20 pages) and off lies in the file: the page is an int.
+      return plane != null && FastPageTable.isMapped(plane, (int) (off >>> Folio.PAGE_SHIFT));
     }
   }
 
@@ -137,13 +150,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
   @Override
   public long readLong(long gpa, boolean privateAccess) {
     Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
-    if (hint != null && (gpa & PAGE_MASK) <= Folio.PAGE_SIZE - Long.BYTES && Long.compareUnsigned(gpa - hint.gpa, hint.size) < 0) {
+    if (hint != null && (gpa & PAGE_MASK) <= Folio.PAGE_SIZE - Long.BYTES && hint.contains(gpa)) {
       int section = Rcu.GLOBAL.enter();
       if (section >= 0) {
         try {
-          long at = hint.mapped(gpa, privateAccess);
-          if (at != 0) {
-            return IO.getLong(at);
+          long off = gpa + hint.fileDelta;
+          if (hint.mapped(off, privateAccess)) {
+            return Direct.getLong(hint.viewBase + off);
           }
         } finally {
           Rcu.exit(section);
@@ -188,11 +201,11 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     }
     if (write) {
       return accessPage(gpa, Long.BYTES, true, privateAccess, value, (addr, v) -> {
-        IO.putLong(addr, v);
+        Direct.putLong(addr, v);
         return 0;
       });
     }
-    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, (addr, v) -> IO.getLong(addr));
+    return accessPage(gpa, Long.BYTES, false, privateAccess, 0, (addr, v) -> Direct.getLong(addr));
   }
 
   private long accessLongAcrossPages(long gpa, boolean write, long value, boolean privateAccess) {
@@ -225,13 +238,13 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
-    if (hint != null && Long.compareUnsigned(gpa - hint.gpa, hint.size) < 0) {
+    if (hint != null && hint.contains(gpa)) {
       int section = Rcu.GLOBAL.enter();
       if (section >= 0) {
         try {
-          long at = hint.mapped(gpa, privateAccess);
-          if (at != 0) {
-            return copy.at(at, value);
+          long off = gpa + hint.fileDelta;
+          if (hint.mapped(off, privateAccess)) {
+            return copy.at(hint.viewBase + off, value);
           }
         } finally {
           Rcu.exit(section);
@@ -282,14 +295,40 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     MemslotTable.Binding slot = memslots.binding(gpa);
     Hint hint = lastSlot;
     if (slot != null && (hint == null || slot != hint.binding || generation != hint.generation)) {
-      lastSlot = new Hint(slot, generation);
-      // A change or a hold between the lookup and the write cleared the hint before the write: check
-      // again after it (volatile write, then reads: either these see the change or its clear comes after).
-      if (memslots.generation() != generation || !runnable.getAsBoolean()) {
-        lastSlot = null;
-      }
+      install(new Hint(slot, generation));
     }
     return slot;
+  }
+
+  /**
+   * Publishes {@code hint} if the table is still at its generation and the vCPUs may run, inside a
+   * read-side section. A deletion (or hold) moves the generation (or the state), clears the hint,
+   * and then, for a deletion, waits for two grace periods before unmapping the window:
+   * <ul>
+   *   <li>A section the first grace period did not wait for began after the change was visible:
+   *       its check fails and it writes nothing.
+   *   <li>One it waited for may write after the clear, but then its check after the write (volatile
+   *       write, then reads: either these see the change or the clear came after the write) clears
+   *       the hint again before the section ends. So a stale hint lives only inside a section that
+   *       ended before the first grace period did, and every access that loaded it began before that
+   *       — which the second grace period waits for.
+   * </ul>
+   */
+  private void install(Hint hint) {
+    int section = Rcu.GLOBAL.enter();
+    if (section < 0) {
+      return; // no read-side cell for this thread: it never takes the lock-free path anyway
+    }
+    try {
+      if (memslots.generation() == hint.generation && runnable.getAsBoolean()) {
+        lastSlot = hint;
+        if (memslots.generation() != hint.generation || !runnable.getAsBoolean()) {
+          lastSlot = null;
+        }
+      }
+    } finally {
+      Rcu.exit(section);
+    }
   }
 
   /** The slot was deleted while an access waited for the lock; never escapes {@link #accessPage}. */

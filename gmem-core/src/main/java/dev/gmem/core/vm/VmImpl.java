@@ -414,14 +414,18 @@ public final class VmImpl implements Vm {
   }
 
   /**
-   * A deleted slot's window goes once no software-vCPU access can be in flight through it: those on
-   * the lock-free path check it is open inside an RCU section, which this waits for after retiring
-   * it; those on the locked path hold the invalidate lock shared, under which this unmaps it. Then
-   * the slot's reference.
+   * A deleted slot's window goes once no software-vCPU access can be in flight through it. Those on
+   * the lock-free path run inside RCU sections: the table's change cleared the vCPU's slot hint, a
+   * lookup that raced with it clears its own late hint again inside its section, so two grace
+   * periods cover every access that found the slot (SoftwareVcpuImpl#install says why two); the
+   * slow path's lock-free attempt checks that the window is open, retired here first. Those on the
+   * locked path hold the invalidate lock shared, under which this unmaps it. Then the slot's
+   * reference.
    */
   private static Memslot unbind(MemslotTable.Binding deleted) {
     GuestMemInodeImpl inode = deleted.inode();
     deleted.window().retire();
+    Rcu.GLOBAL.synchronize();
     Rcu.GLOBAL.synchronize();
     Lock lock = inode.invalidateLock().writeLock();
     lock.lock();

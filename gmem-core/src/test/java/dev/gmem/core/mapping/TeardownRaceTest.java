@@ -186,4 +186,84 @@ class TeardownRaceTest {
       }
     }
   }
+  /**
+   * Slot hints against deletion: readers alternate between a slot that stays and one that is
+   * bound and deleted over and over, so that every access changes the vCPU's slot hint and hints
+   * are installed while the slot is being deleted; each deleted slot's file is closed and its
+   * address space reused at once. A reader that loaded a late-installed hint to a deleted slot
+   * after its window went would read another file's values or die with SIGSEGV (the hint path
+   * does not check the window: two grace periods cover it, SoftwareVcpuImpl#install).
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void deletingAMemslotWhileSoftwareVcpusSwitchSlotsIsSafe(String backend) throws Exception {
+    long slot1 = 1L << 30;
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.DEFAULT);
+      SoftwareVcpu cpu = vm.softwareVcpu();
+      GuestMemFile stays = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+      try (HostMapping m = stays.map()) {
+        fill(m, true);
+      }
+      vm.setMemoryRegion(0, Memslot.GUEST_MEMFD, 0, PAGES * PAGE, stays, 0);
+      Outcome out = new Outcome();
+      AtomicLong deletedReads = new AtomicLong();
+      AtomicBoolean stop = new AtomicBoolean();
+      List<Thread> readers = new ArrayList<>();
+      for (int t = 0; t < READERS; t++) {
+        long seed = t;
+        Thread th = new Thread(() -> {
+          SplittableRandom r = new SplittableRandom(seed);
+          try {
+            while (!stop.get()) {
+              long p = r.nextInt(PAGES);
+              if (cpu.readLong(p * PAGE, false) != oldValue(p)) {
+                out.wrong.incrementAndGet();
+              }
+              try {
+                if (cpu.readLong(slot1 + p * PAGE, false) != oldValue(p)) {
+                  out.wrong.incrementAndGet();
+                }
+              } catch (MemoryExitException e) {
+                deletedReads.incrementAndGet(); // between a deletion and the next bind: MMIO
+              }
+              out.reads.addAndGet(2);
+            }
+          } catch (Throwable e) {
+            out.unexpected.compareAndSet(null, e);
+          }
+        }, "slot-switching-reader-" + t);
+        readers.add(th);
+        th.start();
+      }
+      try {
+        for (int round = 0; round < 5 * ROUNDS; round++) {
+          GuestMemFile f = vm.createGuestMemFile(PAGES * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+          try (HostMapping m = f.map()) {
+            fill(m, true);
+          }
+          vm.setMemoryRegion(1, Memslot.GUEST_MEMFD, slot1, PAGES * PAGE, f, 0);
+          long seen = out.reads.get();
+          while (out.reads.get() < seen + 2000 && out.unexpected.get() == null) {
+            Thread.onSpinWait(); // let the readers fault the new slot's pages in and hit them lock-free
+          }
+          vm.setMemoryRegion(1, Memslot.GUEST_MEMFD, slot1, 0, null, 0);
+          f.close();
+          List<HostMapping> next = new ArrayList<>();
+          reuseFreedAddressSpace(vm, next);
+          next.forEach(HostMapping::close);
+        }
+      } finally {
+        stop.set(true);
+        for (Thread th : readers) {
+          th.join(10_000);
+        }
+      }
+      if (out.unexpected.get() != null) {
+        throw new AssertionError("reader failed", out.unexpected.get());
+      }
+      assertEquals(0, out.wrong.get(), "reads of another file's memory (of " + out.reads + ")");
+      assertTrue(deletedReads.get() > 0, "no reader ever met the slot deleted: the race was not run");
+    }
+  }
 }
