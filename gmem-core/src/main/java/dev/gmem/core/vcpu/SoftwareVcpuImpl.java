@@ -144,7 +144,8 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * rather than through a {@link Copy}: it inlines into any caller, so that no compilation of the
    * caller is left with a call to an out-of-line {@code accessPage} whose {@code Copy} call site
    * has seen every access kind (a scratch loop: 7.1 ns of thread CPU per read at 1 thread before,
-   * 4.3–4.9 at 1 and 4 threads after). Everything else — a miss, a page edge, the fault — is
+   * 4.3–4.9 at 1 and 4 threads after; with the shorter hit path of {@link Hint}, 3.3–4.2 ns in
+   * JMH). Everything else — a miss, a page edge, the fault — is
    * {@link #accessLong}'s.
    */
   @Override
