@@ -173,18 +173,24 @@ public final class FastPageTable {
     }
   }
 
-  /** Removes every entry of pages {@code [start, end)}. Caller then {@link Rcu#synchronize}s. */
-  public void zap(long start, long end) {
+  /**
+   * Removes every entry of pages {@code [start, end)}; returns whether there was one. If so, the
+   * caller then {@link Rcu#synchronize}s. If not, no access can be using one: entries are
+   * installed only under the invalidate lock held shared, which the caller holds exclusive, and
+   * whoever removed the last ones waited for their readers then.
+   */
+  public boolean zap(long start, long end) {
     Object[] dir = root;
     end = Math.min(end, nrPages);
     if (killed || start >= end) {
-      return;
+      return false;
     }
+    boolean any = false;
     if (flat != null) {
       for (Kind k : Kind.values()) {
-        clear(flat[k.ordinal()], 0, summary, k.ordinal() * summaryWords, start, end);
+        any |= clear(flat[k.ordinal()], 0, summary, k.ordinal() * summaryWords, start, end);
       }
-      return;
+      return any;
     }
     for (long leaf = start >>> LEAF_SHIFT; leaf <= (end - 1) >>> LEAF_SHIFT; leaf++) {
       long[] bits = existingLeaf(dir, leaf);
@@ -196,9 +202,10 @@ public final class FastPageTable {
       long s = Math.max(start, base) - base;
       long e = Math.min(end, base + (1L << LEAF_SHIFT)) - base;
       for (Kind k : Kind.values()) {
-        clear(bits, k.ordinal() * WORDS_PER_PLANE, bits, LEAF_SUMMARY + k.ordinal(), s, e);
+        any |= clear(bits, k.ordinal() * WORDS_PER_PLANE, bits, LEAF_SUMMARY + k.ordinal(), s, e);
       }
     }
+    return any;
   }
 
   /** Removes every entry for good (eviction). Caller then {@link Rcu#synchronize}s. */
@@ -215,9 +222,10 @@ public final class FastPageTable {
   /**
    * Clears pages {@code [s, e)} (relative to the plane) of the plane at {@code plane} in
    * {@code bits}, visiting only the words the plane's summary ({@code sum} from {@code sumBase},
-   * one bit per word) marks, and unmarking words left empty.
+   * one bit per word) marks, and unmarking words left empty; returns whether a page had an entry.
    */
-  private static void clear(long[] bits, int plane, long[] sum, int sumBase, long s, long e) {
+  private static boolean clear(long[] bits, int plane, long[] sum, int sumBase, long s, long e) {
+    boolean any = false;
     long firstWord = s >>> 6;
     long lastWord = (e - 1) >>> 6;
     for (long sw = firstWord >>> 6; sw <= lastWord >>> 6; sw++) {
@@ -236,6 +244,7 @@ public final class FastPageTable {
         long hi = Math.min(e, (wi << 6) + 64);
         long mask = (hi - p == 64 ? -1L : ((1L << (hi - p)) - 1)) << p;
         int w = plane + (int) wi;
+        any |= (bits[w] & mask) != 0;
         long left = bits[w] & ~mask;
         WORD.setOpaque(bits, w, left);
         if (left == 0) {
@@ -243,6 +252,7 @@ public final class FastPageTable {
         }
       }
     }
+    return any;
   }
 
   private static int word(long page, Kind kind) {

@@ -221,7 +221,7 @@ public final class Rcu {
   public void synchronize() {
     VarHandle.fullFence();
     int[] rs = registry;
-    if (rs.length == 0) {
+    if (noOtherReader(rs)) {
       return; // a reader registering now fences (volatile write) before its first check
     }
     long next = (long) GP.getAndAdd(this, 1L) + 1;
@@ -234,6 +234,25 @@ public final class Rcu {
         awaitExit(slot, s);
       }
     }
+  }
+
+  /**
+   * Whether every cell of {@code rs} is the caller's own or a dead thread's: then no section can be
+   * open (the caller is in none: sections are not reentrant and never wait) and there is nothing to
+   * wait for, and no membarrier to pay — a syscall, about 0.7 µs on a PVM guest, as much as a 4 KiB
+   * punch's own fallocate. A thread that claims a cell sets its owner before the registry's
+   * volatile write and enters its first section after it: if this read of the registry missed that
+   * write, the thread's first section sees the caller's change; if it saw it, it sees the owner.
+   */
+  static boolean noOtherReader(int[] rs) {
+    Thread self = Thread.currentThread();
+    for (int slot : rs) {
+      Thread owner = OWNERS[slot >>> CELL_SHIFT];
+      if (owner != self && owner != null && owner.isAlive()) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Waits until the reader left the section it entered with {@code s} (it may have entered a later one). */

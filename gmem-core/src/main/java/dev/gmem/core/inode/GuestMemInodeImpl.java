@@ -286,11 +286,14 @@ public final class GuestMemInodeImpl implements GuestMemInode, ConvertibleInode 
    * invalidate lock calls it before it changes what an entry vouches for — presence (punch),
    * shareability and contents (conversion), gmem's windows (eviction kills the
    * whole table) — so an access on the lock-free path never meets a page in transition. Cannot fail.
+   * Where no page of the range had an entry there is nothing to wait for, and no membarrier (a
+   * syscall that costs as much as the punch's own fallocate on a PVM guest).
    */
   @Override
   public void invalidateBegin(long start, long end) {
-    fastPages.zap(start, end);
-    Rcu.GLOBAL.synchronize();
+    if (fastPages.zap(start, end)) {
+      Rcu.GLOBAL.synchronize();
+    }
     invalidateGuestMappings(start, end);
   }
 

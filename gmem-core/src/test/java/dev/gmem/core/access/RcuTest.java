@@ -3,12 +3,17 @@ package dev.gmem.core.access;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.times;
+import static org.mockito.Mockito.verify;
 
+import dev.gmem.core.sys.Sys;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -204,5 +209,38 @@ class RcuTest {
       reader.join();
       return slotSeen.get();
     }
+  }
+  /**
+   * A grace period pays for membarrier only when another live thread has a read-side cell: the
+   * caller's own cell and a dead thread's hold no section. Mockito counts the membarrier calls.
+   */
+  @Test
+  void membarrierOnlyWhileAnotherLiveThreadHasACell() throws Exception {
+    Sys sys = mock(Sys.class);
+    Rcu rcu = new Rcu(sys);
+    int mine = rcu.enter();
+    Rcu.exit(mine);
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    int[] theirs = new int[1];
+    Thread other = new Thread(() -> {
+      theirs[0] = rcu.enter();
+      Rcu.exit(theirs[0]);
+      entered.countDown();
+      try {
+        release.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+    other.start();
+    assertTrue(entered.await(10, TimeUnit.SECONDS));
+    assertTrue(Rcu.noOtherReader(new int[] {mine}), "only the caller's own cell");
+    assertFalse(Rcu.noOtherReader(new int[] {mine, theirs[0]}), "a live thread's cell, outside a section now");
+    rcu.synchronize(); // the registry holds the other thread's cell
+    verify(sys, times(1)).membarrier(Sys.MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+    release.countDown();
+    other.join(10_000);
+    assertTrue(Rcu.noOtherReader(new int[] {mine, theirs[0]}), "a dead thread's cell");
   }
 }
