@@ -134,7 +134,9 @@ public final class HostMappingImpl implements HostMapping, InodeMapping {
       if (populate) {
         faultable.forEach(r -> m.allocate(r.start(), r.end())); // gmem's folios first, as a kernel fault allocates before it maps
       }
-      if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE | MapFlags.LOCKED)) != 0) {
+      // Handed out at once where the caller chose the address, or where mmap must fault the raw
+      // view's pages in (MAP_LOCKED; MAP_POPULATE populates this mapping's page tables).
+      if ((mapFlags & (MapFlags.FIXED | MapFlags.FIXED_NOREPLACE | MapFlags.LOCKED)) != 0 || (populate && !locked)) {
         raw.handOut();
       }
       if (populate && !locked) {

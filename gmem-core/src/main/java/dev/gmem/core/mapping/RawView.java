@@ -19,10 +19,11 @@ import java.util.concurrent.locks.Lock;
  * the host may not fault are covered by a mapping of an empty memfd ({@link InaccessibleMemory}),
  * so a raw access to them raises SIGBUS as the kernel's would.
  *
- * <p>Covers are kept only once the raw view has been handed out: until then nobody can touch the
- * memory but gmem's accessors, which copy through gmem's window after checking shareability,
- * so conversions change nothing here and a mapping used through its accessors alone stays one
- * VMA however many private islands its file has. The first hand-out brings the region up to date
+ * <p>Covers are kept only once the raw view has been handed out: until then the region is SIGBUS
+ * memory throughout and nobody can touch the file through it but gmem's accessors, which copy
+ * through gmem's window after checking shareability, so conversions change nothing here and a
+ * mapping used through its accessors alone stays one VMA however many private islands its file
+ * has (and is no mapping of the file at all). The first hand-out brings the region up to date
  * (under the invalidate lock, so no conversion runs meanwhile) and records the file pages now
  * reachable as {@link dev.gmem.core.convert.HostExposure exposed}.
  *
@@ -79,10 +80,13 @@ final class RawView implements AutoCloseable {
   }
 
   /**
-   * Maps {@code [offset, offset + length)} of the inode's memory into {@code where}: the file
-   * itself for 4 KiB memory, SIGBUS memory for huge-page memory and under MAP_LOCKED (which
-   * faults in what it maps: the file goes only over what the host may fault, at hand-out). Covers
-   * nothing yet: see the class comment.
+   * Reserves {@code [offset, offset + length)} of the inode's memory at {@code where} as SIGBUS
+   * memory; the file goes over what the host may fault at hand-out. Until then the file has no
+   * mapping here, so the kernel's work for the file — a punch's unmap of every mapping over its
+   * range, even one without page tables (about 0.5 µs per 4 KiB punch on the 2026-12-04 host) —
+   * covers gmem's window alone, as it covers one mapping for a VMM that maps the file once. Under
+   * MAP_LOCKED, which faults in what it maps, and on huge-page memory the file could not go
+   * anywhere sooner anyway.
    */
   static RawView map(GuestMemInodeImpl inode, InaccessibleMemory inaccessible, Placement where, long offset, long length, int prot,
       int mapFlags) {
@@ -93,13 +97,9 @@ final class RawView implements AutoCloseable {
       boolean huge = inode.hostBlockOrder() > 0;
       // hugetlb pages are never swapped: MAP_LOCKED only populates there.
       int flags = MapFlags.SHARED | (huge ? 0 : mapFlags & MapFlags.LOCKED);
-      if (huge || (flags & MapFlags.LOCKED) != 0) {
-        long regionLength = huge ? blockAligned(inode, offset, length) : length;
-        Mapping m = new Mapping(sys, sys.mmap(where.address(), regionLength, prot, flags | MapFlags.FIXED, inaccessible.fd(), offset), regionLength);
-        return new RawView(inode, inaccessible, offset, prot, flags, m, Shareability.PRIVATE);
-      }
-      Mapping m = new Mapping(sys, sys.mmap(where.address(), length, prot, flags | MapFlags.FIXED, inode.memory().get(), offset), length);
-      return new RawView(inode, inaccessible, offset, prot, flags, m, Shareability.SHARED);
+      long regionLength = huge ? blockAligned(inode, offset, length) : length;
+      Mapping m = new Mapping(sys, sys.mmap(where.address(), regionLength, prot, flags | MapFlags.FIXED, inaccessible.fd(), offset), regionLength);
+      return new RawView(inode, inaccessible, offset, prot, flags, m, Shareability.PRIVATE);
     } catch (RuntimeException e) {
       budget.release(1);
       throw e;

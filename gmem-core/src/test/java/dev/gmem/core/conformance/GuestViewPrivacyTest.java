@@ -145,6 +145,30 @@ class GuestViewPrivacyTest {
   }
 
   /**
+   * A host mapping used through its accessors alone maps the file once — gmem's window — and its
+   * raw view, reserved as SIGBUS memory, maps the file only from its hand-out on: every mapping of
+   * the file costs the kernel an unmap walk on each punch, and a raw view nobody asked for holds no
+   * bytes anyone could read through /proc/self/mem.
+   */
+  @ParameterizedTest
+  @MethodSource("backends")
+  void aHostMappingMapsTheFileOnceUntilItsRawViewIsHandedOut(String backend) throws IOException {
+    try (GmemRuntime rt = Backends.open(backend)) {
+      Vm vm = rt.createVm(VmType.DEFAULT);
+      try (GuestMemFile f = vm.createGuestMemFile(4 * PAGE, GmemFlags.MMAP | GmemFlags.INIT_SHARED);
+          HostMapping m = f.map()) {
+        Sys.Stat st = SYS.fstat(((GuestMemFileImpl) f).inodeImpl().memory().get());
+        m.putLong(PAGE, SECRET);
+        assertEquals(1, mappingsOf(st).size(), "accessors only: gmem's window alone maps the file: " + mappingsOf(st));
+        long raw = m.address();
+        assertEquals(2, mappingsOf(st).size(), "handed out: the raw view maps it too");
+        assertEquals(SECRET, procMem(raw + PAGE), "and the raw view reads the file");
+        assertEquals(SECRET, m.buffer(PAGE, 8).order(ByteOrder.LITTLE_ENDIAN).getLong(0));
+      }
+    }
+  }
+
+  /**
    * {@code /proc/self/fd/N} of the memory: a guest_memfd cannot be reopened at all (ENXIO); gmem
    * makes its memfd mode 000, which stops a reopen by any process without CAP_DAC_OVERRIDE — the
    * test drops it for its own thread, as a non-root VMM runs. Root keeps it: see the threat model.
