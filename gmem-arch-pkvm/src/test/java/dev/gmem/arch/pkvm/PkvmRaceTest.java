@@ -22,6 +22,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.stream.Stream;
@@ -69,40 +70,16 @@ class PkvmRaceTest {
 
       ExecutorService pool = Executors.newFixedThreadPool(7);
       List<Future<?>> jobs = new ArrayList<>();
+      // The pinner pins for as long as the guest lanes run, so that unshares meet pins (and park)
+      // however the threads' speeds compare on the host.
+      AtomicInteger lanesRunning = new AtomicInteger(2);
       for (int t = 0; t < 2; t++) {
         int lane = t;
         jobs.add(pool.submit(() -> {
-          SplittableRandom r = new SplittableRandom(lane);
-          boolean[] shared = new boolean[PAGES];
-          for (int i = 0; i < ROUNDS; i++) {
-            int p = 2 * r.nextInt(PAGES / 2) + lane;
-            try {
-              if (!shared[p]) {
-                g.cpu.writeLong(g.gpa(p) + 8, PRIVATE_TAG | i, true);
-                if (r.nextBoolean()) {
-                  g.cpu.writeLong(g.gpa(p) + 8, 0, true); // the guest scrubs what it is about to share
-                  long ret = g.call(PkvmHypercalls.MEM_SHARE, p);
-                  assertEquals(PkvmHypercalls.SUCCESS, ret, "share of page " + p);
-                  shared[p] = true;
-                  shares.incrementAndGet();
-                }
-              } else if (r.nextBoolean()) {
-                epochs.incrementAndGet(p);
-                try {
-                  long ret = g.call(PkvmHypercalls.MEM_UNSHARE, p);
-                  assertEquals(PkvmHypercalls.SUCCESS, ret, "unshare of page " + p);
-                  if (g.file.shareability(p * PAGE) == Shareability.NONE) {
-                    parked.incrementAndGet();
-                  }
-                } finally {
-                  epochs.incrementAndGet(p);
-                }
-                shared[p] = false;
-                unshares.incrementAndGet();
-              }
-            } catch (MemoryExitException parkedPage) {
-              // NONE: nobody faults it until the pins drain; the guest retries later
-            }
+          try {
+            guestLane(g, lane, epochs, shares, unshares, parked);
+          } finally {
+            lanesRunning.decrementAndGet();
           }
           return null;
         }));
@@ -175,7 +152,7 @@ class PkvmRaceTest {
         SplittableRandom r = new SplittableRandom(29);
         ArrayDeque<Pin> held = new ArrayDeque<>();
         try {
-          for (int i = 0; i < 2 * ROUNDS; i++) {
+          for (int i = 0; i < 2 * ROUNDS || lanesRunning.get() > 0; i++) {
             try {
               held.add(g.file.pin(r.nextInt(PAGES) * PAGE, PAGE));
               pins.incrementAndGet();
@@ -221,6 +198,43 @@ class PkvmRaceTest {
         Optional<Ownership> o = g.hyp.ownership(g.page(p));
         assertTrue(s == Shareability.SHARED ? o.isPresent() && o.get().sharedWithHost() : s == Shareability.PRIVATE && o.map(Ownership::guestOwned).orElse(true),
             "page " + p + ": gmem says " + s + ", the hypervisor " + o);
+      }
+    }
+  }
+
+  /** One guest lane: private writes, shares and unshares of its own pages, counting what happened. */
+  private static void guestLane(PkvmGuest g, int lane, AtomicLongArray epochs, AtomicLong shares, AtomicLong unshares,
+      AtomicLong parked) {
+    SplittableRandom r = new SplittableRandom(lane);
+    boolean[] shared = new boolean[PAGES];
+    for (int i = 0; i < ROUNDS; i++) {
+      int p = 2 * r.nextInt(PAGES / 2) + lane;
+      try {
+        if (!shared[p]) {
+          g.cpu.writeLong(g.gpa(p) + 8, PRIVATE_TAG | i, true);
+          if (r.nextBoolean()) {
+            g.cpu.writeLong(g.gpa(p) + 8, 0, true); // the guest scrubs what it is about to share
+            long ret = g.call(PkvmHypercalls.MEM_SHARE, p);
+            assertEquals(PkvmHypercalls.SUCCESS, ret, "share of page " + p);
+            shared[p] = true;
+            shares.incrementAndGet();
+          }
+        } else if (r.nextBoolean()) {
+          epochs.incrementAndGet(p);
+          try {
+            long ret = g.call(PkvmHypercalls.MEM_UNSHARE, p);
+            assertEquals(PkvmHypercalls.SUCCESS, ret, "unshare of page " + p);
+            if (g.file.shareability(p * PAGE) == Shareability.NONE) {
+              parked.incrementAndGet();
+            }
+          } finally {
+            epochs.incrementAndGet(p);
+          }
+          shared[p] = false;
+          unshares.incrementAndGet();
+        }
+      } catch (MemoryExitException parkedPage) {
+        // NONE: nobody faults it until the pins drain; the guest retries later
       }
     }
   }
