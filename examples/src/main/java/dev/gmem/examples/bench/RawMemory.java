@@ -1,5 +1,7 @@
 package dev.gmem.examples.bench;
 
+import com.google.common.base.Supplier;
+import com.google.common.base.Suppliers;
 import dev.gmem.api.Fallocate;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.MapFlags;
@@ -39,7 +41,9 @@ final class RawMemory implements AutoCloseable {
     this.fd = memory.get();
   }
 
-  private static volatile Boolean kernelGuestMemfd;
+  /** The runtime's probe with the kvm backend's rule (BackendSelector.realGuestMemfd, not exported here), asked once. */
+  private static final Supplier<Boolean> KERNEL_GUEST_MEMFD = Suppliers.memoize(
+      () -> new HostProbe(SYS, new Kvm(SYS)).probe().guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED));
 
   /**
    * Whether the kernel has the guest_memfd gmem's kvm backend uses (mmap-able, starting shared);
@@ -47,13 +51,7 @@ final class RawMemory implements AutoCloseable {
    * baseline's.
    */
   static boolean kernelGuestMemfd() {
-    Boolean known = kernelGuestMemfd;
-    if (known == null) {
-      // The runtime's probe, and the kvm backend's rule (BackendSelector.realGuestMemfd, not exported here)
-      known = new HostProbe(SYS, new Kvm(SYS)).probe().guestMemfdSupports(GmemFlags.MMAP | GmemFlags.INIT_SHARED);
-      kernelGuestMemfd = known;
-    }
-    return known;
+    return KERNEL_GUEST_MEMFD.get();
   }
 
   /** The memory gmem's kvm backend gives a VM's inode of {@code size} bytes, made raw: see {@link #kernelGuestMemfd}. */

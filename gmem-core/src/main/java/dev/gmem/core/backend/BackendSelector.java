@@ -5,6 +5,7 @@ import dev.gmem.api.Errno;
 import dev.gmem.api.GmemException;
 import dev.gmem.api.GmemFlags;
 import dev.gmem.api.HostInfo;
+import dev.gmem.api.KvmCapability;
 import dev.gmem.core.config.GmemConfig;
 import java.util.List;
 import java.util.Optional;
@@ -60,7 +61,7 @@ public final class BackendSelector {
   private static String memoryWhy(HostInfo host) {
     return realGuestMemfd(host)
         ? "guest_memfd flags " + GmemFlags.describe(host.guestMemfdFlags())
-        : "no usable guest_memfd (KVM_CAP_GUEST_MEMFD " + host.capability(dev.gmem.api.KvmCapability.GUEST_MEMFD)
+        : "no usable guest_memfd (KVM_CAP_GUEST_MEMFD " + host.capability(KvmCapability.GUEST_MEMFD)
             + ", flags " + GmemFlags.describe(host.guestMemfdFlags())
             + "): gmem's memfd stands in for it, bound to real memslots as plain user memory";
   }
