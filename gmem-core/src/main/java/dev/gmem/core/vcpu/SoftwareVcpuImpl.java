@@ -150,18 +150,19 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    */
   @Override
   public long readLong(long gpa, boolean privateAccess) {
-    Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
-    if (hint != null && (gpa & PAGE_MASK) <= Folio.PAGE_SIZE - Long.BYTES && hint.contains(gpa)) {
-      int section = Rcu.GLOBAL.enter();
-      if (section >= 0) {
-        try {
+    int section = Rcu.GLOBAL.enter();
+    if (section >= 0) {
+      try {
+        // Loaded inside the section: a hint's window outlives only the sections that could load it (install).
+        Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
+        if (hint != null && (gpa & PAGE_MASK) <= Folio.PAGE_SIZE - Long.BYTES && hint.contains(gpa)) {
           long off = gpa + hint.fileDelta;
           if (hint.mapped(off, privateAccess)) {
             return Direct.getLong(hint.viewBase + off);
           }
-        } finally {
-          Rcu.exit(section);
         }
+      } finally {
+        Rcu.exit(section);
       }
     }
     return accessLong(gpa, false, 0, privateAccess);
@@ -238,26 +239,28 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * that it inlines.
    */
   private long accessPage(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
-    Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
-    if (hint != null && hint.contains(gpa)) {
-      int section = Rcu.GLOBAL.enter();
-      if (section >= 0) {
-        try {
+    int section = Rcu.GLOBAL.enter();
+    if (section >= 0) {
+      try {
+        // Loaded inside the section: a hint's window outlives only the sections that could load it (install).
+        Hint hint = lastSlot; // non-null: the table at its generation, and vCPUs may run (see lastSlot)
+        if (hint != null && hint.contains(gpa)) {
           long off = gpa + hint.fileDelta;
           if (hint.mapped(off, privateAccess)) {
             return copy.at(hint.viewBase + off, value);
           }
-        } finally {
-          Rcu.exit(section);
         }
+      } finally {
+        Rcu.exit(section);
       }
     }
-    return accessPageSlow(gpa, len, write, privateAccess, value, copy, hint);
+    return accessPageSlow(gpa, len, write, privateAccess, value, copy);
   }
 
   /** {@link #accessPage} past the hint: a slot looked up, a large inode's page, or the fault. */
-  private long accessPageSlow(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy, Hint hint) {
+  private long accessPageSlow(long gpa, int len, boolean write, boolean privateAccess, long value, Copy copy) {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
+    Hint hint = lastSlot; // only its binding and generation are used here, both checked below
     MemslotTable.Binding slot = hint == null ? null : hint.binding;
     if (slot == null || hint.generation != memslots.generation() || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
       slot = lookup(gpa);
@@ -314,6 +317,10 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    *       ended before the first grace period did, and every access that loaded it began before that
    *       — which the second grace period waits for.
    * </ul>
+   * Both rest on the lock-free paths loading the hint inside their section, not before it: a
+   * thread preempted between loading a hint and entering its section is in no section, so no grace
+   * period would wait for it, and it would load through a window that is gone (a SIGSEGV, or
+   * another file's bytes once the address space is reused; seen in CI on 6b99185).
    */
   private void install(Hint hint) {
     int section = Rcu.GLOBAL.enter();
