@@ -100,6 +100,21 @@ public interface Vm extends AutoCloseable {
   /** The memslots in slot order. */
   List<Memslot> memslots();
 
+  /**
+   * The memslot of address space 0 whose GPA range holds {@code gpa}, or null: KVM's
+   * {@code gfn_to_memslot}, for a VMM that serves an exit by its GPA. The default scans
+   * {@link #memslots()}; gmem's runtime looks the GPA up in its sorted table without a lock or a copy.
+   */
+  @Api(status = Api.Status.EXPERIMENTAL, since = "0.2")
+  default Memslot memslotAt(long gpa) {
+    for (Memslot m : memslots()) {
+      if ((m.slot() >>> 16) == 0 && m.containsGpa(gpa)) {
+        return m;
+      }
+    }
+    return null;
+  }
+
   /** The highest slot id + 1 ({@code KVM_CAP_NR_MEMSLOTS}). */
   int maxMemslots();
 

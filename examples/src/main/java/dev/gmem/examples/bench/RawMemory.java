@@ -158,8 +158,8 @@ final class RawMemory implements AutoCloseable {
   }
 
   /**
-   * Pages of {@code [0, length)} of a gmem file (its size at least) present in its page cache, through a mapping of its
-   * own that goes again at once. A mapping the benchmark keeps would hand its raw view out on
+   * Pages of {@code [0, length)} of a gmem file (its size at least) present in its page cache,
+   * through a mapping of its own that goes again at once. A mapping the benchmark keeps would hand its raw view out on
    * {@code address()}, which maps the file a second time for good, and the measured work would then
    * include the kernel's for two mappings (a punch unmaps its page from each: ~0.5 µs more per
    * 4 KiB punch) where the raw side has one.

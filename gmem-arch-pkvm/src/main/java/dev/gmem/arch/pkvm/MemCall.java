@@ -14,12 +14,15 @@ final class MemCall implements GuestCall {
   private final VcpuExit.Hypercall exit;
   /** The page at the IPA, or null for a share of an IPA the guest never touched. */
   private final GmemPage page;
+  /** The exit's x1, kept here: {@code exit.args()} hands out a copy. */
+  private final long ipa;
   private Result result;
 
   MemCall(PkvmHypervisor hyp, long nr, long ipa, GmemPage page) {
     this.hyp = hyp;
     this.exit = new VcpuExit.Hypercall(nr, new long[] {ipa, 0, 0}, 0);
     this.page = page;
+    this.ipa = ipa;
   }
 
   @Override
@@ -32,7 +35,7 @@ final class MemCall implements GuestCall {
     if (result != null) {
       throw new IllegalStateException("no hypercall exit is pending");
     }
-    result = new Result(hyp.complete(exit.nr(), exit.args()[0], page, ret));
+    result = new Result(hyp.complete(exit.nr(), ipa, page, ret));
   }
 
   @Override

@@ -31,7 +31,7 @@ public final class MemoryCallService {
   /** The VMM's part of one exit: 0 when done, 1 when gmem refused. */
   public static long handle(Vm vm, VcpuExit.Hypercall exit) {
     long ipa = PkvmHypercalls.ipa(exit);
-    Memslot slot = vm.memslots().stream().filter(m -> ipa >= m.gpa() && ipa - m.gpa() < m.size()).findFirst().orElse(null);
+    Memslot slot = vm.memslotAt(ipa);
     if (slot == null) {
       return 1;
     }

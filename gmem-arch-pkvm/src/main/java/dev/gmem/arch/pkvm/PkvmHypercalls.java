@@ -37,7 +37,7 @@ public final class PkvmHypercalls {
 
   /** The IPA a memory call names (x1), page aligned as the hypervisor uses it. */
   public static long ipa(VcpuExit.Hypercall exit) {
-    return exit.args()[0] & ~0xfffL;
+    return exit.arg(0) & ~0xfffL;
   }
 
   static String name(long nr) {

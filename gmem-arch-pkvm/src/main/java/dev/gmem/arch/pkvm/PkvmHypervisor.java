@@ -155,23 +155,28 @@ public final class PkvmHypervisor implements ArchHooks {
 
   @Override
   public Prepared prepareConversion(Conversion run) {
-    if (run.to() == Shareability.SHARED && run.from() == Shareability.PRIVATE) {
-      long untouched = 0;
-      for (long i = 0; i < run.nrPages(); i++) {
-        GmemPage p = run.first().plus(i);
-        untouched += !shareRequested.contains(p) && stage2.get(p) == null ? 1 : 0;
-      }
-      if (untouched > unmappedShares.size()) {
-        throw new GmemException(Errno.EPERM, "pKVM refuses PRIVATE -> SHARED of " + run + ": " + untouched
-            + " page(s) the guest never received, " + unmappedShares.size() + " share(s) of untouched IPAs pending");
+    // One pass, each page's entry and request looked up once: a guest's share or unshare is one
+    // page, and these lookups are most of what the hypervisor adds to its conversion.
+    boolean toSharedFromPrivate = run.to() == Shareability.SHARED && run.from() == Shareability.PRIVATE;
+    long untouched = 0;
+    GmemPage refused = null;
+    String refusal = null;
+    for (long i = 0; i < run.nrPages(); i++) {
+      GmemPage p = page(run, i);
+      Ownership o = stage2.get(p);
+      boolean requested = run.to() == Shareability.SHARED ? shareRequested.contains(p) : unshareRequested.contains(p);
+      untouched += toSharedFromPrivate && !requested && o == null ? 1 : 0;
+      if (refusal == null) {
+        refusal = refusal(o, requested, run.from(), run.to());
+        refused = p;
       }
     }
-    for (long i = 0; i < run.nrPages(); i++) {
-      GmemPage p = run.first().plus(i);
-      String refusal = refusal(p, run.from(), run.to());
-      if (refusal != null) {
-        throw new GmemException(Errno.EPERM, "pKVM refuses " + run.from() + " -> " + run.to() + " of " + p + ": " + refusal);
-      }
+    if (untouched > unmappedShares.size()) {
+      throw new GmemException(Errno.EPERM, "pKVM refuses PRIVATE -> SHARED of " + run + ": " + untouched
+          + " page(s) the guest never received, " + unmappedShares.size() + " share(s) of untouched IPAs pending");
+    }
+    if (refusal != null) {
+      throw new GmemException(Errno.EPERM, "pKVM refuses " + run.from() + " -> " + run.to() + " of " + refused + ": " + refusal);
     }
     if (run.to() == Shareability.SHARED) {
       forEach(run, sharing::add);
@@ -189,11 +194,13 @@ public final class PkvmHypervisor implements ArchHooks {
     };
   }
 
-  /** Why the hypervisor refuses one page's move, or null. */
-  private String refusal(GmemPage p, Shareability from, Shareability to) {
-    Ownership o = stage2.get(p);
+  /**
+   * Why the hypervisor refuses one page's move, or null: {@code o} is the page's entry,
+   * {@code requested} whether the guest asked for this move (MEM_SHARE to SHARED, MEM_UNSHARE else).
+   */
+  private String refusal(Ownership o, boolean requested, Shareability from, Shareability to) {
     if (to == Shareability.SHARED) {
-      if (shareRequested.contains(p) || (from == Shareability.PRIVATE && o != null && o.sharedWithHost())) {
+      if (requested || (from == Shareability.PRIVATE && o != null && o.sharedWithHost())) {
         return null;
       }
       if (from == Shareability.PRIVATE && o == null && !unmappedShares.isEmpty()) {
@@ -208,7 +215,7 @@ public final class PkvmHypervisor implements ArchHooks {
       if (o == null) {
         return null; // a host-owned page (refaulted after a punch): the guest gets it by donation
       }
-      if (!unshareRequested.contains(p) || !o.sharedWithHost()) {
+      if (!requested || !o.sharedWithHost()) {
         return "the guest has not unshared it (MEM_UNSHARE); the host cannot take a shared page back from a protected guest";
       }
     }
@@ -217,7 +224,7 @@ public final class PkvmHypervisor implements ArchHooks {
 
   private void commitPage(GmemPage p, Shareability from, Shareability to) {
     if (to == Shareability.SHARED) {
-      if (stage2.get(p) == null) {
+      if (!unmappedShares.isEmpty() && stage2.get(p) == null) {
         Long gfn = unmappedShares.pollFirst();
         if (gfn != null) {
           stage2.donateShared(p, gfn); // the host's page, mapped at the guest's IPA and shared in one go
@@ -229,8 +236,7 @@ public final class PkvmHypervisor implements ArchHooks {
     } else if (to == Shareability.NONE) {
       stage2.park(p);
       unshareRequested.remove(p);
-    } else if (from == Shareability.NONE || stage2.get(p) != null) {
-      stage2.unshare(p);
+    } else if (stage2.unshareHeld(p) || from == Shareability.NONE) {
       unshareRequested.remove(p);
     }
   }
@@ -367,8 +373,13 @@ public final class PkvmHypervisor implements ArchHooks {
 
   private static void forEach(Conversion run, java.util.function.Consumer<GmemPage> action) {
     for (long i = 0; i < run.nrPages(); i++) {
-      action.accept(run.first().plus(i));
+      action.accept(page(run, i));
     }
+  }
+
+  /** Page {@code i} of {@code run}; its first without a copy (a guest's call converts one page). */
+  private static GmemPage page(Conversion run, long i) {
+    return i == 0 ? run.first() : run.first().plus(i);
   }
 
   @Override

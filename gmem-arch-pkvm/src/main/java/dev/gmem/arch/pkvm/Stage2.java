@@ -75,11 +75,12 @@ final class Stage2 {
   }
 
   synchronized Errno share(GmemPage page) {
-    Errno e = checkShare(page);
-    if (e == null) {
-      pages.computeIfPresent(page, (p, o) -> o.shared());
+    Ownership o = pages.get(page);
+    if (o == null || !(o.guestOwned() || o.unmapping())) {
+      return Errno.EPERM; // checkShare's answer
     }
-    return e;
+    pages.put(page, o.shared()); // under this lock: nothing changed the entry since the get
+    return null;
   }
 
   synchronized Errno unshare(GmemPage page) {
@@ -89,6 +90,21 @@ final class Stage2 {
     }
     pages.put(page, o.unshared());
     return null;
+  }
+
+  /**
+   * {@link #unshare} of a page the guest holds; false when it holds none (nothing changed). A held
+   * page not shared with the host is left as it is.
+   */
+  synchronized boolean unshareHeld(GmemPage page) {
+    Ownership o = pages.get(page);
+    if (o == null) {
+      return false;
+    }
+    if (o.guest() == PageState.SHARED_OWNED) {
+      pages.put(page, o.unshared());
+    }
+    return true;
   }
 
   /** The host could not drop its references yet: the unshare waits for them (NONE). */

@@ -470,6 +470,11 @@ public final class VmImpl implements Vm {
   }
 
   @Override
+  public Memslot memslotAt(long gpa) {
+    return memslots.lookup(gpa);
+  }
+
+  @Override
   public int maxMemslots() {
     return ctx.memslotLimits().slots();
   }

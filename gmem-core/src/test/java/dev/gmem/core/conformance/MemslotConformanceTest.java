@@ -224,4 +224,32 @@ class MemslotConformanceTest {
       assertEquals(List.of(), vm.memslots());
     });
   }
+
+  /** Address space 0's slots by a scan of {@link Vm#memslots()}: what {@link Vm#memslotAt}'s default does. */
+  private static Memslot scan(Vm vm, long gpa) {
+    return vm.memslots().stream().filter(m -> (m.slot() >>> 16) == 0 && m.containsGpa(gpa)).findFirst().orElse(null);
+  }
+
+  @ParameterizedTest
+  @MethodSource("backends")
+  void memslotAtFindsTheSlotHoldingAGpaInAddressSpaceZero(String backend) {
+    withVm(backend, (vm, f) -> {
+      Memslot low = vm.setMemoryRegion(0, GM, 0, 4 * PAGE, f, 0);
+      Memslot high = vm.setMemoryRegion(5, GM, 8 * PAGE, 4 * PAGE, f, 4 * PAGE);
+      long t = (1L << 52) - 4 * PAGE; // near the largest GFN
+      Memslot top = vm.setMemoryRegion(7, GM, t, 2 * PAGE, f, 8 * PAGE);
+      assertEquals(3, vm.memslots().size());
+      long[] gpas = {0, PAGE - 1, 4 * PAGE - 1, 4 * PAGE, 6 * PAGE, 8 * PAGE - 1, 8 * PAGE, 12 * PAGE - 1, 12 * PAGE,
+          1L << 40, t - 1, t, t + 2 * PAGE - 1, t + 2 * PAGE, -1};
+      Memslot[] expected = {low, low, low, null, null, null, high, high, null, null, null, top, top, null, null};
+      for (int i = 0; i < gpas.length; i++) {
+        String at = "gpa 0x" + Long.toHexString(gpas[i]);
+        assertEquals(expected[i], vm.memslotAt(gpas[i]), at);
+        assertEquals(scan(vm, gpas[i]), vm.memslotAt(gpas[i]), at + ": the default's answer");
+      }
+      vm.setMemoryRegion(5, GM, 8 * PAGE, 0, null, 0);
+      assertEquals(null, vm.memslotAt(8 * PAGE), "a deleted slot is gone from the lookup");
+      assertEquals(low, vm.memslotAt(3 * PAGE));
+    });
+  }
 }
