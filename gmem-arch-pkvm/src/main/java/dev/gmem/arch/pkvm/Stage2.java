@@ -64,8 +64,11 @@ final class Stage2 {
 
   /** The checks of {@code __pkvm_guest_share_host}: guest OWNED, host NOPAGE (a parked page may be shared back). */
   Errno checkShare(GmemPage page) {
-    Ownership o = pages.get(page);
-    return o != null && (o.guestOwned() || o.unmapping()) ? null : Errno.EPERM;
+    return shareable(pages.get(page)) ? null : Errno.EPERM;
+  }
+
+  private static boolean shareable(Ownership o) {
+    return o != null && (o.guestOwned() || o.unmapping());
   }
 
   /** The checks of {@code __pkvm_guest_unshare_host}: guest SHARED_OWNED, host SHARED_BORROWED. */
@@ -76,8 +79,8 @@ final class Stage2 {
 
   synchronized Errno share(GmemPage page) {
     Ownership o = pages.get(page);
-    if (o == null || !(o.guestOwned() || o.unmapping())) {
-      return Errno.EPERM; // checkShare's answer
+    if (!shareable(o)) {
+      return Errno.EPERM;
     }
     pages.put(page, o.shared()); // under this lock: nothing changed the entry since the get
     return null;
