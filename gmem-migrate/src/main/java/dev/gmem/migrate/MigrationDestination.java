@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -81,7 +82,7 @@ public final class MigrationDestination implements AutoCloseable {
   /** Recovery watchdogs asleep: close() wakes them, so none outlives the destination by a recovery timeout. */
   private final java.util.Set<Thread> watchdogs = ConcurrentHashMap.newKeySet();
   /** The files the handshake created for the VM: closed with it. */
-  private final List<GuestMemFile> files = new java.util.concurrent.CopyOnWriteArrayList<>();
+  private final List<GuestMemFile> files = new CopyOnWriteArrayList<>();
 
   private MigrationDestination(GmemRuntime rt, ServerSocketChannel listener, DestinationOptions options) {
     this.rt = rt;
@@ -185,11 +186,11 @@ public final class MigrationDestination implements AutoCloseable {
     HostCapacity.check(hs);
     Vm v = rt.createVm(hs.type());
     List<Vcpu> made = new ArrayList<>();
-    List<GuestMemFile> files = new ArrayList<>();
+    List<GuestMemFile> created = new ArrayList<>();
     try {
       for (Handshake.FileInfo fi : hs.files()) {
         GuestMemFile file = v.createGuestMemFile(fi.size(), fi.flags());
-        files.add(file);
+        created.add(file);
         for (ShareabilityRange r : fi.shareability()) {
           long off = r.start() * Wire.PAGE;
           long len = r.nrPages() * Wire.PAGE;
@@ -199,7 +200,7 @@ public final class MigrationDestination implements AutoCloseable {
         }
       }
       for (Handshake.SlotInfo s : hs.slots()) {
-        v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), files.get(s.file()), s.offset());
+        v.setMemoryRegion(s.slot(), s.flags() | Userfault.MEM_USERFAULT, s.gpa(), s.size(), created.get(s.file()), s.offset());
       }
       this.handshake = hs;
       this.map = new PageMap(hs.slots());
@@ -213,8 +214,8 @@ public final class MigrationDestination implements AutoCloseable {
         c.setRegisters(st.registers());
       }
       vcpus.addAll(made);
-      this.files.addAll(files);
-      this.prealloc = Preallocator.start(hs.slots(), files, () -> lastDemandNanos);
+      files.addAll(created);
+      this.prealloc = Preallocator.start(hs.slots(), created, () -> lastDemandNanos);
     } catch (RuntimeException e) {
       made.forEach(Vcpu::close);
       if (pages != null) {
@@ -222,7 +223,7 @@ public final class MigrationDestination implements AutoCloseable {
         pages = null;
       }
       v.close();
-      files.forEach(GuestMemFile::close);
+      created.forEach(GuestMemFile::close);
       vm = null;
       throw e;
     }

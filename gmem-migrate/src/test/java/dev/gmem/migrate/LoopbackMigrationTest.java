@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gmem.api.GmemRuntime;
+import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Vcpu;
 import dev.gmem.api.VcpuExit;
 import dev.gmem.api.Vm;
@@ -18,6 +19,7 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
@@ -43,7 +45,7 @@ class LoopbackMigrationTest {
 
   /** Nice values of this process's threads whose kernel name (15 characters) starts with {@code prefix}. */
   static List<Integer> nice(String prefix) throws java.io.IOException {
-    List<Integer> nice = new java.util.ArrayList<>();
+    List<Integer> nice = new ArrayList<>();
     try (java.util.stream.Stream<java.nio.file.Path> tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
       for (java.nio.file.Path t : (Iterable<java.nio.file.Path>) tasks::iterator) {
         try {
@@ -96,7 +98,7 @@ class LoopbackMigrationTest {
         Guest.fill(cpu);
         byte[] before = Guest.digest(vm);
         Duration runtimeDeadline = b.feature(Userfault.class).orElseThrow().deadline();
-        List<dev.gmem.api.GuestMemFile> made = new java.util.ArrayList<>();
+        List<GuestMemFile> made = new ArrayList<>();
         try (MigrationDestination d = MigrationDestination.listen(b, loopback(), DestinationOptions.defaults().withFaultDeadline(runtimeDeadline.plusSeconds(7)))) {
           CompletableFuture<MigrationDestination> accepted = acceptAsync(d);
           try (MigrationSource s = MigrationSource.start(vm, List.of(cpu), "127.0.0.1", d.port(),
@@ -133,7 +135,7 @@ class LoopbackMigrationTest {
           }
         }
         assertFalse(made.isEmpty());
-        assertTrue(made.stream().noneMatch(dev.gmem.api.GuestMemFile::isOpen),
+        assertTrue(made.stream().noneMatch(GuestMemFile::isOpen),
             "closing the destination closes the files it made: a closed VM's memory would stay until the runtime closes");
       }
       vm.close();

@@ -129,14 +129,13 @@ public final class FastPageTable {
    * {@link Rcu} read-side section.
    */
   public static boolean isMapped(long[] plane, long page) {
-    long w = page >>> 6;
-    return w < plane.length && (plane[(int) w] & (1L << page)) != 0;
+    return (page >>> 31) == 0 && isMapped(plane, (int) page); // beyond 2^31: past any plane's length
   }
 
   /**
    * {@link #isMapped(long[], long)} for a page index the caller knows to be below 2^31 (a flat
    * plane's file has at most 2^20 pages): the length compare is then the array's own bounds
-   * check, one compare in all.
+   * check, one compare in all. The long form checks the range and comes here.
    */
   public static boolean isMapped(long[] plane, int page) {
     int w = page >>> 6;

@@ -262,7 +262,7 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
     vmAlive.run(); // a dead VM (KVM_BUG_ON, or its context moved away) keeps its fast-page entries: check here, not only when faulting
     Hint hint = lastSlot; // only its binding and generation are used here, both checked below
     MemslotTable.Binding slot = hint == null ? null : hint.binding;
-    if (slot == null || hint.generation != memslots.generation() || Long.compareUnsigned(gpa - slot.gpa(), slot.size()) >= 0) {
+    if (slot == null || hint.generation != memslots.generation() || !hint.contains(gpa)) {
       slot = lookup(gpa);
     }
     while (true) {
@@ -319,8 +319,9 @@ public final class SoftwareVcpuImpl implements SoftwareVcpu {
    * </ul>
    * Both rest on the lock-free paths loading the hint inside their section, not before it: a
    * thread preempted between loading a hint and entering its section is in no section, so no grace
-   * period would wait for it, and it would load through a window that is gone (a SIGSEGV, or
-   * another file's bytes once the address space is reused; seen in CI on 6b99185).
+   * period would wait for it, and it would load through a window that is gone (unmapped memory,
+   * or another file's bytes once the address space is reused: on 6b99185, which loaded it before
+   * entering, CI's JVM aborted in TeardownRaceTest, and SlotHintRaceTest fails).
    */
   private void install(Hint hint) {
     int section = Rcu.GLOBAL.enter();

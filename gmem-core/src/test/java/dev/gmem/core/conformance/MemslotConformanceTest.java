@@ -11,6 +11,8 @@ import dev.gmem.api.GuestMemFile;
 import dev.gmem.api.Memslot;
 import dev.gmem.api.Vm;
 import dev.gmem.api.VmType;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Proxy;
 import java.util.List;
 import java.util.function.BiConsumer;
 import java.util.stream.Stream;
@@ -225,9 +227,10 @@ class MemslotConformanceTest {
     });
   }
 
-  /** Address space 0's slots by a scan of {@link Vm#memslots()}: what {@link Vm#memslotAt}'s default does. */
-  private static Memslot scan(Vm vm, long gpa) {
-    return vm.memslots().stream().filter(m -> (m.slot() >>> 16) == 0 && m.containsGpa(gpa)).findFirst().orElse(null);
+  /** {@code vm} with {@link Vm#memslotAt} left to the interface's default (a scan of {@code memslots()}). */
+  private static Vm withDefaultMemslotAt(Vm vm) {
+    return (Vm) Proxy.newProxyInstance(Vm.class.getClassLoader(), new Class<?>[] {Vm.class}, (proxy, method, args) ->
+        method.getName().equals("memslotAt") ? InvocationHandler.invokeDefault(proxy, method, args) : method.invoke(vm, args));
   }
 
   @ParameterizedTest
@@ -242,10 +245,11 @@ class MemslotConformanceTest {
       long[] gpas = {0, PAGE - 1, 4 * PAGE - 1, 4 * PAGE, 6 * PAGE, 8 * PAGE - 1, 8 * PAGE, 12 * PAGE - 1, 12 * PAGE,
           1L << 40, t - 1, t, t + 2 * PAGE - 1, t + 2 * PAGE, -1};
       Memslot[] expected = {low, low, low, null, null, null, high, high, null, null, null, top, top, null, null};
+      Vm byDefault = withDefaultMemslotAt(vm);
       for (int i = 0; i < gpas.length; i++) {
         String at = "gpa 0x" + Long.toHexString(gpas[i]);
         assertEquals(expected[i], vm.memslotAt(gpas[i]), at);
-        assertEquals(scan(vm, gpas[i]), vm.memslotAt(gpas[i]), at + ": the default's answer");
+        assertEquals(expected[i], byDefault.memslotAt(gpas[i]), at + ": the interface's default");
       }
       vm.setMemoryRegion(5, GM, 8 * PAGE, 0, null, 0);
       assertEquals(null, vm.memslotAt(8 * PAGE), "a deleted slot is gone from the lookup");

@@ -133,8 +133,8 @@ class SlotHintRaceTest {
    * deleted slot's file stays open until every reader has met the deletion, as a VMM may keep it:
    * its pages stay in the file's plane, so only the hint stands between a reader and the window. On
    * 6b99185, which loaded the hint before entering, both backends failed within 0.3–2.5 s here: a
-   * load hit the SIGBUS memory of a reused raw view (InternalError); in CI one hit unmapped memory
-   * (SIGSEGV, the JVM aborted).
+   * load hit the SIGBUS memory of a reused raw view (InternalError); in CI the JVM aborted (exit
+   * 134) in TeardownRaceTest, as a load from unmapped memory makes it.
    */
   @ParameterizedTest
   @MethodSource("backends")
